@@ -1,0 +1,86 @@
+"""Processes the harness started: launched in their own process group, killed only by group.
+
+Every process goes into a registry so an interrupted run (Ctrl-C, SIGTERM, an exception) can
+still kill exactly what it started, and never anything else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+_started: dict[int, subprocess.Popen] = {}
+
+
+def spawn(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen:
+    """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``."""
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        process = subprocess.Popen(
+            list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+    finally:
+        log.close()
+    _started[process.pid] = process
+    return process
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the process group we created for ``process`` (no-op if it is gone)."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def group_members(process: subprocess.Popen) -> list[int]:
+    """PIDs still alive in ``process``'s group (children that outlived their parent included)."""
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == process.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
+    """Stop the whole group: ``sig`` first, SIGKILL after ``grace`` seconds, then reap."""
+    if process.poll() is None:
+        signal_group(process, sig)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    signal_group(process, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while group_members(process) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.poll()
+    _started.pop(process.pid, None)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@atexit.register
+def kill_all_started() -> None:
+    """Last line of defence: SIGKILL every group we started that is still registered."""
+    for process in list(_started.values()):
+        signal_group(process, signal.SIGKILL)
+        process.poll()
+        _started.pop(process.pid, None)

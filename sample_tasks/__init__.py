@@ -1,0 +1,1 @@
+"""An instrumented Celery app whose tasks look like real work (see tasks.py)."""

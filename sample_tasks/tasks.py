@@ -1,0 +1,89 @@
+"""Tasks that look like real work, instrumented with the agent API.
+
+Every task takes its timing as arguments so scenarios can place faults precisely.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from harness.agent import apply_once, checkpoint, lock, side_effect, store
+from sample_tasks.app import app
+
+
+@app.task(name="sample_tasks.tasks.ingest_document")
+def ingest_document(doc_id: str, steps: int = 10, step_seconds: float = 0.2) -> str:
+    """Multi-step ingest: take the document's lock, parse in steps, write the final content last.
+
+    Killed mid-way, it leaves the document half-written (``status=ingesting``) and, unless the
+    task is redelivered, its lock held forever.
+    """
+    db = store()
+    with lock(f"doc:{doc_id}"):
+        if db is not None:
+            db.hset(f"app:doc:{doc_id}", mapping={"status": "ingesting", "parts": 0})
+        for step in range(steps):
+            checkpoint(f"step-{step}")
+            time.sleep(step_seconds)
+            if db is not None:
+                db.hincrby(f"app:doc:{doc_id}", "parts", 1)
+        checkpoint("write-final")
+        if db is not None:
+            db.hset(f"app:doc:{doc_id}", mapping={"status": "done", "content": f"doc {doc_id}"})
+    return doc_id
+
+
+@app.task(name="sample_tasks.tasks.send_email")
+def send_email(to: str, steps: int = 5, step_seconds: float = 0.2) -> str:
+    """Non-idempotent side effect: every execution sends the email again."""
+    for step in range(steps):
+        checkpoint(f"render-{step}")
+        time.sleep(step_seconds)
+    side_effect(f"email:{to}")
+    checkpoint("sent")
+    return to
+
+
+@app.task(name="sample_tasks.tasks.send_email_idempotent")
+def send_email_idempotent(
+    to: str, idempotency_key: str = "", steps: int = 5, step_seconds: float = 0.2
+) -> str:
+    """The same effect guarded by an idempotency key: a re-run attempts but does not re-send."""
+    for step in range(steps):
+        checkpoint(f"render-{step}")
+        time.sleep(step_seconds)
+    apply_once(idempotency_key or f"email:{to}")
+    checkpoint("sent")
+    return to
+
+
+@app.task(name="sample_tasks.tasks.memory_hog")
+def memory_hog(mb_per_step: int = 16, steps: int = 24, step_seconds: float = 0.05) -> int:
+    """Grows its resident memory step by step until done (or until a memory limit kills it)."""
+    held = []
+    for step in range(steps):
+        checkpoint(f"grow-{step}")
+        held.append(b"\x01" * (mb_per_step * 1024 * 1024))  # written, so really resident
+        time.sleep(step_seconds)
+    checkpoint("done")
+    return sum(len(chunk) for chunk in held) // (1024 * 1024)
+
+
+@app.task(name="sample_tasks.tasks.poison")
+def poison(delay: float = 0.1) -> None:
+    """Kills its own process every time it runs, like a segfaulting C extension."""
+    checkpoint("start")
+    time.sleep(delay)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(name="sample_tasks.tasks.work")
+def work(seconds: float = 1.0, steps: int = 5) -> float:
+    """Plain work in steps, for timing and queueing scenarios."""
+    for step in range(steps):
+        checkpoint(f"step-{step}")
+        time.sleep(seconds / steps)
+    checkpoint("done")
+    return seconds
