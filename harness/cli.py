@@ -116,5 +116,31 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
     console.print(table)
 
 
+@main.group()
+def images() -> None:
+    """Build the images the docker backend runs (worker, Redis)."""
+
+
+@images.command(name="build")
+@click.option("--offline", is_flag=True,
+              help="No registry: debootstrap a Debian base and install from a host wheelhouse.")
+@click.option("--worker-image", default=None, help="Tag for the worker image.")
+@click.option("--redis-image", default=None, help="Tag for the Redis image.")
+def images_build(offline: bool, worker_image: str | None, redis_image: str | None) -> None:
+    """Build the worker image (and, with --offline, the base and Redis images)."""
+    from harness import images as image_builder
+
+    ok, reason = image_builder.engine_available()
+    if not ok:
+        raise UsageProblem(f"docker: {reason}")
+    names = {
+        key: value for key, value in
+        (("worker_image", worker_image), ("redis_image", redis_image)) if value
+    }
+    built = image_builder.build_images(offline=offline, log=console.print, **names)
+    for role, tag in built.items():
+        console.print(f"{role}: {tag}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
