@@ -45,6 +45,17 @@ def _load(paths: tuple[Path, ...], only: tuple[str, ...] = ()) -> list:
     return scenarios
 
 
+def _plain(line: str) -> None:
+    console.print(line, markup=False, highlight=False)
+
+
+def _print_result(result: object) -> None:
+    from harness.report import scenario_footer, scenario_table
+
+    console.print(scenario_table(result))
+    _plain(scenario_footer(result))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="celery-chaos")
 def main() -> None:
@@ -71,8 +82,6 @@ def run(paths: tuple[Path, ...], report_dir: Path, seed: int | None, backend: st
     logs/), junit.xml and summary.md; REPORT_DIR/latest points at it.
     """
     from harness.runner import RunOptions, run_suite
-    from harness.report import scenario_table
-
     scenarios = _load(paths, only)
     backend_options = {
         key: value for key, value in
@@ -84,8 +93,7 @@ def run(paths: tuple[Path, ...], report_dir: Path, seed: int | None, backend: st
                          backend_options=backend_options)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        suite = run_suite(scenarios, options, log=console.print,
-                          on_result=lambda result: console.print(scenario_table(result)))
+        suite = run_suite(scenarios, options, log=_plain, on_result=_print_result)
     except KeyboardInterrupt:
         click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -160,8 +160,13 @@ def scenario_table(result: ScenarioResult) -> Table:
             continue
         met = "" if rule is None else ("yes" if rule.met else "[red]NO[/red]")
         table.add_row(verdict, str(counts.get(verdict, 0)), rule.wanted if rule else "", met)
-    tasks = len(result.verdicts.tasks) if result.verdicts else 0
-    table.caption = f"{tasks} tasks, ended: {result.end_reason or '-'}, report: {result.report_dir}"
-    if result.reason:
-        table.caption += f"\n{result.reason}"
     return table
+
+
+def scenario_footer(result: ScenarioResult) -> str:
+    """The lines printed under a scenario's table: size, how it ended, where the report is."""
+    tasks = len(result.verdicts.tasks) if result.verdicts else 0
+    lines = [f"   {tasks} tasks, ended: {result.end_reason or '-'}, report: {result.report_dir}"]
+    if result.status != "passed":
+        lines.append(f"   why: {failure_message(result)}")
+    return "\n".join(lines)

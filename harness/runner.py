@@ -86,7 +86,8 @@ class _Run:
         self.verbose = verbose
         self.dispatches = workload.plan(scenario)
         self.task_ids = {d.task_id for d in self.dispatches}
-        self.watcher = Watcher(backend, self.ledger)
+        lost_wait = float(scenario.celery.get("worker_lost_wait", 10.0))
+        self.watcher = Watcher(backend, self.ledger, worker_lost_wait=lost_wait)
         self.nemesis = Nemesis(
             scenario.faults, self.dispatches, backend, self.ledger, self.watcher, seed, log
         )
@@ -100,7 +101,7 @@ class _Run:
         settled = (
             all(d.sent for d in self.dispatches)
             and self.nemesis.done
-            and not self.watcher.running
+            and self.watcher.settled()
         )
         return settled and not self._ours_in_broker()
 

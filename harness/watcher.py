@@ -7,6 +7,7 @@ a fault we injected hit that process or worker, or the worker itself exited.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from harness import history as h
@@ -22,10 +23,14 @@ class LiveAttempt:
 
 
 class Watcher:
-    def __init__(self, backend: Backend, ledger: h.Ledger):
+    def __init__(self, backend: Backend, ledger: h.Ledger, worker_lost_wait: float = 10.0):
         self.backend = backend
         self.ledger = ledger
+        self.worker_lost_wait = worker_lost_wait
         self.running: dict[tuple[str, int], LiveAttempt] = {}
+        # Attempts that died while their worker lived on: the worker main process may still
+        # report them (WorkerLostError) or requeue them, for up to ``worker_lost_wait`` seconds.
+        self.unresolved: dict[str, tuple[LiveAttempt, float]] = {}
         self._blame: dict[object, str] = {}  # pid or worker name -> the fault that hit it
         self._oom_seen: dict[str, int] = {}
 
@@ -36,8 +41,11 @@ class Watcher:
             self.running[key] = LiveAttempt(
                 event["task_id"], event["attempt"], event.get("worker"), event["pid"]
             )
+            self.unresolved.pop(event["task_id"], None)
         elif kind in (h.ATTEMPT_END, h.PROCESS_EXIT) and event.get("attempt") is not None:
             self.running.pop((event["task_id"], event["attempt"]), None)
+        elif kind == h.TASK_FAILURE:
+            self.unresolved.pop(event["task_id"], None)
 
     def blame(self, target: object, cause: str) -> None:
         """Remember that a fault hit ``target`` (a pid or a worker name)."""
@@ -74,3 +82,14 @@ class Watcher:
                 reason=self._reason(attempt),
             )
             del self.running[key]
+            self.unresolved[attempt.task_id] = (attempt, time.monotonic())
+
+    def settled(self) -> bool:
+        """True when no dead attempt can still be reported or requeued by its worker."""
+        now = time.monotonic()
+        for task_id, (attempt, died) in list(self.unresolved.items()):
+            worker = self.backend.worker_named(attempt.worker)
+            worker_gone = worker is None or self.backend.worker_exit_reason(worker) is not None
+            if worker_gone or now - died > self.worker_lost_wait + 1.0:
+                del self.unresolved[task_id]
+        return not self.running and not self.unresolved

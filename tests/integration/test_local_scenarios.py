@@ -32,6 +32,7 @@ def test_defaults_lose_a_killed_task(tmp_path: Path) -> None:
     assert killed.outcome == "lost" and len(killed.attempts) == 1
     assert killed.attempts[0].exit_reason == "SIGKILL by kill_child fault"
     assert killed.in_broker == []  # acked before it ran: the broker has forgotten it
+    assert killed.failures == ["WorkerLostError"]  # reported, once the worker gave up waiting
     assert other.outcome == "ok"
     assert result.status == PASSED
 
