@@ -59,7 +59,9 @@ class MemoryCgroup:
             elif (ROOT / "memory" / "memory.limit_in_bytes").exists():
                 path, version = _v1_parent() / name, 1
             else:
-                raise CgroupUnavailable("no cgroup v2 memory controller and no cgroup v1 memory mount")
+                raise CgroupUnavailable(
+                    "no cgroup v2 memory controller and no cgroup v1 memory mount"
+                )
             path.mkdir(exist_ok=True)
         except OSError as error:
             raise CgroupUnavailable(f"cannot create a memory cgroup: {error}") from None

@@ -64,33 +64,57 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--report-dir", type=click.Path(path_type=Path), default=Path("reports"),
-              show_default=True, help="Where run folders are written.")
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where run folders are written.",
+)
 @click.option("--seed", type=int, default=None, help="Seed for random triggers (printed; replays).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True,
-              help="local: processes on this machine; docker: containers via Testcontainers.")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine; docker: containers via Testcontainers.",
+)
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
-def run(paths: tuple[Path, ...], report_dir: Path, seed: int | None, backend: str,
-        only: tuple[str, ...], worker_image: str | None, redis_image: str | None,
-        verbose: bool) -> None:
+def run(
+    paths: tuple[Path, ...],
+    report_dir: Path,
+    seed: int | None,
+    backend: str,
+    only: tuple[str, ...],
+    worker_image: str | None,
+    redis_image: str | None,
+    verbose: bool,
+) -> None:
     """Run the scenarios in PATHS (files or folders) and check every task's fate.
 
     Writes REPORT_DIR/<timestamp>/ with one folder per scenario (result.json, history.jsonl,
     logs/), junit.xml and summary.md; REPORT_DIR/latest points at it.
     """
     from harness.runner import RunOptions, run_suite
+
     scenarios = _load(paths, only)
     backend_options = {
-        key: value for key, value in
-        (("worker_image", worker_image), ("redis_image", redis_image)) if value
+        key: value
+        for key, value in (("worker_image", worker_image), ("redis_image", redis_image))
+        if value
     }
     if backend_options and backend != "docker":
         raise UsageProblem("--worker-image/--redis-image: only with --backend docker")
-    options = RunOptions(backend=backend, report_dir=report_dir, seed=seed, verbose=verbose,
-                         backend_options=backend_options)
+    options = RunOptions(
+        backend=backend,
+        report_dir=report_dir,
+        seed=seed,
+        verbose=verbose,
+        backend_options=backend_options,
+    )
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         suite = run_suite(scenarios, options, log=_plain, on_result=_print_result)
@@ -100,8 +124,9 @@ def run(paths: tuple[Path, ...], report_dir: Path, seed: int | None, backend: st
     except BackendError as error:
         raise UsageProblem(str(error)) from None
     passed = sum(1 for r in suite.results if r.status == "passed")
-    console.print(f"\n{passed}/{len(suite.results)} scenarios met their expectations."
-                  f" Report: {suite.run_dir}")
+    console.print(
+        f"\n{passed}/{len(suite.results)} scenarios met their expectations. Report: {suite.run_dir}"
+    )
     sys.exit(suite.exit_code)
 
 
@@ -116,10 +141,13 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
         table.add_column(column)
     for scenario in _load(paths):
         faults = ", ".join(f.kind for f in scenario.faults) or "-"
-        expects = ", ".join(
-            f"{k}={v}" if isinstance(v, int) else f"{k} in [{v.min}, {v.max}]"
-            for k, v in scenario.expect.items()
-        ) or "-"
+        expects = (
+            ", ".join(
+                f"{k}={v}" if isinstance(v, int) else f"{k} in [{v.min}, {v.max}]"
+                for k, v in scenario.expect.items()
+            )
+            or "-"
+        )
         table.add_row(scenario.name, faults, expects, scenario.description)
     console.print(table)
 
@@ -130,8 +158,11 @@ def images() -> None:
 
 
 @images.command(name="build")
-@click.option("--offline", is_flag=True,
-              help="No registry: debootstrap a Debian base and install from a host wheelhouse.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="No registry: debootstrap a Debian base and install from a host wheelhouse.",
+)
 @click.option("--worker-image", default=None, help="Tag for the worker image.")
 @click.option("--redis-image", default=None, help="Tag for the Redis image.")
 def images_build(offline: bool, worker_image: str | None, redis_image: str | None) -> None:
@@ -142,8 +173,9 @@ def images_build(offline: bool, worker_image: str | None, redis_image: str | Non
     if not ok:
         raise UsageProblem(f"docker: {reason}")
     names = {
-        key: value for key, value in
-        (("worker_image", worker_image), ("redis_image", redis_image)) if value
+        key: value
+        for key, value in (("worker_image", worker_image), ("redis_image", redis_image))
+        if value
     }
     built = image_builder.build_images(offline=offline, log=console.print, **names)
     for role, tag in built.items():

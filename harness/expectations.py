@@ -19,7 +19,10 @@ class ExpectationResult:
 def _wanted(rule: int | Range) -> tuple[int | None, int | None, str]:
     if isinstance(rule, int):
         return rule, rule, f"== {rule}"
-    parts = [f">= {rule.min}" if rule.min is not None else "", f"<= {rule.max}" if rule.max is not None else ""]
+    parts = [
+        f">= {rule.min}" if rule.min is not None else "",
+        f"<= {rule.max}" if rule.max is not None else "",
+    ]
     return rule.min, rule.max, " and ".join(p for p in parts if p) or "any"
 
 

@@ -139,7 +139,9 @@ class Nemesis:
         planned.fired, planned.fired_at = True, now
         fault = planned.fault
         needs_task = fault.kind in ("kill_child", "oom")
-        attempt = self._target_attempt(fault) if needs_task or fault.target_task() is not None else None
+        attempt = (
+            self._target_attempt(fault) if needs_task or fault.target_task() is not None else None
+        )
         worker = self._target_worker(fault, attempt)
         release = self._releaser(planned)
         try:

@@ -19,14 +19,20 @@ import psutil
 _started: dict[int, subprocess.Popen] = {}
 
 
-def spawn(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
+def spawn(
+    cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         process = subprocess.Popen(
-            list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            list(cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
     finally:
         log.close()

@@ -65,16 +65,38 @@ class RedisServer:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           socket_timeout=5, socket_connect_timeout=2)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+        )
 
     def _command(self) -> list[str]:
         aof = "yes" if self.persistence == "aof" else "no"
         return [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--requirepass", self.password, "--dir", str(self.workdir), "--save", "",
-            "--appendonly", aof, "--appendfsync", "always", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", "",
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            self.password,
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            aof,
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "",
         ]
 
     def start(self, keep_port: bool = False) -> None:

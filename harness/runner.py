@@ -76,8 +76,14 @@ class SuiteResult:
 class _Run:
     """The state of one scenario while it runs."""
 
-    def __init__(self, scenario: Scenario, backend: Backend, seed: int, log: Callable[[str], None],
-                 verbose: bool):
+    def __init__(
+        self,
+        scenario: Scenario,
+        backend: Backend,
+        seed: int,
+        log: Callable[[str], None],
+        verbose: bool,
+    ):
         assert backend.ledger is not None
         self.scenario = scenario
         self.backend = backend
@@ -99,9 +105,7 @@ class _Run:
 
     def _quiet(self) -> bool:
         settled = (
-            all(d.sent for d in self.dispatches)
-            and self.nemesis.done
-            and self.watcher.settled()
+            all(d.sent for d in self.dispatches) and self.nemesis.done and self.watcher.settled()
         )
         return settled and not self._ours_in_broker()
 

@@ -198,7 +198,9 @@ class Scenario(Strict):
     def _known_verdicts(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(VERDICTS))
         if unknown:
-            raise ValueError(f"unknown verdict {unknown[0]!r}; expected one of {', '.join(VERDICTS)}")
+            raise ValueError(
+                f"unknown verdict {unknown[0]!r}; expected one of {', '.join(VERDICTS)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -270,7 +272,8 @@ def load_suite(paths: list[Path], only: list[str] | None = None) -> list[Scenari
         scenario = load_file(path)
         if scenario.name in seen:
             raise ScenarioError(
-                f"{path}: name: duplicate scenario name {scenario.name!r} (also in {seen[scenario.name]})"
+                f"{path}: name: duplicate scenario name {scenario.name!r}"
+                f" (also in {seen[scenario.name]})"
             )
         seen[scenario.name] = path
         scenarios.append(scenario)

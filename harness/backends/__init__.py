@@ -25,4 +25,6 @@ def make_backend(name: str, scenario: Scenario, run_dir: Path, **options: object
         from harness.backends.docker import DockerBackend
 
         return DockerBackend(scenario, run_dir, **options)
-    raise BackendError(f"--backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    raise BackendError(
+        f"--backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}"
+    )

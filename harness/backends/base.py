@@ -62,7 +62,9 @@ class Backend(ABC):
         """Raise :class:`Unsupported` if a fault of the scenario cannot be injected here."""
         for i, fault in enumerate(self.scenario.faults):
             if fault.kind not in self.supported_faults:
-                raise Unsupported(f"faults[{i}].kind: {fault.kind} is not supported by the {self.name} backend")
+                raise Unsupported(
+                    f"faults[{i}].kind: {fault.kind} is not supported by the {self.name} backend"
+                )
 
     @abstractmethod
     def start(self) -> None:
@@ -111,6 +113,7 @@ class Backend(ABC):
                 raise BackendError(f"workers {sorted(waiting)} not ready after {deadline:.0f}s")
             time.sleep(0.01)
 
+    @abstractmethod
     def check_workers_alive(self, names: set[str]) -> None:
         """Raise :class:`BackendError` if a worker we are waiting for has already exited."""
 

@@ -44,8 +44,14 @@ class LocalBackend(Backend):
         }
     )
 
-    def __init__(self, scenario: Scenario, run_dir: Path, log: Callable[[str], None] = print,
-                 app: str | None = None, cwd: Path | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        run_dir: Path,
+        log: Callable[[str], None] = print,
+        app: str | None = None,
+        cwd: Path | None = None,
+    ):
         super().__init__(scenario, run_dir, log)
         self.app = app or scenario.workers.app
         self.cwd = cwd or Path.cwd()
@@ -63,7 +69,9 @@ class LocalBackend(Backend):
             try:
                 MemoryCgroup.create(f"celery-chaos-probe-{self.run_id}").remove()
             except CgroupUnavailable as error:
-                raise Unsupported(f"oom/memory_limit needs a writable memory cgroup: {error}") from None
+                raise Unsupported(
+                    f"oom/memory_limit needs a writable memory cgroup: {error}"
+                ) from None
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -109,9 +117,23 @@ class LocalBackend(Backend):
         spec = self.scenario.workers
         name = f"w{index}@chaos-{self.run_id}"
         cmd = [
-            sys.executable, "-m", "celery", "-A", self.app, "worker", "-n", name,
-            "-P", spec.pool, "-c", str(spec.concurrency), "-l", "INFO",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            self.app,
+            "worker",
+            "-n",
+            name,
+            "-P",
+            spec.pool,
+            "-c",
+            str(spec.concurrency),
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         cgroup = None
         if self.needs_cgroup:
@@ -161,7 +183,9 @@ class LocalBackend(Backend):
         members = processes.group_members(worker.handle)
         processes.signal_group(worker.handle, signal.SIGKILL)
         worker.handle.wait(timeout=10)
-        return f"SIGKILL process group {worker.handle.pid} of {worker.name} ({len(members)} processes)"
+        return (
+            f"SIGKILL process group {worker.handle.pid} of {worker.name} ({len(members)} processes)"
+        )
 
     def signal_worker(self, worker: Worker, signame: str) -> str:
         if worker.handle.poll() is not None:
@@ -176,7 +200,8 @@ class LocalBackend(Backend):
 
     def restart_broker(self) -> str:
         self.broker.restart(signal.SIGKILL)
-        return f"broker SIGKILLed and restarted on port {self.broker.port} (persistence: {self.broker.persistence})"
+        port, persistence = self.broker.port, self.broker.persistence
+        return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
 
     def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
         cgroup: MemoryCgroup = worker.cgroup
@@ -203,7 +228,11 @@ class LocalBackend(Backend):
         if worker is None or worker.handle.poll() is None:
             return None
         code = worker.handle.returncode
-        return f"worker exited with signal {signal.Signals(-code).name}" if code < 0 else f"worker exited with code {code}"
+        return (
+            f"worker exited with signal {signal.Signals(-code).name}"
+            if code < 0
+            else f"worker exited with code {code}"
+        )
 
     def oom_kills(self, worker: Worker | None) -> int:
         return worker.cgroup.oom_kills() if worker is not None and worker.cgroup else 0
@@ -221,4 +250,3 @@ class LocalBackend(Backend):
         ]:
             pids.extend(processes.group_members(process))
         return pids
-
