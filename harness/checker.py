@@ -269,9 +269,12 @@ def _classify(report: TaskReport, redelivery_threshold: int) -> None:
         report.labels.append("failed")
     if len(report.attempts) > redelivery_threshold:
         report.labels.append("redelivery_loop")
-    for previous, following in zip(report.attempts, report.attempts[1:], strict=False):
-        if previous.died is not None:
-            report.redelivery_latencies.append(round(following.started - previous.died, 4))
+    for interrupted in report.attempts:
+        if interrupted.died is None:
+            continue
+        after = [a.started for a in report.attempts if a.started >= interrupted.died]
+        if after:  # the first attempt that began after the interruption is its redelivery
+            report.redelivery_latencies.append(round(min(after) - interrupted.died, 4))
 
 
 def _locks(b: _Builder, held: dict[str, str] | None) -> list[LockReport]:

@@ -73,7 +73,8 @@ class Nemesis:
         if when.at is not None:
             planned.at = planned.due = when.at + when.delay
         elif when.random is not None:
-            planned.at = planned.due = self.rng.uniform(when.random.min, when.random.max)
+            drawn = self.rng.uniform(when.random.min, when.random.max)
+            planned.at = planned.due = drawn + when.delay
         elif when.checkpoint is not None:
             task_id = self.dispatches[when.task].task_id
             planned.breakpoint = h.breakpoint_id(task_id, when.checkpoint, when.attempt)

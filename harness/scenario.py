@@ -83,12 +83,12 @@ class WorkersSpec(Strict):
     pool: Literal["prefork", "solo", "threads"] = "prefork"
     app: str = "sample_tasks.app"
     env: dict[str, str] = Field(default_factory=dict)
-    memory_limit: str | None = None
+    memory_limit: str | int | None = None
     image: str | None = None
 
     @field_validator("memory_limit")
     @classmethod
-    def _size(cls, value: str | None) -> str | None:
+    def _size(cls, value: str | int | None) -> str | int | None:
         if value is not None:
             parse_size(value)
         return value
@@ -164,13 +164,13 @@ class Fault(Strict):
     kind: FaultKind
     when: Trigger
     target: Target = Field(default_factory=Target)
-    headroom: str = "48M"
+    headroom: str | int = "48M"
     wait: float = Field(default=30.0, gt=0)
     duration: float | None = Field(default=None, gt=0)
 
     @field_validator("headroom")
     @classmethod
-    def _size(cls, value: str) -> str:
+    def _size(cls, value: str | int) -> str | int:
         parse_size(value)
         return value
 
@@ -209,10 +209,12 @@ class Scenario(Strict):
         for i, fault in enumerate(self.faults):
             task = fault.target_task()
             if task is not None and task >= total:
-                raise ValueError(f"faults[{i}] aims at task {task} but the workload has {total}")
+                raise ValueError(
+                    f"faults[{i}].target: aims at task {task} but the workload has {total}"
+                )
             after = fault.when.after_fault
             if after is not None and after >= i:
-                raise ValueError(f"faults[{i}].when.after_fault must name an earlier fault")
+                raise ValueError(f"faults[{i}].when.after_fault: must name an earlier fault")
         return self
 
     @property
@@ -236,6 +238,8 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     except ValidationError as error:
         first = error.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # cross-field checks name their own field path in the message
+            raise ScenarioError(f"{source}: {message}") from None
         raise ScenarioError(f"{source}: {_field_path(first['loc'])}: {message}") from None
 
 

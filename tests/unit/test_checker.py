@@ -422,12 +422,6 @@ def test_as_dict_is_json_serialisable_and_carries_the_verdicts() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness/checker.py _classify pairs attempts in start order and reports"
-    " following.started - previous.died even when the next attempt started before the"
-    " interruption, giving a negative redelivery latency",
-)
 def test_no_negative_latency_when_the_next_attempt_started_before_the_kill() -> None:
     # attempt 1 is paused; the visibility timeout hands the message to another worker (attempt
     # 2 at t=5); only then does a kill_worker fault hit attempt 1 (t=8). Nothing was redelivered

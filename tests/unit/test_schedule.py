@@ -119,11 +119,6 @@ def test_at_trigger_is_due_at_its_offset_plus_delay() -> None:
     assert chaos.planned[0].due == 2.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness/nemesis.py Nemesis._plan ignores when.delay for random triggers"
-    " (README: every trigger takes `delay: D`; at/checkpoint/after_fault honour it)",
-)
 def test_random_trigger_honours_delay() -> None:
     chaos, _, _ = nemesis([{"kind": "pause", "when": {"random": {"min": 1, "max": 1}, "delay": 2}}])
 
