@@ -152,6 +152,25 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
     console.print(table)
 
 
+@main.command()
+@click.option("--run-id", default=None, help="Only this run's objects (default: every run's).")
+def cleanup(run_id: str | None) -> None:
+    """Remove containers and networks a docker-backend run left behind (e.g. after kill -9).
+
+    Finds them by the ``celery-chaos.run`` label; never touches anything else.
+    """
+    from harness import images as image_builder
+    from harness.backends.docker import cleanup as remove_labelled
+
+    ok, reason = image_builder.engine_available()
+    if not ok:
+        raise UsageProblem(f"docker: {reason}")
+    removed = remove_labelled(run_id)
+    for line in removed:
+        console.print(f"removed {line}")
+    console.print(f"{len(removed)} objects removed")
+
+
 @main.group()
 def images() -> None:
     """Build the images the docker backend runs (worker, Redis)."""

@@ -256,11 +256,13 @@ def load_file(path: Path) -> Scenario:
 
 
 def discover(paths: list[Path]) -> list[Path]:
-    """Scenario files under ``paths`` (files as given, folders searched for *.yaml/*.yml)."""
+    """Scenario files under ``paths``: files as given, folders' own *.yaml/*.yml (not their
+    subfolders, so ``scenarios/`` stays the default suite and ``scenarios/docker-only/`` is opt-in).
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]))
+            found.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
         elif path.exists():
             found.append(path)
         else:

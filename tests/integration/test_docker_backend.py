@@ -1,0 +1,146 @@
+"""The default suite on the docker backend: Redis and workers in real containers, real
+`docker kill`, real OOM kills reported by the engine, real network partitions. The same scenario
+files as the local backend, with the same verdicts where the fault exists on both."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backends.docker import RUN_LABEL, docker_client
+from harness.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from harness.scenario import load_file
+from tests.integration.docker_support import require_images
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _images() -> None:
+    require_images()
+
+
+def run(path: Path, tmp_path: Path) -> ScenarioResult:
+    options = RunOptions(backend="docker", report_dir=tmp_path)
+    result = run_scenario(load_file(path), options, tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    return result
+
+
+def labelled_containers() -> list:
+    return docker_client().containers.list(all=True, filters={"label": RUN_LABEL})
+
+
+@pytest.mark.parametrize(
+    ("name", "outcomes"),
+    [
+        ("01-defaults-child-kill.yaml", ["lost", "ok"]),
+        ("03-ack-late-reject-child-kill.yaml", ["recovered", "ok", "ok"]),
+        ("04a-ack-late-kill-worker-fast-restore.yaml", ["recovered", "recovered"]),
+        ("09b-broker-restart-aof.yaml", ["ok", "ok", "ok"]),
+    ],
+)
+def test_same_verdicts_as_local(tmp_path: Path, name: str, outcomes: list[str]) -> None:
+    result = run(SCENARIOS / name, tmp_path)
+    assert [task.outcome for task in result.verdicts.tasks] == outcomes
+    assert result.status == PASSED, result.expectations
+    assert labelled_containers() == []  # everything removed after the run
+    assert (result.report_dir / "logs" / "worker-w0.log").stat().st_size > 0
+
+
+def test_container_oom_kill_is_seen_and_recovered(tmp_path: Path) -> None:
+    result = run(SCENARIOS / "07-oom-ack-late.yaml", tmp_path)
+    task = result.verdicts.tasks[0]
+    assert task.outcome == "recovered"
+    assert task.attempts[0].exit_reason.startswith("oom_kill")
+    assert "OOM kill" in result.verdicts.faults[0]["detail"]
+
+
+def test_partition_runs_on_docker_and_is_not_runnable_locally(tmp_path: Path) -> None:
+    scenario = SCENARIOS / "docker-only" / "10-partition-ack-late.yaml"
+    local = run_scenario(
+        load_file(scenario), RunOptions(report_dir=tmp_path), tmp_path / "l", log=lambda _: None
+    )
+    assert local.status == "not_runnable" and "partition" in local.reason
+    result = run(scenario, tmp_path)
+    partition = result.verdicts.faults[0]
+    assert partition["kind"] == "partition" and partition["status"] == "injected"
+    assert result.verdicts.counts["lost"] == 0
+    assert result.status == PASSED, result.expectations
+
+
+def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -> None:
+    harness = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(SCENARIOS / "04b-ack-late-kill-worker-default-visibility.yaml"),
+            "--backend",
+            "docker",
+            "--report-dir",
+            str(tmp_path),
+            "-v",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert harness.stdout is not None
+    for line in harness.stdout:
+        if "attempt_start" in line:
+            break
+    harness.send_signal(signal.SIGKILL)  # no chance to clean up
+    harness.wait(timeout=10)
+    left = labelled_containers()
+    assert left, "the killed run should have left its containers behind"
+    run_id = left[0].labels[RUN_LABEL]
+    removed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "cleanup", "--run-id", run_id],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.monotonic() + 30
+    while labelled_containers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert labelled_containers() == []
+    assert docker_client().networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}) == []
+
+
+def test_missing_engine_fails_fast_with_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(SCENARIOS / "03-ack-late-reject-child-kill.yaml"),
+            "--backend",
+            "docker",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+            "HOME": str(tmp_path),
+        },
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "docker" in result.stderr
