@@ -24,6 +24,7 @@ import redis
 from celery import Celery
 
 from harness.images import build_images, docker_client, engine_available
+from tests.integration.docker_support import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
@@ -42,13 +43,6 @@ FAST_RESTORE_CONFIG = {
 }
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
-
-
-def unavailable(reason: str) -> None:
-    """Skip without Docker, but fail on CI: there a missing engine is a broken setup."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason} (run .ci/docker-setup.sh first)")
-    pytest.skip(reason)
 
 
 def compose_command() -> list[str]:
