@@ -74,12 +74,19 @@ class Ledger:
         return event
 
     def read_all(self) -> list[Event]:
-        return list(_decode(self.client.lrange(HISTORY_KEY, 0, -1), start=0))
+        return self.read_from(0)
+
+    def read_from(self, start: int) -> list[Event]:
+        """Events from position ``start`` on (positions are the events' ``seq``)."""
+        return list(decode(self.client.lrange(HISTORY_KEY, start, -1), start=start))
+
+    def length(self) -> int:
+        return int(self.client.llen(HISTORY_KEY))
 
     def poll(self) -> list[Event]:
         """Events appended since the previous poll (an incremental cursor for the run loop)."""
         raw = self.client.lrange(HISTORY_KEY, self._read_offset, -1)
-        events = list(_decode(raw, start=self._read_offset))
+        events = list(decode(raw, start=self._read_offset))
         self._read_offset += len(raw)
         return events
 
@@ -108,11 +115,15 @@ class Ledger:
         }
 
 
-def _decode(raw: Iterable[bytes], start: int) -> Iterator[Event]:
+def decode(raw: Iterable[bytes], start: int) -> Iterator[Event]:
+    """Parse raw list items into events numbered from ``start``."""
     for seq, item in enumerate(raw, start=start):
         event = json.loads(item)
         event["seq"] = seq
         yield event
+
+
+_decode = decode  # older name, kept for callers not yet moved to ``decode``
 
 
 def write_jsonl(events: Iterable[Event], path: str) -> None:

@@ -96,16 +96,17 @@ class Backend(ABC):
     def worker_named(self, name: str | None) -> Worker | None:
         return next((w for w in self.workers if w.name == name), None)
 
-    def wait_ready(self, names: list[str], deadline: float = WORKER_READY_DEADLINE) -> None:
-        """Block until each named worker reported ``worker_ready`` to the ledger."""
+    def wait_ready(
+        self, names: list[str], since: int = 0, deadline: float = WORKER_READY_DEADLINE
+    ) -> None:
+        """Block until each named worker reported ``worker_ready`` to the ledger (looking at
+        events from position ``since`` on)."""
         assert self.ledger is not None
-        waiting, offset, end = set(names), 0, time.monotonic() + deadline
+        waiting, offset, end = set(names), since, time.monotonic() + deadline
         while waiting:
-            raw = self.ledger.client.lrange(h.HISTORY_KEY, offset, -1)
-            offset += len(raw)
-            for event in h._decode(raw, 0):
-                if event["type"] == h.WORKER_READY:
-                    waiting.discard(event.get("worker"))
+            events = self.ledger.read_from(offset)
+            offset += len(events)
+            waiting -= {e.get("worker") for e in events if e["type"] == h.WORKER_READY}
             if not waiting:
                 return
             self.check_workers_alive(waiting)

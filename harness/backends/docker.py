@@ -272,8 +272,10 @@ class DockerBackend(Backend):
                     )
 
     def start_worker(self) -> Worker:
+        assert self.ledger is not None
+        since = self.ledger.length()
         worker = self._spawn_worker()
-        self.wait_ready([worker.name])
+        self.wait_ready([worker.name], since=since)
         return worker
 
     # --- faults ----------------------------------------------------------------------

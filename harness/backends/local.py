@@ -161,8 +161,10 @@ class LocalBackend(Backend):
                 )
 
     def start_worker(self) -> Worker:
+        assert self.ledger is not None
+        since = self.ledger.length()
         worker = self._spawn_worker()
-        self.wait_ready([worker.name])
+        self.wait_ready([worker.name], since=since)
         return worker
 
     # --- faults ----------------------------------------------------------------------

@@ -265,12 +265,15 @@ def test_nonexistent_path(tmp_path: Path) -> None:
     assert str(raised.value) == f"{missing}: no such file or folder"
 
 
-def test_discover_finds_yaml_in_subfolders_and_ignores_other_files(tmp_path: Path) -> None:
+def test_discover_reads_a_folders_own_yaml_not_its_subfolders(tmp_path: Path) -> None:
+    """`scenarios/` is the default suite; `scenarios/docker-only/` must be asked for by name."""
+    top = write(tmp_path, "top.yml", scenario_data(name="top"))
     (tmp_path / "nested").mkdir()
     nested = write(tmp_path / "nested", "deep.yaml", scenario_data(name="deep"))
     write(tmp_path, "notes.txt", "not a scenario")
 
-    assert discover([tmp_path]) == [nested]
+    assert discover([tmp_path]) == [top]
+    assert discover([tmp_path / "nested"]) == [nested]
 
 
 # --- sizes -------------------------------------------------------------------------------
