@@ -1,0 +1,195 @@
+"""`celery-chaos repro` and `audit` against the example app, as a user runs them: real workers of
+examples/ingest_app, its own settings, a real SIGKILL, and the state its task leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def celery_chaos(
+    *args: str, cwd: Path = EXAMPLES, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "INGEST_CONFIG"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env=environment,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def repro(tmp_path: Path, *args: str, **kwargs: Any) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the example's repro file (plus ``args``); return the process and its result.json."""
+    done = celery_chaos(
+        "repro", "--file", "ingest_app/repro.yaml", "--report-dir", str(tmp_path), *args, **kwargs
+    )
+    results = list(tmp_path.glob("*/repro-*/result.json"))
+    assert results, done.stdout + done.stderr
+    return done, json.loads(results[0].read_text())
+
+
+def probes(result: dict) -> dict[str, dict]:
+    return {probe["name"]: probe for probe in result["probes"]}
+
+
+def test_unsafe_config_loses_the_task_and_leaves_the_document_locked(tmp_path: Path) -> None:
+    done, result = repro(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "LOST: the task never completed and is not in the broker" in done.stdout
+    assert "task_acks_late=False (Celery default)" in done.stdout
+    assert result["repro"]["verdict"] == "LOST" and result["verdicts"]["lost"] == 1
+    assert result["tasks"][0]["failures"] == ["WorkerLostError"]
+    found = probes(result)
+    task_id = result["tasks"][0]["task_id"]
+    assert found["document lock"]["held"] is True
+    assert found["document lock"]["keys"] == {"lock:doc:42": task_id}
+    document = found["document"]["keys"]["doc:42"]
+    assert document["status"] == "ingesting" and "content" not in document
+    assert sorted(k for k in document if k.startswith("part:")) == ["part:0", "part:1"]
+    assert found["ingested"]["total"] == 0
+    assert "HELD: lock:doc:42" in done.stdout
+    assert result["config"]["celery"] == {}  # nothing of the app's config was overridden
+
+
+def test_fixed_config_recovers_and_releases_the_lock(tmp_path: Path) -> None:
+    done, result = repro(tmp_path, "--env", "INGEST_CONFIG=fixed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "RECOVERED: the killed attempt was redelivered" in done.stdout
+    assert result["repro"]["verdict"] == "RECOVERED" and result["verdicts"]["recovered"] == 1
+    attempts = result["tasks"][0]["attempts"]
+    assert [a["state"] for a in attempts] == [None, "SUCCESS"] and attempts[1]["redelivered"]
+    found = probes(result)
+    assert found["document lock"]["held"] is False
+    assert found["document"]["keys"]["doc:42"]["status"] == "done"
+    assert found["ingested"]["total"] == 1
+    assert (tmp_path / "latest" / "junit.xml").exists()
+
+
+def test_acks_late_alone_cannot_save_a_task_that_locks_itself_out(tmp_path: Path) -> None:
+    """--set turns on redelivery for the unsafe app: the rerun finds the lock its first attempt
+    took and fails. The same flags from the repository root, with no repro file."""
+    done = celery_chaos(
+        "repro",
+        "--app",
+        "examples.ingest_app.app:app",
+        "--task",
+        "ingest_app.ingest",
+        "--args",
+        "[7]",
+        "--kwargs",
+        '{"parts": 5, "part_seconds": 0.1}',
+        "--fault",
+        "kill_child",
+        "--at",
+        "checkpoint:part-2",
+        "--set",
+        "task_acks_late=true",
+        "--set",
+        "task_reject_on_worker_lost=true",
+        "--timeout",
+        "30",
+        "--report-dir",
+        str(tmp_path),
+        cwd=ROOT,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = json.loads(next(tmp_path.glob("*/repro-*/result.json")).read_text())
+    assert result["config"]["celery"] == {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+    }
+    task = result["tasks"][0]
+    assert task["outcome"] == "lost" and "DocumentLocked" in task["failures"]
+    assert "attempt 2 failed (DocumentLocked)" in done.stdout
+
+
+def test_worker_kill_with_a_long_visibility_timeout_is_pending(tmp_path: Path) -> None:
+    done, result = repro(
+        tmp_path, "--env", "INGEST_CONFIG=fixed", "--fault", "kill_worker", "--timeout", "6"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "PENDING" in done.stdout and "visibility timeout (600s)" in done.stdout
+    assert result["tasks"][0]["in_broker"] == ["unacked"]
+    assert probes(result)["document lock"]["held"] is True
+    assert [f["kind"] for f in result["faults"]] == ["kill_worker", "start_worker"]
+
+
+def test_a_fault_that_misses_the_task_exits_2(tmp_path: Path) -> None:
+    done, result = repro(tmp_path, "--at", "seconds:4", "--timeout", "15")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "NOT HIT" in done.stdout and result["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--set", "task_ack_late=true"), "did you mean task_acks_late"),
+        (("--at", "2.5"), "--at '2.5': expected checkpoint:NAME or seconds:S"),
+        (("--task", "ingest_app.nope"), "not registered in ingest_app.app:app"),
+        (("--app", "missing_module:app"), "cannot import: ModuleNotFoundError"),
+        (("--args", "{"), "--args '{': not valid JSON"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    done = celery_chaos(
+        "repro", "--file", "ingest_app/repro.yaml", "--report-dir", str(tmp_path), *args
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("celery-chaos: error:") and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_audit_of_the_unsafe_app_is_an_error() -> None:
+    done = celery_chaos("audit", "--app", "ingest_app.app:app")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ERROR" in done.stdout and "task_acks_late=False" in done.stdout
+    assert "--only defaults-child-kill" in done.stdout
+
+
+def test_audit_of_the_fixed_app_as_json() -> None:
+    done = celery_chaos(
+        "audit", "--app", "ingest_app.app:app", "--json", env={"INGEST_CONFIG": "fixed"}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    levels = {f["code"]: f["level"] for f in report["findings"]}
+    assert "error" not in levels.values()
+    assert levels["poison-reject"] == "warning"
+    assert report["tasks"]["ingest_app.ingest"]["reject_on_worker_lost"] is True
+    assert report["exit_code"] == 0
+
+
+def test_audit_eta_longer_than_visibility(tmp_path: Path) -> None:
+    done = celery_chaos(
+        "audit",
+        "--app",
+        "ingest_app.app:app",
+        "--max-eta",
+        "7200",
+        "--json",
+        env={"INGEST_CONFIG": "fixed"},
+    )
+    assert done.returncode == 1
+    assert "visibility-shorter-than-eta" in {f["code"] for f in json.loads(done.stdout)["findings"]}
+
+
+def test_audit_of_an_unimportable_app_exits_2() -> None:
+    done = celery_chaos("audit", "--app", "ingest_app.missing:app")
+    assert done.returncode == 2
+    assert done.stderr.startswith("celery-chaos: error: --app ingest_app.missing:app")
+    assert len(done.stderr.strip().splitlines()) == 1

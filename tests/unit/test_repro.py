@@ -1,0 +1,152 @@
+"""Building a repro: option parsing, the repro file, the scenario it becomes, probe reading."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from harness import repro, runner
+from harness.repro import RedisProbe, ReproError, ReproSpec, SqlProbe
+
+BASE = {"app": "proj.celery:app", "task": "proj.tasks.ingest", "at": "checkpoint:part-2"}
+
+
+def spec(**changes: object) -> ReproSpec:
+    return repro.merge(ReproSpec(), **(BASE | changes))
+
+
+@pytest.mark.parametrize(
+    ("text", "trigger"),
+    [
+        ("checkpoint:part-2", {"task": 0, "checkpoint": "part-2"}),
+        ("checkpoint:a:b", {"task": 0, "checkpoint": "a:b"}),
+        ("seconds:2.5", {"at": 2.5}),
+        ("seconds:0", {"at": 0.0}),
+    ],
+)
+def test_triggers(text: str, trigger: dict) -> None:
+    assert repro.parse_trigger(text) == trigger
+
+
+@pytest.mark.parametrize("text", ["2.5", "seconds:", "seconds:-1", "seconds:x", "checkpoint:", ""])
+def test_bad_triggers_name_the_option(text: str) -> None:
+    with pytest.raises(ReproError, match="--at"):
+        repro.parse_trigger(text)
+
+
+def test_set_values_are_json_when_they_parse() -> None:
+    settings = repro.parse_settings(
+        (
+            "task_acks_late=true",
+            "worker_prefetch_multiplier=1",
+            'broker_transport_options={"visibility_timeout": 5}',
+            "task_default_queue=ingest",
+        )
+    )
+    assert settings == {
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"visibility_timeout": 5},
+        "task_default_queue": "ingest",
+    }
+
+
+def test_unknown_setting_suggests_the_right_one() -> None:
+    with pytest.raises(ReproError, match="did you mean task_acks_late"):
+        repro.parse_settings(("task_ack_late=true",))
+    with pytest.raises(ReproError, match="KEY=VALUE"):
+        repro.parse_settings(("task_acks_late",))
+
+
+def test_command_line_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "repro.yaml"
+    path.write_text(
+        "app: a:app\ntask: t\nat: seconds:1\ncelery: {task_acks_late: true}\nenv: {A: '1'}\n"
+        "probes: [{redis_key_pattern: 'lock:*', kind: lock}]\n"
+    )
+    merged = repro.merge(
+        repro.load_spec(path), at="checkpoint:x", celery={"worker_prefetch_multiplier": 1}
+    )
+    assert merged.at == "checkpoint:x" and merged.app == "a:app"
+    assert merged.celery == {"task_acks_late": True, "worker_prefetch_multiplier": 1}
+    assert isinstance(merged.probes[0], RedisProbe) and merged.probes[0].kind == "lock"
+
+
+def test_repro_file_errors_name_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "repro.yaml"
+    path.write_text("probes: [{redis_key_pattern: 'x', kind: gauge}]\n")
+    with pytest.raises(ReproError, match=str(path)):
+        repro.load_spec(path)
+    path.write_text("fault: explode\n")
+    with pytest.raises(ReproError, match="fault"):
+        repro.load_spec(path)
+    path.write_text("probes: [{sql: 'select 1', url: 'postgres://db'}]\n")
+    with pytest.raises(ReproError):
+        repro.load_spec(path)
+
+
+def test_required_options() -> None:
+    with pytest.raises(ReproError, match="--app: required"):
+        repro.merge(ReproSpec(), task="t", at="seconds:1")
+
+
+def test_scenario_runs_the_users_app_with_only_the_overrides() -> None:
+    scenario = repro.build_scenario(spec(celery={"task_acks_late": True}, env={"X": "1"}))
+    assert scenario.workers.app == "harness.bootstrap"
+    assert scenario.workers.env == {"X": "1", "CHAOS_APP": "proj.celery:app"}
+    assert scenario.celery == {"task_acks_late": True}
+    assert scenario.workload[0].task == "proj.tasks.ingest"
+    assert [f.kind for f in scenario.faults] == ["kill_child"]
+    assert scenario.faults[0].when.checkpoint == "part-2" and scenario.faults[0].when.task == 0
+    assert scenario.expect["lost"] == 0 and scenario.name == "repro-proj.tasks.ingest"
+
+
+def test_nothing_is_overridden_by_default() -> None:
+    assert repro.build_scenario(spec()).celery == {}
+
+
+def test_worker_kill_gets_a_replacement_and_seconds_target_the_task() -> None:
+    scenario = repro.build_scenario(spec(fault="kill_worker", at="seconds:2.5"), queue="ingest")
+    kill, start = scenario.faults
+    assert kill.when.at == 2.5 and kill.target.task == 0
+    assert start.kind == "start_worker" and start.when.after_fault == 0
+    assert scenario.workload[0].options.queue == "ingest"
+
+
+def test_lock_summary_names_the_repro_task() -> None:
+    probe = RedisProbe(redis_key_pattern="lock:*", kind="lock")
+    held = repro._summary(probe, {"lock:doc:1": "abc"}, "abc")
+    assert held == "HELD: lock:doc:1 = abc (the repro task)"
+    assert repro._summary(probe, {}, "abc").startswith("free")
+    counter = RedisProbe(redis_key_pattern="emails:*", kind="counter")
+    assert repro._summary(counter, {"emails:a": 2, "emails:b": 1}, None).startswith("emails:* = 3")
+
+
+def test_sql_probe_reads_read_only(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        db.execute("create table docs (id integer, status text)")
+        db.execute("insert into docs values (42, 'ingesting')")
+    probe = SqlProbe(sql="select id, status from docs", url="sqlite:///app.db")
+    result = repro.read_sql_probe(probe, tmp_path)
+    assert result["rows"] == [[42, "ingesting"]] and result["summary"] == "id=42, status=ingesting"
+    writing = SqlProbe(sql="delete from docs", url="sqlite:///app.db")
+    assert "error" in repro.read_sql_probe(writing, tmp_path)
+
+
+def test_before_close_runs_the_callback_before_the_backend_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order: list[str] = []
+
+    class FakeBackend:
+        def close(self) -> None:
+            order.append("close")
+
+    monkeypatch.setattr(runner, "make_backend", lambda *a, **k: FakeBackend())
+    with repro.before_close(lambda backend: order.append("probe")):
+        runner.make_backend("local").close()
+    assert order == ["probe", "close"]
+    runner.make_backend("local").close()  # unwrapped again afterwards
+    assert order == ["probe", "close", "close"]

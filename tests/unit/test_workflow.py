@@ -1,0 +1,95 @@
+"""The nightly GitHub Actions workflow is valid (against the schema check-jsonschema ships, no
+network) and does what README promises: nightly + manual, reports always kept, exit codes told
+apart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "resilience.yml"
+
+
+def check_jsonschema() -> str:
+    found = shutil.which("check-jsonschema")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("check-jsonschema is missing on CI: install the dev extra")
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[dev]')")
+    return found
+
+
+def validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [check_jsonschema(), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_workflow_matches_the_github_schema() -> None:
+    done = validate(WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_does_catch_mistakes(tmp_path: Path) -> None:
+    broken = yaml.safe_load(WORKFLOW.read_text())
+    broken["jobs"]["suite"]["runs-on"] = {"no": "such form"}
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert validate(path).returncode == 1
+
+
+def load() -> dict:
+    # PyYAML reads the bare key `on` as True (YAML 1.1); GitHub reads it as "on".
+    document = yaml.safe_load(WORKFLOW.read_text())
+    document["on"] = document.pop(True, document.get("on"))
+    return document
+
+
+def steps() -> list[dict]:
+    return load()["jobs"]["suite"]["steps"]
+
+
+def step_running(fragment: str) -> dict:
+    return next(s for s in steps() if fragment in s.get("run", "") + s.get("uses", ""))
+
+
+def test_runs_nightly_and_on_demand() -> None:
+    triggers = load()["on"]
+    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+
+
+def test_runs_the_suite_on_docker_after_building_images() -> None:
+    runs = [s.get("run", "") for s in steps()]
+    order = [
+        next(i for i, r in enumerate(runs) if needle in r)
+        for needle in (
+            "pip install -e",
+            ".ci/docker-setup.sh",
+            "celery-chaos images build",
+            "celery-chaos run scenarios/ --backend docker",
+        )
+    ]
+    assert order == sorted(order)
+
+
+def test_tells_failed_expectations_from_could_not_run() -> None:
+    script = step_running("celery-chaos run scenarios/")["run"]
+    assert "set +e" in script and 'exit "$code"' in script
+    assert '1) echo "::error title=celery-chaos: expectations failed' in script
+    assert '2) echo "::error title=celery-chaos: could not run' in script
+
+
+def test_always_keeps_the_reports_and_the_summary() -> None:
+    upload = step_running("actions/upload-artifact")
+    assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"
+    summary = step_running("GITHUB_STEP_SUMMARY")
+    assert summary["if"] == "always()" and "reports/latest/summary.md" in summary["run"]
