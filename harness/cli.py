@@ -235,6 +235,9 @@ def _print_repro(outcome: Any) -> None:
     style = {0: "bold green", 1: "bold red"}.get(outcome.exit_code, "bold yellow")
     console.print()
     _line(verdict.headline, style)
+    if verdict.code == "NOT RUN":
+        _line(f"Logs: {outcome.result.report_dir / 'logs'}")
+        return
     for reason in verdict.reasons:
         _line(f"  because {reason}")
     _line(f"Settings in effect for {outcome.result.scenario.workload[0].task}:")

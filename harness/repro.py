@@ -204,7 +204,6 @@ class AppView:
     settings: dict[str, Any]
     policy: audit.TaskPolicy
     queue: str | None
-    registered: list[str]
 
 
 def _consumed_queue(app: Any, task: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
@@ -237,7 +236,7 @@ def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
     settings = audit.effective_config(collected.config)
     policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
     queue = _consumed_queue(app, spec.task, spec.args, spec.kwargs)
-    return AppView(settings, policy, queue, sorted(tasks))
+    return AppView(settings, policy, queue)
 
 
 # --- the scenario --------------------------------------------------------------------------------
@@ -547,7 +546,12 @@ def _why_recovered(view: AppView, spec: ReproSpec, overrides: dict[str, Any]) ->
 def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     """The plain-language verdict for the one task of a repro, with the settings behind it."""
     if result.status in (NOT_RUNNABLE, ERROR) or result.verdicts is None:
-        return Verdict("NOT RUN", f"NOT RUN: {result.reason}", [], EXIT_UNUSABLE)
+        hint = (
+            "; with --backend docker the --worker-image must contain your app (see README)"
+            if result.backend == "docker" and "ModuleNotFoundError" in result.reason
+            else ""
+        )
+        return Verdict("NOT RUN", f"NOT RUN: {result.reason}{hint}", [], EXIT_UNUSABLE)
     missed = _not_hit(result, spec)
     if missed is not None:
         return missed

@@ -150,3 +150,19 @@ def test_before_close_runs_the_callback_before_the_backend_stops(
     assert order == ["probe", "close"]
     runner.make_backend("local").close()  # unwrapped again afterwards
     assert order == ["probe", "close", "close"]
+
+
+def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path) -> None:
+    scenario = repro.build_scenario(spec())
+    result = runner.ScenarioResult(
+        scenario,
+        runner.ERROR,
+        seed=1,
+        backend="docker",
+        report_dir=tmp_path,
+        reason="worker container exited: ModuleNotFoundError: No module named 'proj'",
+    )
+    view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
+    verdict = repro.judge(result, spec(), view)
+    assert verdict.code == "NOT RUN" and verdict.exit_code == 2
+    assert "--worker-image must contain your app" in verdict.headline
