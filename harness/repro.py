@@ -18,8 +18,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -394,36 +393,6 @@ def snapshot_probes(spec: ReproSpec, backend: Backend, cwd: Path) -> list[dict[s
         return [{"name": "probes", "error": f"{type(error).__name__}: {error}"}]
 
 
-@contextmanager
-def before_close(callback: Callable[[Backend], None]) -> Iterator[None]:
-    """Call ``callback(backend)`` when the runner closes the backend: after the run, with the
-    workers frozen, but while the harness store (the ledger Redis) still answers.
-
-    run_scenario owns the backend's lifetime and offers no hook, so this wraps the factory it
-    calls for the duration of one repro (single-threaded CLI use).
-    """
-    original = runner.make_backend
-
-    def make(*args: Any, **kwargs: Any) -> Backend:
-        backend = original(*args, **kwargs)
-        close = backend.close
-
-        def close_after_callback() -> None:
-            try:
-                callback(backend)
-            finally:
-                close()
-
-        backend.close = close_after_callback  # type: ignore[method-assign]
-        return backend
-
-    runner.make_backend = make
-    try:
-        yield
-    finally:
-        runner.make_backend = original
-
-
 # --- the verdict ---------------------------------------------------------------------------------
 
 
@@ -678,8 +647,8 @@ def run_repro(
     def snapshot(backend: Backend) -> None:
         probes.extend(snapshot_probes(spec, backend, cwd))
 
-    with before_close(snapshot):
-        result = runner.run_scenario(scenario, options, run_dir, log)
+    options.on_finish = snapshot
+    result = runner.run_scenario(scenario, options, run_dir, log)
     outcome = ReproOutcome(
         result, judge(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
     )

@@ -38,6 +38,8 @@ class RunOptions:
     seed: int | None = None
     verbose: bool = False
     backend_options: dict[str, Any] = field(default_factory=dict)
+    # Called with the backend after the run, workers frozen, before teardown (repro probes).
+    on_finish: Callable[[Backend], None] | None = None
 
 
 @dataclass
@@ -185,6 +187,8 @@ def run_scenario(
             result.end_reason = run.drive()
             result.timings["workload"] = round(time.monotonic() - started, 3)
             history, broker_state, held = run.finish(result.end_reason)
+            if options.on_finish is not None:
+                options.on_finish(backend)
     except Unsupported as error:
         result.status, result.reason = NOT_RUNNABLE, str(error)
     except BackendError as error:

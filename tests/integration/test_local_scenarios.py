@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.cgroups import CgroupUnavailable, MemoryCgroup
@@ -127,3 +128,18 @@ def test_broker_restart_with_aof_keeps_queued_tasks(tmp_path: Path) -> None:
     result = run("09b-broker-restart-aof.yaml", tmp_path)
     assert outcomes(result) == ["ok"] * 3
     assert result.status == PASSED
+
+
+def test_on_finish_sees_frozen_workers_and_a_live_ledger(tmp_path: Path) -> None:
+    """The hook repro's probes use: after the run, before teardown."""
+    seen: dict[str, object] = {}
+
+    def on_finish(backend) -> None:
+        seen["ledger_answers"] = backend.ledger.client.ping()
+        seen["worker_state"] = psutil.Process(backend.workers[0].handle.pid).status()
+
+    scenario = load_file(SCENARIOS / "09b-broker-restart-aof.yaml")
+    options = RunOptions(report_dir=tmp_path, on_finish=on_finish)
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
+    assert result.status == PASSED
+    assert seen == {"ledger_answers": True, "worker_state": psutil.STATUS_STOPPED}

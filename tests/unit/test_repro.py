@@ -135,23 +135,6 @@ def test_sql_probe_reads_read_only(tmp_path: Path) -> None:
     assert "error" in repro.read_sql_probe(writing, tmp_path)
 
 
-def test_before_close_runs_the_callback_before_the_backend_stops(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    order: list[str] = []
-
-    class FakeBackend:
-        def close(self) -> None:
-            order.append("close")
-
-    monkeypatch.setattr(runner, "make_backend", lambda *a, **k: FakeBackend())
-    with repro.before_close(lambda backend: order.append("probe")):
-        runner.make_backend("local").close()
-    assert order == ["probe", "close"]
-    runner.make_backend("local").close()  # unwrapped again afterwards
-    assert order == ["probe", "close", "close"]
-
-
 def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path) -> None:
     scenario = repro.build_scenario(spec())
     result = runner.ScenarioResult(
