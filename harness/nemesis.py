@@ -80,6 +80,15 @@ class Nemesis:
             planned.breakpoint = h.breakpoint_id(task_id, when.checkpoint, when.attempt)
         return planned
 
+    def add(self, fault: Fault) -> PlannedFault:
+        """Plan one more fault after construction and arm its checkpoint at once (the pytest
+        fixtures add faults while a test runs; a scenario plans all of them up front)."""
+        planned = self._plan(len(self.planned), fault)
+        self.planned.append(planned)
+        if planned.breakpoint:
+            self.ledger.arm_breakpoint(planned.breakpoint)
+        return planned
+
     @property
     def schedule(self) -> list[str]:
         return [p.describe() for p in self.planned]
