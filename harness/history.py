@@ -123,8 +123,6 @@ def decode(raw: Iterable[bytes], start: int) -> Iterator[Event]:
         yield event
 
 
-_decode = decode  # older name, kept for callers not yet moved to ``decode``
-
 
 def write_jsonl(events: Iterable[Event], path: str) -> None:
     with open(path, "w", encoding="utf-8") as out:

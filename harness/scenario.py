@@ -9,27 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.checker import DEFAULT_REDELIVERY_THRESHOLD, VERDICTS
 
-FAULT_KINDS = (
-    "kill_child",
-    "kill_worker",
-    "oom",
-    "terminate",
-    "quit",
-    "pause",
-    "resume",
-    "restart_broker",
-    "start_worker",
-    "restart_worker",
-    "partition",
-    "heal",
-)
 FaultKind = Literal[
     "kill_child",
     "kill_worker",
@@ -44,6 +30,7 @@ FaultKind = Literal[
     "partition",
     "heal",
 ]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 

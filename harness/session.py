@@ -450,7 +450,7 @@ class ChaosEnv:
         test = self._current()
         keep = self._keep(test)
         raw = test.ledger.client.lrange(h.HISTORY_KEY, test.start, -1)
-        return [e for e in h._decode(raw, test.start) if keep(e.get("task_id"))]
+        return [e for e in h.decode(raw, test.start) if keep(e.get("task_id"))]
 
     def _snapshot(self, test: _TestSlice) -> tuple[list[h.Event], BrokerState, dict[str, str]]:
         """Broker and locks first, history last: a task that moves in between is then seen

@@ -120,8 +120,16 @@ class Backend(ABC):
 
     # --- faults ----------------------------------------------------------------------
     @abstractmethod
+    def _spawn_worker(self) -> Worker:
+        """Launch one more worker (not waiting for it) and add it to ``self.workers``."""
+
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
+        assert self.ledger is not None
+        since = self.ledger.length()
+        worker = self._spawn_worker()
+        self.wait_ready([worker.name], since=since)
+        return worker
 
     @abstractmethod
     def kill_pool_process(self, worker: Worker, pid: int) -> str:

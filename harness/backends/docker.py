@@ -25,7 +25,7 @@ from harness import agent
 from harness import history as h
 from harness.backends.base import Backend, BackendError, Worker
 from harness.redis_server import free_port
-from harness.scenario import Scenario, parse_size
+from harness.scenario import FAULT_KINDS, Scenario, parse_size
 
 RUN_LABEL = "celery-chaos.run"
 ROLE_LABEL = "celery-chaos.role"
@@ -56,22 +56,7 @@ def cleanup(run_id: str | None = None, client: Any = None) -> list[str]:
 
 class DockerBackend(Backend):
     name = "docker"
-    supported_faults = frozenset(
-        {
-            "kill_child",
-            "kill_worker",
-            "oom",
-            "terminate",
-            "quit",
-            "pause",
-            "resume",
-            "restart_broker",
-            "start_worker",
-            "restart_worker",
-            "partition",
-            "heal",
-        }
-    )
+    supported_faults = frozenset(FAULT_KINDS)
 
     def __init__(
         self,
@@ -270,13 +255,6 @@ class DockerBackend(Backend):
                     raise BackendError(
                         f"worker container {worker.handle.name} exited during startup: {tail}"
                     )
-
-    def start_worker(self) -> Worker:
-        assert self.ledger is not None
-        since = self.ledger.length()
-        worker = self._spawn_worker()
-        self.wait_ready([worker.name], since=since)
-        return worker
 
     # --- faults ----------------------------------------------------------------------
     def kill_pool_process(self, worker: Worker, pid: int) -> str:

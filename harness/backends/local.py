@@ -22,27 +22,15 @@ from harness import history as h
 from harness.backends.base import Backend, BackendError, Unsupported, Worker
 from harness.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from harness.redis_server import RedisServer, RedisUnavailable
-from harness.scenario import Scenario, parse_size
+from harness.scenario import FAULT_KINDS, Scenario, parse_size
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
 
 
 class LocalBackend(Backend):
     name = "local"
-    supported_faults = frozenset(
-        {
-            "kill_child",
-            "kill_worker",
-            "oom",
-            "terminate",
-            "quit",
-            "pause",
-            "resume",
-            "restart_broker",
-            "start_worker",
-            "restart_worker",
-        }
-    )
+    # Processes share the host's network: there is nothing to partition.
+    supported_faults = frozenset(FAULT_KINDS) - {"partition", "heal"}
 
     def __init__(
         self,
@@ -159,13 +147,6 @@ class LocalBackend(Backend):
                     f"worker {worker.name} exited during startup (rc={worker.handle.returncode}):"
                     f" {tail[0]} (log: {log})"
                 )
-
-    def start_worker(self) -> Worker:
-        assert self.ledger is not None
-        since = self.ledger.length()
-        worker = self._spawn_worker()
-        self.wait_ready([worker.name], since=since)
-        return worker
 
     # --- faults ----------------------------------------------------------------------
     def _own(self, worker: Worker, pid: int) -> bool:
