@@ -123,7 +123,6 @@ def decode(raw: Iterable[bytes], start: int) -> Iterator[Event]:
         yield event
 
 
-
 def write_jsonl(events: Iterable[Event], path: str) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for event in events:

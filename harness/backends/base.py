@@ -24,6 +24,15 @@ from harness.scenario import Scenario
 WORKER_READY_DEADLINE = 60.0
 
 
+def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[str]:
+    """``celery worker`` arguments after the executable. Gossip, mingle and heartbeats are off:
+    they add start-up time and remote-control chatter that no scenario measures."""
+    return [
+        "-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency), "-l", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
 class BackendError(RuntimeError):
     """The environment cannot run the scenario (no engine, broker unreachable, worker crashed)."""
 

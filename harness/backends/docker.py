@@ -23,7 +23,7 @@ import redis
 
 from harness import agent
 from harness import history as h
-from harness.backends.base import Backend, BackendError, Worker
+from harness.backends.base import Backend, BackendError, Worker, worker_arguments
 from harness.redis_server import free_port
 from harness.scenario import FAULT_KINDS, Scenario, parse_size
 
@@ -32,6 +32,7 @@ ROLE_LABEL = "celery-chaos.role"
 REDIS_PORT = 6379
 PID_CACHE_SECONDS = 0.1
 UNLIMITED_MEMORY = 64 * 1024**3
+AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 
 def docker_client() -> Any:
@@ -65,12 +66,14 @@ class DockerBackend(Backend):
         log: Callable[[str], None] = print,
         worker_image: str | None = None,
         redis_image: str | None = None,
+        mount_agent: bool = True,
     ):
         super().__init__(scenario, run_dir, log)
         from harness import images
 
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
         self.redis_image = redis_image or scenario.broker.image or images.DEFAULT_REDIS_IMAGE
+        self.mount_agent = mount_agent
         self.run_id = uuid.uuid4().hex[:10]
         self.labels = {RUN_LABEL: self.run_id}
         self.client: Any = None
@@ -208,27 +211,11 @@ class DockerBackend(Backend):
             agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
             "PYTHONUNBUFFERED": "1",
         }
-        command = [
-            "celery",
-            "-A",
-            spec.app,
-            "worker",
-            "-n",
-            name,
-            "-P",
-            spec.pool,
-            "-c",
-            str(spec.concurrency),
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-        options: dict[str, Any] = {}
+        command = ["celery", *worker_arguments(spec.app, name, spec.pool, spec.concurrency)]
+        options: dict[str, Any] = self._agent_mount(env)
         if spec.memory_limit:
             limit = parse_size(spec.memory_limit)
-            options = {"mem_limit": limit, "memswap_limit": limit}
+            options |= {"mem_limit": limit, "memswap_limit": limit}
         container = self.client.containers.create(
             self.worker_image,
             command,
@@ -245,6 +232,19 @@ class DockerBackend(Backend):
         assert self.ledger is not None
         self.ledger.record(h.WORKER_STARTED, worker=name, container=container.name)
         return worker
+
+    def _agent_mount(self, env: dict[str, str]) -> dict[str, Any]:
+        """For a user's own image, mount this host's agent read-only instead of requiring a
+        rebuild: the image only needs celery and redis, which every Redis-backed app has."""
+        from harness import images
+
+        if not self.mount_agent or self.worker_image == images.DEFAULT_WORKER_IMAGE:
+            return {}
+        image_env = self.client.images.get(self.worker_image).attrs["Config"].get("Env") or []
+        existing = next((e.split("=", 1)[1] for e in image_env if e.startswith("PYTHONPATH=")), "")
+        env["PYTHONPATH"] = ":".join(filter(None, [AGENT_MOUNT_POINT, existing]))
+        source = str(Path(agent.__file__).resolve().parent)
+        return {"volumes": {source: {"bind": f"{AGENT_MOUNT_POINT}/harness", "mode": "ro"}}}
 
     def check_workers_alive(self, names: set[str]) -> None:
         for worker in self.workers:

@@ -19,7 +19,7 @@ import redis
 
 from harness import agent, processes
 from harness import history as h
-from harness.backends.base import Backend, BackendError, Unsupported, Worker
+from harness.backends.base import Backend, BackendError, Unsupported, Worker, worker_arguments
 from harness.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from harness.redis_server import RedisServer, RedisUnavailable
 from harness.scenario import FAULT_KINDS, Scenario, parse_size
@@ -104,25 +104,8 @@ class LocalBackend(Backend):
         self._next_index += 1
         spec = self.scenario.workers
         name = f"w{index}@chaos-{self.run_id}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            self.app,
-            "worker",
-            "-n",
-            name,
-            "-P",
-            spec.pool,
-            "-c",
-            str(spec.concurrency),
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
+        cmd = [sys.executable, "-m", "celery"]
+        cmd += worker_arguments(self.app, name, spec.pool, spec.concurrency)
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")

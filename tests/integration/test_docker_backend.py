@@ -4,10 +4,12 @@ files as the local backend, with the same verdicts where the fault exists on bot
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,38 @@ def test_missing_engine_fails_fast_with_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "docker" in result.stderr
+
+
+USER_IMAGE_DOCKERFILE = """
+FROM celery-chaos/worker:latest
+USER root
+RUN /opt/venv/bin/pip uninstall -y celery-chaos \\
+ && ! /opt/venv/bin/python -c "import harness" 2>/dev/null
+COPY ingest_app /app/ingest_app
+ENV PYTHONPATH=/app
+USER chaos
+"""
+
+
+def test_users_image_without_the_agent_gets_it_mounted(tmp_path: Path) -> None:
+    """A user's own image (celery + their app, no celery-chaos) runs without a rebuild."""
+    context = tmp_path / "context"
+    shutil.copytree(
+        ROOT / "examples" / "ingest_app",
+        context / "ingest_app",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (context / "Dockerfile").write_text(USER_IMAGE_DOCKERFILE)
+    tag = f"celery-chaos-test/user-app:{uuid.uuid4().hex[:8]}"
+    client = docker_client()
+    client.images.build(path=str(context), tag=tag, rm=True)
+    try:
+        repro = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "repro", "--file", "ingest_app/repro.yaml",
+             "--backend", "docker", "--worker-image", tag, "--report-dir", str(tmp_path / "r")],
+            cwd=ROOT / "examples", capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert repro.returncode == 1, repro.stdout + repro.stderr
+        assert "LOST" in repro.stdout  # the unsafe default config, observed through the agent
+    finally:
+        client.images.remove(tag, force=True)
