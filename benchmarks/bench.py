@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Speed figures of celery-chaos on this machine, each printed with its target and PASS/MISS.
+"""Speed figures of celery-chaos on this machine, local and docker backends side by side.
 
 a. environment ready: ledger + broker Redis + 1 prefork worker (concurrency 2) reporting
-   ``worker_ready``, on the local backend (LocalBackend construction + ``start()``); median.
+   ``worker_ready``: backend construction (+ ``check_runnable()`` on docker) + ``start()``; median.
 b. harness overhead of scenarios/03-ack-late-reject-child-kill.yaml: the wall time of
    ``run_scenario`` minus the workload's own time, where the workload time is the span of its
    history from the first ``dispatch`` to the last ``attempt_end`` (what the tasks themselves
@@ -10,11 +10,17 @@ b. harness overhead of scenarios/03-ack-late-reject-child-kill.yaml: the wall ti
    harness: provisioning, quiescence detection (incl. ``settle``), freezing, inspection, checking,
    teardown and report writing; median.
 c. redelivery delay: in the same runs, the time from the ``kill_child`` fault event to the next
-   ``attempt_start`` of the killed task (the checker's ``redelivery_latencies``); median.
+   ``attempt_start`` of the killed task (the checker's ``redelivery_latencies``); median, split by
+   which pool process was killed (the youngest or an older one) and by mode (Celery noticed the
+   death at once, or only at its 5-second ``maintain_pool`` timer; see benchmarks/README.md).
 d. checker time on a synthetic 1,000,000-event history (tasks with attempts, checkpoints, locks,
-   side effects, kills and redeliveries, failures); median.
+   side effects, kills and redeliveries, failures); median. Backend-independent.
 
-Usage: python benchmarks/bench.py [--runs 3] [--events 1000000] [--json results.json]
+The targets are for the local backend (PASS/MISS); docker figures have none and are printed next
+to the local target only for comparison.
+
+Usage: python benchmarks/bench.py [--runs 3] [--backend local|docker|both] [--events 1000000]
+                                  [--json results.json]
 """
 
 from __future__ import annotations
@@ -28,32 +34,68 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import history as h  # noqa: E402
+from harness import images  # noqa: E402
+from harness.backends.base import Backend  # noqa: E402
 from harness.backends.local import LocalBackend  # noqa: E402
 from harness.checker import BrokerState, check  # noqa: E402
 from harness.runner import PASSED, RunOptions, run_scenario  # noqa: E402
 from harness.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "03-ack-late-reject-child-kill.yaml"
+BACKENDS = ("local", "docker")
 TARGETS = {
     "environment_ready_s": 1.5,
     "scenario_overhead_s": 2.0,
     "redelivery_delay_s": 0.2,
     "checker_1m_events_s": 5.0,
 }
+# Celery's prefork pool runs maintain_pool every 5 s; a redelivery slower than this waited for it.
+TIMER_MODE_S = 2.0
+# Siblings are forked within seconds; a larger gap between their pids means the pid counter wrapped.
+PID_WRAP_GAP = 16384
 
 
 def quiet(_: str) -> None:
     pass
 
 
-def environment_ready(scenario: Scenario, runs: int) -> list[float]:
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
+
+
+def secs(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f} s"
+
+
+def listing(samples: list[float], digits: int = 3) -> str:
+    return "[" + ", ".join(f"{s:.{digits}f}" for s in samples) + "]"
+
+
+# --- a. environment ready -----------------------------------------------------------------
+
+
+def new_backend(backend: str, scenario: Scenario, folder: Path) -> Backend:
+    """A backend as the runner would make it (docker: after its ``check_runnable()``)."""
+    if backend == "local":
+        return LocalBackend(scenario, folder, log=quiet, cwd=ROOT)
+    from harness.backends.docker import DockerBackend
+
+    docker_backend = DockerBackend(scenario, folder, log=quiet)
+    docker_backend.check_runnable()
+    return docker_backend
+
+
+def environment_ready(scenario: Scenario, runs: int, backend: str) -> list[float]:
     """Seconds until ledger, broker and one prefork worker (concurrency 2) are ready."""
     bare = scenario.model_copy(
         update={"workers": WorkersSpec(count=1, concurrency=2, pool="prefork"), "faults": []}
@@ -62,11 +104,35 @@ def environment_ready(scenario: Scenario, runs: int) -> list[float]:
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="chaos-bench-") as folder:
             began = time.perf_counter()
-            backend = LocalBackend(bare, Path(folder), log=quiet, cwd=ROOT)
-            with backend:
-                backend.start()
+            with new_backend(backend, bare, Path(folder)) as started:
+                started.start()
                 samples.append(time.perf_counter() - began)
     return samples
+
+
+# --- b./c. scenario runs ------------------------------------------------------------------
+
+
+@dataclass
+class RunSample:
+    """One run of the scenario: wall time, workload span, and what happened to the kill."""
+
+    wall: float
+    span: float
+    delay: float | None  # kill -> redelivered attempt_start (checker's redelivery_latencies)
+    harness_noticed: float | None  # kill -> harness recorded process_exit
+    celery_noticed: float | None  # kill -> the worker forked the replacement pool process
+    killed: str | None  # "youngest" or "older" pool process of its worker
+
+    @property
+    def overhead(self) -> float:
+        return self.wall - self.span
+
+    @property
+    def mode(self) -> str | None:
+        if self.delay is None:
+            return None
+        return "timer" if self.delay >= TIMER_MODE_S else "immediate"
 
 
 def workload_span(history: list[h.Event]) -> float:
@@ -76,18 +142,63 @@ def workload_span(history: list[h.Event]) -> float:
     return last - first
 
 
-def scenario_runs(scenario: Scenario, runs: int) -> list[dict[str, Any]]:
-    """Run the scenario ``runs`` times; per run: wall time, workload span, redelivery delays."""
+def fork_order(pids: list[int]) -> list[int]:
+    """Sibling pids in fork order: ascending, rotated if the pid counter wrapped in between."""
+    ordered = sorted(pids)
+    gaps = [(b - a, i) for i, (a, b) in enumerate(zip(ordered, ordered[1:], strict=False))]
+    if gaps and max(gaps)[0] > PID_WRAP_GAP:
+        cut = max(gaps)[1] + 1
+        ordered = ordered[cut:] + ordered[:cut]
+    return ordered
+
+
+def killed_rank(history: list[h.Event], fault: h.Event) -> str | None:
+    """Whether the killed pool process was its worker's youngest live one (by fork order).
+
+    Siblings are the ``pool_process_started`` events with the killed process's ``ppid`` that
+    precede the fault and have no ``process_exit`` before it (scenario 03 has one worker).
+    """
+    before = [e for e in history if e["ts"] <= fault["ts"]]
+    parents = {e["pid"]: e.get("ppid") for e in before if e["type"] == h.POOL_PROCESS_STARTED}
+    pid = fault.get("pid")
+    if pid not in parents:
+        return None
+    exited = {e.get("pid") for e in before if e["type"] == h.PROCESS_EXIT}
+    siblings = [p for p, ppid in parents.items() if ppid == parents[pid] and p not in exited]
+    return "youngest" if fork_order(siblings)[-1] == pid else "older"
+
+
+def replacement_delay(history: list[h.Event], fault: h.Event) -> float | None:
+    """Kill -> first pool process the killed process's parent started after it: when Celery
+    noticed the death (it forks the replacement in the same ``maintain_pool`` call)."""
+    parent = next(
+        (
+            e.get("ppid")
+            for e in history
+            if e["type"] == h.POOL_PROCESS_STARTED and e["pid"] == fault.get("pid")
+        ),
+        None,
+    )
+    later = [
+        e["ts"]
+        for e in history
+        if e["type"] == h.POOL_PROCESS_STARTED and e["ts"] > fault["ts"] and e.get("ppid") == parent
+    ]
+    return min(later) - fault["ts"] if later and parent is not None else None
+
+
+def scenario_runs(scenario: Scenario, runs: int, backend: str) -> list[RunSample]:
+    """Run the scenario ``runs`` times on ``backend``; one :class:`RunSample` per run."""
     samples = []
     for run in range(runs):
         with tempfile.TemporaryDirectory(prefix="chaos-bench-") as folder:
-            options = RunOptions(report_dir=Path(folder), seed=run)
+            options = RunOptions(backend=backend, report_dir=Path(folder), seed=run)
             began = time.perf_counter()
             result = run_scenario(scenario, options, Path(folder), log=quiet)
             wall = time.perf_counter() - began
             if result.status != PASSED or result.verdicts is None:
                 raise SystemExit(
-                    f"scenario run {run} did not pass: {result.status} {result.reason}"
+                    f"{backend}: scenario run {run} did not pass: {result.status} {result.reason}"
                 )
             history = h.read_jsonl(str(result.report_dir / "history.jsonl"))
             delays = [
@@ -97,19 +208,44 @@ def scenario_runs(scenario: Scenario, runs: int) -> list[dict[str, Any]]:
                 for latency in task.redelivery_latencies
             ]
             faults = [e for e in history if e["type"] == h.FAULT and e.get("hits")]
-            exits = [e for e in history if e["type"] == h.PROCESS_EXIT]
-            noticed = [min(x["ts"] for x in exits) - faults[0]["ts"]] if faults and exits else []
-            span = workload_span(history)
+            fault = faults[0] if faults else None
+            exits = [e["ts"] for e in history if e["type"] == h.PROCESS_EXIT]
             samples.append(
-                {
-                    "wall": wall,
-                    "span": span,
-                    "overhead": wall - span,
-                    "delays": delays,
-                    "noticed": noticed,
-                }
+                RunSample(
+                    wall=wall,
+                    span=workload_span(history),
+                    delay=delays[0] if delays else None,
+                    harness_noticed=min(exits) - fault["ts"] if fault and exits else None,
+                    celery_noticed=replacement_delay(history, fault) if fault else None,
+                    killed=killed_rank(history, fault) if fault else None,
+                )
             )
     return samples
+
+
+def split(runs: list[RunSample], by: Callable[[RunSample], str | None]) -> dict[str, Any]:
+    """Redelivery delays grouped by ``by``: count, median and samples per group."""
+    groups: dict[str, list[float]] = {}
+    for run in runs:
+        if run.delay is not None and by(run) is not None:
+            groups.setdefault(str(by(run)), []).append(run.delay)
+    return {
+        name: {"n": len(values), "median": round(median(values), 4), "samples": values}
+        for name, values in sorted(groups.items())
+    }
+
+
+def split_line(groups: dict[str, Any], names: dict[str, str]) -> str:
+    """``label n=.. median ..`` for each group, in the order of ``names``."""
+    parts = []
+    for key, label in names.items():
+        group = groups.get(key)
+        count, value = (group["n"], f" median {secs(group['median'])}") if group else (0, "")
+        parts.append(f"{label} n={count}{value}")
+    return " | ".join(parts)
+
+
+# --- d. checker ---------------------------------------------------------------------------
 
 
 def synthetic_history(count: int, seed: int = 0) -> tuple[list[h.Event], BrokerState, None]:
@@ -236,6 +372,7 @@ def synthetic_history(count: int, seed: int = 0) -> tuple[list[h.Event], BrokerS
 
 
 def checker_time(events: int, runs: int) -> list[float]:
+    """Seconds ``check()`` takes on a synthetic history of ``events`` events."""
     history, broker, held = synthetic_history(events)
     samples = []
     for _ in range(runs):
@@ -246,66 +383,176 @@ def checker_time(events: int, runs: int) -> list[float]:
     return samples
 
 
-def figure(key: str, label: str, samples: list[float], note: str = "") -> dict[str, Any]:
-    value = statistics.median(samples) if samples else float("nan")
-    target = TARGETS[key]
-    passed = value <= target
-    runs = ", ".join(f"{s:.3f}" for s in samples)
-    print(f"{label:<58} {value:7.3f} s   target <= {target:<4} s   {'PASS' if passed else 'MISS'}")
-    print(f"    runs: [{runs}]{'  ' + note if note else ''}")
+# --- report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One row of the table: samples per backend, detail lines per backend."""
+
+    key: str
+    label: str
+    samples: dict[str, list[float]]
+    details: dict[str, list[str]]
+    extra: dict[str, dict[str, Any]]
+
+    def value(self, backend: str) -> float | None:
+        samples = self.samples.get(backend)
+        return median(samples) if samples is not None else None
+
+    def passed(self) -> bool | None:
+        value = self.value("local")
+        return None if value is None else value <= TARGETS[self.key]
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target_local": TARGETS[self.key]}
+        for backend, samples in self.samples.items():
+            value = self.value(backend)
+            out[backend] = {
+                "value": round(value, 4) if value is not None else None,
+                "samples": [round(s, 4) for s in samples],
+                "notes": self.details.get(backend, []),
+                **self.extra.get(backend, {}),
+            }
+            if backend == "local":
+                out[backend]["pass"] = self.passed()
+        return out
+
+
+def print_table(figures: list[Figure], backends: list[str], runs: int) -> None:
+    """The summary table, then each figure's runs and notes."""
+    measured = {backend for fig in figures for backend in fig.samples}
+    backends = [b for b in BACKENDS if b in backends or b in measured]
+    columns = "".join(f"{b:>11}" for b in backends)
+    print(f"{'figure (median of ' + str(runs) + ' runs)':<54}{columns}   local target")
+    for fig in figures:
+        cells = "".join(
+            f"{secs(fig.value(b)) if b in fig.samples else 'n/a':>11}" for b in backends
+        )
+        verdict = {True: "PASS", False: "MISS", None: ""}[fig.passed()]
+        target = f"<= {TARGETS[fig.key]:g} s"
+        print(f"{fig.label:<54}{cells}   {target:<9} {verdict}")
+    if "docker" in backends:
+        print("  (PASS/MISS grades the local column only; the docker backend has no targets,")
+        print("   so next to docker figures the target is the local one, informative)")
+    print()
+    for fig in figures:
+        print(fig.label)
+        for backend, samples in fig.samples.items():
+            print(f"  {backend:<7} runs: {listing(samples)}")
+            for line in fig.details.get(backend, []):
+                print(f"  {'':<7} {line}")
+    print()
+
+
+def scenario_figures(runs: list[RunSample]) -> dict[str, Any]:
+    """Figures b and c of one backend's runs: samples, detail lines, JSON extras."""
+    spans = ", ".join(f"{r.wall:.2f}-{r.span:.2f}" for r in runs)
+    by_kill = split(runs, lambda r: r.killed)
+    by_mode = split(runs, lambda r: r.mode)
+    celery = [r.celery_noticed for r in runs if r.celery_noticed is not None]
+    harness = [r.harness_noticed for r in runs if r.harness_noticed is not None]
     return {
-        "value": round(value, 4),
-        "target": target,
-        "pass": passed,
-        "samples": [round(s, 4) for s in samples],
-        "note": note,
+        "overhead": ([r.overhead for r in runs], [f"wall-workload span: {spans}"]),
+        "delay": (
+            [r.delay for r in runs if r.delay is not None],
+            [
+                "by killed pool process: "
+                + split_line(by_kill, {"youngest": "youngest", "older": "older"}),
+                "by mode: "
+                + split_line(
+                    by_mode,
+                    {
+                        "immediate": "detected at once",
+                        "timer": f"detected at the 5 s maintain_pool timer (>= {TIMER_MODE_S:g} s)",
+                    },
+                ),
+                f"Celery noticed (kill -> replacement pool process): {listing(celery)}",
+                f"harness saw the death (kill -> process_exit): {listing(harness)}",
+            ],
+        ),
+        "extra": {
+            "by_killed_process": by_kill,
+            "by_mode": by_mode,
+            "runs": [asdict(r) | {"mode": r.mode} for r in runs],
+        },
     }
+
+
+def choose_backends(requested: str | None) -> tuple[list[str], str]:
+    """The backends to measure and a note; exits 2 if docker was asked for and is unusable."""
+    ok, reason = images.engine_available()
+    if requested is None:
+        if ok:
+            return list(BACKENDS), reason
+        return ["local"], f"docker figures skipped: {reason}"
+    wanted = list(BACKENDS) if requested == "both" else [requested]
+    if "docker" in wanted and not ok:
+        raise SystemExit(f"--backend {requested}: {reason}")
+    return wanted, reason if "docker" in wanted else ""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions per figure (median)")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "docker", "both"],
+        help="backends to measure (default: both when a Docker engine answers, else local)",
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="synthetic history size")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     args = parser.parse_args()
     os.chdir(ROOT)
 
+    try:
+        backends, note = choose_backends(args.backend)
+    except SystemExit as error:
+        print(error, file=sys.stderr)
+        return 2
     scenario = load_file(SCENARIO)
     print(
         f"celery-chaos benchmarks: python {platform.python_version()}, {os.cpu_count()} CPUs,"
-        f" {args.runs} runs each\n"
+        f" {args.runs} runs each, backends: {', '.join(backends)}"
     )
-    results: dict[str, Any] = {}
-    results["environment_ready_s"] = figure(
+    if note:
+        print(f"note: {note}")
+    print()
+
+    ready = Figure(
         "environment_ready_s",
-        "a. environment ready (ledger+broker+1 worker -c 2), median",
-        environment_ready(scenario, args.runs),
+        "a. environment ready (ledger+broker+1 worker -c 2)",
+        {},
+        {},
+        {},
     )
-    runs = scenario_runs(scenario, args.runs)
-    spans = ", ".join(f"{r['wall']:.2f}-{r['span']:.2f}" for r in runs)
-    results["scenario_overhead_s"] = figure(
-        "scenario_overhead_s",
-        f"b. {SCENARIO.stem} overhead, median",
-        [r["overhead"] for r in runs],
-        note=f"wall-workload span: {spans}",
-    )
-    delays = [r["delays"][0] for r in runs if r["delays"]]
-    noticed = ", ".join(f"{n:.3f}" for r in runs for n in r["noticed"])
-    results["redelivery_delay_s"] = figure(
-        "redelivery_delay_s",
-        "c. child kill -> redelivered attempt_start, median",
-        delays,
-        note=f"harness saw the death (fault -> process_exit) after: [{noticed}]",
-    )
-    results["checker_1m_events_s"] = figure(
+    overhead = Figure("scenario_overhead_s", f"b. {SCENARIO.stem} overhead", {}, {}, {})
+    delay = Figure("redelivery_delay_s", "c. child kill -> redelivered attempt_start", {}, {}, {})
+    for backend in backends:
+        print(f"measuring {backend} ...", flush=True)
+        ready.samples[backend] = environment_ready(scenario, args.runs, backend)
+        figures = scenario_figures(scenario_runs(scenario, args.runs, backend))
+        overhead.samples[backend], overhead.details[backend] = figures["overhead"]
+        delay.samples[backend], delay.details[backend] = figures["delay"]
+        delay.extra[backend] = figures["extra"]
+    print("measuring the checker ...\n", flush=True)
+    checker = Figure(
         "checker_1m_events_s",
-        f"d. checker on a {args.events:,}-event history, median",
-        checker_time(args.events, args.runs),
-        note=f"{args.events} events, generated with seed 0",
+        f"d. checker on a {args.events:,}-event history",
+        {"local": checker_time(args.events, args.runs)},
+        {"local": [f"{args.events} events, generated with seed 0 (no backend involved)"]},
+        {},
     )
+    table = [ready, overhead, delay, checker]
+    print_table(table, backends, args.runs)
     if args.json:
+        results = {
+            "runs": args.runs,
+            "backends": backends,
+            "figures": {fig.key: fig.as_json() for fig in table},
+        }
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwrote {args.json}")
+        print(f"wrote {args.json}")
     return 0
 
 
