@@ -31,6 +31,8 @@ class Watcher:
         # Attempts that died while their worker lived on: the worker main process may still
         # report them (WorkerLostError) or requeue them, for up to ``worker_lost_wait`` seconds.
         self.unresolved: dict[str, tuple[LiveAttempt, float]] = {}
+        self._latest_attempt: dict[str, int] = {}
+        self._reported_failed: set[str] = set()
         self._blame: dict[object, str] = {}  # pid or worker name -> the fault that hit it
         self._oom_seen: dict[str, int] = {}
 
@@ -42,10 +44,13 @@ class Watcher:
                 event["task_id"], event["attempt"], event.get("worker"), event["pid"]
             )
             self.unresolved.pop(event["task_id"], None)
+            latest = self._latest_attempt.get(event["task_id"], 0)
+            self._latest_attempt[event["task_id"]] = max(latest, event["attempt"])
         elif kind in (h.ATTEMPT_END, h.PROCESS_EXIT) and event.get("attempt") is not None:
             self.running.pop((event["task_id"], event["attempt"]), None)
         elif kind == h.TASK_FAILURE:
             self.unresolved.pop(event["task_id"], None)
+            self._reported_failed.add(event["task_id"])
 
     def blame(self, target: object, cause: str) -> None:
         """Remember that a fault hit ``target`` (a pid or a worker name)."""
@@ -82,7 +87,14 @@ class Watcher:
                 reason=self._reason(attempt),
             )
             del self.running[key]
-            self.unresolved[attempt.task_id] = (attempt, time.monotonic())
+            if not self._resolved(attempt):
+                self.unresolved[attempt.task_id] = (attempt, time.monotonic())
+
+    def _resolved(self, attempt: LiveAttempt) -> bool:
+        """Whether the worker already dealt with this death before we noticed it (a later
+        attempt started, or the failure was reported)."""
+        later = self._latest_attempt.get(attempt.task_id, 0) > attempt.attempt
+        return later or attempt.task_id in self._reported_failed
 
     def settled(self) -> bool:
         """True when no dead attempt can still be reported or requeued by its worker."""

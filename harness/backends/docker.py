@@ -320,7 +320,7 @@ class DockerBackend(Backend):
             return 0
         events = self.client.events(
             since=_created(worker),
-            until=int(time.time()) + 1,
+            until=int(time.time()),  # now: a future "until" makes the engine wait for it
             filters={"container": worker.handle.id, "event": "oom"},
             decode=True,
         )
@@ -333,11 +333,9 @@ class DockerBackend(Backend):
         pids: set[int] = set()
         worker.handle.reload()
         if worker.handle.status == "running":
-            result = worker.handle.exec_run(["ps", "-eo", "pid=,stat="])
-            for line in result.output.decode().splitlines():
-                pid, _, stat = line.strip().partition(" ")
-                if pid.isdigit() and not stat.strip().startswith("Z"):
-                    pids.add(int(pid))
+            pids = _pids_via_host_proc(worker.handle)
+            if pids is None:
+                pids = _pids_via_exec(worker.handle)
         elif worker.handle.status == "paused":
             pids = cached[1] if cached else set()
         self._pids[worker.name] = (time.monotonic(), pids)
@@ -369,3 +367,39 @@ def _created(worker: Worker) -> int:
 
     created = datetime.fromisoformat(worker.handle.attrs["Created"][:19])
     return int(created.replace(tzinfo=timezone.utc).timestamp()) - 1
+
+
+def _pids_via_host_proc(container: Any) -> set[int] | None:
+    """Live container-namespace pids, from the engine's process list and this host's /proc
+    (fast: no exec). None when the engine is not on this host (its pids are not in our /proc)."""
+    try:
+        top = container.top(ps_args="-o pid")
+    except Exception:
+        return None
+    pids: set[int] = set()
+    for row in top.get("Processes") or []:
+        status = Path(f"/proc/{row[0]}/status")
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue  # gone since the engine listed it, or not on this host
+        if fields.get("State", "").startswith("Z"):
+            continue
+        namespaced = fields.get("NSpid", "").split()
+        if not namespaced:
+            return None
+        pids.add(int(namespaced[-1]))
+    return pids if pids or not top.get("Processes") else None
+
+
+def _pids_via_exec(container: Any) -> set[int]:
+    """Live pids as ``ps`` inside the container sees them (works with a remote engine)."""
+    result = container.exec_run(["ps", "-eo", "pid=,stat="])
+    pids = set()
+    for line in result.output.decode().splitlines():
+        pid, _, stat = line.strip().partition(" ")
+        if pid.isdigit() and not stat.strip().startswith("Z"):
+            pids.add(int(pid))
+    return pids

@@ -1,0 +1,65 @@
+"""The watcher's bookkeeping: when is a dead attempt still waiting for its worker's verdict?"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from harness import history as h
+from harness.watcher import Watcher
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def record(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        self.events.append({"type": event_type, **fields})
+        return self.events[-1]
+
+
+def watcher(alive: set[int]) -> tuple[Watcher, Recorder]:
+    worker = SimpleNamespace(name="w0")
+    backend = SimpleNamespace(
+        process_alive=lambda _worker, pid: pid in alive,
+        worker_named=lambda name: worker if name == "w0" else None,
+        oom_kills=lambda _worker: 0,
+        worker_exit_reason=lambda _worker: None,
+    )
+    ledger = Recorder()
+    return Watcher(backend, ledger, worker_lost_wait=10.0), ledger  # type: ignore[arg-type]
+
+
+def start(task_id: str, attempt: int, pid: int) -> dict[str, Any]:
+    return {"type": h.ATTEMPT_START, "task_id": task_id, "attempt": attempt, "pid": pid,
+            "worker": "w0"}  # fmt: skip
+
+
+def test_a_death_waits_for_the_worker_to_requeue_or_report_it() -> None:
+    chaos, ledger = watcher(alive=set())
+    chaos.observe(start("t", 1, pid=10))
+    chaos.check()
+    assert [e["type"] for e in ledger.events] == [h.PROCESS_EXIT]
+    assert not chaos.settled()  # the worker may still report WorkerLostError or requeue
+    chaos.observe(start("t", 2, pid=11))
+    chaos.running.clear()
+    assert chaos.settled()
+
+
+def test_a_death_noticed_after_the_redelivery_started_is_already_resolved() -> None:
+    chaos, _ = watcher(alive={11})
+    chaos.observe(start("t", 1, pid=10))
+    chaos.observe(start("t", 2, pid=11))  # redelivered before we looked at pid 10
+    chaos.check()
+    assert chaos.unresolved == {}
+    assert not chaos.settled()  # attempt 2 is still running
+    chaos.observe({"type": h.ATTEMPT_END, "task_id": "t", "attempt": 2, "state": "SUCCESS"})
+    assert chaos.settled()
+
+
+def test_a_failure_reported_before_we_noticed_the_death_resolves_it() -> None:
+    chaos, _ = watcher(alive=set())
+    chaos.observe(start("t", 1, pid=10))
+    chaos.observe({"type": h.TASK_FAILURE, "task_id": "t", "exc_type": "WorkerLostError"})
+    chaos.check()
+    assert chaos.settled()
