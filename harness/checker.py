@@ -52,6 +52,11 @@ class BrokerState:
     reachable: bool = True
     locations: dict[str, list[str]] = field(default_factory=dict)
 
+    def may_hold(self, task_ids: set[str]) -> bool:
+        """Whether a message of these tasks may still be in the broker (an unreachable broker
+        might hold anything)."""
+        return not self.reachable or bool(task_ids & self.locations.keys())
+
 
 @dataclass
 class Attempt:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness import audit, runner
 from harness.backends import Backend
 from harness.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
-from harness.scenario import Scenario
+from harness.scenario import Scenario, first_error
 
 FaultKind = Literal[
     "kill_child", "kill_worker", "restart_worker", "oom", "terminate", "quit", "restart_broker"
@@ -158,10 +158,7 @@ def _validated(data: Any, source: str) -> ReproSpec:
     try:
         return ReproSpec.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ReproError(f"{source}: {where}: {message}") from None
+        raise ReproError(f"{source}: {first_error(error)}") from None
 
 
 def load_spec(path: Path | None) -> ReproSpec:

@@ -32,6 +32,22 @@ PASSED, FAILED, NOT_RUNNABLE, ERROR = "passed", "failed", "not_runnable", "error
 
 
 @dataclass
+class QuietWindow:
+    """Quiescence must hold without a break for ``settle`` seconds before a run may end: a
+    message can be in flight between the broker and a worker for a moment."""
+
+    settle: float
+    since: float | None = None
+
+    def held(self, quiet: bool, now: float) -> bool:
+        if not quiet:
+            self.since = None
+            return False
+        self.since = now if self.since is None else self.since
+        return now - self.since >= self.settle
+
+
+@dataclass
 class RunOptions:
     backend: str = "local"
     report_dir: Path = Path("reports")
@@ -101,21 +117,17 @@ class _Run:
         )
         self.client = workload.make_client(backend.broker_url, scenario.celery)
 
-    def _ours_in_broker(self) -> bool:
-        state = self.backend.broker_state()
-        return not state.reachable or bool(self.task_ids & state.locations.keys())
-
     def _quiet(self) -> bool:
         settled = (
             all(d.sent for d in self.dispatches) and self.nemesis.done and self.watcher.settled()
         )
-        return settled and not self._ours_in_broker()
+        return settled and not self.backend.broker_state().may_hold(self.task_ids)
 
     def drive(self) -> str:
         """Dispatch, inject and watch until quiescence or the deadline; returns which."""
         self.nemesis.arm()
         start = time.monotonic()
-        quiet_since: float | None = None
+        window = QuietWindow(self.scenario.settle)
         while True:
             now = time.monotonic() - start
             for dispatch in self.dispatches:
@@ -128,12 +140,8 @@ class _Run:
                     self.log(report.describe_event(event))
             self.watcher.check()
             self.nemesis.tick(now)
-            if self._quiet():
-                quiet_since = now if quiet_since is None else quiet_since
-                if now - quiet_since >= self.scenario.settle:
-                    return "quiescent"
-            else:
-                quiet_since = None
+            if window.held(self._quiet(), now):
+                return "quiescent"
             if now >= self.scenario.timeout:
                 return "deadline"
             time.sleep(POLL_INTERVAL)

@@ -216,6 +216,14 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
+def first_error(error: ValidationError) -> str:
+    """The first validation error as ``field.path[0]: what was expected`` (cross-field checks,
+    which have no location, name their own field path in the message)."""
+    first = error.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{_field_path(first['loc'])}: {message}" if first["loc"] else message
+
+
 def parse_scenario(data: Any, source: str) -> Scenario:
     """Validate parsed YAML; errors name ``source``, the field path and what was expected."""
     if not isinstance(data, dict):
@@ -223,11 +231,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if not first["loc"]:  # cross-field checks name their own field path in the message
-            raise ScenarioError(f"{source}: {message}") from None
-        raise ScenarioError(f"{source}: {_field_path(first['loc'])}: {message}") from None
+        raise ScenarioError(f"{source}: {first_error(error)}") from None
 
 
 def load_file(path: Path) -> Scenario:

@@ -45,8 +45,15 @@ from harness.checker import (
 )
 from harness.expectations import ExpectationResult, evaluate
 from harness.nemesis import Nemesis, PlannedFault
-from harness.runner import RunOptions, ScenarioResult, SuiteResult, new_run_dir, run_scenario
-from harness.scenario import Fault, Range, Scenario, TaskOptions, parse_scenario
+from harness.runner import (
+    QuietWindow,
+    RunOptions,
+    ScenarioResult,
+    SuiteResult,
+    new_run_dir,
+    run_scenario,
+)
+from harness.scenario import Fault, Range, Scenario, TaskOptions, first_error, parse_scenario
 from harness.watcher import Watcher
 from harness.workload import Dispatch
 
@@ -180,12 +187,6 @@ def env_key(backend: str, scenario: Scenario) -> str:
         sort_keys=True,
         default=str,
     )
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def _safe_name(name: str) -> str:
@@ -342,7 +343,7 @@ class ChaosEnv:
         try:
             sendable = TaskOptions.model_validate(options).model_dump(exclude_none=True)
         except ValidationError as error:
-            raise TypeError(f"dispatch({task_name!r}): {_first_error(error)}") from None
+            raise TypeError(f"dispatch({task_name!r}): {first_error(error)}") from None
         slot = self._slot(test, task_id)
         if slot.sent:
             raise ValueError(f"task {slot.task_id} was already dispatched")
@@ -383,7 +384,7 @@ class ChaosEnv:
         try:
             spec = Fault.model_validate({"kind": kind, "when": when, "target": target, **options})
         except ValidationError as error:
-            raise ValueError(f"fault({kind!r}): {_first_error(error)}") from None
+            raise ValueError(f"fault({kind!r}): {first_error(error)}") from None
         if kind not in NON_DESTRUCTIVE:
             self.mark_dirty(f"{kind} fault in {test.name}")
         planned = test.nemesis.add(spec)
@@ -411,21 +412,16 @@ class ChaosEnv:
         """No attempt running or about to be reported, no message of this test in the broker."""
         if not test.watcher.settled():
             return False
-        state = self.backend.broker_state()
-        return state.reachable and not (test.task_ids & state.locations.keys())
+        return not self.backend.broker_state().may_hold(test.task_ids)
 
     def _wait(self, test: _TestSlice, timeout: float, settle: float, fire: bool) -> bool:
         end = time.monotonic() + timeout
-        quiet_since: float | None = None
+        window = QuietWindow(settle)
         while True:
             self._observe(test, fire)
             now = time.monotonic()
-            if (not fire or test.nemesis.done) and self._idle(test):
-                quiet_since = now if quiet_since is None else quiet_since
-                if now - quiet_since >= settle:
-                    return True
-            else:
-                quiet_since = None
+            if window.held((not fire or test.nemesis.done) and self._idle(test), now):
+                return True
             if now >= end:
                 return False
             time.sleep(POLL_INTERVAL)
