@@ -207,12 +207,3 @@ class LocalBackend(Backend):
         for worker in self.workers:
             if worker.handle.poll() is None:
                 processes.signal_group(worker.handle, signal.SIGSTOP)
-
-    def live_pids(self) -> list[int]:
-        """Every process this backend still has running (for leak checks in tests)."""
-        pids = []
-        for process in [w.handle for w in self.workers] + [
-            s.process for s in (self.broker, self.ledger_server) if s.process
-        ]:
-            pids.extend(processes.group_members(process))
-        return pids
