@@ -43,13 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from harness import history as h  # noqa: E402
-from harness import images  # noqa: E402
-from harness.backends.base import Backend  # noqa: E402
-from harness.backends.local import LocalBackend  # noqa: E402
-from harness.checker import BrokerState, check  # noqa: E402
-from harness.runner import PASSED, RunOptions, run_scenario  # noqa: E402
-from harness.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
+from celery_chaos.backends.base import Backend  # noqa: E402
+from celery_chaos.backends.docker import images  # noqa: E402
+from celery_chaos.backends.local.backend import LocalBackend  # noqa: E402
+from celery_chaos.core import history as h  # noqa: E402
+from celery_chaos.core.checker import BrokerState, check  # noqa: E402
+from celery_chaos.core.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
+from celery_chaos.run.runner import PASSED, RunOptions, run_scenario  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "03-ack-late-reject-child-kill.yaml"
 BACKENDS = ("local", "docker")
@@ -88,7 +88,7 @@ def new_backend(backend: str, scenario: Scenario, folder: Path) -> Backend:
     """A backend as the runner would make it (docker: after its ``check_runnable()``)."""
     if backend == "local":
         return LocalBackend(scenario, folder, log=quiet, cwd=ROOT)
-    from harness.backends.docker import DockerBackend
+    from celery_chaos.backends.docker.backend import DockerBackend
 
     docker_backend = DockerBackend(scenario, folder, log=quiet)
     docker_backend.check_runnable()

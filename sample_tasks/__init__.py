@@ -1,1 +1,1 @@
-"""An instrumented Celery app whose tasks look like real work (see tasks.py)."""
+"""The instrumented sample app of the default suite (shipped as ``celery_chaos.sample_tasks``)."""

@@ -9,8 +9,8 @@ import os
 import signal
 import time
 
-from harness.agent import apply_once, checkpoint, lock, side_effect, store
-from sample_tasks.app import app
+from celery_chaos import apply_once, checkpoint, lock, side_effect, store
+from celery_chaos.sample_tasks.app import app
 
 
 @app.task(name="sample_tasks.tasks.ingest_document")

@@ -3,7 +3,7 @@
 ``ingest`` takes the document's lock (its own Redis key, ``SET NX`` with no expiry: nothing
 else ever frees it), writes the parts one by one, writes the final content last and releases the
 lock. The settings come from ``celeryconfig_<INGEST_CONFIG>`` (``unsafe``, the default, or
-``fixed``). ``harness.agent.checkpoint`` marks the steps so a fault can land exactly between two
+``fixed``). ``celery_chaos.checkpoint`` marks the steps so a fault can land exactly between two
 of them; outside the harness it does nothing.
 """
 
@@ -15,8 +15,7 @@ from functools import cache
 
 import redis
 from celery import Celery, Task
-
-from harness import agent
+from celery_chaos.agent import instrument as agent
 
 CONFIGS = ("unsafe", "fixed")
 CONFIG = os.environ.get("INGEST_CONFIG", "unsafe")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from harness.images import (
+from celery_chaos.backends.docker.images import (
     DEFAULT_REDIS_IMAGE,
     DEFAULT_WORKER_IMAGE,
     docker_client,

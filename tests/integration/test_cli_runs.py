@@ -12,8 +12,7 @@ from xml.etree import ElementTree as ET
 
 import psutil
 import pytest
-
-from harness.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
+from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +43,7 @@ timeout: 30
 
 def celery_chaos(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "celery_chaos.cli", *args],
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,

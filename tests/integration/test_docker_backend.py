@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 
-from harness.backends.docker import RUN_LABEL, docker_client
-from harness.runner import PASSED, RunOptions, ScenarioResult, run_scenario
-from harness.scenario import load_file
 from tests.integration.docker_support import require_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "celery_chaos.cli",
             "run",
             str(SCENARIOS / "04b-ack-late-kill-worker-default-visibility.yaml"),
             "--backend",
@@ -107,7 +107,7 @@ def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -
     assert left, "the killed run should have left its containers behind"
     run_id = left[0].labels[RUN_LABEL]
     removed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "cleanup", "--run-id", run_id],
+        [sys.executable, "-m", "celery_chaos.cli", "cleanup", "--run-id", run_id],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -126,7 +126,7 @@ def test_missing_engine_fails_fast_with_exit_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "celery_chaos.cli",
             "run",
             str(SCENARIOS / "03-ack-late-reject-child-kill.yaml"),
             "--backend",
@@ -173,7 +173,7 @@ def test_users_image_without_the_agent_gets_it_mounted(tmp_path: Path) -> None:
     client.images.build(path=str(context), tag=tag, rm=True)
     try:
         repro = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "repro", "--file", "ingest_app/repro.yaml",
+            [sys.executable, "-m", "celery_chaos.cli", "repro", "--file", "ingest_app/repro.yaml",
              "--backend", "docker", "--worker-image", tag, "--report-dir", str(tmp_path / "r")],
             cwd=ROOT / "examples", capture_output=True, text=True, timeout=300,
         )  # fmt: skip

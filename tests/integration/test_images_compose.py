@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from celery_chaos.backends.docker.images import build_images, docker_client, engine_available
 
-from harness.images import build_images, docker_client, engine_available
 from tests.integration.docker_support import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

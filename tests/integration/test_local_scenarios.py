@@ -7,10 +7,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from harness.cgroups import CgroupUnavailable, MemoryCgroup
-from harness.runner import PASSED, RunOptions, ScenarioResult, run_scenario
-from harness.scenario import load_file
+from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 pytestmark = pytest.mark.integration

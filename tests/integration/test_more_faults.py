@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from harness.runner import RunOptions, ScenarioResult, run_scenario
-from harness.scenario import parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
 
 pytestmark = pytest.mark.integration
 ACK_LATE = {"task_acks_late": True, "task_reject_on_worker_lost": True}

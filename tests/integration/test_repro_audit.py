@@ -22,7 +22,7 @@ def celery_chaos(
 ) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "INGEST_CONFIG"} | (env or {})
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "celery_chaos.cli", *args],
         cwd=cwd,
         env=environment,
         text=True,

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import history as h
-from harness.checker import check
-from harness.session import assert_verdicts
+from celery_chaos.core import history as h
+from celery_chaos.core.checker import check
+from celery_chaos.run.session import assert_verdicts
 
 pytest_plugins = ["pytester"]
 
@@ -54,8 +53,8 @@ def short(pytester: pytest.Pytester, relpath: str, name: str, expect: str = MEET
 
 def test_plugin_import_is_light() -> None:
     code = (
-        "import sys, harness.pytest_plugin\n"
-        "heavy = [m for m in ('celery', 'kombu', 'redis', 'pydantic', 'harness.runner')"
+        "import sys, celery_chaos.pytest_plugin\n"
+        "heavy = [m for m in ('celery', 'kombu', 'redis', 'pydantic', 'celery_chaos.run.runner')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -225,7 +224,7 @@ def test_a_backend_error_is_a_test_error(pytester: pytest.Pytester) -> None:
 
 ENV_TESTS = """
 import pytest
-from harness.session import assert_verdicts
+from celery_chaos.run.session import assert_verdicts
 
 pytestmark = pytest.mark.chaos(
     celery={"task_acks_late": True, "task_reject_on_worker_lost": True,

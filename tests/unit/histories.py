@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import history as h
+from celery_chaos.core import history as h
 
 TASK = "sample_tasks.tasks.work"
 WORKER = "w0@chaos-test"

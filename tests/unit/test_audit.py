@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness import audit
-from harness.scenario import load_suite
+from celery_chaos.core.scenario import load_suite
+from celery_chaos.tools import audit
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = {"broker_url": "redis://localhost:6379/0"}

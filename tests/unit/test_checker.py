@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS, BrokerState, check
 
-from harness.checker import LABELS, OUTCOMES, VERDICTS, BrokerState, check
 from tests.unit.histories import (
     TASK,
     checkpoint,

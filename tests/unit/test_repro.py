@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from harness import repro, runner
-from harness.repro import RedisProbe, ReproError, ReproSpec, SqlProbe
+from celery_chaos.run import runner
+from celery_chaos.tools import repro
+from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe
 
 BASE = {"app": "proj.celery:app", "task": "proj.tasks.ingest", "at": "checkpoint:part-2"}
 
@@ -94,7 +94,7 @@ def test_required_options() -> None:
 
 def test_scenario_runs_the_users_app_with_only_the_overrides() -> None:
     scenario = repro.build_scenario(spec(celery={"task_acks_late": True}, env={"X": "1"}))
-    assert scenario.workers.app == "harness.bootstrap"
+    assert scenario.workers.app == "celery_chaos.agent.bootstrap"
     assert scenario.workers.env == {"X": "1", "CHAOS_APP": "proj.celery:app"}
     assert scenario.celery == {"task_acks_late": True}
     assert scenario.workload[0].task == "proj.tasks.ingest"

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from harness.checker import VERDICTS
-from harness.scenario import (
+from celery_chaos.core.checker import VERDICTS
+from celery_chaos.core.scenario import (
     Range,
     Scenario,
     ScenarioError,
@@ -78,9 +77,9 @@ def test_shipped_scenario_loads(path: Path) -> None:
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.name for p in SCENARIO_FILES])
 def test_shipped_scenario_only_dispatches_tasks_its_app_defines(path: Path) -> None:
     scenario = load_file(path)
-    if scenario.workers.app != "sample_tasks.app":
+    if scenario.workers.app != "celery_chaos.sample_tasks.app":
         pytest.skip(f"uses app {scenario.workers.app}")
-    from sample_tasks.app import app
+    from celery_chaos.sample_tasks.app import app
 
     app.loader.import_default_modules()
     unknown = {item.task for item in scenario.workload} - set(app.tasks)

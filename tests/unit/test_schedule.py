@@ -11,16 +11,17 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import yaml
+from celery_chaos.cli import main
+from celery_chaos.core import history as h
+from celery_chaos.core.checker import BrokerState, check
+from celery_chaos.core.expectations import evaluate
+from celery_chaos.core.scenario import Range, Scenario, parse_scenario
+from celery_chaos.report import files as report
+from celery_chaos.run import workload
+from celery_chaos.run.nemesis import Nemesis
+from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, PASSED, ScenarioResult, SuiteResult
 from click.testing import CliRunner
 
-from harness import history as h
-from harness import report, workload
-from harness.checker import BrokerState, check
-from harness.cli import main
-from harness.expectations import evaluate
-from harness.nemesis import Nemesis
-from harness.runner import ERROR, FAILED, NOT_RUNNABLE, PASSED, ScenarioResult, SuiteResult
-from harness.scenario import Range, Scenario, parse_scenario
 from tests.unit.histories import TASK, completed, killed
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

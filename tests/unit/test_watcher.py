@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from harness import history as h
-from harness.watcher import Watcher
+from celery_chaos.core import history as h
+from celery_chaos.run.watcher import Watcher
 
 
 class Recorder:

@@ -1,0 +1,234 @@
+"""The agent: instrumentation that runs *inside* Celery workers.
+
+One line in the user's app turns it on::
+
+    from celery_chaos.agent.instrument import install
+    install(app)
+
+or, without touching the app at all, start workers with
+``celery -A celery_chaos.agent.bootstrap worker``
+and ``CHAOS_APP=myproject.celery:app`` (that is what ``celery-chaos repro`` does).
+
+When ``CHAOS_LEDGER_URL`` is not set the agent records nothing and the public API below is a
+no-op, so instrumented tasks run unchanged in production.
+
+Public API for tasks: :func:`checkpoint`, :func:`side_effect`, :func:`lock`, :func:`store`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from celery_chaos.core import history as h
+from celery_chaos.ledger import Ledger
+
+LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
+BROKER_URL_ENV = "CHAOS_BROKER_URL"
+CELERY_CONFIG_ENV = "CHAOS_CELERY_CONFIG"
+BREAKPOINT_WAIT_SECONDS = 120
+
+_current = threading.local()  # the attempt running in this thread: (task_id, attempt)
+_ledgers: dict[int, Ledger] = {}
+_installed_apps: set[int] = set()
+
+
+class LockHeld(RuntimeError):
+    """Raised by :func:`lock` when another task holds the lock."""
+
+
+def ledger() -> Ledger | None:
+    """This process's ledger connection (a fresh one after fork), or None when not under test."""
+    url = os.environ.get(LEDGER_URL_ENV)
+    if not url:
+        return None
+    pid = os.getpid()
+    if pid not in _ledgers:
+        _ledgers.clear()
+        _ledgers[pid] = Ledger.from_url(url)
+    return _ledgers[pid]
+
+
+def store() -> redis.Redis | None:
+    """The Redis the sample app uses as its database (the ledger server, never faulted)."""
+    current = ledger()
+    return current.client if current else None
+
+
+def current_attempt() -> tuple[str, int] | None:
+    return getattr(_current, "attempt", None)
+
+
+def _record(event_type: str, **fields: Any) -> None:
+    current = ledger()
+    if current is not None:
+        current.record(event_type, pid=os.getpid(), **fields)
+
+
+def checkpoint(name: str) -> None:
+    """Mark progress inside a task; the harness can arm a fault to fire exactly here.
+
+    If the harness armed this checkpoint as a breakpoint, the task blocks until the harness
+    releases it, so the fault lands while the task is provably at this point.
+    """
+    current, attempt = ledger(), current_attempt()
+    if current is None or attempt is None:
+        return
+    task_id, number = attempt
+    point = h.breakpoint_id(task_id, name, number)
+    event = h.make_event(h.CHECKPOINT, task_id=task_id, attempt=number, name=name, pid=os.getpid())
+    pipe = current.client.pipeline()
+    pipe.rpush(h.HISTORY_KEY, json.dumps(event))
+    pipe.sismember(h.BREAKPOINTS_KEY, point)
+    _, armed = pipe.execute()
+    if armed:
+        current.client.blpop([h.RELEASE_KEY.format(point=point)], timeout=BREAKPOINT_WAIT_SECONDS)
+
+
+def side_effect(key: str, applied: bool = True, idempotent: bool = False) -> None:
+    """Record that an external effect (email, payment, webhook) was applied, or only attempted.
+
+    A non-idempotent task calls ``side_effect("email:42")`` each time it sends. An idempotent
+    task calls ``side_effect(key, applied=did_apply, idempotent=True)`` so the checker can tell
+    attempted from applied duplicates.
+    """
+    attempt = current_attempt()
+    task_id, number = attempt if attempt else (None, None)
+    _record(
+        h.SIDE_EFFECT,
+        task_id=task_id,
+        attempt=number,
+        key=key,
+        applied=applied,
+        idempotent=idempotent,
+    )
+
+
+def apply_once(key: str) -> bool:
+    """Idempotency-key guard: True the first time ``key`` is seen (and records the effect)."""
+    client = store()
+    if client is None:
+        return True
+    applied = bool(client.set(h.EFFECT_KEY_PREFIX + key, "1", nx=True))
+    side_effect(key, applied=applied, idempotent=True)
+    return applied
+
+
+_RELEASE_IF_OWNER = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@contextmanager
+def lock(name: str) -> Iterator[None]:
+    """Hold a lock the way real apps do: a flag in Redis with no expiry, owned by the task id.
+
+    A redelivered attempt of the same task may reclaim its own lock (the fix good apps use);
+    a lock whose owner died and was never redelivered stays held: the checker reports it stuck.
+    """
+    client, attempt = store(), current_attempt()
+    if client is None or attempt is None:
+        yield
+        return
+    task_id, number = attempt
+    key = h.LOCK_KEY_PREFIX + name
+    acquired = bool(client.set(key, task_id, nx=True))
+    holder = None if acquired else (client.get(key) or b"").decode()
+    reclaimed = holder == task_id
+    if not (acquired or reclaimed):
+        _record(h.LOCK_BLOCKED, task_id=task_id, attempt=number, name=name, holder=holder)
+        raise LockHeld(f"lock {name!r} is held by task {holder}")
+    _record(h.LOCK_ACQUIRED, task_id=task_id, attempt=number, name=name, reclaimed=reclaimed)
+    try:
+        yield
+    finally:
+        client.eval(_RELEASE_IF_OWNER, 1, key, task_id)
+        _record(h.LOCK_RELEASED, task_id=task_id, attempt=number, name=name)
+
+
+# --- Celery signal handlers -------------------------------------------------------------
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    _record(h.WORKER_READY, worker=getattr(sender, "hostname", None), host=socket.gethostname())
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    _record(h.WORKER_SHUTDOWN, worker=getattr(sender, "hostname", None))
+
+
+def _on_pool_process_init(**_: Any) -> None:
+    _record(h.POOL_PROCESS_STARTED, ppid=os.getppid())
+
+
+def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+    current = ledger()
+    if current is None:
+        return
+    number = current.next_attempt(task_id)
+    _current.attempt = (task_id, number)
+    request = task.request
+    delivery = request.delivery_info or {}
+    _record(
+        h.ATTEMPT_START,
+        task_id=task_id,
+        task=task.name,
+        attempt=number,
+        worker=request.hostname,
+        host=socket.gethostname(),
+        redelivered=bool(delivery.get("redelivered")),
+        retries=request.retries,
+    )
+
+
+def _on_postrun(task_id: str = "", state: str | None = None, **_: Any) -> None:
+    attempt = current_attempt()
+    number = attempt[1] if attempt and attempt[0] == task_id else None
+    _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state)
+    _current.attempt = None
+
+
+def _on_failure(task_id: str = "", exception: BaseException | None = None, **_: Any) -> None:
+    attempt = current_attempt()
+    in_attempt = bool(attempt and attempt[0] == task_id)
+    _record(
+        h.TASK_FAILURE,
+        task_id=task_id,
+        attempt=attempt[1] if in_attempt else None,
+        exc_type=type(exception).__name__ if exception else None,
+        exc=str(exception)[:500] if exception else None,
+        origin="task" if in_attempt else "worker",
+    )
+
+
+def apply_environment_config(app: Celery) -> None:
+    """Apply the harness's broker URL and Celery settings from the environment, if any."""
+    if os.environ.get(BROKER_URL_ENV):
+        app.conf.broker_url = os.environ[BROKER_URL_ENV]
+    overrides = os.environ.get(CELERY_CONFIG_ENV)
+    if overrides:
+        app.conf.update(json.loads(overrides))
+
+
+def install(app: Celery) -> Celery:
+    """Instrument ``app``: connect the recording signal handlers once per process."""
+    apply_environment_config(app)
+    if id(app) in _installed_apps:
+        return app
+    _installed_apps.add(id(app))
+    signals.worker_ready.connect(_on_worker_ready, weak=False)
+    signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+    signals.worker_process_init.connect(_on_pool_process_init, weak=False)
+    signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_postrun.connect(_on_postrun, weak=False)
+    signals.task_failure.connect(_on_failure, weak=False)
+    return app

@@ -1,0 +1,1 @@
+"""The docker backend: broker, ledger and workers in containers."""

@@ -1,0 +1,421 @@
+"""Build the images the docker backend runs: a worker image and a Redis image.
+
+Two paths, one worker Dockerfile (``compose/Dockerfile.worker``, build arg ``BASE_IMAGE``):
+
+* online: the worker is built on ``python:3.11-slim`` and Redis is the registry's ``redis:7``.
+* offline (no container registry, the usual case on CI here): a Debian bookworm root is made
+  with debootstrap from the host's Debian mirror and imported as ``celery-chaos/base:bookworm``;
+  the Redis image is that base running Debian's redis-server, and the worker is built on it.
+
+Either way the worker installs the project from a wheelhouse built on the host with ``pip wheel``
+(pip in the image never needs an index) into ``/opt/venv``, and runs as the non-root user
+``chaos``. Image names after either path are the same defaults below, so the docker backend and
+``compose/docker-compose.yml`` need not know which path built them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WORKER_IMAGE = "celery-chaos/worker:latest"
+# One Redis tag for both paths: offline it is Debian bookworm's redis-server 7.0, online it is the
+# registry's redis:7 re-tagged, so callers never need to know which path ran.
+DEFAULT_REDIS_IMAGE = "celery-chaos/redis:7"
+BASE_IMAGE = "celery-chaos/base:bookworm"
+ONLINE_BASE_IMAGE = "python:3.11-slim"
+ONLINE_REDIS_IMAGE = "redis:7"
+# Both bases run CPython 3.11 (Debian bookworm's python3, python:3.11-slim): host-built wheels
+# only fit when the host builds them with 3.11 too.
+IMAGE_PYTHON = (3, 11)
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_PACKAGES = ("python3", "python3-venv", "python3-pip", "procps", "redis-server")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+MIRROR_ENV = "CHAOS_DEBIAN_MIRROR"
+CACHE_ENV = "CHAOS_CACHE_DIR"
+BASE_KEY_LABEL = "io.celery-chaos.base-key"
+WORKER_DOCKERFILE = Path("compose") / "Dockerfile.worker"
+PROJECT_DIST = "celery_chaos"
+# Trimmed from the debootstrapped root: downloaded .debs and documentation nobody reads in a
+# container (about 100 MB of the ~310 MB root).
+ROOTFS_PRUNE = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)
+BASE_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    'CMD ["/bin/bash"]',
+)
+
+PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--quiet")
+MAX_FILL_ROUNDS = 3
+_NO_MATCH = re.compile(r"No matching distribution found for ([^\n]+)")
+
+Log = Callable[[str], None]
+
+
+class ImageBuildError(RuntimeError):
+    """A build step failed; the message says which step and how to fix it (CLI exit code 2)."""
+
+
+# --- engine ------------------------------------------------------------------------------
+
+
+def docker_client(timeout: int = 10) -> Any:
+    """A docker SDK client talking to the engine named by DOCKER_HOST (or the default socket)."""
+    import docker
+
+    return docker.from_env(version="auto", timeout=timeout)
+
+
+def engine_available() -> tuple[bool, str]:
+    """Whether a Docker engine answers, with a one-line reason, so callers can fail fast."""
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return False, "the docker SDK is not installed (pip install 'celery-chaos[docker]')"
+    try:
+        client = docker_client(timeout=5)
+        client.ping()
+        version = client.version().get("Version", "?")
+    except Exception as error:  # any failure means "no usable engine"; say why in one line
+        detail = " ".join(str(error).split())[:200]
+        return False, f"no Docker engine reachable ({type(error).__name__}: {detail})"
+    return True, f"Docker engine {version} reachable"
+
+
+# --- public entry point -------------------------------------------------------------------
+
+
+def build_images(
+    offline: bool,
+    worker_image: str = DEFAULT_WORKER_IMAGE,
+    redis_image: str = DEFAULT_REDIS_IMAGE,
+    project_root: Path | None = None,
+    log: Log = print,
+) -> dict[str, str]:
+    """Build (or fetch) the worker and Redis images; returns ``{role: tag}`` of what now exists.
+
+    Raises :class:`ImageBuildError` with a one-line cause when a step fails.
+    """
+    root = (project_root or default_project_root()).resolve()
+    client = docker_client(timeout=600)
+    built: dict[str, str] = {}
+    if offline:
+        built["base"] = ensure_base_image(client, log)
+        built["redis"] = build_offline_redis(client, redis_image, root, log)
+        worker_base = BASE_IMAGE
+    else:
+        built["redis"] = pull_online_redis(client, redis_image, log)
+        worker_base = ONLINE_BASE_IMAGE
+    built["worker"] = build_worker(client, worker_image, worker_base, root, log)
+    return built
+
+
+def default_project_root() -> Path:
+    """The checkout to build from: this module's own (editable install), else the cwd.
+
+    A regular install has no compose/ or pyproject.toml next to the package, so a user who
+    installed from a wheel runs the build from inside a checkout.
+    """
+    for candidate in (Path(__file__).resolve().parents[4], Path.cwd()):
+        if (candidate / "pyproject.toml").is_file() and (candidate / WORKER_DOCKERFILE).is_file():
+            return candidate
+    raise ImageBuildError(
+        f"no celery-chaos checkout found (need pyproject.toml and {WORKER_DOCKERFILE}):"
+        " run from the project's root or pass project_root"
+    )
+
+
+def cache_dir() -> Path:
+    """Where debootstrapped roots are kept between builds (CHAOS_CACHE_DIR overrides)."""
+    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "celery-chaos"
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def timed(log: Log, what: str) -> Iterator[None]:
+    """Log how long a step took: the offline build must stay within CI's minutes."""
+    start = time.monotonic()
+    log(f"{what} ...")
+    yield
+    log(f"{what}: done in {time.monotonic() - start:.1f}s")
+
+
+# --- offline base: debootstrap -> docker import ---------------------------------------------
+
+
+def debian_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d")) -> str:
+    """The host's Debian mirror (what apt already reaches), else deb.debian.org.
+
+    Reads deb822 ``*.sources`` files and one-line ``*.list`` files; CHAOS_DEBIAN_MIRROR wins.
+    """
+    if os.environ.get(MIRROR_ENV):
+        return os.environ[MIRROR_ENV].rstrip("/")
+    candidates = sorted(sources_dir.glob("*.sources")) + sorted(sources_dir.glob("*.list"))
+    candidates.append(sources_dir.parent / "sources.list")
+    for path in candidates:
+        uri = _mirror_in(path)
+        if uri:
+            return uri
+    return DEFAULT_MIRROR
+
+
+def _mirror_in(path: Path) -> str | None:
+    """The first URI in an apt sources file that serves the bookworm main archive."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "URIs:":
+            uris = words[1:]
+        elif len(words) >= 3 and words[0] == "deb" and DEBIAN_SUITE in words[2:3]:
+            uris = [w for w in words[1:3] if "://" in w][:1]
+        else:
+            continue
+        for uri in uris:
+            if uri.rstrip("/").endswith("/debian"):
+                return uri.rstrip("/")
+    return None
+
+
+def base_key(mirror: str) -> str:
+    """A short hash naming what the base holds, so a changed package list rebuilds it."""
+    recipe = "|".join((DEBIAN_SUITE, mirror, *DEBIAN_PACKAGES, *ROOTFS_PRUNE, *BASE_CHANGES))
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def ensure_base_image(client: Any, log: Log) -> str:
+    """Import the Debian base image unless one built from the same recipe already exists."""
+    mirror = debian_mirror()
+    key = base_key(mirror)
+    if _image_label(client, BASE_IMAGE, BASE_KEY_LABEL) == key:
+        log(f"base image {BASE_IMAGE} is current (key {key})")
+        return BASE_IMAGE
+    tarball = cache_dir() / f"base-{DEBIAN_SUITE}-{key}.tar"
+    if tarball.exists():
+        log(f"using cached root filesystem {tarball}")
+    else:
+        make_rootfs_tarball(tarball, mirror, log)
+    repository, tag = BASE_IMAGE.rsplit(":", 1)
+    changes = [*BASE_CHANGES, f"LABEL {BASE_KEY_LABEL}={key}"]
+    with timed(log, f"docker import {tarball.name} as {BASE_IMAGE}"):
+        # A path, not a stream: docker-py's chunked upload of a file object is rejected by
+        # dockerd 20.10 ("invalid byte in chunk length").
+        client.api.import_image(src=str(tarball), repository=repository, tag=tag, changes=changes)
+    return BASE_IMAGE
+
+
+def _image_label(client: Any, image: str, label: str) -> str | None:
+    import docker.errors
+
+    try:
+        labels = client.images.get(image).labels or {}
+    except docker.errors.ImageNotFound:
+        return None
+    return labels.get(label)
+
+
+def make_rootfs_tarball(tarball: Path, mirror: str, log: Log) -> None:
+    """debootstrap a minimal bookworm root, prune it, and tar it to ``tarball`` (atomically)."""
+    if os.geteuid() != 0:
+        raise ImageBuildError("offline build: debootstrap needs root (run as root or use sudo)")
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildError("offline build: debootstrap not installed (run .ci/docker-setup.sh)")
+    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=tarball.parent) as work:
+        root = Path(work) / "root"
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(DEBIAN_PACKAGES)}",
+            DEBIAN_SUITE,
+            str(root),
+            mirror,
+        ]
+        with timed(log, f"debootstrap {DEBIAN_SUITE} from {mirror}"):
+            _run(command, "debootstrap", log_file=Path(work) / "debootstrap.log")
+        for relative in ROOTFS_PRUNE:
+            _empty_dir(root / relative)
+        partial = Path(work) / "rootfs.tar"
+        with timed(log, f"tar root filesystem to {tarball}"):
+            _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], "tar")
+        partial.replace(tarball)
+
+
+def _empty_dir(path: Path) -> None:
+    """Remove a directory's contents but keep the directory (packages expect it to exist)."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _run(command: list[str], step: str, log_file: Path | None = None) -> None:
+    """Run a host command; on failure raise with the tail of its output."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if log_file is not None:
+        log_file.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise ImageBuildError(f"{step} failed (exit {result.returncode}): {tail}")
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+def build_offline_redis(client: Any, tag: str, root: Path, log: Log) -> str:
+    """Debian's redis-server on the imported base (compose/Dockerfile.redis)."""
+    context = root / "compose"
+    with timed(log, f"build {tag} from {BASE_IMAGE}"):
+        dockerfile = context / "Dockerfile.redis"
+        _docker_build(client, context, dockerfile, tag, {"BASE_IMAGE": BASE_IMAGE})
+    return tag
+
+
+def pull_online_redis(client: Any, tag: str, log: Log) -> str:
+    """Pull the registry's redis:7 and give it the tag callers expect."""
+    repository, version = ONLINE_REDIS_IMAGE.split(":", 1)
+    with timed(log, f"pull {ONLINE_REDIS_IMAGE}"):
+        try:
+            image = client.images.pull(repository, tag=version)
+        except Exception as error:
+            raise ImageBuildError(
+                f"pull {ONLINE_REDIS_IMAGE} failed ({error}); no registry? use --offline"
+            ) from None
+    if tag != ONLINE_REDIS_IMAGE:
+        image.tag(*tag.rsplit(":", 1))
+    return tag
+
+
+# --- worker ---------------------------------------------------------------------------------
+
+
+def build_worker(client: Any, tag: str, base: str, root: Path, log: Log) -> str:
+    """Build the worker image on ``base`` from a wheelhouse of the project and its deps."""
+    wheelhouse = root / ".wheelhouse"
+    with timed(log, f"pip wheel {root} into {wheelhouse}"):
+        make_wheelhouse(root, wheelhouse)
+    with timed(log, f"check the wheelhouse against {base}'s Python"):
+        complete_wheelhouse(client, base, wheelhouse, log)
+    with timed(log, f"build {tag} on {base}"):
+        _docker_build(client, wheelhouse, root / WORKER_DOCKERFILE, tag, {"BASE_IMAGE": base})
+    return tag
+
+
+def make_wheelhouse(root: Path, wheelhouse: Path) -> None:
+    """Fresh wheels of the project and every dependency, split into ``deps/`` and ``project/``.
+
+    The split keeps the image's dependency layer cached when only the project changed.
+    """
+    if not (root / "pyproject.toml").exists():
+        raise ImageBuildError(f"{root}: no pyproject.toml (pass project_root)")
+    if sys.version_info[:2] != IMAGE_PYTHON:
+        raise ImageBuildError(
+            f"the wheelhouse is built with this Python ({sys.version.split()[0]}) but the images"
+            f" run Python {'.'.join(map(str, IMAGE_PYTHON))}: run the build with python3.11"
+        )
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    deps, project = wheelhouse / "deps", wheelhouse / "project"
+    deps.mkdir(parents=True)
+    project.mkdir()
+    _run([*PIP_WHEEL, "--wheel-dir", str(deps), str(root)], "pip wheel")
+    built = list(deps.glob(f"{PROJECT_DIST}-*.whl"))
+    if not built:
+        raise ImageBuildError(f"pip wheel produced no {PROJECT_DIST} wheel in {deps}")
+    for wheel in built:
+        wheel.replace(project / wheel.name)
+
+
+def complete_wheelhouse(client: Any, base: str, wheelhouse: Path, log: Log) -> None:
+    """Add the wheels that the image's Python needs but the host's resolution left out.
+
+    Markers are evaluated for the host interpreter: redis-py needs async-timeout only on
+    Python < 3.11.3, so the host's 3.11.7 skips it while bookworm's 3.11.2 requires it. A
+    dry-run install inside the base image (no network) names what is missing.
+    """
+    deps = wheelhouse / "deps"
+    for _ in range(MAX_FILL_ROUNDS):
+        missing = missing_in_image(client, base, wheelhouse)
+        if not missing:
+            return
+        log(f"adding wheels the image needs: {', '.join(missing)}")
+        _run([*PIP_WHEEL, "--wheel-dir", str(deps), *missing], "pip wheel")
+    raise ImageBuildError(f"wheelhouse still incomplete for {base} after {MAX_FILL_ROUNDS} rounds")
+
+
+def missing_in_image(client: Any, base: str, wheelhouse: Path) -> list[str]:
+    """Requirements a no-index dry-run install of the project in ``base`` cannot satisfy."""
+    import docker.errors
+
+    # The base's own pip, not a fresh venv (creating one costs seconds); --ignore-installed so
+    # packages Debian put in the system site-packages do not count as available.
+    script = (
+        "python3 -m pip install --dry-run --quiet --ignore-installed --no-index"
+        " --find-links /wheels/deps /wheels/project/*.whl"
+    )
+    try:
+        client.containers.run(
+            base,
+            ["sh", "-c", script],
+            network_mode="none",
+            environment={"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            user="0",
+            volumes={str(wheelhouse): {"bind": "/wheels", "mode": "ro"}},
+            remove=True,
+            stdout=False,
+            stderr=True,
+        )
+    except docker.errors.ContainerError as error:
+        output = error.stderr.decode(errors="replace") if error.stderr else str(error)
+        missing = [match.split(";")[0].strip() for match in _NO_MATCH.findall(output)]
+        if not missing:
+            tail = " | ".join(output.strip().splitlines()[-5:])
+            raise ImageBuildError(f"dry-run install in {base} failed: {tail}") from None
+        return missing
+    return []
+
+
+def _docker_build(
+    client: Any, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str]
+) -> None:
+    """``docker build`` through the SDK, raising with the build log's tail on failure."""
+    import docker.errors
+
+    try:
+        client.images.build(
+            path=str(context),
+            dockerfile=str(dockerfile),
+            tag=tag,
+            buildargs=buildargs,
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as error:
+        lines = (str(chunk.get("stream", chunk.get("error", ""))) for chunk in error.build_log)
+        tail = " | ".join(line.strip() for line in lines if line.strip())[-800:]
+        raise ImageBuildError(f"docker build of {tag} failed: {error.msg}: {tail}") from None
+    except docker.errors.APIError as error:
+        raise ImageBuildError(f"docker build of {tag} failed: {error.explanation}") from None

@@ -1,0 +1,211 @@
+"""The embedded default: Redis servers and Celery workers as local processes.
+
+Each worker is a real ``celery worker`` in its own process group (so SIGKILL of the worker takes
+its pool children with it), optionally inside its own memory cgroup (for real OOM kills).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from celery_chaos.agent import instrument as agent
+from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, worker_arguments
+from celery_chaos.backends.local import processes
+from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
+from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
+from celery_chaos.core import history as h
+from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
+from celery_chaos.ledger import Ledger
+
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
+
+
+class LocalBackend(Backend):
+    name = "local"
+    # Processes share the host's network: there is nothing to partition.
+    supported_faults = frozenset(FAULT_KINDS) - {"partition", "heal"}
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        run_dir: Path,
+        log: Callable[[str], None] = print,
+        app: str | None = None,
+        cwd: Path | None = None,
+    ):
+        super().__init__(scenario, run_dir, log)
+        self.app = app or scenario.workers.app
+        self.cwd = cwd or Path.cwd()
+        self.run_id = uuid.uuid4().hex[:8]
+        self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
+        self.broker = RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
+        self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
+            f.kind == "oom" for f in scenario.faults
+        )
+        self._next_index = 0
+
+    def check_runnable(self) -> None:
+        super().check_runnable()
+        if self.needs_cgroup:
+            try:
+                MemoryCgroup.create(f"celery-chaos-probe-{self.run_id}").remove()
+            except CgroupUnavailable as error:
+                raise Unsupported(
+                    f"oom/memory_limit needs a writable memory cgroup: {error}"
+                ) from None
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            self.ledger_server.start()
+            self.broker.start()
+        except RedisUnavailable as error:
+            raise BackendError(str(error)) from None
+        self.ledger = Ledger(self.ledger_server.client())
+        names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
+        if names:
+            self.wait_ready(names)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            processes.stop(worker.handle, sig=signal.SIGKILL, grace=5)
+            if worker.cgroup is not None:
+                worker.cgroup.remove()
+        self.broker.stop()
+        self.ledger_server.stop()
+
+    @property
+    def broker_url(self) -> str:
+        return self.broker.url
+
+    def broker_client(self) -> redis.Redis:
+        return self.broker.client()
+
+    # --- workers ---------------------------------------------------------------------
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.scenario.workers.env)
+        env[agent.LEDGER_URL_ENV] = self.ledger_server.url
+        env[agent.BROKER_URL_ENV] = self.broker.url
+        env[agent.CELERY_CONFIG_ENV] = json.dumps(self.scenario.celery)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn_worker(self) -> Worker:
+        index = self._next_index
+        self._next_index += 1
+        spec = self.scenario.workers
+        name = f"w{index}@chaos-{self.run_id}"
+        cmd = [sys.executable, "-m", "celery"]
+        cmd += worker_arguments(self.app, name, spec.pool, spec.concurrency)
+        cgroup = None
+        if self.needs_cgroup:
+            cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
+            if spec.memory_limit:
+                cgroup.set_limit(parse_size(spec.memory_limit))
+            cmd = cgroup.wrap(cmd)
+        process = processes.spawn(
+            cmd, self.logs_dir / f"worker-w{index}.log", env=self._worker_env(), cwd=self.cwd
+        )
+        worker = Worker(index=index, name=name, handle=process, cgroup=cgroup)
+        self.workers.append(worker)
+        assert self.ledger is not None
+        self.ledger.record(h.WORKER_STARTED, worker=name, pid=process.pid)
+        return worker
+
+    def check_workers_alive(self, names: set[str]) -> None:
+        for worker in self.workers:
+            if worker.name in names and worker.handle.poll() is not None:
+                log = self.logs_dir / f"worker-w{worker.index}.log"
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                raise BackendError(
+                    f"worker {worker.name} exited during startup (rc={worker.handle.returncode}):"
+                    f" {tail[0]} (log: {log})"
+                )
+
+    # --- faults ----------------------------------------------------------------------
+    def _own(self, worker: Worker, pid: int) -> bool:
+        """Only ever signal a process that belongs to a worker group we started."""
+        try:
+            return os.getpgid(pid) == worker.handle.pid
+        except ProcessLookupError:
+            return False
+
+    def kill_pool_process(self, worker: Worker, pid: int) -> str:
+        if not self._own(worker, pid):
+            return f"pid {pid} is not running in {worker.name}; nothing killed"
+        os.kill(pid, signal.SIGKILL)
+        return f"SIGKILL pid {pid} (pool process of {worker.name})"
+
+    def kill_worker(self, worker: Worker) -> str:
+        members = processes.group_members(worker.handle)
+        processes.signal_group(worker.handle, signal.SIGKILL)
+        worker.handle.wait(timeout=10)
+        return (
+            f"SIGKILL process group {worker.handle.pid} of {worker.name} ({len(members)} processes)"
+        )
+
+    def signal_worker(self, worker: Worker, signame: str) -> str:
+        if worker.handle.poll() is not None:
+            return f"{worker.name} already exited"
+        os.kill(worker.handle.pid, SIGNALS[signame])
+        return f"{signame} to {worker.name} main process {worker.handle.pid}"
+
+    def pause_worker(self, worker: Worker, paused: bool) -> str:
+        sig = signal.SIGSTOP if paused else signal.SIGCONT
+        processes.signal_group(worker.handle, sig)
+        return f"{signal.Signals(sig).name} to process group of {worker.name}"
+
+    def restart_broker(self) -> str:
+        self.broker.restart(signal.SIGKILL)
+        port, persistence = self.broker.port, self.broker.persistence
+        return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
+
+    def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
+        cgroup: MemoryCgroup = worker.cgroup
+        before, usage = cgroup.oom_kills(), cgroup.usage()
+        cgroup.set_limit(usage + headroom)
+        release()
+        deadline = time.monotonic() + wait
+        while cgroup.oom_kills() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        after = cgroup.oom_kills()
+        limit = self.scenario.workers.memory_limit
+        cgroup.set_limit(parse_size(limit) if limit else UNLIMITED)
+        if after == before:
+            return f"no OOM kill within {wait}s (limit {usage + headroom} bytes); limit lifted"
+        return (
+            f"kernel OOM killer fired in cgroup v{cgroup.version} of {worker.name}"
+            f" (limit {usage + headroom} bytes, oom_kill {before}->{after}); limit lifted"
+        )
+
+    def process_alive(self, worker: Worker | None, pid: int) -> bool:
+        return processes.pid_alive(pid)
+
+    def worker_exit_reason(self, worker: Worker | None) -> str | None:
+        if worker is None or worker.handle.poll() is None:
+            return None
+        code = worker.handle.returncode
+        return (
+            f"worker exited with signal {signal.Signals(-code).name}"
+            if code < 0
+            else f"worker exited with code {code}"
+        )
+
+    def oom_kills(self, worker: Worker | None) -> int:
+        return worker.cgroup.oom_kills() if worker is not None and worker.cgroup else 0
+
+    def freeze(self) -> None:
+        for worker in self.workers:
+            if worker.handle.poll() is None:
+                processes.signal_group(worker.handle, signal.SIGSTOP)

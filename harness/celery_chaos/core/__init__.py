@@ -1,0 +1,4 @@
+"""The pure core: history events, the scenario schema, the checker and expectations.
+
+Nothing here imports Redis, Celery or pytest (an import contract in the tests enforces it).
+"""

@@ -1,0 +1,333 @@
+"""The checker: history + final broker state in, verdicts out. Pure: no I/O, no clock.
+
+Semantics, per dispatched task (the *outcome*, exactly one of):
+
+- ``ok``: one attempt, one successful completion.
+- ``recovered``: one or more interrupted attempts, then exactly one successful completion.
+- ``duplicate_executions``: completed successfully more than once (e.g. a visibility timeout
+  shorter than the task let a second worker run it while the first was still busy).
+- ``pending``: never completed, but the message still sits in the broker (queue or unacked set)
+  or an attempt is still running: it would come back (after the visibility timeout) or finish.
+  Only the broker's state can tell this apart from ``lost``.
+- ``lost``: never completed, not in the broker and not running: nothing will ever run it again.
+  A task Celery marked failed (e.g. ``WorkerLostError``) is lost too: its work never happened.
+
+Labels a task may carry on top of its outcome:
+
+- ``failed``: Celery recorded a failure (the task raised, or the worker main process reported
+  ``WorkerLostError``/``TimeLimitExceeded``) and the task never succeeded.
+- ``redelivery_loop``: more attempts than ``redelivery_threshold`` (a poison message).
+
+Run-wide findings, each counted once per offending item:
+
+- ``duplicate_side_effects``: an effect key applied more than once (idempotent effects that were
+  only *attempted* again are listed but not counted).
+- ``stuck_locks``: a lock still held at the end whose owner has no running attempt left.
+- ``unexpected``: a task id that executed but was never dispatched.
+
+Redelivery latency: for every interrupted attempt followed by another attempt of the same task,
+the time from the interruption (the fault that hit it, else the observed process exit) to the
+next attempt's start.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from celery_chaos.core import history as h
+
+OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
+LABELS = ("failed", "redelivery_loop")
+FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected")
+VERDICTS = OUTCOMES + LABELS + FINDINGS
+DEFAULT_REDELIVERY_THRESHOLD = 5
+
+
+@dataclass
+class BrokerState:
+    """Where each task's message sits in the broker at the end (e.g. ``queue:celery``)."""
+
+    reachable: bool = True
+    locations: dict[str, list[str]] = field(default_factory=dict)
+
+    def may_hold(self, task_ids: set[str]) -> bool:
+        """Whether a message of these tasks may still be in the broker (an unreachable broker
+        might hold anything)."""
+        return not self.reachable or bool(task_ids & self.locations.keys())
+
+
+@dataclass
+class Attempt:
+    attempt: int
+    worker: str | None
+    pid: int | None
+    redelivered: bool
+    started: float
+    ended: float | None = None
+    state: str | None = None
+    died: float | None = None
+    exit_reason: str | None = None
+    interrupted_by: int | None = None  # index of the fault that hit this attempt
+    checkpoints: int = 0
+    last_checkpoint: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.ended is None and self.died is None
+
+
+@dataclass
+class TaskReport:
+    task_id: str
+    index: int | None
+    task: str
+    outcome: str = "lost"
+    labels: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    in_broker: list[str] = field(default_factory=list)
+    redelivery_latencies: list[float] = field(default_factory=list)
+    dispatched: float | None = None
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [self.outcome, *self.labels]
+
+
+@dataclass
+class LockReport:
+    name: str
+    owner: str | None
+    owner_attempt: int | None
+    stuck: bool
+    reason: str
+
+
+@dataclass
+class EffectReport:
+    key: str
+    applied: int
+    attempted: int
+    tasks: list[str]
+    duplicated: bool
+
+
+@dataclass
+class Verdicts:
+    counts: dict[str, int]
+    tasks: list[TaskReport]
+    locks: list[LockReport]
+    effects: list[EffectReport]
+    unexpected: list[str]
+    faults: list[dict[str, Any]]
+
+    def offenders(self, verdict: str) -> list[str]:
+        """Human-readable names of what made ``verdict`` non-zero."""
+        if verdict in OUTCOMES or verdict in LABELS:
+            return [f"{t.task}[{t.task_id}]" for t in self.tasks if verdict in t.verdicts]
+        if verdict == "stuck_locks":
+            return [f"lock {lock.name} (owner {lock.owner})" for lock in self.locks if lock.stuck]
+        if verdict == "duplicate_side_effects":
+            return [f"effect {e.key} applied {e.applied}x" for e in self.effects if e.duplicated]
+        return list(self.unexpected)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdicts": self.counts,
+            "tasks": [asdict(t) | {"verdicts": t.verdicts} for t in self.tasks],
+            "locks": [asdict(lock) for lock in self.locks],
+            "effects": [asdict(e) for e in self.effects],
+            "unexpected": self.unexpected,
+            "faults": self.faults,
+        }
+
+
+class _Builder:
+    """One pass over the history, gathering per-task, per-lock and per-effect state."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskReport] = {}
+        self.unexpected: dict[str, TaskReport] = {}
+        self.lock_holder: dict[str, tuple[str, int | None]] = {}
+        self.effects: dict[str, list[tuple[str | None, bool]]] = defaultdict(list)
+        self.faults: list[dict[str, Any]] = []
+
+    def task(self, task_id: str, name: str = "?") -> TaskReport:
+        found = self.tasks.get(task_id) or self.unexpected.get(task_id)
+        if found is None:
+            found = self.unexpected[task_id] = TaskReport(task_id=task_id, index=None, task=name)
+        return found
+
+    def attempt(self, event: h.Event) -> Attempt | None:
+        report = self.tasks.get(event.get("task_id")) or self.unexpected.get(event.get("task_id"))
+        if report is None or not report.attempts:
+            return None
+        number = event.get("attempt")
+        for attempt in reversed(report.attempts):
+            if number is None or attempt.attempt == number:
+                return attempt
+        return None
+
+    def feed(self, event: h.Event) -> None:
+        handler = _HANDLERS.get(event["type"])
+        if handler is not None:
+            handler(self, event)
+
+
+def _on_dispatch(b: _Builder, e: h.Event) -> None:
+    b.tasks[e["task_id"]] = TaskReport(
+        task_id=e["task_id"], index=e.get("index"), task=e.get("task", "?"), dispatched=e["ts"]
+    )
+
+
+def _on_start(b: _Builder, e: h.Event) -> None:
+    report = b.task(e["task_id"], e.get("task", "?"))
+    report.attempts.append(
+        Attempt(
+            attempt=e.get("attempt") or len(report.attempts) + 1,
+            worker=e.get("worker"),
+            pid=e.get("pid"),
+            redelivered=bool(e.get("redelivered")),
+            started=e["ts"],
+        )
+    )
+
+
+def _on_end(b: _Builder, e: h.Event) -> None:
+    attempt = b.attempt(e)
+    if attempt is not None and attempt.ended is None:
+        attempt.ended, attempt.state = e["ts"], e.get("state")
+
+
+def _on_failure(b: _Builder, e: h.Event) -> None:
+    report = b.tasks.get(e["task_id"]) or b.unexpected.get(e["task_id"])
+    if report is not None:
+        report.failures.append(e.get("exc_type") or "?")
+
+
+def _on_checkpoint(b: _Builder, e: h.Event) -> None:
+    attempt = b.attempt(e)
+    if attempt is not None:
+        attempt.checkpoints += 1
+        attempt.last_checkpoint = e.get("name")
+
+
+def _on_effect(b: _Builder, e: h.Event) -> None:
+    b.effects[e["key"]].append((e.get("task_id"), bool(e.get("applied", True))))
+
+
+def _on_lock_acquired(b: _Builder, e: h.Event) -> None:
+    b.lock_holder[e["name"]] = (e["task_id"], e.get("attempt"))
+
+
+def _on_lock_released(b: _Builder, e: h.Event) -> None:
+    if b.lock_holder.get(e["name"], (None,))[0] == e["task_id"]:
+        del b.lock_holder[e["name"]]
+
+
+def _on_fault(b: _Builder, e: h.Event) -> None:
+    b.faults.append({k: v for k, v in e.items() if k != "type"})
+    for hit in e.get("hits") or []:
+        attempt = b.attempt(hit)
+        if attempt is not None and attempt.interrupted_by is None and attempt.running:
+            attempt.interrupted_by = e.get("fault")
+            attempt.died = e["ts"]
+
+
+def _on_exit(b: _Builder, e: h.Event) -> None:
+    attempt = b.attempt(e)
+    if attempt is None or attempt.ended is not None:
+        return
+    if attempt.died is None:
+        attempt.died = e["ts"]
+    attempt.exit_reason = e.get("reason")
+
+
+_HANDLERS = {
+    h.DISPATCH: _on_dispatch,
+    h.ATTEMPT_START: _on_start,
+    h.ATTEMPT_END: _on_end,
+    h.TASK_FAILURE: _on_failure,
+    h.CHECKPOINT: _on_checkpoint,
+    h.SIDE_EFFECT: _on_effect,
+    h.LOCK_ACQUIRED: _on_lock_acquired,
+    h.LOCK_RELEASED: _on_lock_released,
+    h.FAULT: _on_fault,
+    h.PROCESS_EXIT: _on_exit,
+}
+
+
+def _classify(report: TaskReport, redelivery_threshold: int) -> None:
+    successes = sum(1 for a in report.attempts if a.state == "SUCCESS")
+    running = any(a.running for a in report.attempts)
+    if successes >= 2:
+        report.outcome = "duplicate_executions"
+    elif successes == 1:
+        report.outcome = "ok" if len(report.attempts) == 1 else "recovered"
+    elif report.in_broker or running:
+        report.outcome = "pending"
+    else:
+        report.outcome = "lost"
+    if successes == 0 and report.failures:
+        report.labels.append("failed")
+    if len(report.attempts) > redelivery_threshold:
+        report.labels.append("redelivery_loop")
+    for interrupted in report.attempts:
+        if interrupted.died is None:
+            continue
+        after = [a.started for a in report.attempts if a.started >= interrupted.died]
+        if after:  # the first attempt that began after the interruption is its redelivery
+            report.redelivery_latencies.append(round(min(after) - interrupted.died, 4))
+
+
+def _locks(b: _Builder, held: dict[str, str] | None) -> list[LockReport]:
+    """Locks held at the end: the live snapshot when we have it, else what the history says."""
+    holders = (
+        {name: (owner, None) for name, owner in held.items()} if held is not None else b.lock_holder
+    )
+    reports = []
+    for name, (owner, number) in sorted(holders.items()):
+        acquired = b.lock_holder.get(name, (owner, number))
+        owner_task = b.tasks.get(owner) or b.unexpected.get(owner)
+        alive = bool(owner_task and any(a.running for a in owner_task.attempts))
+        reason = "owner still running" if alive else "owner has no running attempt"
+        reports.append(LockReport(name, owner, acquired[1], stuck=not alive, reason=reason))
+    return reports
+
+
+def _effects(b: _Builder) -> list[EffectReport]:
+    reports = []
+    for key, records in sorted(b.effects.items()):
+        applied = sum(1 for _, was_applied in records if was_applied)
+        tasks = sorted({task_id for task_id, _ in records if task_id})
+        reports.append(EffectReport(key, applied, len(records), tasks, duplicated=applied > 1))
+    return reports
+
+
+def check(
+    history: list[h.Event],
+    broker: BrokerState | None = None,
+    held_locks: dict[str, str] | None = None,
+    redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD,
+) -> Verdicts:
+    """Turn a history (in ledger order) and the final broker/lock state into verdicts."""
+    broker = broker or BrokerState()
+    builder = _Builder()
+    for event in history:
+        builder.feed(event)
+    tasks = sorted(builder.tasks.values(), key=lambda t: (t.index is None, t.index or 0))
+    for report in [*tasks, *builder.unexpected.values()]:
+        report.in_broker = broker.locations.get(report.task_id, [])
+        _classify(report, redelivery_threshold)
+    locks = _locks(builder, held_locks)
+    effects = _effects(builder)
+    counts = dict.fromkeys(VERDICTS, 0)
+    for report in tasks:
+        for verdict in report.verdicts:
+            counts[verdict] += 1
+    counts["stuck_locks"] = sum(1 for lock in locks if lock.stuck)
+    counts["duplicate_side_effects"] = sum(1 for e in effects if e.duplicated)
+    counts["unexpected"] = len(builder.unexpected)
+    return Verdicts(counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults)

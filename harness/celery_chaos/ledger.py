@@ -1,0 +1,83 @@
+"""The ledger: the Redis server that stores the history, never touched by a fault.
+
+The history's event format is pure (``core.history``); this module is its storage: one Redis
+list appended with RPUSH (atomic, so writers never interleave), plus the small shared state the
+agent needs (attempt counters, armed breakpoints, locks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from celery_chaos.core.history import (
+    ATTEMPT_COUNTER_KEY,
+    BREAKPOINTS_KEY,
+    HISTORY_KEY,
+    LOCK_KEY_PREFIX,
+    RELEASE_KEY,
+    Event,
+    decode,
+    make_event,
+)
+
+
+@dataclass
+class Ledger:
+    """Append-only event log plus the small amount of shared state the agent needs."""
+
+    client: redis.Redis
+    _read_offset: int = field(default=0, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Ledger:
+        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5))
+
+    def record(self, event_type: str, **fields: Any) -> Event:
+        event = make_event(event_type, **fields)
+        self.client.rpush(HISTORY_KEY, json.dumps(event, default=str))
+        return event
+
+    def read_all(self) -> list[Event]:
+        return self.read_from(0)
+
+    def read_from(self, start: int) -> list[Event]:
+        """Events from position ``start`` on (positions are the events' ``seq``)."""
+        return list(decode(self.client.lrange(HISTORY_KEY, start, -1), start=start))
+
+    def length(self) -> int:
+        return int(self.client.llen(HISTORY_KEY))
+
+    def poll(self) -> list[Event]:
+        """Events appended since the previous poll (an incremental cursor for the run loop)."""
+        raw = self.client.lrange(HISTORY_KEY, self._read_offset, -1)
+        events = list(decode(raw, start=self._read_offset))
+        self._read_offset += len(raw)
+        return events
+
+    def next_attempt(self, task_id: str) -> int:
+        return int(self.client.incr(ATTEMPT_COUNTER_KEY.format(task_id=task_id)))
+
+    def arm_breakpoint(self, point: str) -> None:
+        self.client.sadd(BREAKPOINTS_KEY, point)
+
+    def release_breakpoint(self, point: str) -> None:
+        """Let a task blocked at an armed checkpoint go on (no-op if it already died)."""
+        self.client.srem(BREAKPOINTS_KEY, point)
+        self.client.rpush(RELEASE_KEY.format(point=point), "go")
+
+    def held_locks(self) -> dict[str, str]:
+        """Locks held right now, as lock name -> owning task id."""
+        keys = list(self.client.scan_iter(match=LOCK_KEY_PREFIX + "*", count=1000))
+        if not keys:
+            return {}
+        owners = self.client.mget(keys)
+        prefix = len(LOCK_KEY_PREFIX)
+        return {
+            key.decode()[prefix:]: owner.decode()
+            for key, owner in zip(keys, owners, strict=True)
+            if owner is not None
+        }

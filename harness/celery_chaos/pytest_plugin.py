@@ -1,0 +1,269 @@
+"""pytest plugin: scenario YAML files as test items, and the ``chaos_env`` fixture.
+
+Registered through the ``pytest11`` entry point, so it is active wherever celery-chaos is
+installed. At import time it needs only pytest and the standard library: the harness (Celery,
+Redis, pydantic) is imported inside hooks and fixtures, so a run that never touches chaos pays
+nothing for it.
+
+Which YAML files are scenarios: a ``*.yaml``/``*.yml`` file is collected when it is named on the
+command line, or lies under a folder listed in the ``chaos_scenario_paths`` ini option (default:
+``scenarios``, relative to the ini file's folder, else the current folder), and its top level has
+both ``name`` and ``workload``. So ``pytest scenarios/`` runs the suite, while ``pytest tests/``
+never picks up YAML fixtures or CI workflows.
+
+Outcomes: expectations met -> passed; unmet -> failed, naming the unmet expectations, the
+offending tasks, every task's verdicts and the seed to replay with; the backend cannot inject a
+fault -> skipped with the reason; the environment broke (status ``error``) -> error at setup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from celery_chaos.core.scenario import Scenario
+    from celery_chaos.run.runner import ScenarioResult
+    from celery_chaos.run.session import ChaosEnv, ChaosSession, EnvironmentCache
+
+YAML_SUFFIXES = (".yaml", ".yml")
+SCENARIO_KEYS = ("name", "workload")
+DEFAULT_SCENARIO_PATHS = ["scenarios"]
+
+_SESSION = pytest.StashKey["ChaosSession"]()
+_EXPLICIT = pytest.StashKey[set[Path]]()
+_NAMES = pytest.StashKey[dict[str, Path]]()
+
+
+class ChaosFailure(Exception):
+    """A scenario ran and an expectation was not met (rendered without a traceback)."""
+
+
+# --- options -------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("celery-chaos", "celery-chaos scenarios and fixtures")
+    group.addoption(
+        "--chaos-backend",
+        choices=("local", "docker"),
+        default="local",
+        help="where brokers and workers run: local processes (default) or docker containers",
+    )
+    group.addoption(
+        "--chaos-report-dir",
+        default="reports",
+        metavar="DIR",
+        help="write run folders to DIR/<timestamp>/ (relative to the ini file; default: reports)",
+    )
+    group.addoption(
+        "--chaos-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed for random triggers/targets; a failure prints the seed to replay it",
+    )
+    parser.addini(
+        "chaos_scenario_paths",
+        type="linelist",
+        default=DEFAULT_SCENARIO_PATHS,
+        help="folders whose *.yaml/*.yml scenario files are collected (default: scenarios)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "chaos(celery={...}, workers={...}, broker={...}, faults=[...]): settings of the"
+        " chaos_env environment (tests with equal settings share one); also set on scenario items",
+    )
+
+
+def _base_dir(config: pytest.Config) -> Path:
+    """Where relative option paths start: the ini file's folder, else the invocation folder
+    (without an ini file pytest's rootdir can be the scenario folder itself)."""
+    return config.inipath.parent if config.inipath else config.invocation_params.dir
+
+
+def _chaos(config: pytest.Config) -> ChaosSession:
+    """This process's celery-chaos state, created on first use."""
+    if _SESSION not in config.stash:
+        from celery_chaos.run.session import ChaosSession
+
+        report_dir = Path(config.getoption("chaos_report_dir"))
+        config.stash[_SESSION] = ChaosSession(
+            backend=config.getoption("chaos_backend"),
+            report_dir=_base_dir(config) / report_dir,
+            seed=config.getoption("chaos_seed"),
+        )
+    return config.stash[_SESSION]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    chaos = session.config.stash.get(_SESSION, None)
+    if chaos is not None:
+        chaos.finish()
+
+
+# --- collecting scenario files -------------------------------------------------------------
+
+
+def _explicit_files(config: pytest.Config) -> set[Path]:
+    """Files named on the command line (or in testpaths), node ids stripped."""
+    if _EXPLICIT not in config.stash:
+        base = config.invocation_params.dir
+        config.stash[_EXPLICIT] = {(base / arg.split("::")[0]).resolve() for arg in config.args}
+    return config.stash[_EXPLICIT]
+
+
+def _scenario_roots(config: pytest.Config) -> list[Path]:
+    base = _base_dir(config)
+    return [(base / line).resolve() for line in config.getini("chaos_scenario_paths")]
+
+
+def _wanted(config: pytest.Config, path: Path) -> bool:
+    resolved = path.resolve()
+    if resolved in _explicit_files(config):
+        return True
+    return any(resolved.is_relative_to(root) for root in _scenario_roots(config))
+
+
+def _looks_like_scenario(path: Path) -> bool:
+    """A mapping with ``name`` and ``workload``; unparseable files count, so that collecting
+    them reports the YAML error instead of silently skipping a broken scenario."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return True
+    return isinstance(data, dict) and all(key in data for key in SCENARIO_KEYS)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in YAML_SUFFIXES or not _wanted(parent.config, file_path):
+        return None
+    if not _looks_like_scenario(file_path):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _shown(config: pytest.Config, path: Path) -> str:
+    """``path`` as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(config.invocation_params.dir))
+    except ValueError:
+        return str(path)
+
+
+class ScenarioFile(pytest.File):
+    """One scenario YAML file; a malformed one is a collection error naming file and field."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from celery_chaos.core.scenario import ScenarioError, load_file
+
+        shown = _shown(self.config, self.path)
+        try:
+            scenario = load_file(self.path)
+        except ScenarioError as error:
+            raise self.CollectError(str(error).replace(str(self.path), shown, 1)) from None
+        seen = self.config.stash.setdefault(_NAMES, {})
+        other = seen.setdefault(scenario.name, self.path)
+        if other != self.path:
+            raise self.CollectError(
+                f"{shown}: name: duplicate scenario name {scenario.name!r}"
+                f" (also in {_shown(self.config, other)})"
+            )
+        yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+
+
+class ScenarioItem(pytest.Item):
+    """Runs its scenario during setup (an environment failure is then an *error*, not a
+    failure), and checks the expectations as the test itself."""
+
+    def __init__(self, *, scenario: Scenario, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.result: ScenarioResult | None = None
+        self.add_marker("chaos")
+
+    def setup(self) -> None:
+        self.result = result = _chaos(self.config).run(self.scenario)
+        self.user_properties.append(("chaos_seed", result.seed))
+        self.user_properties.append(("chaos_report", str(result.report_dir)))
+        if result.status == "not_runnable":
+            raise pytest.skip.Exception(result.reason, _use_item_location=True)
+        if result.status == "error":  # failing in setup makes it an error, not a failure
+            pytest.fail(
+                f"scenario {self.name} could not run on the {result.backend} backend:"
+                f" {result.reason}\nreport: {result.report_dir}",
+                pytrace=False,
+            )
+
+    def runtest(self) -> None:
+        assert self.result is not None
+        if self.result.status == "failed":
+            from celery_chaos.run.session import scenario_failure
+
+            raise ChaosFailure(scenario_failure(self.result, self._replay()))
+
+    def _replay(self) -> str:
+        assert self.result is not None
+        backend = self.config.getoption("chaos_backend")
+        extra = f" --chaos-backend {backend}" if backend != "local" else ""
+        return f"pytest '{self.nodeid}' --chaos-seed {self.result.seed}{extra}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ChaosFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario {self.name}"
+
+
+# --- fixtures for tests written in Python --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chaos_environments(pytestconfig: pytest.Config) -> Iterator[EnvironmentCache]:
+    """The session's environment cache; stops every environment at the end."""
+    chaos = _chaos(pytestconfig)
+    yield chaos.envs
+    chaos.envs.close()
+
+
+@pytest.fixture
+def chaos_env(
+    request: pytest.FixtureRequest, chaos_environments: EnvironmentCache
+) -> Iterator[ChaosEnv]:
+    """Broker + ledger + workers with the settings of the closest ``@pytest.mark.chaos``,
+    shared with other tests of the session that ask for the same settings."""
+    from celery_chaos.backends import BackendError, Unsupported
+    from celery_chaos.core.scenario import ScenarioError
+
+    marker = request.node.get_closest_marker("chaos")
+    if marker is not None and marker.args:
+        pytest.fail("@pytest.mark.chaos takes keyword arguments only", pytrace=False)
+    chaos = _chaos(request.config)
+    try:
+        env = chaos.open_env(dict(marker.kwargs) if marker else {}, request.node.nodeid)
+    except Unsupported as error:
+        pytest.skip(str(error))
+    except BackendError as error:
+        pytest.fail(f"chaos environment could not start: {error}", pytrace=False)
+    except (ScenarioError, ValueError) as error:
+        pytest.fail(str(error), pytrace=False)
+    request.node.add_report_section(
+        "setup",
+        "chaos",
+        f"environment {env.id} (test {env.tests_run + 1} on it), seed {env.seed}"
+        f" (replay: --chaos-seed {env.seed}), report: {env.backend.run_dir}",
+    )
+    try:
+        yield env
+    finally:
+        chaos.close_env(env)

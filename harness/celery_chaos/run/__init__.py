@@ -1,0 +1,1 @@
+"""The run: workload, nemesis, watcher, the run loop, the CLI runner and the pytest session."""

@@ -1,0 +1,1 @@
+"""Tools built on the run: ``repro`` (your app, one fault) and ``audit`` (your settings)."""

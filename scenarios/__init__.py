@@ -1,0 +1,1 @@
+"""The default suite, shipped as data: `celery-chaos run` with no path runs it."""
