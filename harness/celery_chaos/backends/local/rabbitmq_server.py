@@ -1,0 +1,307 @@
+"""A private ``rabbitmq-server`` node on 127.0.0.1: its own node name, epmd, ports, data and user.
+
+Nothing is shared with a system RabbitMQ or with another run:
+
+- its own ``epmd`` on a free port (``ERL_EPMD_PORT``), started in the foreground in its own
+  process group and stopped with the node, so two runs never register in the same epmd;
+- a unique node name (``chaos-<hex>@localhost``), free AMQP and distribution ports bound to
+  127.0.0.1 only, and a free port range for the CLI's own distribution listener;
+- ``HOME`` pointed at the node's directory, which holds a private ``.erlang.cookie`` (RabbitMQ
+  3.10 still accepts ``RABBITMQ_ERLANG_COOKIE`` but deprecates it; a cookie file works for the
+  server and ``rabbitmqctl`` alike);
+- a private ``rabbitmq.conf``, ``rabbitmq-env.conf``, ``enabled_plugins`` (no plugins: the
+  management plugin adds start-up time and its counters are sampled, while ``rabbitmqctl`` asks
+  the queue processes directly), data and log directories;
+- a random administrator user created by the node itself at first boot (``default_user``), so
+  the ``guest`` account never exists, not even for a moment.
+
+Debian's ``/usr/sbin/rabbitmq-server`` is a wrapper that insists on running as root/rabbitmq and
+switches user; the real scripts live in ``/usr/lib/rabbitmq/bin`` and run as whoever calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import amqp
+
+from celery_chaos.backends.local import processes
+from celery_chaos.backends.local.redis_server import free_port
+
+READY_DEADLINE = 60.0
+STOP_GRACE = 15.0
+CTL_TIMEOUT = 60.0
+SBIN_ENV = "CHAOS_RABBITMQ_SBIN"  # a directory holding rabbitmq-server and rabbitmqctl
+DEBIAN_SBIN = "/usr/lib/rabbitmq/bin"
+INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install rabbitmq-server)"
+
+
+class RabbitMQUnavailable(RuntimeError):
+    """No rabbitmq-server/epmd binaries, or the node would not start."""
+
+
+def find_rabbitmq() -> tuple[Path, str]:
+    """The directory holding ``rabbitmq-server`` and ``rabbitmqctl``, and the ``epmd`` binary."""
+    candidates = [os.environ.get(SBIN_ENV), DEBIAN_SBIN]
+    on_path = shutil.which("rabbitmq-server")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent))
+    sbin = next(
+        (
+            Path(c)
+            for c in candidates
+            if c and (Path(c) / "rabbitmq-server").is_file() and (Path(c) / "rabbitmqctl").is_file()
+        ),
+        None,
+    )
+    if sbin is None:
+        raise RabbitMQUnavailable(f"rabbitmq-server not found: {INSTALL_HINT}")
+    epmd = shutil.which("epmd") or _erts_epmd()
+    if epmd is None:
+        raise RabbitMQUnavailable(f"epmd (Erlang) not found: {INSTALL_HINT}")
+    return sbin, epmd
+
+
+def _erts_epmd() -> str | None:
+    found = sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))
+    return str(found[-1]) if found else None
+
+
+def epmd_names(port: int) -> set[str]:
+    """Node names registered in the epmd on ``port`` (empty if it does not answer).
+
+    The NAMES_REQ of the epmd protocol: a cheap readiness probe that starts no Erlang VM.
+    """
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"\x00\x01n")
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+    except OSError:
+        return set()
+    return set(re.findall(r"^name (\S+) at port", data[4:].decode(errors="replace"), re.M))
+
+
+class RabbitMQServer:
+    """One private RabbitMQ node with its own directory; restartable on the same ports."""
+
+    def __init__(self, name: str, workdir: Path):
+        self.name = name
+        self.workdir = workdir / name
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(4)
+        self.short_name = f"chaos-{token}"
+        self.nodename = f"{self.short_name}@localhost"
+        self.user = f"chaos-{token}"
+        self.password = secrets.token_hex(16)
+        self.port = self.dist_port = self.epmd_port = self.ctl_port = 0
+        self.process: subprocess.Popen | None = None
+        self.epmd: subprocess.Popen | None = None
+        self.log_path = workdir / f"{name}.log"  # the start script's console output
+        self.startup_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}//"
+
+    @property
+    def node_log(self) -> Path:
+        """The node's own log file (boot steps, connection closes, errors)."""
+        return self.workdir / "log" / f"{self.nodename}.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "mnesia"
+
+    # --- files and environment -------------------------------------------------------
+    def _write_files(self) -> None:
+        cookie = self.workdir / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text(secrets.token_hex(20))
+            cookie.chmod(0o400)
+        (self.workdir / "rabbitmq-env.conf").write_text("")
+        (self.workdir / "enabled_plugins").write_text("[].\n")
+        config = self.workdir / "rabbitmq.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    f"default_user = {self.user}",
+                    f"default_pass = {self.password}",
+                    "default_vhost = /",
+                    "default_user_tags.administrator = true",
+                    "default_permissions.configure = .*",
+                    "default_permissions.read = .*",
+                    "default_permissions.write = .*",
+                    "loopback_users = none",
+                    "",
+                ]
+            )
+        )
+        config.chmod(0o600)
+
+    def env(self) -> dict[str, str]:
+        """The environment of the node and of every ``rabbitmqctl`` aimed at it."""
+        only_loopback = "-kernel inet_dist_use_interface {127,0,0,1}"
+        env = dict(os.environ)
+        env.update(
+            HOME=str(self.workdir),
+            ERL_EPMD_PORT=str(self.epmd_port),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+            RABBITMQ_NODENAME=self.nodename,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_CTL_DIST_PORT_MIN=str(self.ctl_port),
+            RABBITMQ_CTL_DIST_PORT_MAX=str(self.ctl_port + 10),
+            RABBITMQ_MNESIA_BASE=str(self.data_dir),
+            RABBITMQ_LOG_BASE=str(self.workdir / "log"),
+            RABBITMQ_CONFIG_FILE=str(self.workdir / "rabbitmq.conf"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.workdir / "advanced.config"),
+            RABBITMQ_CONF_ENV_FILE=str(self.workdir / "rabbitmq-env.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.workdir / "enabled_plugins"),
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=f"-start_epmd false {only_loopback}",
+            RABBITMQ_CTL_ERL_ARGS=f"-start_epmd false {only_loopback}",
+        )
+        env.pop("RABBITMQ_ERLANG_COOKIE", None)
+        return env
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self, keep_ports: bool = False) -> None:
+        """Start epmd and the node (retrying on a port clash) and wait until it serves AMQP."""
+        sbin, epmd = find_rabbitmq()
+        self._write_files()
+        for _ in range(3):
+            if not keep_ports:
+                self.port, self.dist_port, self.ctl_port = free_port(), free_port(), free_port()
+            began = time.monotonic()
+            self._start_epmd(epmd, keep_ports)
+            self.process = processes.spawn(
+                [str(sbin / "rabbitmq-server")], self.log_path, env=self.env(), cwd=self.workdir
+            )
+            if self._wait_ready(time.monotonic() + READY_DEADLINE):
+                self.startup_seconds = time.monotonic() - began
+                return
+            self._stop_node(signal.SIGKILL)
+            if keep_ports:
+                break
+            self._stop_epmd()
+        raise RabbitMQUnavailable(
+            f"{self.name}: rabbitmq-server did not start (see {self.log_path} and {self.node_log})"
+        )
+
+    def _start_epmd(self, epmd: str, keep_ports: bool) -> None:
+        if self.epmd is not None and self.epmd.poll() is None:
+            return
+        if not keep_ports or not self.epmd_port:
+            self.epmd_port = free_port()
+        self.epmd = processes.spawn(
+            [epmd, "-port", str(self.epmd_port)], self.workdir / "epmd.log", env=self.env()
+        )
+
+    def _wait_ready(self, deadline: float) -> bool:
+        """Registered in our epmd, then an AMQP login with our user succeeds: both cheap polls
+        from Python. (``rabbitmqctl await_startup`` answers the same question but each call boots
+        a CLI Erlang VM, about 1 s of CPU, and fails at once while the node is not registered.)
+        The listener opens after queue recovery, so a login proves the node serves AMQP."""
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            if self.epmd is None or self.epmd.poll() is not None:
+                return False
+            if self.short_name in epmd_names(self.epmd_port) and self._login_works():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _login_works(self) -> bool:
+        connection = amqp.Connection(
+            f"127.0.0.1:{self.port}",
+            userid=self.user,
+            password=self.password,
+            connect_timeout=2,
+        )
+        try:
+            connection.connect()
+        except (OSError, amqp.exceptions.AMQPError):
+            return False
+        connection.close()
+        return True
+
+    def connection(self) -> amqp.Connection:
+        """A connected py-amqp client (for inspection and tests)."""
+        connection = amqp.Connection(
+            f"127.0.0.1:{self.port}", userid=self.user, password=self.password, connect_timeout=5
+        )
+        connection.connect()
+        return connection
+
+    def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        """Run ``rabbitmqctl`` against this node; its stdout, or :class:`RabbitMQUnavailable`."""
+        sbin, _ = find_rabbitmq()
+        cmd = [str(sbin / "rabbitmqctl"), "-q", "-n", self.nodename, *args]
+        try:
+            done = subprocess.run(
+                cmd, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise RabbitMQUnavailable(f"rabbitmqctl {args[0]}: no answer in {timeout:g}s") from None
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()[:1] or ["(no output)"]
+            raise RabbitMQUnavailable(f"rabbitmqctl {args[0]} failed: {detail[0]}")
+        return done.stdout
+
+    def ctl_json(self, *args: str) -> list[dict]:
+        """A ``rabbitmqctl list_*`` command's rows, as dicts."""
+        return json.loads(self.ctl(*args, "--formatter", "json") or "[]")
+
+    def pids(self) -> list[int]:
+        """Every live process of this node and its epmd (for tests and leak checks)."""
+        found = []
+        for process in (self.process, self.epmd):
+            if process is not None:
+                found += processes.group_members(process)
+        return found
+
+    def _stop_node(self, sig: int) -> None:
+        """SIGTERM makes RabbitMQ 3.10 shut down gracefully (its own signal handler), without
+        the cost of a ``rabbitmqctl stop`` VM; the group is SIGKILLed after the grace period."""
+        if self.process is not None:
+            processes.stop(self.process, sig=sig, grace=STOP_GRACE)
+            self.process = None
+
+    def _stop_epmd(self) -> None:
+        if self.epmd is not None:
+            processes.stop(self.epmd, sig=signal.SIGKILL, grace=2)
+            self.epmd = None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the node (gracefully by default) and its epmd. Idempotent."""
+        self._stop_node(sig)
+        self._stop_epmd()
+
+    def remove(self) -> None:
+        """Stop and delete the node's directory (data, logs, cookie, config)."""
+        self.stop(signal.SIGKILL)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, sig: int = signal.SIGKILL, keep_data: bool = True) -> None:
+        """Crash the node (SIGKILL by default) and start it again on the same ports and epmd.
+
+        With ``keep_data`` durable queues and persistent messages survive (what Celery declares
+        and publishes by default); without it the data directory is wiped, like a Redis broker
+        without persistence, and the node recreates only its user at boot.
+        """
+        self._stop_node(sig)
+        if not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.start(keep_ports=True)

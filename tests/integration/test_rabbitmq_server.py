@@ -1,0 +1,229 @@
+"""A private RabbitMQ node and real ``celery worker`` processes on it: isolation (loopback only,
+random ports, no guest), a consumed task, the requeue of a killed worker's unacked message,
+final inspection (ready vs unacked by task id), restart on the same ports and data, and a stop
+that leaves no process behind. One node for the whole module: Erlang start-up is heavy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import amqp
+import psutil
+import pytest
+from celery import Celery
+from celery_chaos.agent import instrument as agent
+from celery_chaos.backends import rabbitmq_broker
+from celery_chaos.backends.base import worker_arguments
+from celery_chaos.backends.local import processes
+from celery_chaos.backends.local.rabbitmq_server import (
+    RabbitMQServer,
+    RabbitMQUnavailable,
+    find_rabbitmq,
+)
+from celery_chaos.backends.local.redis_server import RedisServer
+from celery_chaos.core import history as h
+from celery_chaos.ledger import Ledger
+from celery_chaos.run.workload import make_client
+
+try:
+    find_rabbitmq()
+except RabbitMQUnavailable as missing:
+    pytest.skip(str(missing), allow_module_level=True)
+
+pytestmark = pytest.mark.integration
+APP = "celery_chaos.sample_tasks.app"
+INGEST = "sample_tasks.tasks.ingest_document"
+ACK_LATE = {"task_acks_late": True, "task_reject_on_worker_lost": True}
+ONE_AT_A_TIME = {"worker_prefetch_multiplier": 1}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rabbitmq")
+
+
+@pytest.fixture(scope="module")
+def rabbit(workdir: Path) -> Iterator[RabbitMQServer]:
+    server = RabbitMQServer("broker", workdir)
+    server.start()
+    print(f"rabbitmq start-up: {server.startup_seconds:.2f}s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ledger_server(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer("ledger", workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_server: RedisServer) -> Ledger:
+    return Ledger(ledger_server.client())
+
+
+@pytest.fixture(scope="module")
+def client(rabbit: RabbitMQServer) -> Iterator[Celery]:
+    app = make_client(rabbit.url, {})
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def empty_queue(rabbit: RabbitMQServer) -> Iterator[None]:
+    yield
+    with rabbit.connection() as connection:
+        connection.channel().queue_purge("celery")
+
+
+def start_worker(
+    rabbit: RabbitMQServer, ledger_server: RedisServer, ledger: Ledger, workdir: Path, **conf
+):
+    """A real ``celery worker`` of the sample app on the node; returns once it is consuming."""
+    name = f"w{uuid.uuid4().hex[:6]}@chaos-test"
+    env = dict(os.environ)
+    env[agent.BROKER_URL_ENV] = rabbit.url
+    env[agent.LEDGER_URL_ENV] = ledger_server.url
+    env[agent.CELERY_CONFIG_ENV] = json.dumps(conf)
+    cmd = [sys.executable, "-m", "celery", *worker_arguments(APP, name, "prefork", 1)]
+    since = ledger.length()
+    worker = processes.spawn(cmd, workdir / f"{name}.log", env=env)
+    wait_event(ledger, since, lambda e: e["type"] == h.WORKER_READY and e["worker"] == name)
+    return worker
+
+
+def wait_event(ledger: Ledger, since: int, matches, deadline: float = 60.0) -> dict:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        for event in ledger.read_from(since):
+            if matches(event):
+                return event
+        time.sleep(0.02)
+    raise AssertionError(f"no matching ledger event within {deadline:.0f}s")
+
+
+def send_ingest(client: Celery, steps: int, step_seconds: float) -> str:
+    task_id = str(uuid.uuid4())
+    client.send_task(
+        INGEST, args=[task_id[:8]], kwargs={"steps": steps, "step_seconds": step_seconds},
+        task_id=task_id,
+    )  # fmt: skip
+    return task_id
+
+
+def ready_count(rabbit: RabbitMQServer, queue: str = "celery") -> int:
+    """Ready messages of ``queue`` by a passive declare: cheap, no CLI VM, no side effect."""
+    with rabbit.connection() as connection:
+        return connection.channel().queue_declare(queue, passive=True).message_count
+
+
+def test_node_listens_on_loopback_only_on_its_own_ports(rabbit: RabbitMQServer) -> None:
+    listening = set()
+    for pid in rabbit.pids():
+        for conn in psutil.Process(pid).net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                listening.add((conn.laddr.ip, conn.laddr.port))
+    assert listening, "the node and its epmd listen on nothing?"
+    assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}
+    ports = {port for _, port in listening}
+    assert {rabbit.port, rabbit.dist_port, rabbit.epmd_port} <= ports
+    assert not ports & {5672, 25672, 4369}, "a default port: the node is not private"
+
+
+def test_guest_cannot_log_in_and_the_random_user_can(rabbit: RabbitMQServer) -> None:
+    guest = amqp.Connection(f"127.0.0.1:{rabbit.port}", userid="guest", password="guest")
+    with pytest.raises(amqp.exceptions.AccessRefused):
+        guest.connect()
+    with rabbit.connection() as connection:
+        assert connection.connected
+    assert rabbit.ctl("list_users").split()[2:] == [rabbit.user, "[administrator]"]
+
+
+def test_a_real_worker_consumes_a_task(
+    rabbit, ledger_server, ledger, client, workdir, empty_queue
+) -> None:
+    worker = start_worker(rabbit, ledger_server, ledger, workdir)
+    try:
+        since = ledger.length()
+        task_id = send_ingest(client, steps=2, step_seconds=0.01)
+        end = wait_event(
+            ledger, since, lambda e: e["type"] == h.ATTEMPT_END and e["task_id"] == task_id
+        )
+        assert end["state"] == "SUCCESS"
+        assert ready_count(rabbit) == 0
+    finally:
+        processes.stop(worker, sig=signal.SIGKILL)
+
+
+def test_killed_worker_unacked_message_is_ready_again_at_once(
+    rabbit, ledger_server, ledger, client, workdir, empty_queue
+) -> None:
+    """acks_late + SIGKILL of the whole worker: the kernel closes its socket and the broker
+    requeues the message at once (on Redis it waits for the visibility timeout)."""
+    worker = start_worker(rabbit, ledger_server, ledger, workdir, **ACK_LATE, **ONE_AT_A_TIME)
+    since = ledger.length()
+    task_id = send_ingest(client, steps=300, step_seconds=0.1)
+    wait_event(ledger, since, lambda e: e["type"] == h.ATTEMPT_START and e["task_id"] == task_id)
+    assert ready_count(rabbit) == 0
+    killed = time.monotonic()
+    processes.signal_group(worker, signal.SIGKILL)
+    while ready_count(rabbit) == 0:
+        assert time.monotonic() - killed < 5, "message not requeued 5s after the kill"
+        time.sleep(0.005)
+    delay = time.monotonic() - killed
+    print(f"kill -> ready again: {delay * 1000:.0f} ms")
+    processes.stop(worker, sig=signal.SIGKILL)
+    found = rabbitmq_broker.inspect(rabbit)
+    assert found.problems == []
+    assert found.state.locations == {task_id: ["queue:celery"]}
+
+
+def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
+    rabbit, ledger_server, ledger, client, workdir, empty_queue
+) -> None:
+    worker = start_worker(rabbit, ledger_server, ledger, workdir, **ACK_LATE, **ONE_AT_A_TIME)
+    try:
+        since = ledger.length()
+        running = send_ingest(client, steps=300, step_seconds=0.1)
+        wait_event(
+            ledger, since, lambda e: e["type"] == h.ATTEMPT_START and e["task_id"] == running
+        )
+        waiting = send_ingest(client, steps=1, step_seconds=0.01)
+        processes.signal_group(worker, signal.SIGSTOP)  # what the harness's freeze does
+        counts = rabbitmq_broker.queue_counts(rabbit)
+        assert (counts["celery"].ready, counts["celery"].unacked) == (1, 1)
+        found = rabbitmq_broker.inspect(rabbit)
+        assert found.problems == []
+        assert found.state.reachable
+        assert found.state.locations == {running: ["unacked"], waiting: ["queue:celery"]}
+        assert ready_count(rabbit) == 2, "inspection must leave every message in the broker"
+    finally:
+        processes.stop(worker, sig=signal.SIGKILL)
+
+
+def test_restart_keeps_ports_user_and_persistent_messages(rabbit, client, empty_queue) -> None:
+    task_id = send_ingest(client, steps=1, step_seconds=0.01)
+    port, user = rabbit.port, rabbit.user
+    rabbit.restart()  # SIGKILL: a crash, then the same ports and data directory
+    print(f"rabbitmq restart start-up: {rabbit.startup_seconds:.2f}s")
+    assert (rabbit.port, rabbit.user) == (port, user)
+    found = rabbitmq_broker.inspect(rabbit)
+    assert found.state.locations == {task_id: ["queue:celery"]}
+
+
+def test_stop_leaves_no_process_of_the_node(rabbit: RabbitMQServer) -> None:
+    pids = rabbit.pids()
+    epmd_pid = rabbit.epmd.pid if rabbit.epmd else None
+    assert epmd_pid in pids and len(pids) >= 3  # epmd, the start script, beam.smp
+    rabbit.stop()
+    assert [pid for pid in pids if processes.pid_alive(pid)] == []
+    assert rabbitmq_broker.may_hold_messages(rabbit), "an unreachable broker may hold anything"
