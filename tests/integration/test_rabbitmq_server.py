@@ -210,8 +210,15 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
         processes.stop(worker, sig=signal.SIGKILL)
 
 
-def test_restart_keeps_ports_user_and_persistent_messages(rabbit, client, empty_queue) -> None:
-    task_id = send_ingest(client, steps=1, step_seconds=0.01)
+def test_restart_keeps_ports_user_and_confirmed_persistent_messages(
+    rabbit: RabbitMQServer, empty_queue: None
+) -> None:
+    """With publisher confirms the broker confirms a persistent message only once it is on
+    disk, so it survives a SIGKILL of the node. (Without confirms, a message published just
+    before the crash was lost here: the node had not written it yet.)"""
+    confirming = make_client(rabbit.url, {"broker_transport_options": {"confirm_publish": True}})
+    task_id = send_ingest(confirming, steps=1, step_seconds=0.01)
+    confirming.close()
     port, user = rabbit.port, rabbit.user
     rabbit.restart()  # SIGKILL: a crash, then the same ports and data directory
     print(f"rabbitmq restart start-up: {rabbit.startup_seconds:.2f}s")
