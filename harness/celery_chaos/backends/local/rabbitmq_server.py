@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import amqp
+import psutil
 
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.redis_server import free_port
@@ -43,6 +44,9 @@ CTL_TIMEOUT = 60.0
 SBIN_ENV = "CHAOS_RABBITMQ_SBIN"  # a directory holding rabbitmq-server and rabbitmqctl
 DEBIAN_SBIN = "/usr/lib/rabbitmq/bin"
 INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install rabbitmq-server)"
+# Set on the node and its epmd: "<pid>:<start time>" of the harness process that owns them, so
+# `cleanup` can find nodes whose harness died (kill -9) without touching a live run's nodes.
+OWNER_ENV = "CHAOS_RABBITMQ_OWNER"
 
 
 class RabbitMQUnavailable(RuntimeError):
@@ -90,6 +94,42 @@ def epmd_names(port: int) -> set[str]:
     except OSError:
         return set()
     return set(re.findall(r"^name (\S+) at port", data[4:].decode(errors="replace"), re.M))
+
+
+def owner_marker(pid: int) -> str:
+    return f"{pid}:{psutil.Process(pid).create_time():.2f}"
+
+
+def orphans() -> list[psutil.Process]:
+    """Processes of RabbitMQ nodes (and their epmd) whose owning harness process is gone."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            owner = proc.environ().get(OWNER_ENV)
+        except psutil.Error:
+            continue
+        if not owner:
+            continue
+        pid = int(owner.split(":")[0])
+        try:
+            alive = owner_marker(pid) == owner
+        except psutil.Error:
+            alive = False
+        if not alive:
+            found.append(proc)
+    return found
+
+
+def kill_orphans() -> list[str]:
+    """SIGKILL every orphaned node's process group (after a crashed run); one line per kill."""
+    killed = []
+    for proc in orphans():
+        try:
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+            killed.append(f"rabbitmq pid {proc.pid} ({proc.name()})")
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return killed
 
 
 class RabbitMQServer:
@@ -173,6 +213,7 @@ class RabbitMQServer:
             RABBITMQ_CTL_ERL_ARGS=f"-start_epmd false {only_loopback}",
         )
         env.pop("RABBITMQ_ERLANG_COOKIE", None)
+        env[OWNER_ENV] = owner_marker(os.getpid())
         return env
 
     # --- lifecycle -------------------------------------------------------------------

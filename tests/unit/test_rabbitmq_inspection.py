@@ -1,0 +1,66 @@
+"""The pure half of RabbitMQ inspection: which messages are task messages, and how the two reads
+(held ready messages, then everything after the unacked ones were released) become locations."""
+
+from __future__ import annotations
+
+import json
+
+import amqp
+from celery_chaos.backends.rabbitmq_broker import QueueCount, _locate, is_task_queue, task_id
+
+
+def test_task_id_from_protocol_2_headers() -> None:
+    message = amqp.Message(b"[[], {}, {}]", application_headers={"task": "t", "id": "abc"})
+    assert task_id(message) == "abc"
+
+
+def test_task_id_from_a_protocol_1_body() -> None:
+    message = amqp.Message(json.dumps({"task": "t", "id": "abc", "args": []}).encode())
+    assert task_id(message) == "abc"
+
+
+def test_a_result_message_is_no_task_message() -> None:
+    """rpc:// results carry the task id as correlation id; they must not count as pending."""
+    result = amqp.Message(json.dumps({"status": "SUCCESS"}).encode(), correlation_id="abc")
+    assert task_id(result) is None
+
+
+def test_celery_broadcast_queues_are_not_task_queues() -> None:
+    assert is_task_queue("celery")
+    assert not is_task_queue("w0@chaos-1.celery.pidbox")
+    assert not is_task_queue("celeryev.5d2c")
+
+
+def test_ready_and_released_messages_become_queue_and_unacked_locations() -> None:
+    before = {"celery": QueueCount(ready=1, unacked=2), "dlq": QueueCount(ready=1, unacked=0)}
+    after = {"celery": QueueCount(ready=3, unacked=0), "dlq": QueueCount(ready=1, unacked=0)}
+    ready = {"celery": ["a"], "dlq": ["d"]}
+    everything = {"celery": ["b", "a", "c"], "dlq": ["d"]}
+    found = _locate(before, after, ready, everything)
+    assert found.problems == []
+    assert found.state.locations == {
+        "a": ["queue:celery"],
+        "b": ["unacked"],
+        "c": ["unacked"],
+        "d": ["queue:dlq"],
+    }
+
+
+def test_a_duplicate_ready_and_unacked_copy_is_reported_twice() -> None:
+    before = {"celery": QueueCount(ready=1, unacked=1)}
+    after = {"celery": QueueCount(ready=2, unacked=0)}
+    found = _locate(before, after, {"celery": ["a"]}, {"celery": ["a", "a"]})
+    assert found.state.locations == {"a": ["queue:celery", "unacked"]}
+
+
+def test_counts_that_do_not_match_the_reads_are_reported() -> None:
+    """A worker that was not frozen (or a late publish) changes the queue between the reads:
+    the inspection says so instead of returning a silently wrong snapshot."""
+    before = {"celery": QueueCount(ready=2, unacked=1)}
+    after = {"celery": QueueCount(ready=1, unacked=1)}
+    found = _locate(before, after, {"celery": ["a"]}, {"celery": ["a"]})
+    assert found.problems == [
+        "celery: 2 ready counted, 1 read",
+        "celery: 2+1 counted, 1 read after release",
+        "celery: 1 still unacked after release",
+    ]
