@@ -210,6 +210,34 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
         processes.stop(worker, sig=signal.SIGKILL)
 
 
+def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(
+    rabbit: RabbitMQServer,
+) -> None:
+    """A message rejected without requeue goes to the queue's dead-letter exchange: inspection
+    reports it there (pending), not lost."""
+    with rabbit.connection() as connection:
+        channel = connection.channel()
+        channel.exchange_declare("chaos-dlx", "fanout", auto_delete=False)
+        channel.queue_declare("chaos-dead", auto_delete=False)
+        channel.queue_bind("chaos-dead", "chaos-dlx")
+        arguments = {"x-dead-letter-exchange": "chaos-dlx"}
+        channel.queue_declare("chaos-work", auto_delete=False, arguments=arguments)
+        headers = {"task": INGEST, "id": "dead-1"}
+        channel.basic_publish(amqp.Message(b"[]", application_headers=headers), "", "chaos-work")
+        message = None
+        while message is None:
+            message = channel.basic_get("chaos-work", no_ack=False)
+        channel.basic_reject(message.delivery_tag, requeue=False)
+    try:
+        found = rabbitmq_broker.inspect(rabbit)
+        assert found.problems == []
+        assert found.state.locations == {"dead-1": ["queue:chaos-dead"]}
+    finally:
+        with rabbit.connection() as cleanup:
+            for queue in ("chaos-work", "chaos-dead"):
+                cleanup.channel().queue_delete(queue)
+
+
 def test_restart_keeps_ports_user_and_confirmed_persistent_messages(
     rabbit: RabbitMQServer, empty_queue: None
 ) -> None:

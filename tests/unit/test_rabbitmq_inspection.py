@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import amqp
+import pytest
+from celery_chaos.backends.local import rabbitmq_server
 from celery_chaos.backends.rabbitmq_broker import QueueCount, _locate, is_task_queue, task_id
 
 
@@ -64,3 +66,13 @@ def test_counts_that_do_not_match_the_reads_are_reported() -> None:
         "celery: 2+1 counted, 1 read after release",
         "celery: 1 still unacked after release",
     ]
+
+
+def test_a_missing_rabbitmq_names_the_package_to_install(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(rabbitmq_server, "DEBIAN_SBIN", str(tmp_path))
+    monkeypatch.delenv(rabbitmq_server.SBIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(
+        rabbitmq_server.RabbitMQUnavailable, match="apt-get install rabbitmq-server"
+    ):
+        rabbitmq_server.find_rabbitmq()

@@ -158,7 +158,7 @@ def inspect(server: RabbitMQAccess) -> Inspection:
         try:
             ready = read_held(connection, queues)
         finally:
-            connection.collect()  # close_all_connections below closes it on the broker side
+            connection.close()  # the held ready messages go back, in their places
         after = release_unacked(server, queues)
         connection = server.connection()
         try:
