@@ -126,6 +126,14 @@ def ready_count(rabbit: RabbitMQServer, queue: str = "celery") -> int:
         return connection.channel().queue_declare(queue, passive=True).message_count
 
 
+def wait_ready_count(rabbit: RabbitMQServer, expected: int, deadline: float = 10.0) -> None:
+    """A publish without confirms reaches the queue shortly after send_task returns."""
+    end = time.monotonic() + deadline
+    while ready_count(rabbit) != expected:
+        assert time.monotonic() < end, f"the queue never held {expected} ready messages"
+        time.sleep(0.01)
+
+
 def test_node_listens_on_loopback_only_on_its_own_ports(rabbit: RabbitMQServer) -> None:
     listening = set()
     for pid in rabbit.pids():
@@ -253,6 +261,19 @@ def test_restart_keeps_ports_user_and_confirmed_persistent_messages(
     assert (rabbit.port, rabbit.user) == (port, user)
     found = rabbitmq_broker.inspect(rabbit)
     assert found.state.locations == {task_id: ["queue:celery"]}
+
+
+def test_restart_without_data_loses_messages_but_keeps_the_user(
+    rabbit: RabbitMQServer, client: Celery
+) -> None:
+    """The RabbitMQ twin of a Redis broker without persistence: everything queued is gone,
+    and the node recreates the same random user at boot (guest still never exists)."""
+    send_ingest(client, steps=1, step_seconds=0.01)
+    wait_ready_count(rabbit, 1)
+    rabbit.restart(keep_data=False)
+    with rabbit.connection() as connection, pytest.raises(amqp.exceptions.NotFound):
+        connection.channel().queue_declare("celery", passive=True)
+    assert rabbit.ctl("list_users").split()[2:] == [rabbit.user, "[administrator]"]
 
 
 def test_stop_leaves_no_process_of_the_node(rabbit: RabbitMQServer) -> None:
