@@ -134,6 +134,13 @@ def wait_ready_count(rabbit: RabbitMQServer, expected: int, deadline: float = 10
         time.sleep(0.01)
 
 
+def epmd_environ(process: psutil.Process) -> str:
+    try:
+        return " ".join(f"{k}={v}" for k, v in process.environ().items())
+    except psutil.Error:
+        return ""
+
+
 def test_node_listens_on_loopback_only_on_its_own_ports(rabbit: RabbitMQServer) -> None:
     listening = set()
     for pid in rabbit.pids():
@@ -206,6 +213,7 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
             ledger, since, lambda e: e["type"] == h.ATTEMPT_START and e["task_id"] == running
         )
         waiting = send_ingest(client, steps=1, step_seconds=0.01)
+        wait_ready_count(rabbit, 1)  # prefetch 1: the running task's message holds the slot
         processes.signal_group(worker, signal.SIGSTOP)  # what the harness's freeze does
         counts = rabbitmq_broker.queue_counts(rabbit)
         assert (counts["celery"].ready, counts["celery"].unacked) == (1, 1)
@@ -283,3 +291,8 @@ def test_stop_leaves_no_process_of_the_node(rabbit: RabbitMQServer) -> None:
     rabbit.stop()
     assert [pid for pid in pids if processes.pid_alive(pid)] == []
     assert rabbitmq_broker.may_hold_messages(rabbit), "an unreachable broker may hold anything"
+    assert not [
+        p
+        for p in psutil.process_iter(["name"])
+        if p.info["name"] == "epmd" and f"ERL_EPMD_PORT={rabbit.epmd_port}" in epmd_environ(p)
+    ], "a CLI call left an epmd"

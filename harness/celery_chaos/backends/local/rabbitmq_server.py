@@ -287,7 +287,12 @@ class RabbitMQServer:
         return connection
 
     def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
-        """Run ``rabbitmqctl`` against this node; its stdout, or :class:`RabbitMQUnavailable`."""
+        """Run ``rabbitmqctl`` against this node; its stdout, or :class:`RabbitMQUnavailable`.
+
+        Refused while our epmd is down: the CLI would start an ``epmd -daemon`` of its own
+        (``-start_epmd false`` does not stop it), which outlives everything."""
+        if self.epmd is None or self.epmd.poll() is not None:
+            raise RabbitMQUnavailable(f"{self.name}: the node is not running")
         sbin, _ = find_rabbitmq()
         cmd = [str(sbin / "rabbitmqctl"), "-q", "-n", self.nodename, *args]
         try:
