@@ -76,3 +76,12 @@ def test_a_missing_rabbitmq_names_the_package_to_install(monkeypatch, tmp_path) 
         rabbitmq_server.RabbitMQUnavailable, match="apt-get install rabbitmq-server"
     ):
         rabbitmq_server.find_rabbitmq()
+
+
+def test_a_queue_that_vanished_keeps_its_ready_messages_and_is_reported() -> None:
+    """An auto-delete queue disappears when inspection closes its consumers' connections: what
+    was read while it existed still counts, and the inspection says it could not finish."""
+    before = {"auto": QueueCount(ready=1, unacked=1)}
+    found = _locate(before, {}, {"auto": ["a"]}, {})
+    assert found.state.locations == {"a": ["queue:auto"]}
+    assert found.problems[0] == "auto: could not be read (deleted or exclusive)"

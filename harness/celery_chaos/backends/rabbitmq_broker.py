@@ -126,13 +126,21 @@ def task_id(message: amqp.Message) -> str | None:
 
 
 def read_held(connection: amqp.Connection, queues: list[str]) -> dict[str, list[str]]:
-    """``basic.get`` every ready message of ``queues`` without acking, on one channel that keeps
-    holding them (so none is read twice); closing the channel requeues them all."""
-    channel = connection.channel()
-    found: dict[str, list[str]] = defaultdict(list)
+    """``basic.get`` every ready message of ``queues`` without acking, on channels that keep
+    holding them (so none is read twice); closing the connection requeues them all.
+
+    A queue that cannot be read (gone, or exclusive to another connection) is left out of the
+    result; the caller reports it."""
+    found: dict[str, list[str]] = {}
     for queue in queues:
-        while (message := channel.basic_get(queue, no_ack=False)) is not None:
-            found[queue].append(task_id(message) or "")
+        channel = connection.channel()
+        ids: list[str] = []
+        try:
+            while (message := channel.basic_get(queue, no_ack=False)) is not None:
+                ids.append(task_id(message) or "")
+        except amqp.exceptions.ChannelError:
+            continue  # the broker closed this channel only; its held messages went back
+        found[queue] = ids
     return found
 
 
@@ -179,7 +187,9 @@ def _locate(
     locations: dict[str, list[str]] = defaultdict(list)
     problems = []
     for queue, count in before.items():
-        ready_ids, all_ids = ready.get(queue, []), everything.get(queue, [])
+        if queue not in ready or queue not in everything:
+            problems.append(f"{queue}: could not be read (deleted or exclusive)")
+        ready_ids, all_ids = ready.get(queue, []), everything.get(queue, ready.get(queue, []))
         if len(ready_ids) != count.ready:
             problems.append(f"{queue}: {count.ready} ready counted, {len(ready_ids)} read")
         if len(all_ids) != count.ready + count.unacked:
