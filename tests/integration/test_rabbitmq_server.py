@@ -202,6 +202,29 @@ def test_killed_worker_unacked_message_is_ready_again_at_once(
     assert found.state.locations == {task_id: ["queue:celery"]}
 
 
+def test_a_frozen_worker_loses_its_unacked_message_after_missed_heartbeats(
+    rabbit, ledger_server, ledger, client, workdir, empty_queue
+) -> None:
+    """A paused (SIGSTOPped) worker answers no AMQP heartbeat: after about two missed
+    intervals the broker closes its connection and requeues its unacked message, while the
+    task is still "running" in the frozen process (a duplicate when it thaws). Celery's
+    default broker_heartbeat is 120 s; 1 s here."""
+    conf = {**ACK_LATE, **ONE_AT_A_TIME, "broker_heartbeat": 1}
+    worker = start_worker(rabbit, ledger_server, ledger, workdir, **conf)
+    try:
+        since = ledger.length()
+        task_id = send_ingest(client, steps=300, step_seconds=0.1)
+        wait_event(
+            ledger, since, lambda e: e["type"] == h.ATTEMPT_START and e["task_id"] == task_id
+        )
+        processes.signal_group(worker, signal.SIGSTOP)
+        frozen = time.monotonic()
+        wait_ready_count(rabbit, 1, deadline=30)
+        print(f"freeze -> requeued (broker_heartbeat=1): {time.monotonic() - frozen:.2f}s")
+    finally:
+        processes.stop(worker, sig=signal.SIGKILL)
+
+
 def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
     rabbit, ledger_server, ledger, client, workdir, empty_queue
 ) -> None:
@@ -215,9 +238,13 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
         waiting = send_ingest(client, steps=1, step_seconds=0.01)
         wait_ready_count(rabbit, 1)  # prefetch 1: the running task's message holds the slot
         processes.signal_group(worker, signal.SIGSTOP)  # what the harness's freeze does
+        asked = time.monotonic()
         counts = rabbitmq_broker.queue_counts(rabbit)
+        print(f"rabbitmqctl list_queues: {time.monotonic() - asked:.2f}s")
         assert (counts["celery"].ready, counts["celery"].unacked) == (1, 1)
+        asked = time.monotonic()
         found = rabbitmq_broker.inspect(rabbit)
+        print(f"final inspection: {time.monotonic() - asked:.2f}s")
         assert found.problems == []
         assert found.state.reachable
         assert found.state.locations == {running: ["unacked"], waiting: ["queue:celery"]}
