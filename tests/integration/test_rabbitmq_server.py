@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -152,6 +153,30 @@ def test_node_listens_on_loopback_only_on_its_own_ports(rabbit: RabbitMQServer) 
     ports = {port for _, port in listening}
     assert {rabbit.port, rabbit.dist_port, rabbit.epmd_port} <= ports
     assert not ports & {5672, 25672, 4369}, "a default port: the node is not private"
+
+
+def test_the_cli_listens_on_loopback_only_too(rabbit: RabbitMQServer) -> None:
+    """rabbitmqctl is a short-lived distributed Erlang node: its listener is private as well."""
+    sbin = find_rabbitmq()[0]
+    cli = subprocess.Popen(
+        [str(sbin / "rabbitmqctl"), "-n", rabbit.nodename, "eval", "timer:sleep(10000)."],
+        env=rabbit.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        listening: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + 30
+        while not listening:
+            assert time.monotonic() < deadline, "the CLI never listened"
+            assert cli.poll() is None, "the CLI exited early"
+            for conn in psutil.Process(cli.pid).net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    listening.add((conn.laddr.ip, conn.laddr.port))
+            time.sleep(0.05)
+        assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}
+        assert {port for _, port in listening} <= set(range(rabbit.ctl_port, rabbit.ctl_port + 11))
+    finally:
+        cli.kill()
+        cli.wait()
 
 
 def test_guest_cannot_log_in_and_the_random_user_can(rabbit: RabbitMQServer) -> None:
