@@ -80,7 +80,7 @@ class Range(Strict):
     @model_validator(mode="after")
     def _satisfiable(self) -> Range:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} > max {self.max}: no count can meet it")
+            raise ValueError(f"min {self.min} > max {self.max}: no count can meet both")
         return self
 
 
@@ -204,22 +204,16 @@ class Scenario(Strict):
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
 
-    @field_validator("expect", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _known_verdicts(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        unknown = sorted(set(value) - set(VERDICTS), key=str)
-        if unknown:
-            raise ValueError(
-                f"unknown verdict {unknown[0]!r}; expected one of {', '.join(VERDICTS)}"
-            )
-        for verdict, rule in value.items():
-            if isinstance(rule, bool) or not isinstance(rule, int | dict):
-                raise ValueError(
-                    f"{verdict}: {rule!r}: expected a count (e.g. 0) or a range {{min: 1, max: 3}}"
-                )
-        return value
+    def _satisfiable_expectations(cls, data: Any) -> Any:
+        """Each ``expect`` entry names a verdict and can be met; checked before the schema so
+        the message names ``expect.<verdict>`` rather than a member of the ``int | Range``."""
+        expect = data.get("expect") if isinstance(data, dict) else None
+        if isinstance(expect, dict):
+            for verdict, rule in expect.items():
+                _check_expectation(verdict, rule)
+        return data
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -231,7 +225,7 @@ class Scenario(Strict):
             )
         for name in self.extension_settings:
             if name not in self.celery:
-                raise ValueError(f"extension_settings: {name!r} is not set in celery:")
+                raise ValueError(f"extension_settings: {name!r} is not a key of celery")
         workers = self.workers_in_all
         if workers > MAX_WORKERS:
             raise ValueError(f"faults: {workers} workers in all; at most {MAX_WORKERS}")
@@ -250,6 +244,25 @@ class Scenario(Strict):
         ``start_worker``/``restart_worker`` fault (worker indexes count up from 0)."""
         started = sum(1 for f in self.faults if f.kind in ("start_worker", "restart_worker"))
         return self.workers.count + started
+
+
+def _check_expectation(verdict: Any, rule: Any) -> None:
+    if verdict not in VERDICTS:
+        raise ValueError(
+            f"expect: unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}"
+        )
+    if isinstance(rule, dict):
+        try:
+            Range.model_validate(rule)
+        except ValidationError as error:
+            joint = "." if error.errors()[0]["loc"] else ": "
+            raise ValueError(f"expect.{verdict}{joint}{first_error(error)}") from None
+    elif isinstance(rule, bool) or not isinstance(rule, int):
+        raise ValueError(
+            f"expect.{verdict}: {rule!r}: expected a count (e.g. 0) or a range {{min: 1, max: 3}}"
+        )
+    elif rule < 0:
+        raise ValueError(f"expect.{verdict}: {rule}: a count cannot be negative")
 
 
 def _check_fault_refs(i: int, fault: Fault, tasks: int, workers: int) -> None:
@@ -315,11 +328,22 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
+def _number(value: Any) -> Any:
+    """``86400.0`` as ``86400``: bounds and inputs read as the user wrote them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def first_error(error: ValidationError) -> str:
     """The first validation error as ``field.path[0]: what was expected`` (cross-field checks,
     which have no location, name their own field path in the message)."""
     first = error.errors()[0]
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "less_than_equal":
+        message = (
+            f"{first['input']!r} is above the upper bound {first['ctx']['le']} (README: Limits)"
+        )
     return f"{_field_path(first['loc'])}: {message}" if first["loc"] else message
 
 
