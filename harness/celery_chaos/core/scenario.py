@@ -341,9 +341,8 @@ def first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "less_than_equal":
-        message = (
-            f"{first['input']!r} is above the upper bound {first['ctx']['le']} (README: Limits)"
-        )
+        value, bound = _number(first["input"]), _number(first["ctx"]["le"])
+        message = f"{value!r} is above the upper bound {bound} (README: Limits)"
     return f"{_field_path(first['loc'])}: {message}" if first["loc"] else message
 
 
