@@ -19,6 +19,8 @@ import yaml
 from celery_chaos.core.scenario import ScenarioError, load_suite
 from celery_chaos.run.preflight import checker
 
+pytest_plugins = ["pytester"]
+
 VALID: dict[str, Any] = {
     "name": "bad-input",
     "description": "a valid scenario that each row breaks in one place",
@@ -252,3 +254,57 @@ def test_an_extension_setting_listed_in_extension_settings_is_accepted(tmp_path:
 
 def test_the_valid_base_of_the_table_passes_every_check(tmp_path: Path) -> None:
     assert load_suite([write(tmp_path, VALID_TEXT)], check=checker())[0].name == "bad-input"
+
+
+def test_pytest_collection_error_is_the_same_line(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "scenarios" / "bad.yaml"
+    path.parent.mkdir()
+    path.write_bytes(changed(celery={"task_acks_lat": True}))
+
+    result = pytester.runpytest("scenarios/")
+
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting scenarios/bad.yaml*",
+            "scenarios/bad.yaml: celery.task_acks_lat: not a Celery setting"
+            " (did you mean task_acks_late?)*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+MARKED_TEST = """
+import pytest
+
+@pytest.mark.chaos(celery={"task_acks_lat": True})
+def test_typo(chaos_env):
+    pass
+"""
+
+
+def test_chaos_marker_setting_typo_fails_setup_with_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marked=MARKED_TEST)
+
+    result = pytester.runpytest("--chaos-report-dir", "out")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.chaos: celery.task_acks_lat: not a Celery setting (did you mean*"]
+    )
+    assert not (pytester.path / "out").exists()  # no environment was started
+
+
+def test_a_typo_in_a_task_name_of_a_plain_app_is_caught(tmp_path: Path) -> None:
+    plain = Path(__file__).resolve().parents[1] / "fixtures" / "plain_project"
+    path = write(
+        tmp_path, changed(workers={"app": "plain_app:app"}, workload=[{"task": "plain_app.ad"}])
+    )
+
+    with pytest.raises(ScenarioError) as raised:
+        load_suite([path], check=checker(cwd=plain))
+
+    assert str(raised.value) == (
+        f"{path}: workload[0].task: 'plain_app.ad' is not registered in plain_app:app"
+        " (did you mean plain_app.add?)"
+    )
