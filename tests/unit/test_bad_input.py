@@ -178,6 +178,12 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         " the timeout (10s): it can never fire",
     ),
     (
+        "random-window-past-timeout",
+        changed(timeout=10, faults=[{"kind": "pause", "when": {"random": {"min": 1, "max": 10}}}]),
+        "faults[0].when.random.max: a time drawn up to t=10s is not always before the timeout"
+        " (10s): some seeds would never fire it",
+    ),
+    (
         "dispatch-after-timeout",
         changed(timeout=10, workload=[{"task": WORK, "at": 10}]),
         "workload[0].at: 10s is not before the timeout (10s): it would never be dispatched",

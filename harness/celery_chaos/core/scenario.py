@@ -308,6 +308,14 @@ def _check_reachable(scenario: Scenario) -> None:
                 f"workload[{i}].at: {item.at:g}s is not before the timeout ({timeout:g}s):"
                 " it would never be dispatched"
             )
+    for i, fault in enumerate(scenario.faults):
+        window = fault.when.random
+        latest = window.max + fault.when.delay if window is not None else 0.0
+        if latest >= timeout:
+            raise ValueError(
+                f"faults[{i}].when.random.max: a time drawn up to t={latest:g}s"
+                f" is not always before the timeout ({timeout:g}s): some seeds would never fire it"
+            )
     for i, earliest in enumerate(_earliest(scenario)):
         if earliest >= timeout:
             chain = (
