@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, VERDICTS
+from celery_chaos.core.reachability import check_fault_refs, check_reachable
 from celery_chaos.core.yaml_input import InputError, read_yaml
 
 FaultKind = Literal[
@@ -230,8 +231,8 @@ class Scenario(Strict):
         if workers > MAX_WORKERS:
             raise ValueError(f"faults: {workers} workers in all; at most {MAX_WORKERS}")
         for i, fault in enumerate(self.faults):
-            _check_fault_refs(i, fault, total, workers)
-        _check_reachable(self)
+            check_fault_refs(i, fault, total, workers)
+        check_reachable(self)
         return self
 
     @property
@@ -263,70 +264,6 @@ def _check_expectation(verdict: Any, rule: Any) -> None:
         )
     elif rule < 0:
         raise ValueError(f"expect.{verdict}: {rule}: a count cannot be negative")
-
-
-def _check_fault_refs(i: int, fault: Fault, tasks: int, workers: int) -> None:
-    task = fault.target_task()
-    if task is not None and task >= tasks:
-        raise ValueError(f"faults[{i}].target: aims at task {task} but the workload has {tasks}")
-    after = fault.when.after_fault
-    if after is not None and after >= i:
-        raise ValueError(f"faults[{i}].when.after_fault: must name an earlier fault")
-    worker = fault.target.worker
-    if worker is not None and worker >= workers:
-        raise ValueError(
-            f"faults[{i}].target.worker: worker {worker} never exists (workers are numbered"
-            f" from 0; {workers} in all, counting start_worker/restart_worker faults)"
-        )
-
-
-def _earliest(scenario: Scenario) -> list[float]:
-    """The earliest time offset at which each fault could fire (a chain adds its delays)."""
-    items = [item.at for item in scenario.workload for _ in range(item.count)]
-    times: list[float] = []
-    for fault in scenario.faults:
-        when = fault.when
-        if when.at is not None:
-            base = when.at
-        elif when.random is not None:
-            base = when.random.min
-        elif when.after_fault is not None:
-            base = times[when.after_fault]
-        else:  # a checkpoint: not before its task is dispatched
-            base = items[when.task] if when.task is not None else 0.0
-        times.append(base + when.delay)
-    return times
-
-
-def _check_reachable(scenario: Scenario) -> None:
-    """Refuse what the run's ``timeout`` ends before it can happen: such a fault never fires,
-    so the run would prove nothing."""
-    timeout = scenario.timeout
-    for i, item in enumerate(scenario.workload):
-        if item.at >= timeout:
-            raise ValueError(
-                f"workload[{i}].at: {item.at:g}s is not before the timeout ({timeout:g}s):"
-                " it would never be dispatched"
-            )
-    for i, fault in enumerate(scenario.faults):
-        window = fault.when.random
-        latest = window.max + fault.when.delay if window is not None else 0.0
-        if latest >= timeout:
-            raise ValueError(
-                f"faults[{i}].when.random.max: a time drawn up to t={latest:g}s"
-                f" is not always before the timeout ({timeout:g}s): some seeds would never fire it"
-            )
-    for i, earliest in enumerate(_earliest(scenario)):
-        if earliest >= timeout:
-            chain = (
-                " (after its after_fault chain)"
-                if scenario.faults[i].when.after_fault is not None
-                else ""
-            )
-            raise ValueError(
-                f"faults[{i}].when: fires at t={earliest:g}s at the earliest{chain}, not before"
-                f" the timeout ({timeout:g}s): it can never fire"
-            )
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
