@@ -16,6 +16,7 @@ from celery_chaos.run.preflight import preflight
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 PLAIN_PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "plain_project"
 FLAKY = "sample_tasks.tasks.flaky"
 
@@ -106,3 +107,24 @@ def test_an_app_without_install_reaches_verdicts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((tmp_path / "reports" / "latest" / "plain-app" / "result.json").read_text())
     assert [t["verdicts"] for t in result["tasks"]] == [["ok"], ["ok"]]
+
+
+PLAIN_ENV_TEST = """
+import pytest
+from celery_chaos.run.session import assert_verdicts
+
+@pytest.mark.chaos(workers={"app": "plain_app:app", "count": 1})
+def test_plain_app(chaos_env):
+    chaos_env.dispatch("plain_app.add", [2, 3])
+    assert chaos_env.wait_quiescent(timeout=30, settle=0.2)
+    assert_verdicts(chaos_env.verdicts(), ok=1, lost=0)
+"""
+
+
+def test_chaos_env_runs_an_app_without_install(pytester: pytest.Pytester) -> None:
+    (pytester.path / "plain_app.py").write_text((PLAIN_PROJECT / "plain_app.py").read_text())
+    pytester.makepyfile(test_plain=PLAIN_ENV_TEST)
+
+    result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=120)
+
+    result.assert_outcomes(passed=1)

@@ -99,8 +99,8 @@ def registered_tasks(spec: str, env: tuple[tuple[str, str], ...], cwd: Path) -> 
             raise audit.AppImportError(f"{spec}: cannot load its tasks: {reason}") from None
 
 
-def check_app(scenario: Scenario, source: str, cwd: Path) -> None:
-    """``workers.app`` imports and registers every workload task."""
+def check_app(scenario: Scenario, source: str, cwd: Path, workload: bool = True) -> None:
+    """``workers.app`` imports and (with ``workload``) registers every workload task."""
     from celery_chaos.tools import audit
 
     spec = app_spec(scenario)
@@ -109,7 +109,7 @@ def check_app(scenario: Scenario, source: str, cwd: Path) -> None:
         tasks = registered_tasks(spec, env, cwd.resolve())
     except audit.AppImportError as error:
         raise ScenarioError(f"{source}: workers.app: {error}") from None
-    for i, item in enumerate(scenario.workload):
+    for i, item in enumerate(scenario.workload if workload else []):
         if item.task not in tasks:
             close = difflib.get_close_matches(item.task, tasks, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -119,15 +119,22 @@ def check_app(scenario: Scenario, source: str, cwd: Path) -> None:
 
 
 def preflight(
-    scenario: Scenario, source: str, *, import_app: bool = True, cwd: Path | None = None
+    scenario: Scenario,
+    source: str,
+    *,
+    import_app: bool = True,
+    cwd: Path | None = None,
+    workload: bool = True,
 ) -> None:
     """Every check that needs Celery, before anything starts; raises :class:`ScenarioError`.
 
     ``import_app=False`` when the app lives only in a worker image (docker ``--worker-image``
-    or ``workers.image``): it cannot be imported here, the image is its own check."""
+    or ``workers.image``): it cannot be imported here, the image is its own check.
+    ``workload=False`` when the workload is a placeholder (a ``chaos`` marker's environment:
+    its tests dispatch by name later)."""
     check_settings(scenario, source)
     if import_app and scenario.workers.image is None:
-        check_app(scenario, source, cwd or Path.cwd())
+        check_app(scenario, source, cwd or Path.cwd(), workload)
 
 
 def checker(**options: Any) -> Callable[[Scenario, str], None]:

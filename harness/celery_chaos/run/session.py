@@ -572,7 +572,7 @@ class ChaosSession:
         """The environment for one test (shared when settings match), its slice begun.
         Raises ScenarioError/ValueError for bad settings, Unsupported if it cannot run here."""
         scenario = env_scenario(settings)
-        preflight(scenario, "@pytest.mark.chaos")
+        preflight(scenario, "@pytest.mark.chaos", workload=False)
         env = self.envs.acquire(scenario)
         env.begin(test_name, self.test_seed())
         return env
