@@ -549,6 +549,11 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
         )
         return Verdict("RECOVERED", headline, _why_recovered(view, spec, overrides), exit_code)
     headline = "OK: the task completed in one attempt; the fault did not interrupt it."
+    if "retried" in task.labels:
+        headline = (
+            f"OK: the task completed once, in {len(task.attempts)} attempts its own Retry asked"
+            " for; the fault did not interrupt it."
+        )
     return Verdict("OK", headline, [], exit_code)
 
 
