@@ -87,3 +87,14 @@ def work(seconds: float = 1.0, steps: int = 5) -> float:
         time.sleep(seconds / steps)
     checkpoint("done")
     return seconds
+
+
+@app.task(name="sample_tasks.tasks.flaky", bind=True, max_retries=5)
+def flaky(self, fail_times: int = 2, retry_delay: float = 0.1, seconds: float = 0.2) -> int:
+    """A transient error: raises ``Retry`` (``self.retry()``) on its first ``fail_times`` runs,
+    then succeeds. Retried, never interrupted, it is ``ok`` with the ``retried`` label."""
+    checkpoint(f"try-{self.request.retries}")
+    time.sleep(seconds)
+    if self.request.retries < fail_times:
+        raise self.retry(countdown=retry_delay)
+    return self.request.retries

@@ -38,9 +38,11 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _load(paths: tuple[Path, ...], only: tuple[str, ...] = ()) -> list:
+def _load(paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool = True) -> list:
+    from celery_chaos.run.preflight import checker
+
     try:
-        scenarios = load_suite(list(paths), list(only) or None)
+        scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))
     except ScenarioError as error:
         raise UsageProblem(str(error)) from None
     if not scenarios:
@@ -103,7 +105,7 @@ def run(
     """
     from celery_chaos.run.runner import RunOptions, run_suite
 
-    scenarios = _load(paths, only)
+    scenarios = _load(paths, only, import_app=not worker_image)
     backend_options = {
         key: value
         for key, value in (("worker_image", worker_image), ("redis_image", redis_image))

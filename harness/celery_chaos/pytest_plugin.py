@@ -164,10 +164,12 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from celery_chaos.core.scenario import ScenarioError, load_file
+        from celery_chaos.run.preflight import preflight
 
         shown = _shown(self.config, self.path)
         try:
             scenario = load_file(self.path)
+            preflight(scenario, str(self.path), cwd=_base_dir(self.config))
         except ScenarioError as error:
             raise self.CollectError(str(error).replace(str(self.path), shown, 1)) from None
         seen = self.config.stash.setdefault(_NAMES, {})

@@ -212,7 +212,9 @@ def test_a_failed_expectation_names_the_task_and_the_seed(pytester: pytest.Pytes
 @pytest.mark.integration
 def test_a_backend_error_is_a_test_error(pytester: pytest.Pytester) -> None:
     text = SHORT.format(name="no-app", expect=MEETS).replace(
-        "workers: {count: 1, concurrency: 2}", "workers: {count: 1, app: no_such_module.app}"
+        # an app that imports here (the preflight passes) but whose worker cannot start
+        "workers: {count: 1, concurrency: 2}",
+        "workers: {count: 1, env: {PYTHONHOME: /nonexistent}}",
     )
     write(pytester, "scenarios/no-app.yaml", text)
     result = pytester.runpytest_subprocess("scenarios/", timeout=120)

@@ -183,6 +183,80 @@ def test_exception_raised_by_the_task_is_failed_and_lost() -> None:
     assert verdicts.tasks[0].failures == ["ValueError"]
 
 
+def retried_history() -> list[dict]:
+    """``self.retry()`` twice, then success: Celery republished the message each time."""
+    return [
+        dispatch(A, 0, 0.0),
+        start(A, 1, 0.1),
+        end(A, 1, 0.2, state="RETRY"),
+        start(A, 2, 1.2),
+        end(A, 2, 1.3, state="RETRY"),
+        start(A, 3, 2.3),
+        end(A, 3, 2.4),
+    ]
+
+
+def test_retry_then_success_without_interruption_is_ok_and_retried() -> None:
+    verdicts = check(retried_history())
+
+    (task,) = verdicts.tasks
+    assert task.outcome == "ok"
+    assert task.verdicts == ["ok", "retried"]
+    assert [a.state for a in task.attempts] == ["RETRY", "RETRY", "SUCCESS"]
+    assert task.redelivery_latencies == []  # nothing was interrupted
+    assert only_nonzero(verdicts.counts) == {"ok": 1, "retried": 1}
+
+
+def test_retry_and_an_interrupted_attempt_is_recovered_and_retried() -> None:
+    history = [
+        dispatch(A, 0, 0.0),
+        start(A, 1, 0.1),
+        end(A, 1, 0.2, state="RETRY"),
+        start(A, 2, 1.0, pid=101),
+        fault(0, 1.5, [(A, 2)]),
+        process_exit(A, 2, 1.55),
+        start(A, 3, 2.0, pid=102, redelivered=True),
+        end(A, 3, 2.5, pid=102),
+    ]
+    verdicts = check(history)
+
+    (task,) = verdicts.tasks
+    assert task.verdicts == ["recovered", "retried"]
+    assert task.redelivery_latencies == [pytest.approx(0.5)]
+    assert only_nonzero(verdicts.counts) == {"recovered": 1, "retried": 1}
+
+
+def test_attempt_that_never_reported_an_end_makes_a_success_recovered() -> None:
+    """The worker lost attempt 1 (no end, no observed death); attempt 2 succeeded."""
+    history = [dispatch(A, 0), start(A, 1, 0.1), start(A, 2, 5.0, redelivered=True), end(A, 2, 6)]
+
+    assert check(history).tasks[0].verdicts == ["recovered"]
+
+
+def test_retries_exhausted_is_lost_failed_and_retried() -> None:
+    history = [
+        dispatch(A, 0),
+        start(A, 1, 0.1),
+        end(A, 1, 0.2, state="RETRY"),
+        start(A, 2, 1.0),
+        failure(A, 1.1, exc_type="ValueError", attempt=2),
+        end(A, 2, 1.1, state="FAILURE"),
+    ]
+
+    assert check(history).tasks[0].verdicts == ["lost", "failed", "retried"]
+
+
+def test_retries_are_not_redeliveries_for_the_loop_label() -> None:
+    history = [dispatch(A, 0)]
+    for number in range(1, 8):  # 6 retries, then success: 7 attempts, 1 delivery
+        history += [start(A, number, float(number))]
+        history += [end(A, number, number + 0.1, state="RETRY" if number < 7 else "SUCCESS")]
+    verdicts = check(history, redelivery_threshold=5)
+
+    assert verdicts.tasks[0].verdicts == ["ok", "retried"]
+    assert verdicts.counts["redelivery_loop"] == 0
+
+
 def poison_history(attempts: int) -> list[dict]:
     """A message that kills its own pool process on every delivery."""
     history = [dispatch(A, 0)]

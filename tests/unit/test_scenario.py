@@ -19,9 +19,11 @@ from celery_chaos.core.scenario import (
     parse_scenario,
     parse_size,
 )
+from celery_chaos.run.preflight import preflight
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIO_FILES = discover([SCENARIOS])
+ALL_SHIPPED = SCENARIO_FILES + discover([SCENARIOS / "docker-only"])
 
 VALID: dict[str, Any] = {
     "name": "valid",
@@ -84,6 +86,12 @@ def test_shipped_scenario_only_dispatches_tasks_its_app_defines(path: Path) -> N
     app.loader.import_default_modules()
     unknown = {item.task for item in scenario.workload} - set(app.tasks)
     assert not unknown, f"{path.name}: tasks not defined by sample_tasks: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", ALL_SHIPPED, ids=[p.name for p in ALL_SHIPPED])
+def test_shipped_scenario_passes_the_preflight(path: Path) -> None:
+    """Known Celery settings, an importable app that registers every workload task."""
+    preflight(load_file(path), str(path))
 
 
 def test_the_shipped_suite_loads_as_one_with_unique_names() -> None:

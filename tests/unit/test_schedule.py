@@ -30,6 +30,7 @@ BASE: dict[str, Any] = {
     "name": "schedule",
     "description": "scheduling only",
     "workload": [{"task": TASK, "count": 3}],
+    "timeout": 120,  # after every random window below: a fault must be able to fire
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.app.utils import find_app
 from celery.utils.imports import symbol_by_name
 
 from celery_chaos import install
@@ -18,8 +19,9 @@ APP_ENV = "CHAOS_APP"
 
 
 def load_app(spec: str) -> Celery:
-    """Import ``module:attribute`` (or ``module.attribute``) and return the Celery app."""
-    target = symbol_by_name(spec.replace(":", ".") if ":" in spec else spec)
+    """Find the Celery app the way ``celery -A`` does: ``module:attribute``,
+    ``module.attribute``, or a module (its ``app``/``celery`` attribute, or ``module.celery``)."""
+    target = find_app(spec, symbol_by_name=symbol_by_name)
     if not isinstance(target, Celery):
         raise TypeError(f"{spec} is a {type(target).__name__}, not a Celery app")
     return target

@@ -23,6 +23,18 @@ from celery_chaos.core.scenario import Scenario
 from celery_chaos.ledger import Ledger
 
 WORKER_READY_DEADLINE = 60.0
+BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
+APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
+
+
+def worker_app(app: str) -> tuple[str, dict[str, str]]:
+    """The ``-A`` argument and the extra environment that run ``app`` with the agent loaded:
+    always through the bootstrap, so an app that never calls ``install(app)`` (a Django
+    project's ``proj.celery:app``) is instrumented too; ``install`` is idempotent, so an app
+    that does call it is not instrumented twice."""
+    if app == BOOTSTRAP_APP:  # already the bootstrap (its CHAOS_APP is in workers.env)
+        return app, {}
+    return BOOTSTRAP_APP, {APP_ENV: app}
 
 
 def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[str]:

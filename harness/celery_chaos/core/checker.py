@@ -2,8 +2,13 @@
 
 Semantics, per dispatched task (the *outcome*, exactly one of):
 
-- ``ok``: one attempt, one successful completion.
-- ``recovered``: one or more interrupted attempts, then exactly one successful completion.
+- ``ok``: exactly one successful completion and no interrupted attempt. Usually one attempt;
+  a task that raised ``Retry`` (``self.retry()``, ``autoretry_for``) and then succeeded is ``ok``
+  too (its attempts are listed, and it carries the ``retried`` label): the task asked to run
+  again, nothing was taken from it.
+- ``recovered``: at least one attempt was *interrupted* (its process died, or the worker lost it:
+  it never reported an end), then exactly one successful completion. A task that both retried
+  and lost an attempt is ``recovered`` with the ``retried`` label.
 - ``duplicate_executions``: completed successfully more than once (e.g. a visibility timeout
   shorter than the task let a second worker run it while the first was still busy).
 - ``pending``: never completed, but the message still sits in the broker (queue or unacked set)
@@ -16,7 +21,10 @@ Labels a task may carry on top of its outcome:
 
 - ``failed``: Celery recorded a failure (the task raised, or the worker main process reported
   ``WorkerLostError``/``TimeLimitExceeded``) and the task never succeeded.
-- ``redelivery_loop``: more attempts than ``redelivery_threshold`` (a poison message).
+- ``retried``: an attempt ended in ``RETRY`` (the task raised ``Retry``); the next attempt is
+  the retry Celery published, not a redelivery.
+- ``redelivery_loop``: more deliveries than ``redelivery_threshold`` (a poison message); the
+  attempts a ``Retry`` asked for are not counted as deliveries.
 
 Run-wide findings, each counted once per offending item:
 
@@ -39,10 +47,11 @@ from typing import Any
 from celery_chaos.core import history as h
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
-LABELS = ("failed", "redelivery_loop")
+LABELS = ("failed", "retried", "redelivery_loop")
 FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected")
 VERDICTS = OUTCOMES + LABELS + FINDINGS
 DEFAULT_REDELIVERY_THRESHOLD = 5
+RETRY = "RETRY"  # attempt_end state of an attempt that raised celery.exceptions.Retry
 
 
 @dataclass
@@ -259,20 +268,29 @@ _HANDLERS = {
 }
 
 
+def _interrupted(report: TaskReport) -> bool:
+    """Whether an attempt ended other than by success or a ``Retry`` the task raised itself:
+    it died, or it never reported an end (the worker lost it)."""
+    return any(a.state not in ("SUCCESS", RETRY) for a in report.attempts)
+
+
 def _classify(report: TaskReport, redelivery_threshold: int) -> None:
     successes = sum(1 for a in report.attempts if a.state == "SUCCESS")
+    retries = sum(1 for a in report.attempts if a.state == RETRY)
     running = any(a.running for a in report.attempts)
     if successes >= 2:
         report.outcome = "duplicate_executions"
     elif successes == 1:
-        report.outcome = "ok" if len(report.attempts) == 1 else "recovered"
+        report.outcome = "recovered" if _interrupted(report) else "ok"
     elif report.in_broker or running:
         report.outcome = "pending"
     else:
         report.outcome = "lost"
     if successes == 0 and report.failures:
         report.labels.append("failed")
-    if len(report.attempts) > redelivery_threshold:
+    if retries:
+        report.labels.append("retried")
+    if len(report.attempts) - retries > redelivery_threshold:
         report.labels.append("redelivery_loop")
     for interrupted in report.attempts:
         if interrupted.died is None:

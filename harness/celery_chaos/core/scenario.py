@@ -8,13 +8,15 @@ verdicts to expect (``expect``). Every key is documented in README.md ("Scenario
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, VERDICTS
+from celery_chaos.core.reachability import check_fault_refs, check_reachable
+from celery_chaos.core.yaml_input import InputError, read_yaml
 
 FaultKind = Literal[
     "kill_child",
@@ -34,8 +36,20 @@ FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
+# Upper bounds (README, "Limits"): far above any real scenario, low enough that a typo (an extra
+# zero, seconds written as milliseconds) is refused instead of dispatched or waited for.
+MAX_SECONDS = 86_400.0  # timeouts, offsets, delays: one day
+MAX_TASKS = 100_000  # dispatched tasks in one scenario
+MAX_WORKERS = 64  # workers alive at once, counting start_worker/restart_worker faults
+MAX_CONCURRENCY = 256  # pool size of one worker
+MAX_FAULTS = 1_000
+MAX_MEMORY = 1024**4  # 1 TiB
 
-class ScenarioError(ValueError):
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+
+
+class ScenarioError(InputError):
     """A scenario file is malformed; the message names the file, the field and the reason."""
 
 
@@ -50,13 +64,25 @@ def parse_size(value: str | int) -> int:
     return int(float(number) * _UNITS[(unit or "")[:1].lower()])
 
 
+def _bounded_size(value: str | int | None) -> str | int | None:
+    if value is not None and not 0 < parse_size(value) <= MAX_MEMORY:
+        raise ValueError(f"{value!r}: a memory size must be above 0 and at most 1T")
+    return value
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Range(Strict):
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
+    min: Count | None = None
+    max: Count | None = None
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> Range:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}: no count can meet both")
+        return self
 
 
 class BrokerSpec(Strict):
@@ -65,10 +91,10 @@ class BrokerSpec(Strict):
 
 
 class WorkersSpec(Strict):
-    count: int = Field(default=1, ge=0)
-    concurrency: int = Field(default=2, ge=1)
+    count: int = Field(default=1, ge=0, le=MAX_WORKERS)
+    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
     pool: Literal["prefork", "solo", "threads"] = "prefork"
-    app: str = "celery_chaos.sample_tasks.app"
+    app: str = Field(default="celery_chaos.sample_tasks.app", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     memory_limit: str | int | None = None
     image: str | None = None
@@ -76,33 +102,31 @@ class WorkersSpec(Strict):
     @field_validator("memory_limit")
     @classmethod
     def _size(cls, value: str | int | None) -> str | int | None:
-        if value is not None:
-            parse_size(value)
-        return value
+        return _bounded_size(value)
 
 
 class TaskOptions(Strict):
-    countdown: float | None = None
-    eta: float | None = Field(default=None, description="seconds after dispatch")
-    expires: float | None = None
-    time_limit: float | None = None
-    soft_time_limit: float | None = None
-    priority: int | None = None
+    countdown: Seconds | None = None
+    eta: Seconds | None = Field(default=None, description="seconds after dispatch")
+    expires: Seconds | None = None
+    time_limit: Seconds | None = None
+    soft_time_limit: Seconds | None = None
+    priority: int | None = Field(default=None, ge=0, le=255)
     queue: str | None = None
 
 
 class WorkloadItem(Strict):
-    task: str
-    count: int = Field(default=1, ge=1)
+    task: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=MAX_TASKS)
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     options: TaskOptions = Field(default_factory=TaskOptions)
-    at: float = Field(default=0.0, ge=0, description="dispatch offset, seconds after start")
+    at: Seconds = Field(default=0.0, description="dispatch offset, seconds after start")
 
 
 class RandomWindow(Strict):
-    min: float = Field(ge=0)
-    max: float = Field(ge=0)
+    min: Seconds
+    max: Seconds
 
     @model_validator(mode="after")
     def _ordered(self) -> RandomWindow:
@@ -114,10 +138,10 @@ class RandomWindow(Strict):
 class Trigger(Strict):
     task: int | None = Field(default=None, ge=0)
     checkpoint: str | None = None
-    attempt: int = Field(default=1, ge=1)
-    at: float | None = Field(default=None, ge=0)
+    attempt: int = Field(default=1, ge=1, le=1000)
+    at: Seconds | None = None
     after_fault: int | None = Field(default=None, ge=0)
-    delay: float = Field(default=0.0, ge=0)
+    delay: Seconds = 0.0
     random: RandomWindow | None = None
 
     @model_validator(mode="after")
@@ -152,13 +176,13 @@ class Fault(Strict):
     when: Trigger
     target: Target = Field(default_factory=Target)
     headroom: str | int = "48M"
-    wait: float = Field(default=30.0, gt=0)
-    duration: float | None = Field(default=None, gt=0)
+    wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
     @field_validator("headroom")
     @classmethod
     def _size(cls, value: str | int) -> str | int:
-        parse_size(value)
+        _bounded_size(value)
         return value
 
     def target_task(self) -> int | None:
@@ -167,46 +191,79 @@ class Fault(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=200)
     description: str
     celery: dict[str, Any] = Field(default_factory=dict)
+    extension_settings: list[str] = Field(default_factory=list)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
     workload: list[WorkloadItem] = Field(min_length=1)
-    faults: list[Fault] = Field(default_factory=list)
-    expect: dict[str, int | Range] = Field(default_factory=dict)
-    timeout: float = Field(default=60.0, gt=0)
-    settle: float = Field(default=1.0, ge=0)
-    redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1)
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
+    expect: dict[str, Count | Range] = Field(default_factory=dict)
+    timeout: float = Field(default=60.0, gt=0, le=MAX_SECONDS)
+    settle: Seconds = 1.0
+    redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
 
-    @field_validator("expect")
+    @model_validator(mode="before")
     @classmethod
-    def _known_verdicts(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - set(VERDICTS))
-        if unknown:
-            raise ValueError(
-                f"unknown verdict {unknown[0]!r}; expected one of {', '.join(VERDICTS)}"
-            )
-        return value
+    def _satisfiable_expectations(cls, data: Any) -> Any:
+        """Each ``expect`` entry names a verdict and can be met; checked before the schema so
+        the message names ``expect.<verdict>`` rather than a member of the ``int | Range``."""
+        expect = data.get("expect") if isinstance(data, dict) else None
+        if isinstance(expect, dict):
+            for verdict, rule in expect.items():
+                _check_expectation(verdict, rule)
+        return data
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
+        """Cross-field checks: every message names its own field path."""
         total = self.task_count
+        if total > MAX_TASKS:
+            raise ValueError(
+                f"workload: {total} tasks in all; a scenario dispatches at most {MAX_TASKS}"
+            )
+        for name in self.extension_settings:
+            if name not in self.celery:
+                raise ValueError(f"extension_settings: {name!r} is not a key of celery")
+        workers = self.workers_in_all
+        if workers > MAX_WORKERS:
+            raise ValueError(f"faults: {workers} workers in all; at most {MAX_WORKERS}")
         for i, fault in enumerate(self.faults):
-            task = fault.target_task()
-            if task is not None and task >= total:
-                raise ValueError(
-                    f"faults[{i}].target: aims at task {task} but the workload has {total}"
-                )
-            after = fault.when.after_fault
-            if after is not None and after >= i:
-                raise ValueError(f"faults[{i}].when.after_fault: must name an earlier fault")
+            check_fault_refs(i, fault, total, workers)
+        check_reachable(self)
         return self
 
     @property
     def task_count(self) -> int:
         return sum(item.count for item in self.workload)
+
+    @property
+    def workers_in_all(self) -> int:
+        """Workers that will have existed by the end: the initial ones plus one per
+        ``start_worker``/``restart_worker`` fault (worker indexes count up from 0)."""
+        started = sum(1 for f in self.faults if f.kind in ("start_worker", "restart_worker"))
+        return self.workers.count + started
+
+
+def _check_expectation(verdict: Any, rule: Any) -> None:
+    if verdict not in VERDICTS:
+        raise ValueError(
+            f"expect: unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}"
+        )
+    if isinstance(rule, dict):
+        try:
+            Range.model_validate(rule)
+        except ValidationError as error:
+            joint = "." if error.errors()[0]["loc"] else ": "
+            raise ValueError(f"expect.{verdict}{joint}{first_error(error)}") from None
+    elif isinstance(rule, bool) or not isinstance(rule, int):
+        raise ValueError(
+            f"expect.{verdict}: {rule!r}: expected a count (e.g. 0) or a range {{min: 1, max: 3}}"
+        )
+    elif rule < 0:
+        raise ValueError(f"expect.{verdict}: {rule}: a count cannot be negative")
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -216,11 +273,21 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return path or "(top level)"
 
 
+def _number(value: Any) -> Any:
+    """``86400.0`` as ``86400``: bounds and inputs read as the user wrote them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def first_error(error: ValidationError) -> str:
     """The first validation error as ``field.path[0]: what was expected`` (cross-field checks,
     which have no location, name their own field path in the message)."""
     first = error.errors()[0]
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "less_than_equal":
+        value, bound = _number(first["input"]), _number(first["ctx"]["le"])
+        message = f"{value!r} is above the upper bound {bound} (README: Limits)"
     return f"{_field_path(first['loc'])}: {message}" if first["loc"] else message
 
 
@@ -235,14 +302,11 @@ def parse_scenario(data: Any, source: str) -> Scenario:
 
 
 def load_file(path: Path) -> Scenario:
+    """Read, parse (strictly: see :mod:`celery_chaos.core.yaml_input`) and validate one file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ScenarioError(f"{path}: {where}: not valid YAML ({error})") from None
-    except OSError as error:
-        raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
+        data = read_yaml(path)
+    except InputError as error:
+        raise ScenarioError(str(error)) from None
     return parse_scenario(data, str(path))
 
 
@@ -261,9 +325,17 @@ def discover(paths: list[Path]) -> list[Path]:
     return found
 
 
-def load_suite(paths: list[Path], only: list[str] | None = None) -> list[Scenario]:
-    """Load every scenario under ``paths``; names must be unique; ``only`` filters by name."""
-    scenarios: list[Scenario] = []
+def load_suite(
+    paths: list[Path],
+    only: list[str] | None = None,
+    check: Callable[[Scenario, str], None] | None = None,
+) -> list[Scenario]:
+    """Load every scenario under ``paths``; names must be unique; ``only`` filters by name.
+
+    ``check(scenario, source)`` (e.g. :func:`celery_chaos.run.preflight.preflight`) then runs
+    on each selected scenario, after every file passed the schema: a typo anywhere is reported
+    before the slower checks import Celery or the user's app."""
+    loaded: list[tuple[Scenario, Path]] = []
     seen: dict[str, Path] = {}
     for path in discover(paths):
         scenario = load_file(path)
@@ -273,10 +345,12 @@ def load_suite(paths: list[Path], only: list[str] | None = None) -> list[Scenari
                 f" (also in {seen[scenario.name]})"
             )
         seen[scenario.name] = path
-        scenarios.append(scenario)
+        loaded.append((scenario, path))
     if only:
         missing = sorted(set(only) - set(seen))
         if missing:
             raise ScenarioError(f"--only: no scenario named {missing[0]!r}")
-        scenarios = [s for s in scenarios if s.name in only]
-    return scenarios
+        loaded = [(s, path) for s, path in loaded if s.name in only]
+    for scenario, path in loaded if check else []:
+        check(scenario, str(path))
+    return [scenario for scenario, _ in loaded]

@@ -55,6 +55,7 @@ from celery_chaos.ledger import Ledger
 from celery_chaos.report import files as report
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis, PlannedFault
+from celery_chaos.run.preflight import preflight
 from celery_chaos.run.runner import (
     QuietWindow,
     RunOptions,
@@ -570,7 +571,9 @@ class ChaosSession:
     def open_env(self, settings: dict[str, Any], test_name: str) -> ChaosEnv:
         """The environment for one test (shared when settings match), its slice begun.
         Raises ScenarioError/ValueError for bad settings, Unsupported if it cannot run here."""
-        env = self.envs.acquire(env_scenario(settings))
+        scenario = env_scenario(settings)
+        preflight(scenario, "@pytest.mark.chaos", workload=False)
+        env = self.envs.acquire(scenario)
         env.begin(test_name, self.test_seed())
         return env
 

@@ -14,7 +14,6 @@ workers are frozen, from the harness store (``celery_chaos.store()``, the ledger
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -25,12 +24,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from celery_chaos.backends import Backend
 from celery_chaos.core.scenario import Scenario, first_error
-from celery_chaos.run import runner
+from celery_chaos.core.yaml_input import InputError, read_yaml
+from celery_chaos.run import preflight, runner
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
 from celery_chaos.tools import audit
 
@@ -71,9 +70,7 @@ class RedisProbe(Strict):
 
     redis_key_pattern: str = Field(min_length=1)
     kind: Literal["lock", "counter", "value"] = "value"
-    url: str | None = (
-        None  # default: the harness store, what celery_chaos.store() returns
-    )
+    url: str | None = None  # default: the harness store, what celery_chaos.store() returns
     name: str | None = None
 
 
@@ -123,13 +120,9 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
 
 def known_setting(key: str, source: str = "--set") -> None:
     """Refuse an override Celery does not know: a typo would silently test nothing."""
-    from celery.app.defaults import DEFAULTS
-
-    if key in DEFAULTS:
-        return
-    close = difflib.get_close_matches(key, DEFAULTS, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ReproError(f"{source} {key}: not a Celery setting{hint}")
+    problem = preflight.setting_problem(key)
+    if problem is not None:
+        raise ReproError(f"{source} {key}: {problem}")
 
 
 def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
@@ -169,11 +162,9 @@ def load_spec(path: Path | None) -> ReproSpec:
     if path is None:
         return ReproSpec()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise ReproError(f"{path}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ReproError(f"{path}: not valid YAML ({error})") from None
+        data = read_yaml(path) or {}
+    except InputError as error:
+        raise ReproError(str(error)) from None
     return _validated(data, str(path))
 
 
@@ -558,6 +549,11 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
         )
         return Verdict("RECOVERED", headline, _why_recovered(view, spec, overrides), exit_code)
     headline = "OK: the task completed in one attempt; the fault did not interrupt it."
+    if "retried" in task.labels:
+        headline = (
+            f"OK: the task completed once, in {len(task.attempts)} attempts its own Retry asked"
+            " for; the fault did not interrupt it."
+        )
     return Verdict("OK", headline, [], exit_code)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Worker, worker_arguments
+from celery_chaos.backends.base import Backend, BackendError, Worker, worker_app, worker_arguments
 from celery_chaos.backends.local.redis_server import free_port
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
@@ -206,13 +206,18 @@ class DockerBackend(Backend):
         self._next_index += 1
         spec = self.scenario.workers
         name = f"w{index}@chaos-{self.run_id}"
-        env = dict(spec.env) | {
-            agent.LEDGER_URL_ENV: self._internal_url("ledger"),
-            agent.BROKER_URL_ENV: self._internal_url("broker"),
-            agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
-            "PYTHONUNBUFFERED": "1",
-        }
-        command = ["celery", *worker_arguments(spec.app, name, spec.pool, spec.concurrency)]
+        app, app_env = worker_app(spec.app)
+        env = (
+            dict(spec.env)
+            | app_env
+            | {
+                agent.LEDGER_URL_ENV: self._internal_url("ledger"),
+                agent.BROKER_URL_ENV: self._internal_url("broker"),
+                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        command = ["celery", *worker_arguments(app, name, spec.pool, spec.concurrency)]
         options: dict[str, Any] = self._agent_mount(env)
         if spec.memory_limit:
             limit = parse_size(spec.memory_limit)

@@ -18,7 +18,14 @@ from pathlib import Path
 import redis
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, worker_arguments
+from celery_chaos.backends.base import (
+    Backend,
+    BackendError,
+    Unsupported,
+    Worker,
+    worker_app,
+    worker_arguments,
+)
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
@@ -94,6 +101,7 @@ class LocalBackend(Backend):
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.scenario.workers.env)
+        env.update(worker_app(self.app)[1])
         env[agent.LEDGER_URL_ENV] = self.ledger_server.url
         env[agent.BROKER_URL_ENV] = self.broker.url
         env[agent.CELERY_CONFIG_ENV] = json.dumps(self.scenario.celery)
@@ -107,7 +115,7 @@ class LocalBackend(Backend):
         spec = self.scenario.workers
         name = f"w{index}@chaos-{self.run_id}"
         cmd = [sys.executable, "-m", "celery"]
-        cmd += worker_arguments(self.app, name, spec.pool, spec.concurrency)
+        cmd += worker_arguments(worker_app(self.app)[0], name, spec.pool, spec.concurrency)
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
