@@ -62,3 +62,27 @@ def test_backends_take_only_broker_state_from_the_checker() -> None:
         for path in (PACKAGE / "backends").rglob("*.py")
     }
     assert {module: names for module, names in taken.items() if names} == {}
+
+
+def test_the_public_surface_is_the_agent_api() -> None:
+    import celery_chaos
+
+    assert set(celery_chaos.__all__) == {
+        "LockHeld",
+        "__version__",
+        "apply_once",
+        "checkpoint",
+        "install",
+        "lock",
+        "side_effect",
+        "store",
+    }
+    assert all(getattr(celery_chaos, name) is not None for name in celery_chaos.__all__)
+
+
+def test_importing_the_package_imports_neither_celery_nor_redis() -> None:
+    # The pytest plugin and the CLI import celery_chaos; the agent API loads on first use.
+    code = "import sys, celery_chaos;print(sorted({'celery', 'redis', 'kombu'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
