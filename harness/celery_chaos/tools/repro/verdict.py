@@ -21,6 +21,8 @@ from celery_chaos.tools.repro.spec import (
 
 @dataclass
 class Verdict:
+    """What the repro says about its one task, in words a user acts on, and the exit code."""
+
     code: str  # LOST, PENDING, RECOVERED, DUPLICATED, OK, NOT HIT, NOT RUN
     headline: str
     reasons: list[str] = field(default_factory=list)
