@@ -424,8 +424,8 @@ def audit_app(app_spec: str, max_eta: float | None, as_json: bool) -> None:
     Imports --app (no instrumentation), reads its effective settings (app.conf, including
     broker_transport_options) and every registered task's acks_late, reject_on_worker_lost,
     time_limit and soft_time_limit. Each finding gives its level, the setting, what it causes
-    when a worker dies and the built-in scenario that demonstrates it (celery-chaos run
-    scenarios/ --only NAME). Exit 1 when a finding is an error, 0 otherwise, 2 when the app
+    when a worker dies and the built-in scenario that demonstrates it (celery-chaos run --only
+    NAME). Exit 1 when a finding is an error, 0 otherwise, 2 when the app
     cannot be imported.
     """
     from celery_chaos.tools import audit as auditing
@@ -468,7 +468,7 @@ def _print_audit(app_spec: str, settings: Any, findings: list) -> None:
         if finding.tasks:
             _plain(f"         tasks: {', '.join(finding.tasks)}")
         if finding.scenario:
-            _plain(f"         shown by: celery-chaos run scenarios/ --only {finding.scenario}")
+            _plain(f"         shown by: {finding.shown_by}")
     counts = {level: sum(1 for f in findings if f.level == level) for level in auditing.LEVELS}
     _plain("\n" + ", ".join(f"{level}: {n}" for level, n in counts.items()))
 

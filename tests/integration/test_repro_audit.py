@@ -159,6 +159,11 @@ def test_audit_of_the_unsafe_app_is_an_error() -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "ERROR" in done.stdout and "task_acks_late=False" in done.stdout
     assert "--only defaults-child-kill" in done.stdout
+    # Every command audit prints works without a clone: no path into the repository.
+    shown = [
+        line.split("shown by: ", 1)[1] for line in done.stdout.splitlines() if "shown by:" in line
+    ]
+    assert shown and all(command.startswith("celery-chaos run --only ") for command in shown)
 
 
 def test_audit_of_the_fixed_app_as_json() -> None:

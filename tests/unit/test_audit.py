@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,10 @@ def test_findings_are_ordered_most_severe_first() -> None:
     assert levels == sorted(levels, key=audit.LEVELS.index)
 
 
-def test_every_named_scenario_is_in_the_default_suite() -> None:
-    names = {s.name for s in load_suite([ROOT / "scenarios"])}
+def test_every_named_scenario_is_in_the_installed_default_suite() -> None:
+    # The suite a wheel user gets (celery_chaos.scenarios), not the repo's folder by path.
+    installed = Path(str(resources.files("celery_chaos.scenarios")))
+    names = {s.name for s in load_suite([installed])}
     configs = [REDIS, REDIS | {"task_acks_late": True}, SAFE | {"task_time_limit": 7200}]
     named = {f.scenario for c in configs for f in audit.audit(c, max_eta=99999) if f.scenario} | {
         f.scenario for f in audit.audit(SAFE | {"task_acks_on_failure_or_timeout": False})
@@ -212,6 +215,13 @@ def test_import_failure_is_one_line() -> None:
     with pytest.raises(audit.AppImportError) as error:
         audit.import_app("no_such_module_here:app", ROOT)
     assert "\n" not in str(error.value) and "ModuleNotFoundError" in str(error.value)
+
+
+def test_shown_by_needs_no_clone() -> None:
+    early = finding(audit.audit(REDIS), "defaults-child-kill")
+    assert early.shown_by == "celery-chaos run --only defaults-child-kill"
+    assert early.as_dict()["shown_by"] == early.shown_by
+    assert finding(audit.audit(REDIS), "no-soft-shutdown").shown_by is None
 
 
 def test_report_document_masks_the_broker_password() -> None:

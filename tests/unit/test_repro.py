@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from celery_chaos.run import runner
 from celery_chaos.tools import repro
-from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe
+from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe, probes
 
 BASE = {"app": "proj.celery:app", "task": "proj.tasks.ingest", "at": "checkpoint:part-2"}
 
@@ -117,11 +117,11 @@ def test_worker_kill_gets_a_replacement_and_seconds_target_the_task() -> None:
 
 def test_lock_summary_names_the_repro_task() -> None:
     probe = RedisProbe(redis_key_pattern="lock:*", kind="lock")
-    held = repro._summary(probe, {"lock:doc:1": "abc"}, "abc")
+    held = probes._summary(probe, {"lock:doc:1": "abc"}, "abc")
     assert held == "HELD: lock:doc:1 = abc (the repro task)"
-    assert repro._summary(probe, {}, "abc").startswith("free")
+    assert probes._summary(probe, {}, "abc").startswith("free")
     counter = RedisProbe(redis_key_pattern="emails:*", kind="counter")
-    assert repro._summary(counter, {"emails:a": 2, "emails:b": 1}, None).startswith("emails:* = 3")
+    assert probes._summary(counter, {"emails:a": 2, "emails:b": 1}, None).startswith("emails:* = 3")
 
 
 def test_sql_probe_reads_read_only(tmp_path: Path) -> None:

@@ -1,64 +1,37 @@
-"""``celery-chaos audit``: the worker-death risks an app's configuration carries, found statically.
+"""The audit rules: each turns the resolved settings into findings about worker death.
 
 :func:`audit` is a pure function over a flat settings mapping (``app.conf`` keys) and per-task
-options, so every rule is unit-testable; :func:`collect` reads those from a real, imported app.
-Each finding names the setting, what it causes when a worker dies, and the built-in scenario in
-``scenarios/`` that demonstrates it on real workers.
+options, so every rule is unit-testable. Each finding names the setting, what it causes when a
+worker dies, and the built-in scenario that demonstrates it on real workers.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from celery_chaos.tools.audit.settings import (
+    CELERY_DEFAULTS,
+    DEFAULT_TASK,
+    SOFT_SHUTDOWN_SINCE,
+    Context,
+    TaskPolicy,
+    broker_scheme,
+    context,
+)
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 LEVELS = (ERROR, WARNING, INFO)
 
-# Celery's and Kombu's documented defaults for the settings the rules read, so a partial mapping
-# (a unit test, a config dict) audits like an app that left them alone.
-CELERY_DEFAULTS: dict[str, Any] = {
-    "broker_url": None,
-    "broker_transport_options": {},
-    "task_acks_late": False,
-    "task_reject_on_worker_lost": None,
-    "task_retry_on_worker_lost": False,
-    "task_acks_on_failure_or_timeout": True,
-    "task_acks_on_failure": None,
-    "task_acks_on_timeout": None,
-    "task_time_limit": None,
-    "task_soft_time_limit": None,
-    "worker_prefetch_multiplier": 4,
-    "worker_soft_shutdown_timeout": 0.0,
-    "worker_enable_soft_shutdown_on_idle": False,
-}
-SETTINGS = tuple(CELERY_DEFAULTS)
-REDIS_DEFAULT_VISIBILITY_TIMEOUT = 3600.0
-REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel", "valkey", "valkeys")
-# Task attribute -> the app setting it falls back to when the task leaves it as None.
-TASK_OPTIONS = {
-    "acks_late": "task_acks_late",
-    "reject_on_worker_lost": "task_reject_on_worker_lost",
-    "retry_on_worker_lost": "task_retry_on_worker_lost",
-    "acks_on_failure_or_timeout": "task_acks_on_failure_or_timeout",
-    "acks_on_failure": "task_acks_on_failure",
-    "acks_on_timeout": "task_acks_on_timeout",
-    "time_limit": "task_time_limit",
-    "soft_time_limit": "task_soft_time_limit",
-}
-# Options a task sets on purpose (Celery itself derives acks_on_failure/acks_on_timeout).
-OWN_OPTIONS = (
-    "acks_late",
-    "reject_on_worker_lost",
-    "retry_on_worker_lost",
-    "acks_on_failure_or_timeout",
-    "time_limit",
-    "soft_time_limit",
-)
-SOFT_SHUTDOWN_SINCE = (5, 5)
-DEFAULT_TASK = "(app default)"
+
+def shown_by(scenario: str) -> str:
+    """The command that runs the built-in scenario demonstrating a finding.
+
+    No path: ``celery-chaos run`` uses the suite installed with the package, so the command works
+    for anyone who installed the wheel, with no clone of the repository.
+    """
+    return f"celery-chaos run --only {scenario}"
 
 
 @dataclass(frozen=True)
@@ -72,119 +45,12 @@ class Finding:
     scenario: str | None = None
     tasks: tuple[str, ...] = ()
 
+    @property
+    def shown_by(self) -> str | None:
+        return shown_by(self.scenario) if self.scenario else None
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"tasks": list(self.tasks)}
-
-
-@dataclass(frozen=True)
-class TaskPolicy:
-    """A task's effective delivery settings (its own option, else the app setting)."""
-
-    name: str
-    acks_late: bool
-    reject_on_worker_lost: bool
-    retry_on_worker_lost: bool
-    ack_on_failure: bool
-    ack_on_timeout: bool
-    time_limit: float | None
-    soft_time_limit: float | None
-    own: frozenset[str] = field(default_factory=frozenset)  # options the task sets itself
-
-
-@dataclass(frozen=True)
-class Context:
-    """Everything the rules look at, resolved once."""
-
-    config: Mapping[str, Any]
-    policies: tuple[TaskPolicy, ...]
-    redis: bool
-    visibility_timeout: float
-    visibility_explicit: bool
-    celery_version: tuple[int, int]
-    max_eta: float | None
-
-    def where(self, predicate: Callable[[TaskPolicy], bool]) -> list[TaskPolicy]:
-        return [p for p in self.policies if predicate(p)]
-
-
-# --- resolving the effective settings --------------------------------------------------------
-
-
-def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings the rules read: the app's value, else Celery's default."""
-    return {key: config.get(key, default) for key, default in CELERY_DEFAULTS.items()}
-
-
-def broker_scheme(url: Any) -> str:
-    """The broker transport from ``broker_url`` (Celery's default is RabbitMQ: ``amqp``)."""
-    if isinstance(url, (list, tuple)):
-        url = url[0] if url else None
-    if not url:
-        return "amqp"
-    first = str(url).split(";")[0].strip()
-    return first.split("://", 1)[0].lower() if "://" in first else first.lower()
-
-
-def _option(options: Mapping[str, Any], name: str, config: Mapping[str, Any]) -> Any:
-    value = options.get(name)
-    return config[TASK_OPTIONS[name]] if value is None else value
-
-
-def _ack_flag(options: Mapping[str, Any], name: str, config: Mapping[str, Any]) -> bool:
-    """acks_on_failure / acks_on_timeout fall back to acks_on_failure_or_timeout (Celery 5.7)."""
-    value = _option(options, name, config)
-    if value is None:
-        value = _option(options, "acks_on_failure_or_timeout", config)
-    return bool(value)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def resolve_task(name: str, options: Mapping[str, Any], config: Mapping[str, Any]) -> TaskPolicy:
-    return TaskPolicy(
-        name=name,
-        acks_late=bool(_option(options, "acks_late", config)),
-        reject_on_worker_lost=bool(_option(options, "reject_on_worker_lost", config)),
-        retry_on_worker_lost=bool(_option(options, "retry_on_worker_lost", config)),
-        ack_on_failure=_ack_flag(options, "acks_on_failure", config),
-        ack_on_timeout=_ack_flag(options, "acks_on_timeout", config),
-        time_limit=_number(_option(options, "time_limit", config)),
-        soft_time_limit=_number(_option(options, "soft_time_limit", config)),
-        own=frozenset(key for key in OWN_OPTIONS if _sets_itself(options, key, config)),
-    )
-
-
-def _sets_itself(options: Mapping[str, Any], key: str, config: Mapping[str, Any]) -> bool:
-    """Whether a task's option differs from the app setting it would otherwise inherit."""
-    value, inherited = options.get(key), config[TASK_OPTIONS[key]]
-    if value is None:
-        return False
-    if isinstance(value, bool) or inherited is None:
-        return bool(value) != bool(inherited)
-    return value != inherited
-
-
-def _context(
-    config: Mapping[str, Any],
-    tasks: Mapping[str, Mapping[str, Any]],
-    celery_version: tuple[int, int],
-    max_eta: float | None,
-) -> Context:
-    settings = effective_config(config)
-    transport = settings["broker_transport_options"] or {}
-    visibility = transport.get("visibility_timeout")
-    policies = [resolve_task(name, options, settings) for name, options in sorted(tasks.items())]
-    return Context(
-        config=settings,
-        policies=tuple(policies or [resolve_task(DEFAULT_TASK, {}, settings)]),
-        redis=broker_scheme(settings["broker_url"]) in REDIS_SCHEMES,
-        visibility_timeout=float(visibility or REDIS_DEFAULT_VISIBILITY_TIMEOUT),
-        visibility_explicit=visibility is not None,
-        celery_version=celery_version,
-        max_eta=max_eta,
-    )
+        return asdict(self) | {"tasks": list(self.tasks), "shown_by": self.shown_by}
 
 
 # --- wording -----------------------------------------------------------------------------------
@@ -486,7 +352,7 @@ def audit(
     options (``acks_late``, ``reject_on_worker_lost``, ``time_limit``... ; None inherits the app
     setting). ``max_eta``: the longest ETA/countdown the code uses (config cannot show it).
     """
-    ctx = _context(config, tasks or {}, celery_version, max_eta)
+    ctx = context(config, tasks or {}, celery_version, max_eta)
     findings = [finding for rule in RULES for finding in rule(ctx)]
     return sorted(findings, key=lambda f: LEVELS.index(f.level))
 
@@ -494,74 +360,3 @@ def audit(
 def exit_code(findings: list[Finding]) -> int:
     """1 when any finding is an error (the config loses or duplicates work), else 0."""
     return 1 if any(f.level == ERROR for f in findings) else 0
-
-
-# --- reading a real app ------------------------------------------------------------------------
-
-
-class AppImportError(RuntimeError):
-    """The app cannot be imported; the message is one line naming the spec and the reason."""
-
-
-def import_app(spec: str, cwd: Path) -> Any:
-    """Import ``module:attr`` like ``celery -A`` does (current directory first on sys.path),
-    without installing the agent: an audit must see the app exactly as production does."""
-    from celery_chaos.agent.bootstrap import load_app
-
-    if str(cwd) not in sys.path:
-        sys.path.insert(0, str(cwd))
-    try:
-        return load_app(spec)
-    except Exception as error:  # the user's module may raise anything while importing
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise AppImportError(f"{spec}: cannot import: {reason}") from None
-
-
-@dataclass
-class AppSettings:
-    """What :func:`collect` read from an app: the audit's inputs plus context for reports."""
-
-    config: dict[str, Any]
-    tasks: dict[str, dict[str, Any]]
-    celery_version: tuple[int, int]
-
-
-def user_tasks(app: Any) -> dict[str, Any]:
-    """The app's registered tasks without Celery's built-in ``celery.*`` ones."""
-    app.loader.import_default_modules()
-    return {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
-
-
-def task_options(task: Any) -> dict[str, Any]:
-    return {option: getattr(task, option, None) for option in TASK_OPTIONS}
-
-
-def collect(app: Any) -> AppSettings:
-    """Read an imported app's effective settings and every task's delivery options."""
-    import celery
-
-    config = {key: app.conf.get(key, default) for key, default in CELERY_DEFAULTS.items()}
-    config["broker_url"] = app.conf.broker_url
-    major, minor = (int(part) for part in celery.__version__.split(".")[:2])
-    tasks = {name: task_options(task) for name, task in user_tasks(app).items()}
-    return AppSettings(config, tasks, (major, minor))
-
-
-def redact(url: Any) -> Any:
-    """A broker URL with its password masked, for printing."""
-    from kombu.utils.url import maybe_sanitize_url
-
-    return maybe_sanitize_url(url) if isinstance(url, str) else url
-
-
-def report_document(app_spec: str, settings: AppSettings, findings: list[Finding]) -> dict:
-    """The ``--json`` output."""
-    config = dict(settings.config) | {"broker_url": redact(settings.config["broker_url"])}
-    return {
-        "app": app_spec,
-        "celery_version": ".".join(map(str, settings.celery_version)),
-        "settings": config,
-        "tasks": settings.tasks,
-        "findings": [f.as_dict() for f in findings],
-        "exit_code": exit_code(findings),
-    }

@@ -1,0 +1,79 @@
+"""Reading a real app: import it as ``celery -A`` does and collect what the rules need."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery_chaos.tools.audit.rules import Finding, exit_code
+from celery_chaos.tools.audit.settings import CELERY_DEFAULTS, TASK_OPTIONS
+
+
+class AppImportError(RuntimeError):
+    """The app cannot be imported; the message is one line naming the spec and the reason."""
+
+
+def import_app(spec: str, cwd: Path) -> Any:
+    """Import ``module:attr`` like ``celery -A`` does (current directory first on sys.path),
+    without installing the agent: an audit must see the app exactly as production does."""
+    from celery_chaos.agent.bootstrap import load_app
+
+    if str(cwd) not in sys.path:
+        sys.path.insert(0, str(cwd))
+    try:
+        return load_app(spec)
+    except Exception as error:  # the user's module may raise anything while importing
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise AppImportError(f"{spec}: cannot import: {reason}") from None
+
+
+@dataclass
+class AppSettings:
+    """What :func:`collect` read from an app: the audit's inputs plus context for reports."""
+
+    config: dict[str, Any]
+    tasks: dict[str, dict[str, Any]]
+    celery_version: tuple[int, int]
+
+
+def user_tasks(app: Any) -> dict[str, Any]:
+    """The app's registered tasks without Celery's built-in ``celery.*`` ones."""
+    app.loader.import_default_modules()
+    return {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+
+
+def task_options(task: Any) -> dict[str, Any]:
+    return {option: getattr(task, option, None) for option in TASK_OPTIONS}
+
+
+def collect(app: Any) -> AppSettings:
+    """Read an imported app's effective settings and every task's delivery options."""
+    import celery
+
+    config = {key: app.conf.get(key, default) for key, default in CELERY_DEFAULTS.items()}
+    config["broker_url"] = app.conf.broker_url
+    major, minor = (int(part) for part in celery.__version__.split(".")[:2])
+    tasks = {name: task_options(task) for name, task in user_tasks(app).items()}
+    return AppSettings(config, tasks, (major, minor))
+
+
+def redact(url: Any) -> Any:
+    """A broker URL with its password masked, for printing."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(url) if isinstance(url, str) else url
+
+
+def report_document(app_spec: str, settings: AppSettings, findings: list[Finding]) -> dict:
+    """The ``--json`` output."""
+    config = dict(settings.config) | {"broker_url": redact(settings.config["broker_url"])}
+    return {
+        "app": app_spec,
+        "celery_version": ".".join(map(str, settings.celery_version)),
+        "settings": config,
+        "tasks": settings.tasks,
+        "findings": [f.as_dict() for f in findings],
+        "exit_code": exit_code(findings),
+    }

@@ -1,0 +1,59 @@
+"""``celery-chaos repro``: kill *your* app's worker mid-task and say what your configuration does.
+
+The repro is an ordinary scenario built in code (``app``) and run through
+:func:`celery_chaos.run.runner.run_scenario`: the same backend, nemesis, watcher and checker as
+the suite. Nothing in your configuration is overridden unless asked with ``--set``; only the
+broker URL is replaced by the harness's own Redis broker (the harness must own the broker to
+inspect and fault it). ``spec`` parses the inputs, ``probes`` reads what the task left behind,
+``verdict`` says what happened and why, ``run`` ties them together.
+"""
+
+from celery_chaos.tools.repro.app import AppView, build_scenario, inspect_app, scenario_name
+from celery_chaos.tools.repro.probes import read_probes, read_redis_probe, read_sql_probe
+from celery_chaos.tools.repro.run import ReproOutcome, run_repro
+from celery_chaos.tools.repro.spec import (
+    EXIT_OK,
+    EXIT_UNSAFE,
+    EXIT_UNUSABLE,
+    FAULTS,
+    FaultKind,
+    RedisProbe,
+    ReproError,
+    ReproSpec,
+    SqlProbe,
+    load_spec,
+    merge,
+    parse_assignment,
+    parse_settings,
+    parse_trigger,
+)
+from celery_chaos.tools.repro.verdict import Verdict, judge, settings_lines
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_UNSAFE",
+    "EXIT_UNUSABLE",
+    "FAULTS",
+    "AppView",
+    "FaultKind",
+    "RedisProbe",
+    "ReproError",
+    "ReproOutcome",
+    "ReproSpec",
+    "SqlProbe",
+    "Verdict",
+    "build_scenario",
+    "inspect_app",
+    "judge",
+    "load_spec",
+    "merge",
+    "parse_assignment",
+    "parse_settings",
+    "parse_trigger",
+    "read_probes",
+    "read_redis_probe",
+    "read_sql_probe",
+    "run_repro",
+    "scenario_name",
+    "settings_lines",
+]

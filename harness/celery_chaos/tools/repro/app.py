@@ -1,0 +1,107 @@
+"""The user's app, imported in this process, and the repro as an ordinary scenario.
+
+The scenario runs workers of ``celery_chaos.agent.bootstrap`` with ``CHAOS_APP=<your app>``: your
+module, your settings, instrumented without edits; the workload is your task, the fault the one
+asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.tools import audit
+from celery_chaos.tools.repro.spec import (
+    EXPECT,
+    NEEDS_REPLACEMENT,
+    REPLACEMENT_DELAY,
+    ReproError,
+    ReproSpec,
+    parse_trigger,
+)
+
+CLIENT_DEFAULT_QUEUE = "celery"
+
+
+@dataclass
+class AppView:
+    """What the harness learned by importing the app: its settings as the workers will see them."""
+
+    settings: dict[str, Any]
+    policy: audit.TaskPolicy
+    queue: str | None
+
+
+def _consumed_queue(app: Any, task: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """The queue to publish to so a worker started without ``-Q`` consumes it: the task's route
+    when a worker consumes that queue, else the app's default queue (None: the client's own)."""
+    try:
+        consumed = list(app.amqp.queues.keys())
+        route = app.amqp.router.route({}, task, args, kwargs)
+        name = route["queue"].name
+    except Exception:  # an unusual router: fall back to the default queue
+        consumed, name = [], None
+    if name not in consumed:
+        name = app.conf.task_default_queue
+    return None if name == CLIENT_DEFAULT_QUEUE else name
+
+
+def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
+    """Import the app like the workers will (same env, same overrides) and find the task."""
+    os.environ.update(spec.env)
+    try:
+        app = audit.import_app(spec.app or "", cwd)
+    except audit.AppImportError as error:
+        raise ReproError(f"--app {error}") from None
+    app.conf.update(spec.celery)
+    tasks = audit.user_tasks(app)
+    if spec.task not in tasks:
+        names = ", ".join(sorted(tasks)) or "none"
+        raise ReproError(f"--task {spec.task}: not registered in {spec.app} (registered: {names})")
+    collected = audit.collect(app)
+    settings = audit.effective_config(collected.config)
+    policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
+    queue = _consumed_queue(app, spec.task, spec.args, spec.kwargs)
+    return AppView(settings, policy, queue)
+
+
+# --- the scenario --------------------------------------------------------------------------------
+
+
+def scenario_name(task: str) -> str:
+    return "repro-" + (re.sub(r"[^a-z0-9_.-]+", "-", task.lower()).strip("-.") or "task")
+
+
+def build_scenario(spec: ReproSpec, queue: str | None = None) -> Scenario:
+    """The repro as a scenario: your app via celery_chaos.agent.bootstrap, your task, one fault."""
+    trigger = parse_trigger(spec.at or "")
+    faults: list[dict[str, Any]] = [{"kind": spec.fault, "when": trigger, "target": {"task": 0}}]
+    if spec.fault in NEEDS_REPLACEMENT:
+        faults.append(
+            {"kind": "start_worker", "when": {"after_fault": 0, "delay": REPLACEMENT_DELAY}}
+        )
+    options = {"queue": queue} if queue else {}
+    return Scenario.model_validate(
+        {
+            "name": scenario_name(spec.task or ""),
+            "description": f"repro: {spec.task} in {spec.app}, {spec.fault} at {spec.at}",
+            "celery": spec.celery,
+            "workers": {
+                "count": spec.workers,
+                "concurrency": spec.concurrency,
+                "pool": spec.pool,
+                "app": "celery_chaos.agent.bootstrap",
+                "env": {**spec.env, "CHAOS_APP": spec.app},
+            },
+            "workload": [
+                {"task": spec.task, "args": spec.args, "kwargs": spec.kwargs, "options": options}
+            ],
+            "faults": faults,
+            "expect": EXPECT,
+            "timeout": spec.timeout,
+        }
+    )

@@ -1,0 +1,96 @@
+"""Running a repro: import the app, run the scenario, read the probes, judge, write the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery_chaos.backends import Backend
+from celery_chaos.run import runner
+from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
+from celery_chaos.tools.repro.app import build_scenario, inspect_app
+from celery_chaos.tools.repro.probes import snapshot_probes
+from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
+from celery_chaos.tools.repro.verdict import Verdict, judge, settings_lines
+
+
+@dataclass
+class ReproOutcome:
+    result: ScenarioResult
+    verdict: Verdict
+    probes: list[dict[str, Any]]
+    settings: list[str]
+    run_dir: Path
+
+    @property
+    def exit_code(self) -> int:
+        held = any(p.get("held") for p in self.probes)
+        if self.verdict.exit_code == EXIT_OK and held:
+            return EXIT_UNSAFE
+        return self.verdict.exit_code
+
+
+def _align_status(outcome: ReproOutcome) -> None:
+    """Make the scenario status (junit, summary.md) say what the exit code says."""
+    result, verdict = outcome.result, outcome.verdict
+    if verdict.exit_code == EXIT_UNUSABLE and result.status not in (NOT_RUNNABLE, ERROR):
+        result.status, result.reason = ERROR, verdict.headline
+    elif outcome.exit_code == EXIT_UNSAFE and result.status != FAILED:
+        held = [p["summary"] for p in outcome.probes if p.get("held")]
+        result.status, result.reason = FAILED, "lock probe still held: " + "; ".join(held)
+
+
+def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
+    """Add the verdict and the probes to result.json, and write the run's junit/summary."""
+    _align_status(outcome)
+    path = outcome.result.report_dir / "result.json"
+    document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    document["status"], document["reason"] = outcome.result.status, outcome.result.reason
+    verdict = outcome.verdict
+    document["repro"] = {
+        "app": spec.app,
+        "task": spec.task,
+        "fault": spec.fault,
+        "at": spec.at,
+        "overrides": spec.celery,
+        "verdict": verdict.code,
+        "headline": verdict.headline,
+        "reasons": verdict.reasons,
+        "settings": outcome.settings,
+        "exit_code": outcome.exit_code,
+    }
+    document["probes"] = outcome.probes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+    from celery_chaos.report import files as report
+
+    report.write_suite(runner.SuiteResult([outcome.result], outcome.run_dir))
+
+
+def run_repro(
+    spec: ReproSpec,
+    options: RunOptions,
+    cwd: Path,
+    log: Callable[[str], None] = print,
+) -> ReproOutcome:
+    """Import the app, build the scenario, run it, read the probes, judge, write the report."""
+    view = inspect_app(spec, cwd)
+    scenario = build_scenario(spec, view.queue)
+    if options.backend == "local":
+        options.backend_options.setdefault("cwd", cwd)
+    run_dir = runner.new_run_dir(options.report_dir)
+    probes: list[dict[str, Any]] = []
+
+    def snapshot(backend: Backend) -> None:
+        probes.extend(snapshot_probes(spec, backend, cwd))
+
+    options.on_finish = snapshot
+    result = runner.run_scenario(scenario, options, run_dir, log)
+    outcome = ReproOutcome(
+        result, judge(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
+    )
+    _write(outcome, spec)
+    return outcome

@@ -1,0 +1,166 @@
+"""What a repro is asked to do: the repro file's schema and the command-line options parsed into it.
+
+Every input error is a :class:`ReproError` whose one-line message names the option or file and
+the field, so the CLI can print it and exit 2 before anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from celery_chaos.core.scenario import first_error
+from celery_chaos.core.yaml_input import InputError, read_yaml
+
+FaultKind = Literal[
+    "kill_child", "kill_worker", "restart_worker", "oom", "terminate", "quit", "restart_broker"
+]
+FAULTS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+# Faults after which the killed worker is gone: a replacement is started so a redelivered message
+# has somewhere to run (as a process supervisor or Kubernetes would do).
+NEEDS_REPLACEMENT = ("kill_worker", "terminate", "quit")
+REPLACEMENT_DELAY = 0.5
+# The repro "passes" only when the task came through exactly once and left nothing stuck.
+EXPECT = {
+    "lost": 0,
+    "pending": 0,
+    "duplicate_executions": 0,
+    "failed": 0,
+    "redelivery_loop": 0,
+    "duplicate_side_effects": 0,
+    "stuck_locks": 0,
+}
+EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE = 0, 1, 2
+
+
+class ReproError(ValueError):
+    """The repro cannot be set up or carried out; the message says which input and why."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RedisProbe(Strict):
+    """Keys matching a pattern in a Redis: ``lock`` (held or free), ``counter`` (sum), ``value``."""
+
+    redis_key_pattern: str = Field(min_length=1)
+    kind: Literal["lock", "counter", "value"] = "value"
+    url: str | None = None  # default: the harness store, what celery_chaos.store() returns
+    name: str | None = None
+
+
+class SqlProbe(Strict):
+    """Rows of one read-only query against a SQLite database (``sqlite:///path``)."""
+
+    sql: str = Field(min_length=1)
+    url: str = Field(pattern=r"^sqlite:///")
+    name: str | None = None
+
+
+class ReproSpec(Strict):
+    """A repro file (``--file``): probes, and optionally defaults for every command-line option."""
+
+    app: str | None = None
+    task: str | None = None
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    fault: FaultKind = "kill_child"
+    at: str | None = None
+    celery: dict[str, Any] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    workers: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=2, ge=1)
+    pool: Literal["prefork", "solo", "threads"] = "prefork"
+    timeout: float = Field(default=60.0, gt=0)
+    probes: list[RedisProbe | SqlProbe] = Field(default_factory=list)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def parse_json_value(text: str) -> Any:
+    """``true``/``5``/``{"a": 1}`` as JSON, anything else as the plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ReproError(f"{option} {text!r}: expected KEY=VALUE")
+    return key.strip(), value
+
+
+def known_setting(key: str, source: str = "--set") -> None:
+    """Refuse an override Celery does not know: a typo would silently test nothing."""
+    from celery_chaos.run import preflight
+
+    problem = preflight.setting_problem(key)
+    if problem is not None:
+        raise ReproError(f"{source} {key}: {problem}")
+
+
+def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
+    settings = {}
+    for item in items:
+        key, value = parse_assignment(item, "--set")
+        known_setting(key)
+        settings[key] = parse_json_value(value)
+    return settings
+
+
+def parse_trigger(text: str) -> dict[str, Any]:
+    """``checkpoint:NAME`` or ``seconds:2.5`` as a scenario trigger aimed at the task."""
+    kind, sep, value = text.partition(":")
+    if sep and kind == "checkpoint" and value:
+        return {"task": 0, "checkpoint": value}
+    if sep and kind == "seconds":
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if seconds >= 0:
+            return {"at": seconds}
+    raise ReproError(f"--at {text!r}: expected checkpoint:NAME or seconds:S (e.g. seconds:2.5)")
+
+
+def _validated(data: Any, source: str) -> ReproSpec:
+    if not isinstance(data, dict):
+        raise ReproError(f"{source}: expected a mapping (probes: [...], app: ..., ...)")
+    try:
+        return ReproSpec.model_validate(data)
+    except ValidationError as error:
+        raise ReproError(f"{source}: {first_error(error)}") from None
+
+
+def load_spec(path: Path | None) -> ReproSpec:
+    if path is None:
+        return ReproSpec()
+    try:
+        data = read_yaml(path) or {}
+    except InputError as error:
+        raise ReproError(str(error)) from None
+    return _validated(data, str(path))
+
+
+def merge(spec: ReproSpec, **given: Any) -> ReproSpec:
+    """The file's values overridden by the options given on the command line (not None)."""
+    data = spec.model_dump()
+    for key, value in given.items():
+        if value is None:
+            continue
+        data[key] = data[key] | value if key in ("celery", "env") else value
+    merged = _validated(data, "command line")
+    for name in ("app", "task", "at"):
+        if getattr(merged, name) is None:
+            raise ReproError(f"--{name}: required (on the command line or in --file)")
+    for key in merged.celery:
+        known_setting(key, "celery:")
+    parse_trigger(merged.at or "")
+    return merged
