@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
 
 ROLES = ("broker", "ledger")
 PID_CACHE_SECONDS = 0.1
+ALIVE_CHECK_SECONDS = 0.25
+PARALLEL_CALLS = 4
 UNLIMITED_MEMORY = 64 * 1024**3
 AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
@@ -70,6 +73,7 @@ class DockerBackend(Backend):
         self.networks: dict[str, RunNetwork] = {}
         self.services: dict[str, LoopbackRedis] = {}
         self._pids: dict[str, tuple[float, set[int]]] = {}
+        self._alive_checked = 0.0
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -104,8 +108,8 @@ class DockerBackend(Backend):
         if note:
             self.log(note)
         for role in ROLES:
-            network = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
-            self.networks[role] = network.create()
+            self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
+        _in_parallel(network.create for network in self.networks.values())
         self._start_redis_pair()
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
@@ -123,23 +127,20 @@ class DockerBackend(Backend):
                 .with_network(self.networks[role])
                 .with_kwargs(labels=self.labels | {ROLE_LABEL: role})
             )  # fmt: skip
-        with ThreadPoolExecutor(len(ROLES)) as pool:
-            started = {role: pool.submit(self.services[role].start) for role in ROLES}
-        for role, future in started.items():
-            if future.exception() is not None:
-                raise BackendError(
-                    f"{role} container ({self.redis_image}) did not start: {future.exception()}"
-                )
+        try:
+            _in_parallel(service.start for service in self.services.values())
+        except Exception as error:
+            raise BackendError(
+                f"Redis container ({self.redis_image}) did not start: {error}"
+            ) from error
 
     def close(self) -> None:
         if self.client is None:
             return
         containers = [w.handle for w in self.workers] + list(self.services.values())
         self._save_logs()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(_remove, containers))
-        for network in self.networks.values():
-            _remove_network(network)
+        _in_parallel(partial(_quietly, container.stop) for container in containers)
+        _in_parallel(partial(_quietly, network.remove) for network in self.networks.values())
         cleanup(self.run_id, self.client)  # whatever the steps above could not remove
 
     def _save_logs(self) -> None:
@@ -200,6 +201,12 @@ class DockerBackend(Backend):
         container.with_volume_mapping(source, f"{AGENT_MOUNT_POINT}/celery_chaos", "ro")
 
     def check_workers_alive(self, names: set[str]) -> None:
+        """Inspect each awaited worker container at most every ALIVE_CHECK_SECONDS: the ready
+        wait polls every 10 ms, and an inspect call that often slows the engine starting it."""
+        now = time.monotonic()
+        if now - self._alive_checked < ALIVE_CHECK_SECONDS:
+            return
+        self._alive_checked = now
         for worker in self.workers:
             if worker.name not in names:
                 continue
@@ -305,17 +312,18 @@ def _engine(worker: Worker) -> Any:
     return worker.handle.get_wrapped_container()
 
 
-def _remove(container: DockerContainer) -> None:
-    """Remove one container (testcontainers' stop: force-remove); the label sweep in
-    :meth:`DockerBackend.close` retries whatever fails here."""
+def _in_parallel(calls: Iterable[Callable[[], object]]) -> None:
+    """Run engine calls side by side (each mostly waits for the engine); re-raise the first
+    failure once all have finished."""
+    with ThreadPoolExecutor(PARALLEL_CALLS) as pool:
+        futures = [pool.submit(call) for call in calls]
+    for future in futures:
+        future.result()
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    """A removal step whose failure must not stop the others: the label sweep retries it."""
     try:
-        container.stop()
+        call()
     except Exception:
-        return
-
-
-def _remove_network(network: RunNetwork) -> None:
-    try:
-        network.remove()
-    except Exception:  # not created, or still in use: the label sweep retries
         return
