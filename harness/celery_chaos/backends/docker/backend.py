@@ -26,6 +26,7 @@ from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.base import Backend, BackendError, Worker
 from celery_chaos.backends.docker import images, probes
 from celery_chaos.backends.docker.containers import (
+    LOOPBACK,
     REDIS_PORT,
     ROLE_LABEL,
     RUN_LABEL,
@@ -159,7 +160,7 @@ class DockerBackend(Backend):
     @property
     def broker_url(self) -> str:
         broker = self.services["broker"]
-        return f"redis://:{broker.password}@127.0.0.1:{broker.host_port}/0"
+        return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
 
     def broker_client(self) -> redis.Redis:
         return self.services["broker"].get_client()
