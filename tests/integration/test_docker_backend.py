@@ -4,6 +4,7 @@ files as the local backend, with the same verdicts where the fault exists on bot
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -12,16 +13,19 @@ import time
 import uuid
 from pathlib import Path
 
+import docker.errors
 import pytest
-from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
+from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
 from celery_chaos.core.scenario import load_file
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from testcontainers.core.config import testcontainers_config
 
 from tests.integration.docker_support import require_images
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
+RYUK_IMAGE = testcontainers_config.ryuk_image
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +82,53 @@ def test_partition_runs_on_docker_and_is_not_runnable_locally(tmp_path: Path) ->
     assert result.status == PASSED, result.expectations
 
 
+def test_run_is_built_of_labelled_testcontainers_on_loopback(tmp_path: Path) -> None:
+    """What the backend promises about a run's objects, read back from the engine."""
+    backend = DockerBackend(load_file(SCENARIOS / "03-ack-late-reject-child-kill.yaml"), tmp_path)
+    backend.check_runnable()
+    with backend:
+        backend.start()
+        containers = labelled_containers()
+        by_role = {c.labels["celery-chaos.role"]: c for c in containers}
+        assert set(by_role) == {"broker", "ledger", "worker"}
+        for container in containers:
+            assert container.labels[RUN_LABEL] == backend.run_id
+            assert container.labels["org.testcontainers"] == "true"  # created by testcontainers
+        for role in ("broker", "ledger"):
+            (binding,) = by_role[role].attrs["HostConfig"]["PortBindings"]["6379/tcp"]
+            assert binding["HostIp"] == "127.0.0.1"
+        worker = by_role["worker"].attrs
+        assert set(worker["NetworkSettings"]["Networks"]) == {
+            f"chaos-{backend.run_id}-broker",
+            f"chaos-{backend.run_id}-ledger",
+        }
+        assert worker["Config"]["User"] not in ("", "0", "root")
+        assert not worker["HostConfig"]["Privileged"]
+        assert not [m for m in worker["Mounts"] if "docker.sock" in m["Source"]]
+        run_networks = {"label": f"{RUN_LABEL}={backend.run_id}"}
+        assert len(docker_client().networks.list(filters=run_networks)) == 2
+    assert labelled_containers() == []
+    assert docker_client().networks.list(filters=run_networks) == []
+
+
+def test_ryuk_on_without_its_image_still_runs_and_cleans_up(tmp_path: Path) -> None:
+    """Testcontainers' reaper is on by default; where its image cannot be pulled (no registry),
+    the run goes on without it and label cleanup removes everything."""
+    env = {k: v for k, v in os.environ.items() if k != "TESTCONTAINERS_RYUK_DISABLED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "run",
+         str(SCENARIOS / "03-ack-late-reject-child-kill.yaml"), "--backend", "docker",
+         "--report-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        docker_client().images.get(RYUK_IMAGE)
+    except docker.errors.ImageNotFound:
+        assert "Ryuk reaper off" in result.stdout + result.stderr
+    assert labelled_containers() == []
+
+
 def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -> None:
     harness = subprocess.Popen(
         [
@@ -96,6 +147,7 @@ def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=os.environ | {"TESTCONTAINERS_RYUK_DISABLED": "true"},  # Ryuk would reap them too
     )
     assert harness.stdout is not None
     for line in harness.stdout:
@@ -152,7 +204,7 @@ USER_IMAGE_DOCKERFILE = """
 FROM celery-chaos/worker:latest
 USER root
 RUN /opt/venv/bin/pip uninstall -y celery-chaos \\
- && ! /opt/venv/bin/python -c "import harness" 2>/dev/null
+ && ! /opt/venv/bin/python -c "import celery_chaos" 2>/dev/null
 COPY ingest_app /app/ingest_app
 ENV PYTHONPATH=/app
 USER chaos

@@ -137,7 +137,8 @@ def ready_hosts(ledger: redis.Redis) -> set[str]:
 
 def test_worker_image_runs_the_project_as_non_root(images: dict[str, str]) -> None:
     script = (
-        "celery --version && python -c 'import harness, sample_tasks, psutil' && id -u && ps -p 1"
+        "celery --version && python -c 'import celery_chaos.sample_tasks.app, psutil'"
+        " && id -u && ps -p 1"
     )
     output = docker_client().containers.run(
         images["worker"], ["sh", "-c", script], remove=True, network_mode="none"

@@ -7,7 +7,9 @@ scenario is reported as not runnable with that reason instead of passing silentl
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +18,11 @@ from typing import Any
 
 import redis
 
+from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState
-from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 WORKER_READY_DEADLINE = 60.0
@@ -69,6 +72,7 @@ class Backend(ABC):
 
     name: str = "?"
     supported_faults: frozenset[str] = frozenset()
+    oom_poll_interval: float = 0.01  # how often oom() reads the kill count (an API call on docker)
 
     def __init__(self, scenario: Scenario, run_dir: Path, log: Callable[[str], None] = print):
         self.scenario = scenario
@@ -78,6 +82,9 @@ class Backend(ABC):
         self.log = log
         self.workers: list[Worker] = []
         self.ledger: Ledger | None = None
+        self.app = scenario.workers.app
+        self.run_id = uuid.uuid4().hex[:10]
+        self._next_index = 0
 
     # --- lifecycle -------------------------------------------------------------------
     def check_runnable(self) -> None:
@@ -141,9 +148,43 @@ class Backend(ABC):
         """Raise :class:`BackendError` if a worker we are waiting for has already exited."""
 
     # --- faults ----------------------------------------------------------------------
-    @abstractmethod
     def _spawn_worker(self) -> Worker:
-        """Launch one more worker (not waiting for it) and add it to ``self.workers``."""
+        """Launch one more worker (not waiting for it), add it to ``self.workers`` and record
+        ``worker_started``: the same steps on every backend, only the launch differs."""
+        assert self.ledger is not None
+        index = self._next_index
+        self._next_index += 1
+        name = f"w{index}@chaos-{self.run_id}"
+        spec = self.scenario.workers
+        arguments = worker_arguments(worker_app(self.app)[0], name, spec.pool, spec.concurrency)
+        worker = self._launch_worker(index, name, arguments)
+        self.workers.append(worker)
+        self.ledger.record(h.WORKER_STARTED, worker=name, **self._worker_location(worker))
+        return worker
+
+    @abstractmethod
+    def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
+        """Start ``celery`` with ``arguments`` (see :func:`worker_arguments`) as worker ``name``,
+        not waiting for it to be ready."""
+
+    @abstractmethod
+    def _worker_location(self, worker: Worker) -> dict[str, Any]:
+        """Where the worker runs, for its ``worker_started`` event (a pid, a container name)."""
+
+    def agent_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
+        """The scenario's ``workers.env`` plus what the in-worker agent reads: where the ledger
+        and broker are (as the worker reaches them), the app for the bootstrap (see
+        :func:`worker_app`) and the scenario's Celery settings."""
+        return (
+            dict(self.scenario.workers.env)
+            | worker_app(self.app)[1]
+            | {
+                agent.LEDGER_URL_ENV: ledger_url,
+                agent.BROKER_URL_ENV: broker_url,
+                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
 
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
@@ -173,10 +214,40 @@ class Backend(ABC):
     def restart_broker(self) -> str:
         """Crash the broker and start it again with the scenario's persistence."""
 
-    @abstractmethod
     def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
         """Lower the worker's memory limit to usage + ``headroom``, ``release`` the task, wait
-        (up to ``wait`` s) for the kernel to OOM-kill it, lift the limit. Returns a detail line."""
+        (up to ``wait`` s) for the kernel to OOM-kill it, lift the limit. Returns a detail line.
+
+        One procedure for every backend; each supplies the primitives (usage, limit, kill count).
+        """
+        before = self.oom_kills(worker)
+        limit = self.memory_usage(worker) + headroom
+        self.set_memory_limit(worker, limit)
+        try:
+            release()
+            deadline = time.monotonic() + wait
+            while self.oom_kills(worker) == before and time.monotonic() < deadline:
+                time.sleep(self.oom_poll_interval)
+            after = self.oom_kills(worker)
+        finally:
+            configured = self.scenario.workers.memory_limit
+            self.set_memory_limit(worker, parse_size(configured) if configured else None)
+        if after == before:
+            return f"no OOM kill within {wait}s (limit {limit} bytes); limit lifted"
+        witness = self.oom_witness(worker)
+        return f"{witness} (limit {limit} bytes, OOM kills {before}->{after}); limit lifted"
+
+    def memory_usage(self, worker: Worker) -> int:
+        """Bytes of memory the worker (all its processes) uses now."""
+        raise Unsupported(f"oom is not supported by the {self.name} backend")
+
+    def set_memory_limit(self, worker: Worker, limit: int | None) -> None:
+        """Set the worker's memory (and swap) limit; ``None``: no limit."""
+        raise Unsupported(f"oom is not supported by the {self.name} backend")
+
+    def oom_witness(self, worker: Worker) -> str:
+        """Who reported the OOM kill, for the fault's detail line."""
+        return f"OOM kill in {worker.name}"
 
     def partition(self, worker: Worker, connected: bool) -> str:
         raise Unsupported(f"partition is not supported by the {self.name} backend")

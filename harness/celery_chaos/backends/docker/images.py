@@ -15,63 +15,32 @@ Either way the worker installs the project from a wheelhouse built on the host w
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from celery_chaos.backends.docker.rootfs import BASE_IMAGE, ensure_base_image
+from celery_chaos.backends.docker.steps import ImageBuildError, Log, run_step, timed
+
+__all__ = ["BASE_IMAGE", "ImageBuildError", "build_images", "docker_client", "engine_available"]
 
 DEFAULT_WORKER_IMAGE = "celery-chaos/worker:latest"
 # One Redis tag for both paths: offline it is Debian bookworm's redis-server 7.0, online it is the
 # registry's redis:7 re-tagged, so callers never need to know which path ran.
 DEFAULT_REDIS_IMAGE = "celery-chaos/redis:7"
-BASE_IMAGE = "celery-chaos/base:bookworm"
 ONLINE_BASE_IMAGE = "python:3.11-slim"
 ONLINE_REDIS_IMAGE = "redis:7"
 # Both bases run CPython 3.11 (Debian bookworm's python3, python:3.11-slim): host-built wheels
 # only fit when the host builds them with 3.11 too.
 IMAGE_PYTHON = (3, 11)
 
-DEBIAN_SUITE = "bookworm"
-DEBIAN_PACKAGES = ("python3", "python3-venv", "python3-pip", "procps", "redis-server")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-MIRROR_ENV = "CHAOS_DEBIAN_MIRROR"
-CACHE_ENV = "CHAOS_CACHE_DIR"
-BASE_KEY_LABEL = "io.celery-chaos.base-key"
 WORKER_DOCKERFILE = Path("compose") / "Dockerfile.worker"
 PROJECT_DIST = "celery_chaos"
-# Trimmed from the debootstrapped root: downloaded .debs and documentation nobody reads in a
-# container (about 100 MB of the ~310 MB root).
-ROOTFS_PRUNE = (
-    "var/cache/apt/archives",
-    "var/lib/apt/lists",
-    "usr/share/doc",
-    "usr/share/man",
-    "usr/share/info",
-    "usr/share/locale",
-)
-BASE_CHANGES = (
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "ENV LANG=C.UTF-8",
-    'CMD ["/bin/bash"]',
-)
-
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--quiet")
 MAX_FILL_ROUNDS = 3
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\n]+)")
-
-Log = Callable[[str], None]
-
-
-class ImageBuildError(RuntimeError):
-    """A build step failed; the message says which step and how to fix it (CLI exit code 2)."""
 
 
 # --- engine ------------------------------------------------------------------------------
@@ -143,146 +112,6 @@ def default_project_root() -> Path:
     )
 
 
-def cache_dir() -> Path:
-    """Where debootstrapped roots are kept between builds (CHAOS_CACHE_DIR overrides)."""
-    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "celery-chaos"
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def timed(log: Log, what: str) -> Iterator[None]:
-    """Log how long a step took: the offline build must stay within CI's minutes."""
-    start = time.monotonic()
-    log(f"{what} ...")
-    yield
-    log(f"{what}: done in {time.monotonic() - start:.1f}s")
-
-
-# --- offline base: debootstrap -> docker import ---------------------------------------------
-
-
-def debian_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d")) -> str:
-    """The host's Debian mirror (what apt already reaches), else deb.debian.org.
-
-    Reads deb822 ``*.sources`` files and one-line ``*.list`` files; CHAOS_DEBIAN_MIRROR wins.
-    """
-    if os.environ.get(MIRROR_ENV):
-        return os.environ[MIRROR_ENV].rstrip("/")
-    candidates = sorted(sources_dir.glob("*.sources")) + sorted(sources_dir.glob("*.list"))
-    candidates.append(sources_dir.parent / "sources.list")
-    for path in candidates:
-        uri = _mirror_in(path)
-        if uri:
-            return uri
-    return DEFAULT_MIRROR
-
-
-def _mirror_in(path: Path) -> str | None:
-    """The first URI in an apt sources file that serves the bookworm main archive."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split()
-        if len(words) >= 2 and words[0] == "URIs:":
-            uris = words[1:]
-        elif len(words) >= 3 and words[0] == "deb" and DEBIAN_SUITE in words[2:3]:
-            uris = [w for w in words[1:3] if "://" in w][:1]
-        else:
-            continue
-        for uri in uris:
-            if uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
-    return None
-
-
-def base_key(mirror: str) -> str:
-    """A short hash naming what the base holds, so a changed package list rebuilds it."""
-    recipe = "|".join((DEBIAN_SUITE, mirror, *DEBIAN_PACKAGES, *ROOTFS_PRUNE, *BASE_CHANGES))
-    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
-
-
-def ensure_base_image(client: Any, log: Log) -> str:
-    """Import the Debian base image unless one built from the same recipe already exists."""
-    mirror = debian_mirror()
-    key = base_key(mirror)
-    if _image_label(client, BASE_IMAGE, BASE_KEY_LABEL) == key:
-        log(f"base image {BASE_IMAGE} is current (key {key})")
-        return BASE_IMAGE
-    tarball = cache_dir() / f"base-{DEBIAN_SUITE}-{key}.tar"
-    if tarball.exists():
-        log(f"using cached root filesystem {tarball}")
-    else:
-        make_rootfs_tarball(tarball, mirror, log)
-    repository, tag = BASE_IMAGE.rsplit(":", 1)
-    changes = [*BASE_CHANGES, f"LABEL {BASE_KEY_LABEL}={key}"]
-    with timed(log, f"docker import {tarball.name} as {BASE_IMAGE}"):
-        # A path, not a stream: docker-py's chunked upload of a file object is rejected by
-        # dockerd 20.10 ("invalid byte in chunk length").
-        client.api.import_image(src=str(tarball), repository=repository, tag=tag, changes=changes)
-    return BASE_IMAGE
-
-
-def _image_label(client: Any, image: str, label: str) -> str | None:
-    import docker.errors
-
-    try:
-        labels = client.images.get(image).labels or {}
-    except docker.errors.ImageNotFound:
-        return None
-    return labels.get(label)
-
-
-def make_rootfs_tarball(tarball: Path, mirror: str, log: Log) -> None:
-    """debootstrap a minimal bookworm root, prune it, and tar it to ``tarball`` (atomically)."""
-    if os.geteuid() != 0:
-        raise ImageBuildError("offline build: debootstrap needs root (run as root or use sudo)")
-    if shutil.which("debootstrap") is None:
-        raise ImageBuildError("offline build: debootstrap not installed (run .ci/docker-setup.sh)")
-    with tempfile.TemporaryDirectory(prefix="rootfs-", dir=tarball.parent) as work:
-        root = Path(work) / "root"
-        command = [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(DEBIAN_PACKAGES)}",
-            DEBIAN_SUITE,
-            str(root),
-            mirror,
-        ]
-        with timed(log, f"debootstrap {DEBIAN_SUITE} from {mirror}"):
-            _run(command, "debootstrap", log_file=Path(work) / "debootstrap.log")
-        for relative in ROOTFS_PRUNE:
-            _empty_dir(root / relative)
-        partial = Path(work) / "rootfs.tar"
-        with timed(log, f"tar root filesystem to {tarball}"):
-            _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], "tar")
-        partial.replace(tarball)
-
-
-def _empty_dir(path: Path) -> None:
-    """Remove a directory's contents but keep the directory (packages expect it to exist)."""
-    if not path.is_dir():
-        return
-    for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
-def _run(command: list[str], step: str, log_file: Path | None = None) -> None:
-    """Run a host command; on failure raise with the tail of its output."""
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if log_file is not None:
-        log_file.write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        raise ImageBuildError(f"{step} failed (exit {result.returncode}): {tail}")
-
-
 # --- Redis ----------------------------------------------------------------------------------
 
 
@@ -341,7 +170,7 @@ def make_wheelhouse(root: Path, wheelhouse: Path) -> None:
     deps, project = wheelhouse / "deps", wheelhouse / "project"
     deps.mkdir(parents=True)
     project.mkdir()
-    _run([*PIP_WHEEL, "--wheel-dir", str(deps), str(root)], "pip wheel")
+    run_step([*PIP_WHEEL, "--wheel-dir", str(deps), str(root)], "pip wheel")
     built = list(deps.glob(f"{PROJECT_DIST}-*.whl"))
     if not built:
         raise ImageBuildError(f"pip wheel produced no {PROJECT_DIST} wheel in {deps}")
@@ -362,7 +191,7 @@ def complete_wheelhouse(client: Any, base: str, wheelhouse: Path, log: Log) -> N
         if not missing:
             return
         log(f"adding wheels the image needs: {', '.join(missing)}")
-        _run([*PIP_WHEEL, "--wheel-dir", str(deps), *missing], "pip wheel")
+        run_step([*PIP_WHEEL, "--wheel-dir", str(deps), *missing], "pip wheel")
     raise ImageBuildError(f"wheelhouse still incomplete for {base} after {MAX_FILL_ROUNDS} rounds")
 
 

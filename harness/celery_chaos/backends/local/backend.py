@@ -6,30 +6,18 @@ its pool children with it), optionally inside its own memory cgroup (for real OO
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
-from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import (
-    Backend,
-    BackendError,
-    Unsupported,
-    Worker,
-    worker_app,
-    worker_arguments,
-)
+from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
-from celery_chaos.core import history as h
 from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
@@ -52,13 +40,11 @@ class LocalBackend(Backend):
         super().__init__(scenario, run_dir, log)
         self.app = app or scenario.workers.app
         self.cwd = cwd or Path.cwd()
-        self.run_id = uuid.uuid4().hex[:8]
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
         self.broker = RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
             f.kind == "oom" for f in scenario.faults
         )
-        self._next_index = 0
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -99,23 +85,13 @@ class LocalBackend(Backend):
 
     # --- workers ---------------------------------------------------------------------
     def _worker_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.scenario.workers.env)
-        env.update(worker_app(self.app)[1])
-        env[agent.LEDGER_URL_ENV] = self.ledger_server.url
-        env[agent.BROKER_URL_ENV] = self.broker.url
-        env[agent.CELERY_CONFIG_ENV] = json.dumps(self.scenario.celery)
+        env = dict(os.environ) | self.agent_env(self.ledger_server.url, self.broker.url)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _spawn_worker(self) -> Worker:
-        index = self._next_index
-        self._next_index += 1
+    def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         spec = self.scenario.workers
-        name = f"w{index}@chaos-{self.run_id}"
-        cmd = [sys.executable, "-m", "celery"]
-        cmd += worker_arguments(worker_app(self.app)[0], name, spec.pool, spec.concurrency)
+        cmd = [sys.executable, "-m", "celery", *arguments]
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
@@ -125,11 +101,10 @@ class LocalBackend(Backend):
         process = processes.spawn(
             cmd, self.logs_dir / f"worker-w{index}.log", env=self._worker_env(), cwd=self.cwd
         )
-        worker = Worker(index=index, name=name, handle=process, cgroup=cgroup)
-        self.workers.append(worker)
-        assert self.ledger is not None
-        self.ledger.record(h.WORKER_STARTED, worker=name, pid=process.pid)
-        return worker
+        return Worker(index=index, name=name, handle=process, cgroup=cgroup)
+
+    def _worker_location(self, worker: Worker) -> dict[str, object]:
+        return {"pid": worker.handle.pid}
 
     def check_workers_alive(self, names: set[str]) -> None:
         for worker in self.workers:
@@ -179,23 +154,14 @@ class LocalBackend(Backend):
         port, persistence = self.broker.port, self.broker.persistence
         return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
 
-    def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
-        cgroup: MemoryCgroup = worker.cgroup
-        before, usage = cgroup.oom_kills(), cgroup.usage()
-        cgroup.set_limit(usage + headroom)
-        release()
-        deadline = time.monotonic() + wait
-        while cgroup.oom_kills() == before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        after = cgroup.oom_kills()
-        limit = self.scenario.workers.memory_limit
-        cgroup.set_limit(parse_size(limit) if limit else UNLIMITED)
-        if after == before:
-            return f"no OOM kill within {wait}s (limit {usage + headroom} bytes); limit lifted"
-        return (
-            f"kernel OOM killer fired in cgroup v{cgroup.version} of {worker.name}"
-            f" (limit {usage + headroom} bytes, oom_kill {before}->{after}); limit lifted"
-        )
+    def memory_usage(self, worker: Worker) -> int:
+        return worker.cgroup.usage()
+
+    def set_memory_limit(self, worker: Worker, limit: int | None) -> None:
+        worker.cgroup.set_limit(UNLIMITED if limit is None else limit)
+
+    def oom_witness(self, worker: Worker) -> str:
+        return f"kernel OOM killer fired in cgroup v{worker.cgroup.version} of {worker.name}"
 
     def process_alive(self, worker: Worker | None, pid: int) -> bool:
         return processes.pid_alive(pid)
