@@ -43,6 +43,17 @@ class Unsupported(BackendError):
 
 
 @dataclass
+class WorkerExit:
+    """A worker main process that exited: how, and the last lines of its log that explain it."""
+
+    worker: str
+    pid: int
+    exitcode: int | None
+    signal: int | None
+    log_tail: list[str]
+
+
+@dataclass
 class Worker:
     """One Celery worker node as the harness knows it."""
 
@@ -176,6 +187,10 @@ class Backend(ABC):
     def oom_kills(self, worker: Worker | None) -> int:
         """How many OOM kills the kernel has made in ``worker`` so far (0 if unknown)."""
         return 0
+
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        """Worker main processes that exited since the last call, each reported once."""
+        return []
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
         """How the worker died, if it did (e.g. ``OOMKilled``, ``exit code -9``)."""

@@ -31,6 +31,7 @@ WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
 POOL_PROCESS_STARTED = "pool_process_started"  # pid, ppid
 FAULT = "fault"  # fault, kind, status (injected|skipped|failed), target, detail
 PROCESS_EXIT = "process_exit"  # pid, worker, task_id, attempt, reason
+WORKER_EXIT = "worker_exit"  # worker, pid, exitcode, signal, log_tail
 ATTEMPT_START = "attempt_start"  # task_id, task, attempt, worker, pid, redelivered
 ATTEMPT_END = "attempt_end"  # task_id, attempt, pid, state (SUCCESS|FAILURE|RETRY|...)
 TASK_FAILURE = "task_failure"  # task_id, pid, exc_type, exc (child or worker main process)

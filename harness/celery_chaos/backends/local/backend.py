@@ -2,6 +2,10 @@
 
 Each worker is a real ``celery worker`` in its own process group (so SIGKILL of the worker takes
 its pool children with it), optionally inside its own memory cgroup (for real OOM kills).
+
+Nothing outlives the harness: every process started gets ``PR_SET_PDEATHSIG``, the run's state
+file (``state.py``) records each process group and cgroup the moment it exists, and a watchdog
+process (``watchdog.py``) removes them all if the harness dies without closing the run.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -22,6 +27,7 @@ from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worke
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
+from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
 from celery_chaos.ledger import Ledger
@@ -52,6 +58,10 @@ class LocalBackend(Backend):
             f.kind == "oom" for f in scenario.faults
         )
         self._next_index = 0
+        self.state = RunState.new(self.run_id, run_dir)
+        self.watchdog: subprocess.Popen | None = None
+        for server in (self.ledger_server, self.broker):
+            server.on_spawn = self._recorder(server.name)
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -64,7 +74,23 @@ class LocalBackend(Backend):
                 ) from None
 
     # --- lifecycle -------------------------------------------------------------------
+    def _recorder(self, role: str) -> Callable[[subprocess.Popen], None]:
+        return lambda process: self.state.add_group(role, process.pid)
+
+    def _start_watchdog(self) -> None:
+        """Record the run, then start its watchdog (it reads the state file, so it must exist
+        first; a harness that dies before the watchdog is up is still noticed by it)."""
+        self.state.save()
+        self.watchdog = processes.spawn(
+            [sys.executable, "-m", "celery_chaos.backends.local.watchdog", str(self.state.path)],
+            self.logs_dir / "watchdog.log",
+            die_with_harness=False,
+        )
+        self.state.watchdog = Identity.of(self.watchdog.pid)
+        self.state.save()
+
     def start(self) -> None:
+        self._start_watchdog()
         try:
             self.ledger_server.start()
             self.broker.start()
@@ -82,6 +108,10 @@ class LocalBackend(Backend):
                 worker.cgroup.remove()
         self.broker.stop()
         self.ledger_server.stop()
+        self.state.discard()
+        if self.watchdog is not None:
+            processes.stop(self.watchdog, grace=2)
+            self.watchdog = None
 
     @property
     def broker_url(self) -> str:
@@ -111,12 +141,14 @@ class LocalBackend(Backend):
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
+            self.state.add_cgroup(cgroup.path)
             if spec.memory_limit:
                 cgroup.set_limit(parse_size(spec.memory_limit))
             cmd = cgroup.wrap(cmd)
         process = processes.spawn(
             cmd, self.logs_dir / f"worker-w{index}.log", env=self._worker_env(), cwd=self.cwd
         )
+        self.state.add_group(f"worker w{index}", process.pid)
         worker = Worker(index=index, name=name, handle=process, cgroup=cgroup)
         self.workers.append(worker)
         assert self.ledger is not None
