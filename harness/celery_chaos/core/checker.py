@@ -24,6 +24,9 @@ Run-wide findings, each counted once per offending item:
   only *attempted* again are listed but not counted).
 - ``stuck_locks``: a lock still held at the end whose owner has no running attempt left.
 - ``unexpected``: a task id that executed but was never dispatched.
+- ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault of a
+  killing kind (kill_worker, restart_worker, terminate, quit, oom) had hit that worker before:
+  Celery's "Unrecoverable error" after a broker restart, a crash in the consumer, a signal.
 
 Redelivery latency: for every interrupted attempt followed by another attempt of the same task,
 the time from the interruption (the fault that hit it, else the observed process exit) to the
@@ -37,10 +40,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
 LABELS = ("failed", "redelivery_loop")
-FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected")
+FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected", "worker_crashes")
 VERDICTS = OUTCOMES + LABELS + FINDINGS
 DEFAULT_REDELIVERY_THRESHOLD = 5
 
@@ -68,7 +72,8 @@ class Attempt:
     ended: float | None = None
     state: str | None = None
     died: float | None = None
-    exit_reason: str | None = None
+    exit_reason: str | None = None  # human text
+    exit_reason_code: str | None = None  # a code of core.exit_reasons (tools rely on it)
     interrupted_by: int | None = None  # index of the fault that hit this attempt
     checkpoints: int = 0
     last_checkpoint: str | None = None
@@ -122,6 +127,7 @@ class Verdicts:
     effects: list[EffectReport]
     unexpected: list[str]
     faults: list[dict[str, Any]]
+    crashes: list[WorkerCrash] = field(default_factory=list)
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""
@@ -131,6 +137,8 @@ class Verdicts:
             return [f"lock {lock.name} (owner {lock.owner})" for lock in self.locks if lock.stuck]
         if verdict == "duplicate_side_effects":
             return [f"effect {e.key} applied {e.applied}x" for e in self.effects if e.duplicated]
+        if verdict == "worker_crashes":
+            return [crash_text(crash) for crash in self.crashes]
         return list(self.unexpected)
 
     def as_dict(self) -> dict[str, Any]:
@@ -141,6 +149,7 @@ class Verdicts:
             "effects": [asdict(e) for e in self.effects],
             "unexpected": self.unexpected,
             "faults": self.faults,
+            "worker_crashes": [asdict(crash) for crash in self.crashes],
         }
 
 
@@ -243,6 +252,7 @@ def _on_exit(b: _Builder, e: h.Event) -> None:
     if attempt.died is None:
         attempt.died = e["ts"]
     attempt.exit_reason = e.get("reason")
+    attempt.exit_reason_code = e.get("reason_code")
 
 
 _HANDLERS = {
@@ -330,4 +340,8 @@ def check(
     counts["stuck_locks"] = sum(1 for lock in locks if lock.stuck)
     counts["duplicate_side_effects"] = sum(1 for e in effects if e.duplicated)
     counts["unexpected"] = len(builder.unexpected)
-    return Verdicts(counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults)
+    crashes = worker_crashes(history)
+    counts["worker_crashes"] = len(crashes)
+    return Verdicts(
+        counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults, crashes
+    )

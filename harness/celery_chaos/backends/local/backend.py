@@ -23,11 +23,19 @@ from pathlib import Path
 import redis
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, worker_arguments
+from celery_chaos.backends.base import (
+    Backend,
+    BackendError,
+    Unsupported,
+    Worker,
+    WorkerExit,
+    worker_arguments,
+)
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
+from celery_chaos.core import exit_reasons
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
 from celery_chaos.ledger import Ledger
@@ -58,6 +66,7 @@ class LocalBackend(Backend):
             f.kind == "oom" for f in scenario.faults
         )
         self._next_index = 0
+        self._reaped: set[str] = set()  # workers whose exit was already reported
         self.state = RunState.new(self.run_id, run_dir)
         self.watchdog: subprocess.Popen | None = None
         for server in (self.ledger_server, self.broker):
@@ -155,15 +164,44 @@ class LocalBackend(Backend):
         self.ledger.record(h.WORKER_STARTED, worker=name, pid=process.pid)
         return worker
 
+    def _log_tail(self, worker: Worker) -> list[str]:
+        """The last lines of the worker's own log that explain how it ended."""
+        log = self.logs_dir / f"worker-w{worker.index}.log"
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return exit_reasons.explaining_tail(lines)
+
     def check_workers_alive(self, names: set[str]) -> None:
+        """Called on every readiness poll: a worker that could not start (import error, bad
+        settings) is reported at once, with its own error, not after the readiness timeout."""
         for worker in self.workers:
             if worker.name in names and worker.handle.poll() is not None:
                 log = self.logs_dir / f"worker-w{worker.index}.log"
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                tail = self._log_tail(worker) or ["(no output)"]
+                code = exit_reasons.by_returncode(worker.handle.returncode)
                 raise BackendError(
-                    f"worker {worker.name} exited during startup (rc={worker.handle.returncode}):"
-                    f" {tail[0]} (log: {log})"
+                    f"worker {worker.name} exited during startup ({code}): {tail[-1]} (log: {log})"
                 )
+
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        exits = []
+        for worker in self.workers:
+            code = worker.handle.poll()
+            if code is None or worker.name in self._reaped:
+                continue
+            self._reaped.add(worker.name)
+            exits.append(
+                WorkerExit(
+                    worker=worker.name,
+                    pid=worker.handle.pid,
+                    exitcode=code if code >= 0 else None,
+                    signal=-code if code < 0 else None,
+                    log_tail=self._log_tail(worker),
+                )
+            )
+        return exits
 
     # --- faults ----------------------------------------------------------------------
     def _own(self, worker: Worker, pid: int) -> bool:
@@ -225,14 +263,10 @@ class LocalBackend(Backend):
         return processes.pid_alive(pid)
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
+        """A code of the exit-reason vocabulary (``signal:N``/``exit:N``), once it exited."""
         if worker is None or worker.handle.poll() is None:
             return None
-        code = worker.handle.returncode
-        return (
-            f"worker exited with signal {signal.Signals(-code).name}"
-            if code < 0
-            else f"worker exited with code {code}"
-        )
+        return exit_reasons.by_returncode(worker.handle.returncode)
 
     def oom_kills(self, worker: Worker | None) -> int:
         return worker.cgroup.oom_kills() if worker is not None and worker.cgroup else 0
