@@ -71,7 +71,9 @@ class RedisProbe(Strict):
 
     redis_key_pattern: str = Field(min_length=1)
     kind: Literal["lock", "counter", "value"] = "value"
-    url: str | None = None  # default: the harness store, what celery_chaos.store() returns
+    url: str | None = (
+        None  # default: the harness store, what celery_chaos.store() returns
+    )
     name: str | None = None
 
 
