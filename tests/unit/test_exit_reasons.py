@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from celery_chaos.core import exit_reasons as reasons
+from celery_chaos.core import history as h
 from celery_chaos.core.exit_reasons import ExitReason
+from celery_chaos.run.watcher import Watcher
 
 
 @pytest.mark.parametrize(
@@ -59,3 +63,51 @@ def test_the_explaining_tail_starts_at_the_error_that_ended_the_process() -> Non
 def test_without_an_error_line_the_tail_is_the_last_lines() -> None:
     log = [f"line {i}" for i in range(30)]
     assert reasons.explaining_tail(log, limit=5) == log[-5:]
+
+
+# --- the watcher picks the code --------------------------------------------------------
+
+
+def watch(exit_reason: str | None = None, oom_kills: int = 0) -> tuple[Watcher, list[dict]]:
+    """A watcher over a fake backend where pid 10 (attempt 1 of task t on w0) has died."""
+    worker = SimpleNamespace(name="w0")
+    backend = SimpleNamespace(
+        process_alive=lambda _worker, pid: False,
+        worker_named=lambda name: worker if name == "w0" else None,
+        oom_kills=lambda _worker: oom_kills,
+        worker_exit_reason=lambda _worker: exit_reason,
+    )
+    events: list[dict] = []
+    ledger = SimpleNamespace(record=lambda kind, **fields: events.append({"type": kind, **fields}))
+    chaos = Watcher(backend, ledger)  # type: ignore[arg-type]
+    start = {"type": h.ATTEMPT_START, "task_id": "t", "attempt": 1, "pid": 10, "worker": "w0"}
+    chaos.observe(start)
+    return chaos, events
+
+
+def exit_of(chaos: Watcher, events: list[dict]) -> tuple[str, str]:
+    chaos.check()
+    (event,) = [e for e in events if e["type"] == h.PROCESS_EXIT]
+    return event["reason_code"], event["reason"]
+
+
+def test_a_blamed_fault_gives_its_signal_code_and_keeps_its_text() -> None:
+    chaos, events = watch()
+    chaos.blame(10, "SIGKILL by kill_child fault")
+    assert exit_of(chaos, events) == ("fault_sigkill", "SIGKILL by kill_child fault")
+    chaos, events = watch()
+    chaos.blame("w0", "SIGQUIT by quit fault")
+    assert exit_of(chaos, events)[0] == "fault_sigquit"
+
+
+def test_an_oom_kill_a_time_limit_a_dead_worker_and_nothing_seen() -> None:
+    assert exit_of(*watch(oom_kills=1))[0] == "oom_kill"
+    chaos, events = watch()
+    chaos.observe({"type": h.TASK_FAILURE, "task_id": "t", "exc_type": "TimeLimitExceeded"})
+    assert exit_of(chaos, events)[0] == "time_limit"
+    code, text = exit_of(*watch(exit_reason="signal:11"))
+    assert code == "signal:11" and "SIGSEGV" in text
+    assert exit_of(*watch())[0] == "worker_lost"
+    assert exit_of(*watch(exit_reason="container exited (ExitCode=1)")) == (
+        "worker_lost", "container exited (ExitCode=1)"
+    )  # fmt: skip
