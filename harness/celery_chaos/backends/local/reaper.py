@@ -27,19 +27,30 @@ from celery_chaos.backends.local.state import Group, RunState, recorded_runs
 KILL_DEADLINE = 10.0
 
 
-def _group_members(group: Group) -> list[psutil.Process]:
-    holder = _existing(group.leader.pid)
-    if holder is not None and not group.leader.matches(holder):
-        return []  # the pid (and so the group id) belongs to someone else now
+def _live_groups(groups: list[Group]) -> dict[int, Group]:
+    """The recorded groups whose id still belongs to us, by group id."""
+    live = {}
+    for group in groups:
+        holder = _existing(group.leader.pid)
+        if holder is None or group.leader.matches(holder):
+            live[group.leader.pid] = group  # else the pid (so the group id) is someone else's
+    return live
+
+
+def _group_members(groups: list[Group]) -> list[tuple[str, psutil.Process]]:
+    """Live members of the recorded groups, started no earlier than their recorded leader (one
+    pass over the process table)."""
+    live = _live_groups(groups)
     members = []
-    for process in psutil.process_iter(["create_time", "status"]):
+    for process in psutil.process_iter(["create_time", "status"]) if live else []:
         try:
+            group = live.get(os.getpgid(process.pid))
             if (
-                os.getpgid(process.pid) == group.leader.pid
+                group is not None
                 and process.info["create_time"] >= group.leader.started - 0.01
                 and process.info["status"] != psutil.STATUS_ZOMBIE
             ):
-                members.append(process)
+                members.append((group.role, process))
         except (OSError, psutil.Error):
             continue
     return members
@@ -63,9 +74,8 @@ def _cgroup_members(path: str) -> list[psutil.Process]:
 def leftovers(state: RunState) -> dict[int, tuple[str, psutil.Process]]:
     """The run's processes that are still alive, by pid, each with the role it belongs to."""
     found: dict[int, tuple[str, psutil.Process]] = {}
-    for group in state.groups:
-        for process in _group_members(group):
-            found.setdefault(process.pid, (group.role, process))
+    for role, process in _group_members(state.groups):
+        found.setdefault(process.pid, (role, process))
     for path in state.cgroups:
         for process in _cgroup_members(path):
             found.setdefault(process.pid, (f"cgroup {Path(path).name}", process))
