@@ -175,7 +175,9 @@ def cleanup(run_id: str | None, which: str) -> None:
     removed: list[str] = []
     if which in ("all", "local"):
         from celery_chaos.backends.local.reaper import cleanup_dead_runs
+        from celery_chaos.backends.local.state import state_dir
 
+        console.print(f"local: run state files in {state_dir()}", markup=False)
         local_removed, left_alone = cleanup_dead_runs(run_id)
         removed += local_removed
         for line in left_alone:
