@@ -19,7 +19,9 @@ from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.run import workload
 from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.watcher import Watcher
 
 pytestmark = pytest.mark.integration
 REAP_DEADLINE = 20.0
@@ -103,3 +105,41 @@ def test_a_fault_kill_is_recorded_with_its_vocabulary_code(tmp_path: Path) -> No
     assert attempt.exit_reason_code == "fault_sigkill"
     assert attempt.exit_reason == "SIGKILL by kill_child fault"
     assert result.verdicts.counts["worker_crashes"] == 0
+
+
+def test_a_segfaulted_pool_process_is_recorded_as_signal_11(tmp_path: Path) -> None:
+    """No fault: the test sends SIGSEGV to the pool process running a task; the harness records
+    the death with the vocabulary code, while the worker main lives on."""
+    spec = scenario(workload=[work(seconds=20.0, steps=20)], workers={"count": 1})
+    backend = LocalBackend(spec, tmp_path)
+    with backend:
+        backend.start()
+        assert backend.ledger is not None
+        watcher = Watcher(backend, backend.ledger)
+        client = workload.make_client(backend.broker_url, spec.celery)
+        (dispatch,) = workload.plan(spec)
+        workload.send(client, backend.ledger, dispatch)
+        exits = drive(watcher, backend, until=h.ATTEMPT_START, then=signal.SIGSEGV)
+        client.close()
+        assert backend.reap_worker_exits() == []  # the worker main survived its pool process
+    (died,) = exits
+    assert died["reason_code"] == "signal:11", died
+    assert "SIGSEGV" in died["reason"]
+
+
+def drive(watcher: Watcher, backend: LocalBackend, until: str, then: int) -> list[h.Event]:
+    """Feed ledger events to the watcher; at the first ``until`` event send ``then`` to its pid;
+    return the ``process_exit`` events once one is recorded (deadline-bounded)."""
+    assert backend.ledger is not None
+    end, exits = time.monotonic() + REAP_DEADLINE * 2, []
+    while time.monotonic() < end and not exits:
+        for event in backend.ledger.poll():
+            watcher.observe(event)
+            if event["type"] == until:
+                os.kill(event["pid"], then)
+            exits += [event] if event["type"] == h.PROCESS_EXIT else []
+        watcher.check()
+        time.sleep(0.01)
+    if not exits:
+        pytest.fail(f"no process_exit within {REAP_DEADLINE * 2}s")
+    return exits

@@ -68,7 +68,9 @@ def test_without_an_error_line_the_tail_is_the_last_lines() -> None:
 # --- the watcher picks the code --------------------------------------------------------
 
 
-def watch(exit_reason: str | None = None, oom_kills: int = 0) -> tuple[Watcher, list[dict]]:
+def watch(
+    exit_reason: str | None = None, oom_kills: int = 0, pool_exit: str | None = None
+) -> tuple[Watcher, list[dict]]:
     """A watcher over a fake backend where pid 10 (attempt 1 of task t on w0) has died."""
     worker = SimpleNamespace(name="w0")
     backend = SimpleNamespace(
@@ -76,6 +78,7 @@ def watch(exit_reason: str | None = None, oom_kills: int = 0) -> tuple[Watcher, 
         worker_named=lambda name: worker if name == "w0" else None,
         oom_kills=lambda _worker: oom_kills,
         worker_exit_reason=lambda _worker: exit_reason,
+        pool_exit_reason=lambda _worker, pid: pool_exit if pid == 10 else None,
     )
     events: list[dict] = []
     ledger = SimpleNamespace(record=lambda kind, **fields: events.append({"type": kind, **fields}))
@@ -108,6 +111,8 @@ def test_an_oom_kill_a_time_limit_a_dead_worker_and_nothing_seen() -> None:
     code, text = exit_of(*watch(exit_reason="signal:11"))
     assert code == "signal:11" and "SIGSEGV" in text
     assert exit_of(*watch())[0] == "worker_lost"
+    code, text = exit_of(*watch(pool_exit="signal:11"))  # the pool process died, worker lives
+    assert code == "signal:11" and text == "died of SIGSEGV (signal 11) with no fault injected"
     assert exit_of(*watch(exit_reason="container exited (ExitCode=1)")) == (
         "worker_lost", "container exited (ExitCode=1)"
     )  # fmt: skip

@@ -188,6 +188,11 @@ class Backend(ABC):
         """How many OOM kills the kernel has made in ``worker`` so far (0 if unknown)."""
         return 0
 
+    def pool_exit_reason(self, worker: Worker | None, pid: int) -> str | None:
+        """How pool process ``pid`` of a still running ``worker`` ended, as a code of
+        ``core.exit_reasons`` (``signal:N``/``exit:N``), where the backend can tell."""
+        return None
+
     def reap_worker_exits(self) -> list[WorkerExit]:
         """Worker main processes that exited since the last call, each reported once."""
         return []

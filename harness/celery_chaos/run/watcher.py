@@ -84,6 +84,9 @@ class Watcher:
         worker_exit = self.backend.worker_exit_reason(worker)
         if reasons.is_code(worker_exit):
             return str(worker_exit), f"its worker {reasons.describe(str(worker_exit))}"
+        pool_exit = None if worker_exit else self.backend.pool_exit_reason(worker, attempt.pid)
+        if pool_exit is not None:
+            return pool_exit, reasons.describe(pool_exit)
         code = reasons.ExitReason.WORKER_LOST.value
         return code, worker_exit or "process exited with no fault injected"
 

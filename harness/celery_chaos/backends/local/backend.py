@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,6 +268,24 @@ class LocalBackend(Backend):
         if worker is None or worker.handle.poll() is None:
             return None
         return exit_reasons.by_returncode(worker.handle.returncode)
+
+    def pool_exit_reason(self, worker: Worker | None, pid: int) -> str | None:
+        """From the zombie's wait status while the worker has not reaped it, else from the line
+        billiard logs when it does (``Process ... pid:N exited with 'signal 11 (SIGSEGV)'``)."""
+        if worker is None:
+            return None
+        zombie = processes.zombie_status(pid)
+        if zombie is not None and zombie[0] == worker.handle.pid:
+            return exit_reasons.by_returncode(os.waitstatus_to_exitcode(zombie[1]))
+        log = self.logs_dir / f"worker-w{worker.index}.log"
+        try:
+            found = re.findall(rf"pid:{pid} exited with '(signal|exitcode) (\d+)", log.read_text())
+        except OSError:
+            return None
+        if not found:
+            return None
+        kind, number = found[-1]
+        return exit_reasons.by_returncode(-int(number) if kind == "signal" else int(number))
 
     def oom_kills(self, worker: Worker | None) -> int:
         return worker.cgroup.oom_kills() if worker is not None and worker.cgroup else 0
