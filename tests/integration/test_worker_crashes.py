@@ -143,3 +143,28 @@ def drive(watcher: Watcher, backend: LocalBackend, until: str, then: int) -> lis
     if not exits:
         pytest.fail(f"no process_exit within {REAP_DEADLINE * 2}s")
     return exits
+
+
+def test_a_worker_that_dies_at_a_broker_restart_is_a_crash(tmp_path: Path) -> None:
+    """A worker told not to reconnect (``broker_connection_retry: false``) shuts itself down when
+    the broker restarts: the restart is a fault, but not one aimed at the worker, so its exit is
+    a crash, reported with the CRITICAL line that explains it."""
+    spec = scenario(
+        workers={"count": 1},
+        celery={"broker_connection_retry": False, "broker_connection_max_retries": 0},
+    )
+    backend = LocalBackend(spec, tmp_path)
+    with backend:
+        backend.start()
+        assert backend.ledger is not None
+        detail = backend.restart_broker()
+        backend.ledger.record(h.FAULT, fault=0, kind="restart_broker", status="injected",
+                              worker=None, hits=[], detail=detail)  # fmt: skip
+        (gone,) = reap_until(backend)
+        backend.ledger.record(h.WORKER_EXIT, **asdict(gone))
+        verdicts = check(backend.ledger.read_all())
+    assert (gone.exitcode, gone.signal) == (1, None)
+    assert "broker_connection_retry=False" in gone.log_tail[-1]
+    assert verdicts.counts["worker_crashes"] == 1
+    assert verdicts.crashes[0].reason_code == "exit:1"
+    assert "CRITICAL" in verdicts.offenders("worker_crashes")[0]
