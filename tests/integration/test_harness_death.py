@@ -194,3 +194,28 @@ def test_cleanup_spares_a_mismatched_start_time_and_a_live_run(
         for process in (stranger, ours, live_runs):
             process.kill()
             process.wait()
+
+
+EXITS_WITHOUT_CLOSING = """
+import sys
+from pathlib import Path
+from celery_chaos.backends.local.backend import LocalBackend
+from celery_chaos.core.scenario import load_file
+
+backend = LocalBackend(load_file(Path(sys.argv[1])), Path(sys.argv[2]))
+backend.start()
+print("started", backend.state.path, flush=True)
+sys.exit(0)  # a harness bug: it never closes the backend
+"""
+
+
+def test_a_harness_that_exits_without_closing_leaves_nothing(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    script = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_CLOSING, str(write_scenario(tmp_path)),
+         str(tmp_path / "reports" / "run" / "adhoc")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=os.environ | {STATE_DIR_ENV: str(state_dir)},
+    )  # fmt: skip
+    assert script.returncode == 0 and "started" in script.stdout, script.stderr
+    assert_all_gone(tmp_path, state_dir, [])

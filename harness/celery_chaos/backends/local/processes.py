@@ -52,7 +52,10 @@ def spawn(
     cwd: Path | None = None,
     die_with_harness: bool = True,
 ) -> subprocess.Popen:
-    """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``."""
+    """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``.
+
+    ``die_with_harness=False`` is for the one process meant to outlive the harness (the
+    watchdog): no PDEATHSIG, and the exit-time sweep below leaves it to finish its cleanup."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         process = subprocess.Popen(
@@ -67,7 +70,8 @@ def spawn(
         )
     finally:
         log.close()
-    _started[process.pid] = process
+    if die_with_harness:
+        _started[process.pid] = process
     return process
 
 
