@@ -198,7 +198,9 @@ class Backend(ABC):
         return []
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
-        """How the worker died, if it did (e.g. ``OOMKilled``, ``exit code -9``)."""
+        """How the worker died, if it did: a code of ``core.exit_reasons`` (``signal:9``,
+        ``exit:1``, ``oom_kill``) where the backend can tell; other text is kept as the detail of
+        a ``worker_lost`` reason."""
         return None
 
     @abstractmethod
