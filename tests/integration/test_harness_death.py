@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -100,6 +101,14 @@ def assert_all_gone(tmp_path: Path, state_dir: Path, seen: list[psutil.Process])
             return
         time.sleep(0.1)
     pytest.fail(f"left behind: {left}, cgroups {cgroups}, {list(state_dir.glob('*.json'))}")
+
+
+@pytest.fixture(autouse=True)
+def sweep_after_failure(tmp_path: Path) -> Iterator[None]:
+    """Whatever a failing test left behind is removed (by the run's own record)."""
+    yield
+    for copy in (tmp_path / "reports").glob(f"**/{REPORT_COPY}"):
+        reaper.remove(RunState.load(copy))
 
 
 rng = random.Random(SEED)
