@@ -6,6 +6,7 @@ import json
 
 import pytest
 from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS, BrokerState, check
+from celery_chaos.core.scenario import parse_scenario
 
 from tests.unit.histories import (
     TASK,
@@ -502,6 +503,12 @@ def test_an_exit_no_killing_fault_explains_is_a_crash(killing_fault: dict) -> No
 def test_worker_crashes_is_a_verdict_scenarios_may_expect() -> None:
     assert "worker_crashes" in VERDICTS
     assert check(completed(A, 0)).counts["worker_crashes"] == 0
+    scenario = parse_scenario(
+        {"name": "s", "description": "d", "workload": [{"task": TASK}],
+         "expect": {"worker_crashes": 0}},
+        "s.yaml",
+    )  # fmt: skip
+    assert scenario.expect == {"worker_crashes": 0}
 
 
 def test_an_attempt_keeps_the_exit_reason_code_beside_the_text() -> None:
