@@ -158,22 +158,52 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("--run-id", default=None, help="Only this run's objects (default: every run's).")
-def cleanup(run_id: str | None) -> None:
-    """Remove containers and networks a docker-backend run left behind (e.g. after kill -9).
+@click.option("--run-id", default=None, help="Only this run's leftovers (default: all dead runs).")
+@click.option(
+    "--backend",
+    "which",
+    type=click.Choice(["all", *BACKENDS]),
+    default="all",
+    show_default=True,
+    help="all: local leftovers, and docker ones where an engine answers.",
+)
+def cleanup(run_id: str | None, which: str) -> None:
+    """Remove what a run killed without a chance to clean up (e.g. kill -9) left behind.
 
-    Finds them by the ``celery-chaos.run`` label; never touches anything else.
+    local: the processes and cgroups named in the state files of runs whose harness is gone
+    (matched by pid and start time, never by name; a live run is left alone). docker: containers
+    and networks carrying the ``celery-chaos.run`` label; never touches anything else.
     """
+    removed: list[str] = []
+    if which in ("all", "local"):
+        from celery_chaos.backends.local.reaper import cleanup_dead_runs
+        from celery_chaos.backends.local.state import state_dir
+
+        console.print(f"local: run state files in {state_dir()}", markup=False)
+        local_removed, left_alone = cleanup_dead_runs(run_id)
+        removed += local_removed
+        for line in left_alone:
+            console.print(f"left alone: {line}", markup=False)
+    if which in ("all", "docker"):
+        removed += _cleanup_docker(run_id, required=which == "docker")
+    for line in removed:
+        console.print(f"removed {line}", markup=False)
+    console.print(f"{len(removed)} objects removed")
+
+
+def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
+    """Remove labelled containers/networks; without an engine that is an error only if asked."""
     from celery_chaos.backends.docker import images as image_builder
-    from celery_chaos.backends.docker.backend import cleanup as remove_labelled
 
     ok, reason = image_builder.engine_available()
     if not ok:
-        raise UsageProblem(f"docker: {reason}")
-    removed = remove_labelled(run_id)
-    for line in removed:
-        console.print(f"removed {line}")
-    console.print(f"{len(removed)} objects removed")
+        if required:
+            raise UsageProblem(f"docker: {reason}")
+        console.print(f"docker: skipped ({reason})", markup=False)
+        return []
+    from celery_chaos.backends.docker.backend import cleanup as remove_labelled
+
+    return remove_labelled(run_id)
 
 
 @main.group()

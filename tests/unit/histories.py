@@ -137,3 +137,23 @@ def killed(
         fault(fault_index, kill_at, [(task_id, 1)]),
         process_exit(task_id, 1, kill_at + 0.01),
     ]
+
+
+def worker_exit(
+    ts: float,
+    worker: str = WORKER,
+    pid: int = 50,
+    exitcode: int | None = None,
+    signal: int | None = None,
+    log_tail: list[str] | None = None,
+) -> Event:
+    """A worker main process gone, as the harness records it (``worker_exit``)."""
+    return event(
+        h.WORKER_EXIT,
+        ts,
+        worker=worker,
+        pid=pid,
+        exitcode=exitcode,
+        signal=signal,
+        log_tail=log_tail or [],
+    )

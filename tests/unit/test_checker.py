@@ -6,9 +6,11 @@ import json
 
 import pytest
 from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS, BrokerState, check
+from celery_chaos.core.scenario import parse_scenario
 
 from tests.unit.histories import (
     TASK,
+    WORKER,
     checkpoint,
     completed,
     dispatch,
@@ -21,6 +23,7 @@ from tests.unit.histories import (
     lock_released,
     process_exit,
     start,
+    worker_exit,
 )
 
 A, B, C = "task-a", "task-b", "task-c"
@@ -512,3 +515,79 @@ def test_no_negative_latency_when_the_next_attempt_started_before_the_kill() -> 
 
     assert task.outcome == "recovered"
     assert all(latency >= 0 for latency in task.redelivery_latencies), task.redelivery_latencies
+
+
+# --- worker_crashes --------------------------------------------------------------------
+
+UNRECOVERABLE = [
+    "[2026-11-21 23:00:00,000: CRITICAL/MainProcess] Unrecoverable error: ConnectionError()",
+    "Traceback (most recent call last):",
+    "redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:6379.",
+]
+
+
+def test_a_worker_exit_no_fault_caused_is_a_crash() -> None:
+    history = [*completed(A, 0), worker_exit(5.0, exitcode=1, log_tail=UNRECOVERABLE)]
+    verdicts = check(history)
+
+    assert verdicts.counts["worker_crashes"] == 1
+    (crash,) = verdicts.crashes
+    assert (crash.worker, crash.pid, crash.exitcode, crash.signal) == (WORKER, 50, 1, None)
+    assert crash.reason_code == "exit:1"
+    assert verdicts.offenders("worker_crashes") == [
+        f"worker {WORKER} pid 50 (exited with status 1 with no fault injected): {UNRECOVERABLE[-1]}"
+    ]
+    assert json.loads(json.dumps(verdicts.as_dict()))["worker_crashes"][0]["log_tail"] == (
+        UNRECOVERABLE
+    )
+
+
+def test_a_worker_killed_by_a_signal_no_fault_sent_is_a_crash() -> None:
+    (crash,) = check([worker_exit(1.0, signal=11)]).crashes
+    assert crash.reason_code == "signal:11"
+    assert "SIGSEGV" in crash.reason
+
+
+@pytest.mark.parametrize("kind", ["kill_worker", "restart_worker", "terminate", "quit", "oom"])
+def test_an_exit_after_a_killing_fault_on_that_worker_is_not_a_crash(kind: str) -> None:
+    history = [fault(0, 1.0, hits=[], kind=kind, worker=WORKER), worker_exit(1.5, signal=9)]
+    verdicts = check(history)
+    assert verdicts.counts["worker_crashes"] == 0
+    assert verdicts.offenders("worker_crashes") == []
+
+
+@pytest.mark.parametrize(
+    "killing_fault",
+    [
+        fault(0, 1.0, hits=[], kind="kill_worker", worker="w1@chaos-test"),  # another worker
+        fault(0, 1.0, hits=[], kind="restart_broker", worker=None),  # not a killing kind
+        fault(0, 1.0, hits=[], kind="kill_child", worker=WORKER),  # kills a pool process only
+        fault(0, 1.0, hits=[], kind="pause", worker=WORKER),
+        {**fault(0, 1.0, hits=[], kind="kill_worker", worker=WORKER), "status": "skipped"},
+        fault(0, 3.0, hits=[], kind="kill_worker", worker=WORKER),  # after the exit
+    ],
+    ids=["other-worker", "restart_broker", "kill_child", "pause", "skipped", "after-the-exit"],
+)
+def test_an_exit_no_killing_fault_explains_is_a_crash(killing_fault: dict) -> None:
+    exit_event = worker_exit(2.0, exitcode=1)
+    history = sorted([exit_event, killing_fault], key=lambda e: e["ts"])  # history order
+    assert check(history).counts["worker_crashes"] == 1
+
+
+def test_worker_crashes_is_a_verdict_scenarios_may_expect() -> None:
+    assert "worker_crashes" in VERDICTS
+    assert check(completed(A, 0)).counts["worker_crashes"] == 0
+    scenario = parse_scenario(
+        {"name": "s", "description": "d", "workload": [{"task": TASK}],
+         "expect": {"worker_crashes": 0}},
+        "s.yaml",
+    )  # fmt: skip
+    assert scenario.expect == {"worker_crashes": 0}
+
+
+def test_an_attempt_keeps_the_exit_reason_code_beside_the_text() -> None:
+    exit_event = {**process_exit(A, 1, 1.5), "reason_code": "fault_sigkill"}
+    history = [dispatch(A, 0), start(A, 1, 1.0), exit_event]
+    (attempt,) = check(history).tasks[0].attempts
+    assert attempt.exit_reason == "SIGKILL by kill_child fault"
+    assert attempt.exit_reason_code == "fault_sigkill"

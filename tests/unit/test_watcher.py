@@ -25,6 +25,7 @@ def watcher(alive: set[int]) -> tuple[Watcher, Recorder]:
         worker_named=lambda name: worker if name == "w0" else None,
         oom_kills=lambda _worker: 0,
         worker_exit_reason=lambda _worker: None,
+        pool_exit_reason=lambda _worker, _pid: None,
     )
     ledger = Recorder()
     return Watcher(backend, ledger, worker_lost_wait=10.0), ledger  # type: ignore[arg-type]

@@ -58,6 +58,17 @@ class Unsupported(BackendError):
 
 
 @dataclass
+class WorkerExit:
+    """A worker main process that exited: how, and the last lines of its log that explain it."""
+
+    worker: str
+    pid: int
+    exitcode: int | None
+    signal: int | None
+    log_tail: list[str]
+
+
+@dataclass
 class Worker:
     """One Celery worker node as the harness knows it."""
 
@@ -260,8 +271,19 @@ class Backend(ABC):
         """How many OOM kills the kernel has made in ``worker`` so far (0 if unknown)."""
         return 0
 
+    def pool_exit_reason(self, worker: Worker | None, pid: int) -> str | None:
+        """How pool process ``pid`` of a still running ``worker`` ended, as a code of
+        ``core.exit_reasons`` (``signal:N``/``exit:N``), where the backend can tell."""
+        return None
+
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        """Worker main processes that exited since the last call, each reported once."""
+        return []
+
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
-        """How the worker died, if it did (e.g. ``OOMKilled``, ``exit code -9``)."""
+        """How the worker died, if it did: a code of ``core.exit_reasons`` (``signal:9``,
+        ``exit:1``, ``oom_kill``) where the backend can tell; other text is kept as the detail of
+        a ``worker_lost`` reason."""
         return None
 
     @abstractmethod

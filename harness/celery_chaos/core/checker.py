@@ -32,6 +32,9 @@ Run-wide findings, each counted once per offending item:
   only *attempted* again are listed but not counted).
 - ``stuck_locks``: a lock still held at the end whose owner has no running attempt left.
 - ``unexpected``: a task id that executed but was never dispatched.
+- ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault of a
+  killing kind (kill_worker, restart_worker, terminate, quit, oom) had hit that worker before:
+  Celery's "Unrecoverable error" after a broker restart, a crash in the consumer, a signal.
 
 Redelivery latency: for every interrupted attempt followed by another attempt of the same task,
 the time from the interruption (the fault that hit it, else the observed process exit) to the
@@ -45,10 +48,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
 LABELS = ("failed", "retried", "redelivery_loop")
-FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected")
+FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected", "worker_crashes")
 VERDICTS = OUTCOMES + LABELS + FINDINGS
 DEFAULT_REDELIVERY_THRESHOLD = 5
 RETRY = "RETRY"  # attempt_end state of an attempt that raised celery.exceptions.Retry
@@ -77,7 +81,8 @@ class Attempt:
     ended: float | None = None
     state: str | None = None
     died: float | None = None
-    exit_reason: str | None = None
+    exit_reason: str | None = None  # human text
+    exit_reason_code: str | None = None  # a code of core.exit_reasons (tools rely on it)
     interrupted_by: int | None = None  # index of the fault that hit this attempt
     checkpoints: int = 0
     last_checkpoint: str | None = None
@@ -131,6 +136,7 @@ class Verdicts:
     effects: list[EffectReport]
     unexpected: list[str]
     faults: list[dict[str, Any]]
+    crashes: list[WorkerCrash] = field(default_factory=list)
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""
@@ -140,6 +146,8 @@ class Verdicts:
             return [f"lock {lock.name} (owner {lock.owner})" for lock in self.locks if lock.stuck]
         if verdict == "duplicate_side_effects":
             return [f"effect {e.key} applied {e.applied}x" for e in self.effects if e.duplicated]
+        if verdict == "worker_crashes":
+            return [crash_text(crash) for crash in self.crashes]
         return list(self.unexpected)
 
     def as_dict(self) -> dict[str, Any]:
@@ -150,6 +158,7 @@ class Verdicts:
             "effects": [asdict(e) for e in self.effects],
             "unexpected": self.unexpected,
             "faults": self.faults,
+            "worker_crashes": [asdict(crash) for crash in self.crashes],
         }
 
 
@@ -252,6 +261,7 @@ def _on_exit(b: _Builder, e: h.Event) -> None:
     if attempt.died is None:
         attempt.died = e["ts"]
     attempt.exit_reason = e.get("reason")
+    attempt.exit_reason_code = e.get("reason_code")
 
 
 _HANDLERS = {
@@ -348,4 +358,8 @@ def check(
     counts["stuck_locks"] = sum(1 for lock in locks if lock.stuck)
     counts["duplicate_side_effects"] = sum(1 for e in effects if e.duplicated)
     counts["unexpected"] = len(builder.unexpected)
-    return Verdicts(counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults)
+    crashes = worker_crashes(history)
+    counts["worker_crashes"] = len(crashes)
+    return Verdicts(
+        counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults, crashes
+    )

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from celery_chaos.backends.base import Backend
+from celery_chaos.core import exit_reasons as reasons
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 
@@ -36,6 +37,7 @@ class Watcher:
         self._reported_failed: set[str] = set()
         self._blame: dict[object, str] = {}  # pid or worker name -> the fault that hit it
         self._oom_seen: dict[str, int] = {}
+        self._time_limited: set[str] = set()  # tasks Celery reported TimeLimitExceeded for
 
     def observe(self, event: h.Event) -> None:
         kind = event["type"]
@@ -52,6 +54,8 @@ class Watcher:
         elif kind == h.TASK_FAILURE:
             self.unresolved.pop(event["task_id"], None)
             self._reported_failed.add(event["task_id"])
+            if event.get("exc_type") == "TimeLimitExceeded":
+                self._time_limited.add(event["task_id"])
 
     def blame(self, target: object, cause: str) -> None:
         """Remember that a fault hit ``target`` (a pid or a worker name)."""
@@ -62,16 +66,29 @@ class Watcher:
         found = [a for (tid, _), a in self.running.items() if tid == task_id]
         return max(found, key=lambda a: a.attempt) if found else None
 
-    def _reason(self, attempt: LiveAttempt) -> str:
+    def _reason(self, attempt: LiveAttempt) -> tuple[str, str]:
+        """Why the attempt's process died: (a code of ``core.exit_reasons``, the human text)."""
         worker = self.backend.worker_named(attempt.worker)
         kills = self.backend.oom_kills(worker)
         if worker is not None and kills > self._oom_seen.get(worker.name, 0):
             self._oom_seen[worker.name] = kills
-            return "oom_kill: the kernel OOM killer killed it (cgroup memory limit)"
+            text = "oom_kill: the kernel OOM killer killed it (cgroup memory limit)"
+            return reasons.ExitReason.OOM_KILL.value, text
         for target in (attempt.pid, attempt.worker):
-            if target in self._blame:
-                return self._blame[target]
-        return self.backend.worker_exit_reason(worker) or "process exited with no fault injected"
+            if target in self._blame:  # "SIGKILL by kill_child fault", ...
+                text = self._blame[target]
+                return reasons.by_fault_signal(text.split()[0]), text
+        if attempt.task_id in self._time_limited:  # Celery reports it before it kills
+            code = reasons.ExitReason.TIME_LIMIT.value
+            return code, reasons.describe(code)
+        worker_exit = self.backend.worker_exit_reason(worker)
+        if reasons.is_code(worker_exit):
+            return str(worker_exit), f"its worker {reasons.describe(str(worker_exit))}"
+        pool_exit = None if worker_exit else self.backend.pool_exit_reason(worker, attempt.pid)
+        if pool_exit is not None:
+            return pool_exit, reasons.describe(pool_exit)
+        code = reasons.ExitReason.WORKER_LOST.value
+        return code, worker_exit or "process exited with no fault injected"
 
     def check(self) -> None:
         """Record a ``process_exit`` for every running attempt whose process has died."""
@@ -79,13 +96,15 @@ class Watcher:
             worker = self.backend.worker_named(attempt.worker)
             if self.backend.process_alive(worker, attempt.pid):
                 continue
+            code, text = self._reason(attempt)
             self.ledger.record(
                 h.PROCESS_EXIT,
                 task_id=attempt.task_id,
                 attempt=attempt.attempt,
                 pid=attempt.pid,
                 worker=attempt.worker,
-                reason=self._reason(attempt),
+                reason=text,
+                reason_code=code,
             )
             del self.running[key]
             if not self._resolved(attempt):

@@ -2,22 +2,36 @@
 
 Each worker is a real ``celery worker`` in its own process group (so SIGKILL of the worker takes
 its pool children with it), optionally inside its own memory cgroup (for real OOM kills).
+
+Nothing outlives the harness: every process started gets ``PR_SET_PDEATHSIG``, the run's state
+file (``state.py``) records each process group and cgroup the moment it exists, and a watchdog
+process (``watchdog.py``) removes them all if the harness dies without closing the run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
-from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker
+from celery_chaos.backends.base import (
+    Backend,
+    BackendError,
+    Unsupported,
+    Worker,
+    WorkerExit,
+)
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
+from celery_chaos.backends.local.state import Identity, RunState
+from celery_chaos.core import exit_reasons
 from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
@@ -45,6 +59,11 @@ class LocalBackend(Backend):
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
             f.kind == "oom" for f in scenario.faults
         )
+        self._reaped: set[str] = set()  # workers whose exit was already reported
+        self.state = RunState.new(self.run_id, run_dir)
+        self.watchdog: subprocess.Popen | None = None
+        for server in (self.ledger_server, self.broker):
+            server.on_spawn = self._recorder(server.name)
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -57,7 +76,23 @@ class LocalBackend(Backend):
                 ) from None
 
     # --- lifecycle -------------------------------------------------------------------
+    def _recorder(self, role: str) -> Callable[[subprocess.Popen], None]:
+        return lambda process: self.state.add_group(role, process.pid)
+
+    def _start_watchdog(self) -> None:
+        """Record the run, then start its watchdog (it reads the state file, so it must exist
+        first; a harness that dies before the watchdog is up is still noticed by it)."""
+        self.state.save()
+        self.watchdog = processes.spawn(
+            [sys.executable, "-m", "celery_chaos.backends.local.watchdog", str(self.state.path)],
+            self.logs_dir / "watchdog.log",
+            die_with_harness=False,
+        )
+        self.state.watchdog = Identity.of(self.watchdog.pid)
+        self.state.save()
+
     def start(self) -> None:
+        self._start_watchdog()
         try:
             self.ledger_server.start()
             self.broker.start()
@@ -75,6 +110,10 @@ class LocalBackend(Backend):
                 worker.cgroup.remove()
         self.broker.stop()
         self.ledger_server.stop()
+        self.state.discard()
+        if self.watchdog is not None:
+            processes.stop(self.watchdog, grace=2)
+            self.watchdog = None
 
     @property
     def broker_url(self) -> str:
@@ -95,26 +134,57 @@ class LocalBackend(Backend):
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
+            self.state.add_cgroup(cgroup.path)
             if spec.memory_limit:
                 cgroup.set_limit(parse_size(spec.memory_limit))
             cmd = cgroup.wrap(cmd)
         process = processes.spawn(
             cmd, self.logs_dir / f"worker-w{index}.log", env=self._worker_env(), cwd=self.cwd
         )
+        self.state.add_group(f"worker w{index}", process.pid)
         return Worker(index=index, name=name, handle=process, cgroup=cgroup)
 
     def _worker_location(self, worker: Worker) -> dict[str, object]:
         return {"pid": worker.handle.pid}
 
+    def _log_tail(self, worker: Worker) -> list[str]:
+        """The last lines of the worker's own log that explain how it ended."""
+        log = self.logs_dir / f"worker-w{worker.index}.log"
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return exit_reasons.explaining_tail(lines)
+
     def check_workers_alive(self, names: set[str]) -> None:
+        """Called on every readiness poll: a worker that could not start (import error, bad
+        settings) is reported at once, with its own error, not after the readiness timeout."""
         for worker in self.workers:
             if worker.name in names and worker.handle.poll() is not None:
                 log = self.logs_dir / f"worker-w{worker.index}.log"
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                tail = self._log_tail(worker) or ["(no output)"]
+                code = exit_reasons.by_returncode(worker.handle.returncode)
                 raise BackendError(
-                    f"worker {worker.name} exited during startup (rc={worker.handle.returncode}):"
-                    f" {tail[0]} (log: {log})"
+                    f"worker {worker.name} exited during startup ({code}): {tail[-1]} (log: {log})"
                 )
+
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        exits = []
+        for worker in self.workers:
+            code = worker.handle.poll()
+            if code is None or worker.name in self._reaped:
+                continue
+            self._reaped.add(worker.name)
+            exits.append(
+                WorkerExit(
+                    worker=worker.name,
+                    pid=worker.handle.pid,
+                    exitcode=code if code >= 0 else None,
+                    signal=-code if code < 0 else None,
+                    log_tail=self._log_tail(worker),
+                )
+            )
+        return exits
 
     # --- faults ----------------------------------------------------------------------
     def _own(self, worker: Worker, pid: int) -> bool:
@@ -167,14 +237,28 @@ class LocalBackend(Backend):
         return processes.pid_alive(pid)
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
+        """A code of the exit-reason vocabulary (``signal:N``/``exit:N``), once it exited."""
         if worker is None or worker.handle.poll() is None:
             return None
-        code = worker.handle.returncode
-        return (
-            f"worker exited with signal {signal.Signals(-code).name}"
-            if code < 0
-            else f"worker exited with code {code}"
-        )
+        return exit_reasons.by_returncode(worker.handle.returncode)
+
+    def pool_exit_reason(self, worker: Worker | None, pid: int) -> str | None:
+        """From the zombie's wait status while the worker has not reaped it, else from the line
+        billiard logs when it does (``Process ... pid:N exited with 'signal 11 (SIGSEGV)'``)."""
+        if worker is None:
+            return None
+        zombie = processes.zombie_status(pid)
+        if zombie is not None and zombie[0] == worker.handle.pid:
+            return exit_reasons.by_returncode(os.waitstatus_to_exitcode(zombie[1]))
+        log = self.logs_dir / f"worker-w{worker.index}.log"
+        try:
+            found = re.findall(rf"pid:{pid} exited with '(signal|exitcode) (\d+)", log.read_text())
+        except OSError:
+            return None
+        if not found:
+            return None
+        kind, number = found[-1]
+        return exit_reasons.by_returncode(-int(number) if kind == "signal" else int(number))
 
     def oom_kills(self, worker: Worker | None) -> int:
         return worker.cgroup.oom_kills() if worker is not None and worker.cgroup else 0

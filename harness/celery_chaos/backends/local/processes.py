@@ -1,28 +1,61 @@
 """Processes the harness started: launched in their own process group, killed only by group.
 
 Every process goes into a registry so an interrupted run (Ctrl-C, SIGTERM, an exception) can
-still kill exactly what it started, and never anything else.
+still kill exactly what it started, and never anything else. A SIGKILL of the harness runs no
+Python at all, so each process is also tied to the harness's life by the kernel: on Linux it gets
+``PR_SET_PDEATHSIG`` (SIGKILL when the thread that started it dies) before it execs. Processes it
+forks itself (Celery's pool children) are the watchdog's job (``watchdog.py``).
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
 
 _started: dict[int, subprocess.Popen] = {}
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child SIGKILLed when the harness dies, or None where that
+    is not possible. The kernel ties the signal to the *thread* that forks, so only a child forked
+    by the main thread gets it (a helper thread ending must not kill a worker); the watchdog
+    covers the rest."""
+    if _libc is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent = os.getpid()
+    prctl = _libc.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the harness died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def spawn(
-    cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    cmd: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    die_with_harness: bool = True,
 ) -> subprocess.Popen:
-    """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``."""
+    """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``.
+
+    ``die_with_harness=False`` is for the one process meant to outlive the harness (the
+    watchdog): no PDEATHSIG, and the exit-time sweep below leaves it to finish its cleanup."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         process = subprocess.Popen(
@@ -33,10 +66,12 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent() if die_with_harness else None,
         )
     finally:
         log.close()
-    _started[process.pid] = process
+    if die_with_harness:
+        _started[process.pid] = process
     return process
 
 
@@ -74,6 +109,19 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.
         time.sleep(0.02)
     process.poll()
     _started.pop(process.pid, None)
+
+
+def zombie_status(pid: int) -> tuple[int, int] | None:
+    """(process group, wait status) of ``pid`` while it is a zombie its parent has not reaped
+    yet (``/proc/<pid>/stat`` fields 5 and 52, Linux >= 3.5), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields from 3 (state) on
+    if fields[0] != "Z" or len(fields) < 50:
+        return None
+    return int(fields[2]), int(fields[49])
 
 
 def pid_alive(pid: int) -> bool:

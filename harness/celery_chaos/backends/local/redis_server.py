@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +60,8 @@ class RedisServer:
         self.port = 0
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / f"{name}.log"
+        # Told about every redis-server process started (the run's state file records them).
+        self.on_spawn: Callable[[subprocess.Popen], None] | None = None
 
     @property
     def url(self) -> str:
@@ -105,6 +108,8 @@ class RedisServer:
             if not keep_port:
                 self.port = free_port()
             self.process = processes.spawn(self._command(), self.log_path)
+            if self.on_spawn is not None:
+                self.on_spawn(self.process)
             if self._wait_ready():
                 return
             processes.stop(self.process, grace=1)
