@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import ChainableUndefined, Environment, PackageLoader
+from jinja2 import ChainableUndefined, Environment, PackageLoader, Undefined
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import OUTCOMES, VERDICTS
@@ -47,11 +47,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["seconds"] = format_seconds
+    env.filters["json"] = lambda value: json.dumps(value, default=str)  # shown as text
     return env
 
 
 def format_seconds(value: Any) -> str:
-    if value is None:
+    if value is None or isinstance(value, Undefined):
         return "-"
     value = float(value)
     return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
@@ -130,7 +131,9 @@ def anomalies(result: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for verdict, count, is_anomaly in verdict_counts(result):
         if is_anomaly and count:
-            found.append({"verdict": verdict, "count": count, "items": _anomaly_items(result, verdict)})
+            found.append(
+                {"verdict": verdict, "count": count, "items": _anomaly_items(result, verdict)}
+            )
     return found
 
 
@@ -173,8 +176,8 @@ def timeline_tags(result: dict[str, Any]) -> dict[str, list[str]]:
     """What to write next to each anomalous task on the timeline."""
     tags: dict[str, list[str]] = {}
     for task in result.get("tasks") or []:
-        words = [TAG_WORDS.get(v, v.upper()) for v in task.get("verdicts") or []]
-        words = [w for v, w in zip(task.get("verdicts") or [], words) if v not in GOOD_VERDICTS]
+        verdicts = [v for v in task.get("verdicts") or [] if v not in GOOD_VERDICTS]
+        words = [TAG_WORDS.get(v, v.upper()) for v in verdicts]
         if words:
             tags[task["task_id"]] = words
     for lock in result.get("locks") or []:
@@ -242,7 +245,8 @@ def scenario_context(result: dict[str, Any], events: list[h.Event]) -> dict[str,
 
 def render_scenario(scenario_dir: Path) -> str:
     result, events = load_scenario_dir(scenario_dir)
-    return _environment().get_template("scenario.html.j2").render(**scenario_context(result, events))
+    template = _environment().get_template("scenario.html.j2")
+    return template.render(**scenario_context(result, events))
 
 
 def write_scenario_html(scenario_dir: Path) -> Path:
@@ -272,7 +276,8 @@ def write_index_html(run_dir: Path, scenario_dirs: list[Path]) -> Path:
     """Write the suite's ``index.html`` (one row per scenario, in the given order)."""
     rows = [_index_row(run_dir, d) for d in scenario_dirs]
     statuses = [row["status"] for row in rows]
-    page = _environment().get_template("index.html.j2").render(
+    template = _environment().get_template("index.html.j2")
+    page = template.render(
         run_dir=run_dir.name,
         rows=rows,
         passed=statuses.count("passed"),

@@ -189,9 +189,10 @@ def _pool_processes(b: _Builder, worker: str) -> dict[int, list[float]]:
     owners = [w for w, pid in b.worker_pids.items() if pid == main_pid]
     for event in b.history:
         kind, pid = event["type"], event.get("pid")
-        if kind == h.POOL_PROCESS_STARTED and event.get("ppid") == main_pid and owners == [worker]:
-            spans.setdefault(pid, [b.rel(event["ts"]), end])
-        elif kind == h.ATTEMPT_START and event.get("worker") == worker:
+        ours = owners == [worker] and event.get("ppid") == main_pid
+        if (kind == h.POOL_PROCESS_STARTED and ours) or (
+            kind == h.ATTEMPT_START and event.get("worker") == worker
+        ):
             spans.setdefault(pid, [b.rel(event["ts"]), end])
         elif kind == h.PROCESS_EXIT and event.get("worker") == worker and pid in spans:
             spans[pid][1] = b.rel(event["ts"])
@@ -300,7 +301,8 @@ def _dispatches(b: _Builder) -> None:
         if event["type"] == h.DISPATCH:
             info = {k: event.get(k) for k in ("task", "task_id", "index", "args", "kwargs")}
             label = f"#{event.get('index')} {event.get('task')}"
-            b.timeline.dispatches.append(Marker(CLIENT_LANE, b.rel(event["ts"]), "dispatch", label, info))
+            marker = Marker(CLIENT_LANE, b.rel(event["ts"]), "dispatch", label, info)
+            b.timeline.dispatches.append(marker)
 
 
 def _tags(b: _Builder, tags: dict[str, list[str]]) -> None:
