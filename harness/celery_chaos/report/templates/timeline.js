@@ -184,12 +184,15 @@
 
   function showDetails(lines, taskId) {
     while (details.firstChild) { details.removeChild(details.firstChild); }
-    var table = document.createElement("table");
+    var list = document.createElement("div");
+    list.className = "pairs";
     lines.forEach(function (pair) {
-      var row = table.insertRow(), key = row.insertCell(), value = row.insertCell();
-      key.className = "muted"; key.textContent = pair[0]; value.textContent = String(pair[1]);
+      var item = document.createElement("span"), key = document.createElement("span");
+      key.className = "muted"; key.textContent = pair[0] + " ";
+      item.appendChild(key); item.appendChild(document.createTextNode(String(pair[1])));
+      list.appendChild(item);
     });
-    details.appendChild(table);
+    details.appendChild(list);
     if (taskId) {
       var link = document.createElement("a");
       link.href = "#task-" + taskId; link.textContent = "→ this task in the task table";
