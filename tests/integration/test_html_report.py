@@ -106,6 +106,7 @@ def test_scenario_page_draws_one_bar_per_attempt_and_one_marker_per_fault(run, b
     assert opened.count("#timeline g.fault-marker") == len(_events(page, h.FAULT)) == 1
     assert opened.count("#timeline rect.bar.ending-killed") == 1
     assert opened.count("#timeline rect.bar.ending-success") == 3
+    assert opened.count("#timeline line.tick") == len(_events(page, h.CHECKPOINT))
     # the redelivery of the killed attempt, labelled with its latency
     assert opened.count("#timeline path.link") == 1
     result = json.loads((page.parent / "result.json").read_text())
