@@ -91,11 +91,13 @@ def measure(task: str, with_agent: bool, args: argparse.Namespace, env: dict) ->
                 raise SystemExit(f"worker did not drain the queue; see {env['log']}")
             time.sleep(0.05)
         start, end = float(marks.get("bench:start")), float(marks.get("bench:end"))
+        in_worker = marks.get("bench:agent_us")
     finally:
         _stop(worker)
     if with_agent:
         recorded = ledger.client().llen("chaos:history")
         assert recorded >= 2 * args.tasks, f"the agent recorded only {recorded} events"
+        env["in_worker_us"].append(float(in_worker))
     return args.tasks / (end - start)
 
 
@@ -148,7 +150,7 @@ def main() -> None:
         ledger.start()
         client = Celery("bench", broker=broker.url)
         env = {"broker": broker, "ledger": ledger, "client": client,
-               "log": Path(folder) / "worker.log"}  # fmt: skip
+               "log": Path(folder) / "worker.log", "in_worker_us": []}  # fmt: skip
         try:
             rows = [_row(label, task, args, env) for label, task in TASKS.items()]
             ledger.client().flushdb()
@@ -158,6 +160,8 @@ def main() -> None:
             broker.stop()
             ledger.stop()
     _print(rows, args)
+    in_worker = statistics.median(env["in_worker_us"])
+    print(f"agent handlers (prerun + postrun) inside the pool process: {in_worker:.0f} µs per task")
     per_attempt, round_trips, ping = handlers
     print(
         f"agent handlers (prerun + postrun) in-process: {per_attempt:.0f} µs per attempt,"
