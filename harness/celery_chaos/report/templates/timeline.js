@@ -86,7 +86,11 @@
     points.forEach(function (el) { var px = x(num(el, "data-t")); el.setAttribute("x1", px); el.setAttribute("x2", px); });
     placed.forEach(function (el) {
       if (el.classList.contains("fault-marker")) { return; }
-      el.setAttribute("transform", "translate(" + x(num(el, "data-t")) + " " + num(el, "data-y") + ")");
+      var px = x(num(el, "data-t"));
+      el.setAttribute("transform", "translate(" + px + " " + num(el, "data-y") + ")");
+      if (el.hasAttribute("data-t-start")) {  // a death mark: only where its bar is wide enough
+        el.style.display = px - x(num(el, "data-t-start")) >= 6 ? "" : "none";
+      }
     });
     links.forEach(function (el) {
       var x0 = x(num(el, "data-t0")), x1 = x(num(el, "data-t1"));
@@ -94,6 +98,7 @@
       var bend = Math.max(6, (x1 - x0) * 0.35);
       el.setAttribute("d", "M" + x0 + " " + y0 + " C" + (x0 + bend) + " " + top + " " +
         (x1 - bend) + " " + top + " " + x1 + " " + y1);
+      el.style.display = x1 - x0 >= 14 || y0 !== y1 ? "" : "none";  // dense loops: zoom in
     });
     labels.forEach(function (el) {
       var a = x(num(el, "data-t0")), b = x(num(el, "data-t1"));
