@@ -15,6 +15,7 @@ import redis
 
 from celery_chaos.core.history import (
     ATTEMPT_COUNTER_KEY,
+    ATTEMPT_START,
     BREAKPOINTS_KEY,
     HISTORY_KEY,
     LOCK_KEY_PREFIX,
@@ -24,6 +25,14 @@ from celery_chaos.core.history import (
     make_event,
 )
 
+# Numbers an attempt and appends its attempt_start event (ARGV[1], the event's JSON without its
+# closing brace) with that number, atomically and in one round trip.
+_START_ATTEMPT = """
+local number = redis.call('INCR', KEYS[1])
+redis.call('RPUSH', KEYS[2], ARGV[1] .. ', "attempt": ' .. number .. '}')
+return number
+"""
+
 
 @dataclass
 class Ledger:
@@ -31,6 +40,7 @@ class Ledger:
 
     client: redis.Redis
     _read_offset: int = field(default=0, repr=False)
+    _start_attempt: Any = field(default=None, repr=False)
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:
@@ -60,6 +70,17 @@ class Ledger:
 
     def next_attempt(self, task_id: str) -> int:
         return int(self.client.incr(ATTEMPT_COUNTER_KEY.format(task_id=task_id)))
+
+    def start_attempt(self, task_id: str, **fields: Any) -> int:
+        """Number the next attempt of ``task_id`` and record its ``attempt_start`` event in one
+        round trip; returns the number. The agent does this for every task it runs: as two
+        commands (INCR, then RPUSH) it was a third of the agent's cost per task."""
+        if self._start_attempt is None:
+            self._start_attempt = self.client.register_script(_START_ATTEMPT)
+        event = make_event(ATTEMPT_START, task_id=task_id, **fields)
+        head = json.dumps(event, default=str)[:-1]
+        keys = [ATTEMPT_COUNTER_KEY.format(task_id=task_id), HISTORY_KEY]
+        return int(self._start_attempt(keys=keys, args=[head]))
 
     def arm_breakpoint(self, point: str) -> None:
         self.client.sadd(BREAKPOINTS_KEY, point)

@@ -174,20 +174,18 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     current = ledger()
     if current is None:
         return
-    number = current.next_attempt(task_id)
-    _current.attempt = (task_id, number)
     request = task.request
     delivery = request.delivery_info or {}
-    _record(
-        h.ATTEMPT_START,
-        task_id=task_id,
+    number = current.start_attempt(
+        task_id,
+        pid=os.getpid(),
         task=task.name,
-        attempt=number,
         worker=request.hostname,
         host=socket.gethostname(),
         redelivered=bool(delivery.get("redelivered")),
         retries=request.retries,
     )
+    _current.attempt = (task_id, number)
 
 
 def _on_postrun(task_id: str = "", state: str | None = None, **_: Any) -> None:

@@ -1,0 +1,59 @@
+"""The app benchmarks/agent_overhead.py runs: a no-op, a 10 ms task and a clock mark.
+
+``BENCH_AGENT=1`` instruments it with the celery-chaos agent (one line, as users do); otherwise it
+is a plain Celery app. With the agent, two extra signal receivers, connected just before and just
+after the agent's, time the agent's own ``task_prerun`` and ``task_postrun`` handlers inside the
+pool process (receivers run in the order they were connected).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+from celery import Celery, signals
+
+app = Celery("overhead_app", broker=os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0"))
+app.conf.update(worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
+_marks = redis.Redis.from_url(app.conf.broker_url)
+_agent_time = {"started": 0.0, "total": 0.0, "calls": 0}
+
+
+def _before(**_: object) -> None:
+    _agent_time["started"] = time.perf_counter()
+
+
+def _after(**_: object) -> None:
+    _agent_time["total"] += time.perf_counter() - _agent_time["started"]
+    _agent_time["calls"] += 1
+
+
+if os.environ.get("BENCH_AGENT") == "1":
+    from celery_chaos import install
+
+    for signal in (signals.task_prerun, signals.task_postrun):
+        signal.connect(_before, weak=False)
+    install(app)
+    for signal in (signals.task_prerun, signals.task_postrun):
+        signal.connect(_after, weak=False)
+
+
+@app.task(name="overhead_app.noop", ignore_result=True)
+def noop() -> None:
+    """Nothing: the throughput is all Celery (and the agent, when installed)."""
+
+
+@app.task(name="overhead_app.sleep_10ms", ignore_result=True)
+def sleep_10ms() -> None:
+    time.sleep(0.01)
+
+
+@app.task(name="overhead_app.mark", ignore_result=True)
+def mark(name: str) -> None:
+    """Write the worker's clock, so queue-filling and worker start-up are not timed; the end mark
+    also writes how long the agent's handlers took per task in this pool process."""
+    _marks.set(f"bench:{name}", repr(time.time()))
+    if name == "end" and _agent_time["calls"]:
+        per_task = _agent_time["total"] / _agent_time["calls"] * 2 * 1e6
+        _marks.set("bench:agent_us", repr(per_task))
