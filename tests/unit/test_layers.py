@@ -6,7 +6,6 @@ broke and lint-imports prints the offending import chain.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +19,10 @@ CONTRACTS = (
     "layers",
     "pure-core",
     "pytest-only-in-plugin",
-    "backends-use-broker-state-only",
+    "backends-never-import-the-checker",
     "no-cycles",
 )
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-# What a backend may take from the checker: the broker's final state, never a verdict rule.
-CHECKER_NAMES_FOR_BACKENDS = {"BrokerState"}
 
 
 @pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is in the dev extra")
@@ -39,29 +36,6 @@ def test_import_contract_is_kept(contract: str) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[done.stdout.find("Contracts") :] + done.stderr
-
-
-def _checker_imports(path: Path) -> list[str]:
-    """Names a module takes from celery_chaos.core.checker (``*`` for a whole-module import)."""
-    names = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module == "celery_chaos.core.checker":
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module == "celery_chaos.core":
-            names += ["*" for alias in node.names if alias.name == "checker"]
-        elif isinstance(node, ast.Import):
-            names += ["*" for a in node.names if a.name.startswith("celery_chaos.core.checker")]
-    return names
-
-
-def test_backends_take_only_broker_state_from_the_checker() -> None:
-    # import-linter sees modules, not names: the contract lets base and redis_broker import the
-    # checker module, and this test holds them to the one public name they need.
-    taken = {
-        str(path.relative_to(PACKAGE)): set(_checker_imports(path)) - CHECKER_NAMES_FOR_BACKENDS
-        for path in (PACKAGE / "backends").rglob("*.py")
-    }
-    assert {module: names for module, names in taken.items() if names} == {}
 
 
 def test_the_public_surface_is_the_agent_api() -> None:

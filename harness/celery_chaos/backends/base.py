@@ -21,7 +21,7 @@ import redis
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import BrokerState
+from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 

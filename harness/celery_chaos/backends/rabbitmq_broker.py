@@ -44,7 +44,7 @@ from typing import Protocol
 
 import amqp
 
-from celery_chaos.core.checker import BrokerState
+from celery_chaos.core.broker_state import BrokerState
 
 REQUEUE_DEADLINE = 10.0
 # Celery's own broadcast/event queues: exclusive or transient, never a task message.

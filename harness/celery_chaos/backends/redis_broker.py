@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import redis
 
-from celery_chaos.core.checker import BrokerState
+from celery_chaos.core.broker_state import BrokerState
 
 UNACKED_KEY = "unacked"
 

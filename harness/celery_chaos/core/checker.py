@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
@@ -56,19 +57,6 @@ FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected", "worker_crash
 VERDICTS = OUTCOMES + LABELS + FINDINGS
 DEFAULT_REDELIVERY_THRESHOLD = 5
 RETRY = "RETRY"  # attempt_end state of an attempt that raised celery.exceptions.Retry
-
-
-@dataclass
-class BrokerState:
-    """Where each task's message sits in the broker at the end (e.g. ``queue:celery``)."""
-
-    reachable: bool = True
-    locations: dict[str, list[str]] = field(default_factory=dict)
-
-    def may_hold(self, task_ids: set[str]) -> bool:
-        """Whether a message of these tasks may still be in the broker (an unreachable broker
-        might hold anything)."""
-        return not self.reachable or bool(task_ids & self.locations.keys())
 
 
 @dataclass
