@@ -52,6 +52,15 @@ class Worker:
     cgroup: Any = None
 
 
+@dataclass
+class WorkerExit:
+    worker: str
+    pid: int
+    exitcode: int | None
+    signal: int | None
+    log_tail: list[str]
+
+
 class Backend(ABC):
     """Provisions broker + ledger + workers for one scenario and tears them all down."""
 
@@ -176,6 +185,10 @@ class Backend(ABC):
     def oom_kills(self, worker: Worker | None) -> int:
         """How many OOM kills the kernel has made in ``worker`` so far (0 if unknown)."""
         return 0
+
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        """Worker main processes that exited since the last call, each reported once."""
+        return []
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
         """How the worker died, if it did (e.g. ``OOMKilled``, ``exit code -9``)."""

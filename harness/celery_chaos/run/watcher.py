@@ -2,7 +2,8 @@
 
 The agent cannot report its own SIGKILL, so the harness notices the death (the pid is gone) and
 writes a ``process_exit`` event naming the cause it can prove: the kernel's OOM counter moved,
-a fault we injected hit that process or worker, or the worker itself exited.
+a fault we injected hit that process or worker (the ``fault`` event in the history says so), or
+the worker itself exited.
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ class Watcher:
         elif kind == h.TASK_FAILURE:
             self.unresolved.pop(event["task_id"], None)
             self._reported_failed.add(event["task_id"])
-
-    def blame(self, target: object, cause: str) -> None:
-        """Remember that a fault hit ``target`` (a pid or a worker name)."""
-        self._blame[target] = cause
+        elif kind == h.FAULT and event.get("blame") in ("pid", "worker"):
+            # The fault event names whom it hit: a death of that pid/worker is its doing.
+            self._blame[event[event["blame"]]] = event["cause"]
 
     def attempt_of(self, task_id: str) -> LiveAttempt | None:
         """The running attempt of ``task_id``, if one is running."""

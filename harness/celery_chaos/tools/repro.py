@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from celery_chaos.backends import Backend
+from celery_chaos.core.fault_kinds import repro_kinds
 from celery_chaos.core.scenario import Scenario, first_error
 from celery_chaos.run import runner
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
@@ -37,7 +38,7 @@ from celery_chaos.tools import audit
 FaultKind = Literal[
     "kill_child", "kill_worker", "restart_worker", "oom", "terminate", "quit", "restart_broker"
 ]
-FAULTS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+FAULTS: tuple[str, ...] = repro_kinds()
 # Faults after which the killed worker is gone: a replacement is started so a redelivered message
 # has somewhere to run (as a process supervisor or Kubernetes would do).
 NEEDS_REPLACEMENT = ("kill_worker", "terminate", "quit")
@@ -71,9 +72,7 @@ class RedisProbe(Strict):
 
     redis_key_pattern: str = Field(min_length=1)
     kind: Literal["lock", "counter", "value"] = "value"
-    url: str | None = (
-        None  # default: the harness store, what celery_chaos.store() returns
-    )
+    url: str | None = None  # default: the harness store, what celery_chaos.store() returns
     name: str | None = None
 
 
@@ -437,7 +436,7 @@ def _visibility_seconds(view: AppView) -> float:
 
 def _fault_event(result: ScenarioResult) -> dict[str, Any] | None:
     faults = result.verdicts.faults if result.verdicts else []
-    return next((f for f in faults if f.get("fault") == 0), None)
+    return next((f for f in faults if f.get("fault") == 0 and f.get("fired", True)), None)
 
 
 def _not_hit(result: ScenarioResult, spec: ReproSpec) -> Verdict | None:
