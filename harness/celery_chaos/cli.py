@@ -1,7 +1,9 @@
 """The ``celery-chaos`` command line.
 
-Exit codes: 0 every scenario met its expectations; 1 at least one did not; 2 bad input or an
-environment that cannot run a scenario (the message names the file/field and why); 130 interrupted.
+Exit codes of ``run``: 0 every scenario passed; 1 at least one failed (an expectation not met);
+3 none failed but one was inconclusive (a fault skipped or failed); 2 bad input or an environment
+that cannot run a scenario (the message names the file/field and why); 130 interrupted. When
+scenarios end differently the first of 1, 3, 2 that applies wins.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import click
 from rich.console import Console
 
 from celery_chaos.backends import BACKENDS, BackendError
+from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.core.outcome import EXIT_INTERRUPTED, EXIT_UNUSABLE
 from celery_chaos.core.scenario import ScenarioError, load_suite
+from celery_chaos.report.mask import mask, mask_text
 from celery_chaos.tools.repro import FAULTS as REPRO_FAULTS
-
-EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
@@ -38,7 +41,16 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def builtin_suite() -> Path:
+    """The default suite shipped in the package (``celery_chaos.scenarios``)."""
+    from importlib.resources import files
+
+    return Path(str(files("celery_chaos.scenarios")))
+
+
 def _load(paths: tuple[Path, ...], only: tuple[str, ...] = ()) -> list:
+    """Scenarios under ``paths``; no path: the built-in suite (as pytest uses its testpaths)."""
+    paths = paths or (builtin_suite(),)
     try:
         scenarios = load_suite(list(paths), list(only) or None)
     except ScenarioError as error:
@@ -49,7 +61,20 @@ def _load(paths: tuple[Path, ...], only: tuple[str, ...] = ()) -> list:
 
 
 def _plain(line: str) -> None:
-    console.print(line, markup=False, highlight=False)
+    console.print(mask_text(line), markup=False, highlight=False)
+
+
+def _writable_report_dir(report_dir: Path) -> None:
+    """Exit 2 naming --report-dir before anything starts when run folders cannot go there."""
+    import tempfile
+
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=report_dir):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageProblem(f"--report-dir {report_dir}: not a writable folder ({reason})") from None
 
 
 def _print_result(result: object) -> None:
@@ -66,7 +91,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--report-dir",
     type=click.Path(path_type=Path),
@@ -96,12 +121,16 @@ def run(
     redis_image: str | None,
     verbose: bool,
 ) -> None:
-    """Run the scenarios in PATHS (files or folders) and check every task's fate.
+    """Run the scenarios in PATHS (files or folders; none: the built-in suite) and check every
+    task's fate.
 
     Writes REPORT_DIR/<timestamp>/ with one folder per scenario (result.json, history.jsonl,
-    logs/), junit.xml and summary.md; REPORT_DIR/latest points at it.
+    logs/), junit.xml and summary.md; REPORT_DIR/latest points at it. Exit 0 all passed, 1 one
+    failed, 3 one inconclusive (a fault did not land), 2 bad input or not runnable here, 130
+    interrupted (1 before 3 before 2).
     """
     from celery_chaos.run.runner import RunOptions, run_suite
+    from celery_chaos.run.versions import header, library_versions
 
     scenarios = _load(paths, only)
     backend_options = {
@@ -111,6 +140,7 @@ def run(
     }
     if backend_options and backend != "docker":
         raise UsageProblem("--worker-image/--redis-image: only with --backend docker")
+    _writable_report_dir(report_dir)
     options = RunOptions(
         backend=backend,
         report_dir=report_dir,
@@ -118,6 +148,7 @@ def run(
         verbose=verbose,
         backend_options=backend_options,
     )
+    _plain(f"celery-chaos: {header(library_versions())}")
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         suite = run_suite(scenarios, options, log=_plain, on_result=_print_result)
@@ -126,17 +157,30 @@ def run(
         sys.exit(EXIT_INTERRUPTED)
     except BackendError as error:
         raise UsageProblem(str(error)) from None
-    passed = sum(1 for r in suite.results if r.status == "passed")
     console.print(
-        f"\n{passed}/{len(suite.results)} scenarios met their expectations. Report: {suite.run_dir}"
+        f"\n{suite.passed}/{len(suite.results)} scenarios met their expectations."
+        f" Report: {suite.run_dir}"
     )
     sys.exit(suite.exit_code)
 
 
+def _fault_table() -> Any:
+    from rich.table import Table
+
+    table = Table(title="fault kinds", title_justify="left")
+    for column in ("kind", "what it does", "needs a running task", "backends"):
+        table.add_column(column)
+    for row in FAULT_TABLE.values():
+        needs = "yes" if row.needs_task else ""
+        table.add_row(row.kind, row.summary, needs, ", ".join(sorted(row.backends)))
+    return table
+
+
 @main.command(name="list")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def list_scenarios(paths: tuple[Path, ...]) -> None:
-    """Show the scenarios in PATHS, their faults and what each expects."""
+    """Show the scenarios in PATHS (none: the built-in suite), their faults and what each
+    expects, then the fault kinds and which backends can inject each."""
     from rich.table import Table
 
     table = Table(show_lines=True)
@@ -153,6 +197,7 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
         )
         table.add_row(scenario.name, faults, expects, scenario.description)
     console.print(table)
+    console.print(_fault_table())
 
 
 @main.command()
@@ -227,7 +272,7 @@ def _line(text: str, style: str | None = None) -> None:
     """One unwrapped line: verdicts and probe values stay whole in CI logs."""
     from rich.text import Text
 
-    console.print(Text(text, style=style or ""), soft_wrap=True)
+    console.print(Text(mask(text), style=style or ""), soft_wrap=True)
 
 
 def _print_repro(outcome: Any) -> None:
@@ -382,6 +427,7 @@ def repro(
         )
     except repro_run.ReproError as error:
         raise UsageProblem(str(error)) from None
+    _writable_report_dir(report_dir)
     options = RunOptions(
         backend=backend,
         report_dir=report_dir,

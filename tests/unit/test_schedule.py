@@ -198,6 +198,17 @@ def test_fault_without_a_running_target_is_recorded_skipped() -> None:
     assert recorded["hits"] == []
 
 
+def test_a_fault_whose_trigger_never_came_is_recorded_skipped_at_the_end() -> None:
+    chaos, ledger, _ = nemesis([{"kind": "kill_child", "when": {"task": 0, "checkpoint": "x"}}])
+    chaos.arm()
+
+    chaos.give_up(5.0)
+
+    (recorded,) = ledger.events
+    assert (recorded["status"], recorded["fired"], recorded["fault"]) == ("skipped", False, 0)
+    assert chaos.done
+
+
 # --- workload plan -----------------------------------------------------------------------
 
 
