@@ -32,7 +32,7 @@ from celery_chaos.core.outcome import (
 )
 from celery_chaos.core.scenario import FAULT_KINDS, parse_scenario
 from celery_chaos.report import files as report
-from celery_chaos.report.mask import mask, mask_text
+from celery_chaos.report.mask import mask, mask_text, secret_name
 from celery_chaos.run import faults, versions
 from celery_chaos.run.loop import Loop
 from celery_chaos.tools import repro
@@ -200,7 +200,9 @@ SECRET_ENV = {"DATABASE_URL": "postgres://user:secret@h/db", "API_TOKEN": "abc",
 
 
 def test_mask_hides_secret_names_and_url_passwords_only() -> None:
-    masked = mask({"env": SECRET_ENV, "broker_url": "redis://:hunter2@h:6379/0", "key": ""})
+    masked = mask(
+        {"env": SECRET_ENV, "broker_url": "redis://:hunter2@h:6379/0", "key": ""}, names=True
+    )
 
     assert masked["env"] == {
         "DATABASE_URL": "postgres://user:***@h/db",
@@ -215,7 +217,18 @@ def test_mask_hides_secret_names_and_url_passwords_only() -> None:
     assert mask_text("see redis://127.0.0.1:6379/0 and amqp://u:p@r//") == (
         "see redis://127.0.0.1:6379/0 and amqp://u:***@r//"
     )
-    assert mask({"task_default_routing_key": "celery"}) == {"task_default_routing_key": "celery"}
+    innocent = {"task_default_routing_key": "celery", "keys": ["a"], "author": "me"}
+    assert mask(innocent, names=True) == innocent
+    assert mask({"key": "email:1", "detail": "redis://u:pw@h/0"}) == {
+        "key": "email:1",
+        "detail": "redis://u:***@h/0",
+    }  # the report's own fields are never judged by name
+    assert [secret_name(n) for n in ("apiKey", "AWS_SECRET_ACCESS_KEY", "db_pass", "x_auth")] == [
+        True,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_no_report_file_carries_a_secret(tmp_path: Path) -> None:
@@ -241,6 +254,7 @@ def test_no_report_file_carries_a_secret(tmp_path: Path) -> None:
         assert "secret" not in text and "abc" not in text, path
     document = json.loads((run.report_dir / "result.json").read_text())
     assert document["config"]["workers"]["env"]["DATABASE_URL"] == "postgres://user:***@h/db"
+    assert document["config"]["celery"]["api_token"] == "***"
 
 
 # --- versions ----------------------------------------------------------------------------

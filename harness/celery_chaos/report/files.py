@@ -23,7 +23,7 @@ from celery_chaos.core.outcome import (
     SuiteResult,
     failure_message,
 )
-from celery_chaos.report.mask import mask, mask_event, mask_text
+from celery_chaos.report.mask import mask_event, mask_report, mask_text
 from celery_chaos.report.messages import counts_text
 
 STATUS_STYLE = {
@@ -64,7 +64,7 @@ def result_document(result: ScenarioResult, **extra: Any) -> dict[str, Any]:
     }
     if result.verdicts is not None:
         document.update(result.verdicts.as_dict())
-    return mask(document | extra)
+    return mask_report(document | extra)
 
 
 def write_scenario(result: ScenarioResult, history: list[h.Event], **extra: Any) -> None:
