@@ -8,22 +8,21 @@ scenarios end differently the first of 1, 3, 2 that applies wins.
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from celery_chaos.backends import BACKENDS, BackendError
+from celery_chaos.backends import BackendError
 from celery_chaos.cli_common import (
-    EXIT_INTERRUPTED,
     EXIT_UNUSABLE,
     UsageProblem,
     _plain,
-    _terminate_as_interrupt,
     _writable_report_dir,
+    backend_option,
     console,
+    interruptible,
     report_dir_option,
 )
 from celery_chaos.cli_tools import audit_app, repro
@@ -78,13 +77,7 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @report_dir_option("run folders are")
 @click.option("--seed", type=int, default=None, help="Seed for random triggers (printed; replays).")
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="local",
-    show_default=True,
-    help="local: processes on this machine; docker: containers via Testcontainers.",
-)
+@backend_option("local: processes on this machine; docker: containers via Testcontainers.")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
@@ -115,12 +108,10 @@ def run(
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
     _plain(f"celery-chaos: {header(library_versions())}")
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        suite = run_suite(scenarios, options, log=_plain, on_result=_print_result)
-    except KeyboardInterrupt:
-        click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        suite = interruptible(
+            lambda: run_suite(scenarios, options, log=_plain, on_result=_print_result)
+        )
     except BackendError as error:
         raise UsageProblem(str(error)) from None
     console.print(

@@ -3,7 +3,9 @@ masked output, the ``--report-dir`` option and its check, Ctrl-C/SIGTERM as an i
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -65,3 +67,27 @@ def _line(text: str, style: str | None = None) -> None:
     from rich.text import Text
 
     console.print(Text(mask(text), style=style or ""), soft_wrap=True)
+
+
+def backend_option(help_text: str) -> Any:
+    """``--backend local|docker``."""
+    from celery_chaos.backends import BACKENDS
+
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="local",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def interruptible(work: Callable[[], Any]) -> Any:
+    """Run ``work`` with SIGTERM as Ctrl-C; interrupted: a one-line note and exit 130 (the
+    backends have stopped everything they started on the way out)."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return work()
+    except KeyboardInterrupt:
+        click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
+        sys.exit(EXIT_INTERRUPTED)

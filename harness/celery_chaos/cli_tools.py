@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from celery_chaos.backends import BACKENDS, BackendError
+from celery_chaos.backends import BackendError
 from celery_chaos.cli_common import (
-    EXIT_INTERRUPTED,
     UsageProblem,
     _line,
     _plain,
-    _terminate_as_interrupt,
     _writable_report_dir,
+    backend_option,
     console,
+    interruptible,
     report_dir_option,
 )
 from celery_chaos.tools.repro import FAULTS as REPRO_FAULTS
@@ -83,12 +82,8 @@ def _print_repro(outcome: Any) -> None:
     help="checkpoint:NAME (your task calls celery_chaos.checkpoint(NAME); the fault lands"
     " exactly there) or seconds:S after dispatch (no instrumentation needed).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="local",
-    show_default=True,
-    help="local: worker processes here; docker: containers (--worker-image must hold your app).",
+@backend_option(
+    "local: worker processes here; docker: containers (--worker-image must hold your app)."
 )
 @click.option(
     "--set",
@@ -184,18 +179,10 @@ def repro(
     except repro_run.ReproError as error:
         raise UsageProblem(str(error)) from None
     _writable_report_dir(report_dir)
-    options = RunOptions(
-        backend=backend,
-        report_dir=report_dir,
-        verbose=verbose,
-        backend_options={"worker_image": worker_image} if worker_image else {},
-    )
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    images = {"worker_image": worker_image} if worker_image else {}
+    options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
     try:
-        outcome = repro_run.run_repro(spec, options, Path.cwd(), log=_plain)
-    except KeyboardInterrupt:
-        click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        outcome = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), _plain))
     except (repro_run.ReproError, BackendError) as error:
         raise UsageProblem(str(error)) from None
     _print_repro(outcome)
