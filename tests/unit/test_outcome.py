@@ -307,3 +307,32 @@ def test_an_impossible_report_dir_exits_2_naming_the_option(tmp_path: Path, wher
     (line,) = run.stderr.strip().splitlines()
     assert line.startswith(f"celery-chaos: error: --report-dir {tmp_path / where}: not a writable")
     assert "==" not in run.stdout  # no scenario started
+
+
+# --- one direction -----------------------------------------------------------------------
+
+PACKAGE = ROOT / "harness" / "celery_chaos"
+
+
+def imported_modules(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return found | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+
+def test_only_the_plugin_imports_pytest_and_reports_never_import_the_run() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        modules = imported_modules(path)
+        if path.name != "pytest_plugin.py":
+            assert "pytest" not in modules, path
+        if path.parent.name in ("report", "core"):
+            assert not any(m.startswith("celery_chaos.run") for m in modules), path
+
+
+def test_the_nemesis_and_the_watcher_do_not_know_each_other() -> None:
+    nemesis = (PACKAGE / "run" / "nemesis.py").read_text(encoding="utf-8")
+    watcher = imported_modules(PACKAGE / "run" / "watcher.py")
+    assert "Watcher" not in nemesis and "watcher." not in nemesis
+    assert not any("nemesis" in m or "faults" in m for m in watcher)

@@ -23,7 +23,7 @@ from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, first_error
 from celery_chaos.ledger import Ledger
 from celery_chaos.report import files as report
 from celery_chaos.run import versions, workload
-from celery_chaos.run.loop import DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
+from celery_chaos.run.loop import DEFAULT_SETTLE, DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
 from celery_chaos.run.nemesis import PlannedFault
 from celery_chaos.run.workload import Dispatch
 
@@ -251,7 +251,7 @@ class ChaosEnv:
         """Read new history events, record dead attempts, fire the faults that are due."""
         self._current().loop.step(fire=True)
 
-    def wait_quiescent(self, timeout: float = 60.0, settle: float = 1.0) -> bool:
+    def wait_quiescent(self, timeout: float = 60.0, settle: float = DEFAULT_SETTLE) -> bool:
         """Drive faults and watch until nothing more can happen to this test's tasks (every
         fault fired, no attempt running, none of its messages in the broker) for ``settle``
         seconds; the runner's quiescence. False if ``timeout`` came first."""

@@ -26,13 +26,14 @@ from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
-from celery_chaos.run.watcher import Watcher
+from celery_chaos.run.watcher import DEFAULT_WORKER_LOST_WAIT, Watcher
+from celery_chaos.run.watcher import MARGIN as WATCHER_MARGIN
 from celery_chaos.run.workload import Dispatch
 
 POLL_INTERVAL = 0.01
-DEFAULT_WORKER_LOST_WAIT = 10.0  # Celery's own default for worker_lost_wait
-WATCHER_MARGIN = 1.0  # the watcher waits worker_lost_wait + this for a dead attempt's report
-DRAIN_SETTLE = 0.2  # quiet time a test's teardown waits for (a scenario uses its ``settle``)
+DEFAULT_SETTLE = 1.0  # quiet time before a run ends (a scenario's ``settle`` default)
+DRAIN_SETTLE = 0.2  # quiet time a test's teardown waits for
+DRAIN_MARGIN = 4.0  # teardown: seconds beyond the watcher's wait for tasks to drain
 
 Snapshot = tuple[list[h.Event], BrokerState, dict[str, str]]
 Keep = Callable[[str | None], bool]
@@ -45,7 +46,7 @@ def worker_lost_wait(celery_settings: dict[str, Any]) -> float:
 
 def teardown_wait(celery_settings: dict[str, Any]) -> float:
     """Long enough for a worker to report every death it saw, plus a few seconds to drain."""
-    return worker_lost_wait(celery_settings) + WATCHER_MARGIN + 4.0
+    return worker_lost_wait(celery_settings) + WATCHER_MARGIN + DRAIN_MARGIN
 
 
 def pick_seed(*preferred: int | None) -> int:

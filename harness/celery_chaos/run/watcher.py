@@ -15,6 +15,9 @@ from celery_chaos.backends.base import Backend
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 
+DEFAULT_WORKER_LOST_WAIT = 10.0  # Celery's own default for worker_lost_wait
+MARGIN = 1.0  # a dead attempt's report is awaited for worker_lost_wait + this
+
 
 @dataclass
 class LiveAttempt:
@@ -25,7 +28,9 @@ class LiveAttempt:
 
 
 class Watcher:
-    def __init__(self, backend: Backend, ledger: Ledger, worker_lost_wait: float = 10.0):
+    def __init__(
+        self, backend: Backend, ledger: Ledger, worker_lost_wait: float = DEFAULT_WORKER_LOST_WAIT
+    ):
         self.backend = backend
         self.ledger = ledger
         self.worker_lost_wait = worker_lost_wait
@@ -103,6 +108,6 @@ class Watcher:
         for task_id, (attempt, died) in list(self.unresolved.items()):
             worker = self.backend.worker_named(attempt.worker)
             worker_gone = worker is None or self.backend.worker_exit_reason(worker) is not None
-            if worker_gone or now - died > self.worker_lost_wait + 1.0:
+            if worker_gone or now - died > self.worker_lost_wait + MARGIN:
                 del self.unresolved[task_id]
         return not self.running and not self.unresolved
