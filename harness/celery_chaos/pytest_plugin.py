@@ -201,9 +201,11 @@ class ScenarioItem(pytest.Item):
         if result.status == "not_runnable":
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
         if result.status == "error":  # failing in setup makes it an error, not a failure
+            from celery_chaos.report.mask import mask_text
+
             pytest.fail(
                 f"scenario {self.name} could not run on the {result.backend} backend:"
-                f" {result.reason}\nreport: {result.report_dir}",
+                f" {mask_text(result.reason)}\nreport: {result.report_dir}",
                 pytrace=False,
             )
 
