@@ -36,6 +36,30 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
     return value
 
 
+def _repro_spec(
+    repro_file: Path | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    overrides: tuple[str, ...],
+    env: tuple[str, ...],
+    given: dict[str, Any],
+) -> Any:
+    """The repro file's spec with the command line's options on top (bad input: exit 2)."""
+    from celery_chaos.tools import repro as repro_run
+
+    try:
+        return repro_run.merge(
+            repro_run.load_spec(repro_file),
+            args=_json_option(args_json, "--args", list),
+            kwargs=_json_option(kwargs_json, "--kwargs", dict),
+            celery=repro_run.parse_settings(overrides) or None,
+            env=dict(repro_run.parse_assignment(item, "--env") for item in env) or None,
+            **given,
+        )
+    except repro_run.ReproError as error:
+        raise UsageProblem(str(error)) from None
+
+
 def _print_repro(outcome: Any) -> None:
     verdict = outcome.verdict
     style = {0: "bold green", 1: "bold red"}.get(outcome.exit_code, "bold yellow")
@@ -160,24 +184,9 @@ def repro(
 
     if worker_image and backend != "docker":
         raise UsageProblem("--worker-image: only with --backend docker")
-    try:
-        spec = repro_run.merge(
-            repro_run.load_spec(repro_file),
-            app=app_spec,
-            task=task,
-            args=_json_option(args_json, "--args", list),
-            kwargs=_json_option(kwargs_json, "--kwargs", dict),
-            fault=fault,
-            at=at,
-            celery=repro_run.parse_settings(overrides) or None,
-            env=dict(repro_run.parse_assignment(item, "--env") for item in env) or None,
-            workers=workers,
-            concurrency=concurrency,
-            pool=pool,
-            timeout=timeout,
-        )
-    except repro_run.ReproError as error:
-        raise UsageProblem(str(error)) from None
+    given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
+    given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout}
+    spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}
     options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
