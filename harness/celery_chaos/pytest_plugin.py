@@ -12,12 +12,15 @@ both ``name`` and ``workload``. So ``pytest scenarios/`` runs the suite, while `
 never picks up YAML fixtures or CI workflows.
 
 Outcomes: expectations met -> passed; unmet -> failed, naming the unmet expectations, the
-offending tasks, every task's verdicts and the seed to replay with; the backend cannot inject a
-fault -> skipped with the reason; the environment broke (status ``error``) -> error at setup.
+offending tasks, every task's verdicts and the seed to replay with; a fault that was skipped or
+failed (status ``inconclusive``) -> failed, naming the fault; the backend cannot inject a fault ->
+skipped with the reason; the environment broke (status ``error``) -> error at setup. A
+``chaos_env`` test that passed although a fault it armed never landed gets an error at teardown.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from celery_chaos.core.outcome import ScenarioResult
     from celery_chaos.core.scenario import Scenario
-    from celery_chaos.run.runner import ScenarioResult
     from celery_chaos.run.session import ChaosEnv, ChaosSession, EnvironmentCache
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -36,6 +39,7 @@ DEFAULT_SCENARIO_PATHS = ["scenarios"]
 _SESSION = pytest.StashKey["ChaosSession"]()
 _EXPLICIT = pytest.StashKey[set[Path]]()
 _NAMES = pytest.StashKey[dict[str, Path]]()
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 class ChaosFailure(Exception):
@@ -199,16 +203,18 @@ class ScenarioItem(pytest.Item):
         if result.status == "not_runnable":
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
         if result.status == "error":  # failing in setup makes it an error, not a failure
+            from celery_chaos.report.mask import mask_text
+
             pytest.fail(
                 f"scenario {self.name} could not run on the {result.backend} backend:"
-                f" {result.reason}\nreport: {result.report_dir}",
+                f" {mask_text(result.reason)}\nreport: {result.report_dir}",
                 pytrace=False,
             )
 
     def runtest(self) -> None:
         assert self.result is not None
-        if self.result.status == "failed":
-            from celery_chaos.run.session import scenario_failure
+        if self.result.status in ("failed", "inconclusive"):
+            from celery_chaos.report.messages import scenario_failure
 
             raise ChaosFailure(scenario_failure(self.result, self._replay()))
 
@@ -225,6 +231,29 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.name}"
+
+
+# --- outcomes of tests written in Python ------------------------------------------------------
+
+
+def _unsupported(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
+    """Whether a test raised the harness's Unsupported (loaded only if the harness was used)."""
+    base = sys.modules.get("celery_chaos.backends.base")
+    return excinfo is not None and base is not None and excinfo.errisinstance(base.Unsupported)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A fault the backend cannot inject, raised in a test body, is a skip with the reason;
+    the call's outcome is kept for the environment's report."""
+    report = yield
+    if call.when == "call" and _unsupported(call.excinfo):
+        assert call.excinfo is not None
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+    if call.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
 
 
 # --- fixtures for tests written in Python --------------------------------------------------
@@ -268,4 +297,7 @@ def chaos_env(
     try:
         yield env
     finally:
-        chaos.close_env(env)
+        failed = request.node.stash.get(_CALL_FAILED, None)
+        result = chaos.close_env(env, "failed" if failed else None)
+    if result is not None and result.status == "inconclusive" and failed is False:
+        pytest.fail(f"inconclusive: {result.reason}", pytrace=False)

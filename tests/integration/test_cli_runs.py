@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -106,3 +107,99 @@ def test_unmet_expectation_exits_1_and_names_the_task(tmp_path: Path) -> None:
     assert (latest / "defaults-expected-safe" / "history.jsonl").stat().st_size > 0
     assert (latest / "defaults-expected-safe" / "logs" / "worker-w0.log").exists()
     assert "| defaults-expected-safe | failed |" in (latest / "summary.md").read_text()
+
+
+CHECKPOINT_NEVER_REACHED = """
+name: checkpoint-never-reached
+description: the fault waits for a checkpoint the task never calls
+workers: {count: 1, concurrency: 1}
+workload:
+  - {task: sample_tasks.tasks.work, kwargs: {seconds: 0.2, steps: 2}}
+faults:
+  - {kind: kill_child, when: {task: 0, checkpoint: no-such-step}}
+expect: {ok: 1}
+timeout: 6
+"""
+
+NO_SUCH_WORKER = """
+name: no-such-worker
+description: the fault aims at worker 5 of a one-worker pool
+workers:
+  count: 1
+  concurrency: 1
+  env: {DATABASE_URL: "postgres://user:secret@h/db", API_TOKEN: abc}
+workload:
+  - {task: sample_tasks.tasks.work, kwargs: {seconds: 1.0, steps: 4}}
+faults:
+  - {kind: kill_worker, when: {task: 0, checkpoint: step-1}, target: {worker: 5}}
+expect: {ok: 1}
+timeout: 30
+"""
+
+
+def test_a_run_whose_faults_never_landed_is_inconclusive_exit_3(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "a.yaml").write_text(CHECKPOINT_NEVER_REACHED)
+    (suite / "b.yaml").write_text(NO_SUCH_WORKER)
+    process = celery_chaos("run", str(suite), "--report-dir", str(tmp_path / "r"))
+    output, _ = process.communicate(timeout=180)
+
+    assert process.returncode == 3, output
+    assert re.search(r"checkpoint-never-reached:\s+inconclusive", output)
+    assert "why: fault 0 (kill_child) skipped: its trigger did not happen" in output
+    assert re.search(r"celery-chaos: python \S+, celery \S+, kombu \S+, billiard \S+", output)
+    latest = tmp_path / "r" / "latest"
+    never = json.loads((latest / "checkpoint-never-reached" / "result.json").read_text())
+    assert (never["status"], never["verdicts"]["ok"]) == ("inconclusive", 1)
+    assert never["end_reason"] == "deadline"
+    assert never["versions"]["broker"].startswith("redis ")
+    assert never["versions"]["redis-py"] and never["versions"]["celery_chaos"]
+    nobody = json.loads((latest / "no-such-worker" / "result.json").read_text())
+    assert nobody["status"] == "inconclusive"
+    assert nobody["reason"] == "fault 0 (kill_worker) skipped: no worker to target"
+    junit = ET.parse(latest / "junit.xml").getroot()
+    assert (junit.get("errors"), junit.get("failures")) == ("2", "0")
+    assert "| no-such-worker | inconclusive |" in (latest / "summary.md").read_text()
+    for path in (tmp_path / "r").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert "secret" not in text and "API_TOKEN: abc" not in text, path
+    assert json.loads((latest / "no-such-worker" / "result.json").read_text())["config"]["workers"][
+        "env"
+    ] == {"DATABASE_URL": "postgres://user:***@h/db", "API_TOKEN": "***"}
+
+
+def test_a_checker_error_is_that_scenarios_error_and_the_suite_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery_chaos.core.scenario import parse_scenario
+    from celery_chaos.run import runner
+
+    real_check, calls = runner.check, []
+
+    def flaky_check(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("checker bug")
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "check", flaky_check)
+    scenarios = [
+        parse_scenario(
+            {"name": name, "description": "tiny", "timeout": 20, "settle": 0.2,
+             "workers": {"count": 1, "concurrency": 1}, "expect": {"ok": 1},
+             "workload": [{"task": "sample_tasks.tasks.work", "kwargs": {"seconds": 0.1}}]},
+            name,
+        )
+        for name in ("first", "second")
+    ]  # fmt: skip
+    options = runner.RunOptions(report_dir=tmp_path)
+    suite = runner.run_suite(scenarios, options, log=lambda _: None)
+
+    first, second = suite.results
+    assert (first.status, first.reason) == ("error", "ZeroDivisionError: checker bug")
+    assert second.status == "passed"
+    assert suite.exit_code == 2
+    written = json.loads((suite.run_dir / "first" / "result.json").read_text())
+    assert written["status"] == "error" and "checker bug" in written["reason"]

@@ -311,3 +311,43 @@ def test_xdist_runs_scenario_files_in_parallel(pytester: pytest.Pytester) -> Non
     result.assert_outcomes(passed=2)
     found = (pytester.path / "out").glob("2*/*/result.json")  # not the ``latest`` link
     assert sorted(p.parent.name for p in found) == ["one", "two"]
+
+
+NOT_PROVEN = """
+import pytest
+
+pytestmark = pytest.mark.chaos(workers={"count": 1, "concurrency": 1})
+
+
+def test_partition_in_the_body_is_a_skip(chaos_env):
+    chaos_env.fault("partition", worker=0)
+
+
+def test_a_fault_with_no_worker_to_hit_is_inconclusive(chaos_env):
+    chaos_env.dispatch("sample_tasks.tasks.work", kwargs={"seconds": 0.2, "steps": 2})
+    chaos_env.fault("kill_worker", worker=5)
+    assert chaos_env.wait_quiescent(timeout=30)
+"""
+
+
+@pytest.mark.integration
+def test_runs_that_proved_nothing_are_not_passes(pytester: pytest.Pytester) -> None:
+    text = (
+        SHORT.format(name="never-reached", expect="{ok: 2}")
+        .replace("checkpoint: step-2", "checkpoint: no-such-step")
+        .replace("timeout: 30", "timeout: 5")
+    )
+    write(pytester, "scenarios/never.yaml", text)
+    pytester.makepyfile(test_not_proven=NOT_PROVEN)
+    result = pytester.runpytest_subprocess(
+        "scenarios/", "test_not_proven.py", "-rs", "--chaos-report-dir", "out", timeout=240
+    )
+    result.assert_outcomes(passed=1, skipped=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "scenario never-reached: inconclusive (backend local, seed *)",
+            "why: fault 0 (kill_child) skipped: its trigger did not happen before the run ended",
+            "*inconclusive: fault 0 (kill_worker) skipped: no worker to target",
+            "SKIPPED*partition is not supported by the local backend",
+        ]
+    )

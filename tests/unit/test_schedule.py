@@ -15,11 +15,18 @@ from celery_chaos.cli import main
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState, check
 from celery_chaos.core.expectations import evaluate
+from celery_chaos.core.outcome import (
+    ERROR,
+    FAILED,
+    NOT_RUNNABLE,
+    PASSED,
+    ScenarioResult,
+    SuiteResult,
+)
 from celery_chaos.core.scenario import Range, Scenario, parse_scenario
 from celery_chaos.report import files as report
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
-from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, PASSED, ScenarioResult, SuiteResult
 from click.testing import CliRunner
 
 from tests.unit.histories import TASK, completed, killed
@@ -67,7 +74,7 @@ def nemesis(
     dispatches = workload.plan(plan)
     ledger = FakeLedger()
     backend = backend or SimpleNamespace(workers=[])
-    chaos = Nemesis(plan.faults, dispatches, backend, ledger, None, seed, log=lambda _: None)
+    chaos = Nemesis(plan.faults, dispatches, backend, ledger, seed, log=lambda _: None)
     return chaos, ledger, dispatches
 
 
@@ -174,7 +181,6 @@ def test_after_fault_fires_delay_after_the_fault_it_follows() -> None:
 
 
 def test_fault_without_a_running_target_is_recorded_skipped() -> None:
-    watcher = SimpleNamespace(attempt_of=lambda task_id: None, running={})
     plan = scenario(faults=[{"kind": "kill_child", "when": {"at": 0.0}, "target": {"task": 1}}])
     ledger = FakeLedger()
     chaos = Nemesis(
@@ -182,16 +188,26 @@ def test_fault_without_a_running_target_is_recorded_skipped() -> None:
         workload.plan(plan),
         SimpleNamespace(workers=[]),
         ledger,
-        watcher,
         7,
         log=lambda _: None,
     )
 
-    chaos.tick(0.0)
+    chaos.tick(0.0, running={})
 
     (recorded,) = ledger.events
     assert recorded["status"] == "skipped"
     assert recorded["hits"] == []
+
+
+def test_a_fault_whose_trigger_never_came_is_recorded_skipped_at_the_end() -> None:
+    chaos, ledger, _ = nemesis([{"kind": "kill_child", "when": {"task": 0, "checkpoint": "x"}}])
+    chaos.arm()
+
+    chaos.give_up(5.0)
+
+    (recorded,) = ledger.events
+    assert (recorded["status"], recorded["fired"], recorded["fault"]) == ("skipped", False, 0)
+    assert chaos.done
 
 
 # --- workload plan -----------------------------------------------------------------------

@@ -64,3 +64,18 @@ def test_a_failure_reported_before_we_noticed_the_death_resolves_it() -> None:
     chaos.observe({"type": h.TASK_FAILURE, "task_id": "t", "exc_type": "WorkerLostError"})
     chaos.check()
     assert chaos.settled()
+
+
+def test_a_death_is_blamed_on_the_fault_whose_event_names_it() -> None:
+    chaos, ledger = watcher(alive=set())
+    chaos.observe(start("t", 1, pid=10))
+    chaos.observe(start("u", 1, pid=12))
+    cause = "SIGKILL by kill_child fault"
+    fault = {"type": h.FAULT, "kind": "kill_child", "pid": 10, "worker": "w0", "blame": "pid"}
+    chaos.observe(fault | {"status": "injected", "cause": cause})
+    chaos.check()
+    reasons = {e["task_id"]: e["reason"] for e in ledger.events}
+    assert reasons == {
+        "t": "SIGKILL by kill_child fault",
+        "u": "process exited with no fault injected",
+    }

@@ -40,6 +40,9 @@ SIDE_EFFECT = "side_effect"  # task_id, attempt, key, applied, idempotent
 LOCK_ACQUIRED = "lock_acquired"  # task_id, attempt, name, reclaimed
 LOCK_RELEASED = "lock_released"  # task_id, attempt, name
 LOCK_BLOCKED = "lock_blocked"  # task_id, attempt, name, holder
+WORKER_EXIT = (
+    "worker_exit"  # worker, pid, exitcode, signal, log_tail (a worker main process exited)
+)
 RUN_END = "run_end"  # reason (quiescent|deadline|interrupted)
 
 Event = dict[str, Any]

@@ -6,18 +6,33 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.table import Table
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import VERDICTS
+from celery_chaos.core.outcome import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    NOT_RUNNABLE,
+    PASSED,
+    ScenarioResult,
+    SuiteResult,
+    failure_message,
+)
+from celery_chaos.report.mask import mask_event, mask_report, mask_text
+from celery_chaos.report.messages import counts_text
 
-if TYPE_CHECKING:
-    from celery_chaos.run.runner import ScenarioResult, SuiteResult
-
-STATUS_STYLE = {"passed": "green", "failed": "red", "not_runnable": "yellow", "error": "red"}
+STATUS_STYLE = {
+    PASSED: "green",
+    FAILED: "red",
+    INCONCLUSIVE: "magenta",
+    NOT_RUNNABLE: "yellow",
+    ERROR: "red",
+}
 
 
 def describe_event(event: h.Event) -> str:
@@ -25,10 +40,12 @@ def describe_event(event: h.Event) -> str:
     fields = " ".join(
         f"{k}={v}" for k, v in event.items() if k not in ("type", "ts", "seq") and v is not None
     )
-    return f"   {event['type']:<20} {fields}"[:240]
+    return mask_text(f"   {event['type']:<20} {fields}")[:240]
 
 
-def result_document(result: ScenarioResult) -> dict[str, Any]:
+def result_document(result: ScenarioResult, **extra: Any) -> dict[str, Any]:
+    """The one result.json format (scenario runs and ``chaos_env`` tests; ``extra`` adds the
+    test's own fields), secrets masked."""
     scenario = result.scenario
     document: dict[str, Any] = {
         "scenario": scenario.name,
@@ -37,6 +54,7 @@ def result_document(result: ScenarioResult) -> dict[str, Any]:
         "reason": result.reason,
         "backend": result.backend,
         "seed": result.seed,
+        "versions": result.versions,
         "end_reason": result.end_reason,
         "config": scenario.model_dump(mode="json"),
         "schedule": result.schedule,
@@ -46,29 +64,21 @@ def result_document(result: ScenarioResult) -> dict[str, Any]:
     }
     if result.verdicts is not None:
         document.update(result.verdicts.as_dict())
-    return document
+    return mask_report(document | extra)
 
 
-def write_scenario(result: ScenarioResult, history: list[h.Event]) -> None:
+def write_scenario(result: ScenarioResult, history: list[h.Event], **extra: Any) -> None:
+    """``result.json`` and ``history.jsonl`` into the result's folder, secrets masked."""
     result.report_dir.mkdir(parents=True, exist_ok=True)
     (result.report_dir / "result.json").write_text(
-        json.dumps(result_document(result), indent=2, default=str), encoding="utf-8"
+        json.dumps(result_document(result, **extra), indent=2, default=str), encoding="utf-8"
     )
-    h.write_jsonl(history, str(result.report_dir / "history.jsonl"))
+    h.write_jsonl(map(mask_event, history), str(result.report_dir / "history.jsonl"))
 
 
-def failure_message(result: ScenarioResult) -> str:
-    """Why a scenario failed, naming the offending tasks/locks/effects."""
-    if result.reason:
-        return result.reason
-    lines = []
-    for unmet in result.unmet:
-        line = f"{unmet.verdict}: expected {unmet.wanted}, got {unmet.actual}"
-        offenders = result.verdicts.offenders(unmet.verdict) if result.verdicts else []
-        if offenders:
-            line += " (" + ", ".join(offenders[:10]) + ")"
-        lines.append(line)
-    return "; ".join(lines)
+def why(result: ScenarioResult) -> str:
+    """:func:`failure_message`, masked: it quotes reasons that may carry URLs."""
+    return mask_text(failure_message(result))
 
 
 def junit_xml(suite: SuiteResult) -> str:
@@ -82,45 +92,40 @@ def junit_xml(suite: SuiteResult) -> str:
             name=result.scenario.name,
             time=str(result.timings.get("total", 0)),
         )
-        if result.status == "failed":
+        if result.status == FAILED:
             counts["failures"] += 1
-            ET.SubElement(case, "failure", message=failure_message(result)).text = json.dumps(
+            ET.SubElement(case, "failure", message=why(result)).text = json.dumps(
                 result.verdicts.counts if result.verdicts else {}
             )
-        elif result.status == "error":
+        elif result.status in (ERROR, INCONCLUSIVE):  # a run that proved nothing is no pass
             counts["errors"] += 1
-            ET.SubElement(case, "error", message=result.reason)
-        elif result.status == "not_runnable":
+            message = why(result)
+            if result.status == INCONCLUSIVE:
+                message = f"inconclusive: {message}"
+            ET.SubElement(case, "error", message=message, type=result.status)
+        elif result.status == NOT_RUNNABLE:
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message=result.reason)
+            ET.SubElement(case, "skipped", message=why(result))
     for key, value in counts.items():
         root.set(key, str(value))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
-def _verdict_cell(result: ScenarioResult) -> str:
-    if result.verdicts is None:
-        return "-"
-    counts = result.verdicts.counts
-    return ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "none"
-
-
 def markdown_summary(suite: SuiteResult) -> str:
     """A Markdown table suitable for a CI job summary."""
-    passed = sum(1 for r in suite.results if r.status == "passed")
     lines = [
         "## celery-chaos resilience run",
         "",
-        f"{passed}/{len(suite.results)} scenarios met their expectations.",
+        f"{suite.passed}/{len(suite.results)} scenarios met their expectations.",
         "",
         "| scenario | status | tasks | verdicts | expectation |",
         "|---|---|---|---|---|",
     ]
     for result in suite.results:
         tasks = len(result.verdicts.tasks) if result.verdicts else "-"
-        expectation = "met" if result.status == "passed" else failure_message(result) or "-"
+        expectation = "met" if result.status == PASSED else why(result) or "-"
         lines.append(
-            f"| {result.scenario.name} | {result.status} | {tasks} | {_verdict_cell(result)}"
+            f"| {result.scenario.name} | {result.status} | {tasks} | {counts_text(result.verdicts)}"
             f" | {expectation.replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
@@ -167,6 +172,6 @@ def scenario_footer(result: ScenarioResult) -> str:
     """The lines printed under a scenario's table: size, how it ended, where the report is."""
     tasks = len(result.verdicts.tasks) if result.verdicts else 0
     lines = [f"   {tasks} tasks, ended: {result.end_reason or '-'}, report: {result.report_dir}"]
-    if result.status != "passed":
-        lines.append(f"   why: {failure_message(result)}")
+    if result.status != PASSED:
+        lines.append(f"   why: {why(result)}")
     return "\n".join(lines)

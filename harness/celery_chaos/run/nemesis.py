@@ -13,15 +13,17 @@ Triggers:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.backends.base import Backend, Worker
 from celery_chaos.core import history as h
-from celery_chaos.core.scenario import Fault, parse_size
+from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
-from celery_chaos.run.watcher import LiveAttempt, Watcher
+from celery_chaos.run import faults
+from celery_chaos.run.watcher import LiveAttempt
 from celery_chaos.run.workload import Dispatch
 
 
@@ -56,7 +58,6 @@ class Nemesis:
         dispatches: list[Dispatch],
         backend: Backend,
         ledger: Ledger,
-        watcher: Watcher,
         seed: int,
         log: Callable[[str], None] = print,
     ):
@@ -64,7 +65,6 @@ class Nemesis:
         self.dispatches = dispatches
         self.backend = backend
         self.ledger = ledger
-        self.watcher = watcher
         self.log = log
         self.planned = [self._plan(i, fault) for i, fault in enumerate(faults)]
 
@@ -113,8 +113,9 @@ class Nemesis:
             if planned.breakpoint == point and planned.due is None:
                 planned.due = now + planned.fault.when.delay
 
-    def tick(self, now: float) -> None:
-        """Fire every fault that is due at time offset ``now``."""
+    def tick(self, now: float, running: Mapping[Any, LiveAttempt] | None = None) -> None:
+        """Fire every fault that is due at time offset ``now``; ``running`` are the attempts
+        running right now (the watcher's view, handed over by the loop)."""
         for planned in self.planned:
             if planned.fired:
                 continue
@@ -122,7 +123,7 @@ class Nemesis:
             if after is not None and planned.due is None and self.planned[after].fired:
                 planned.due = self.planned[after].fired_at + planned.fault.when.delay
             if planned.due is not None and now >= planned.due:
-                self._fire(planned, now)
+                self._fire(planned, now, running or {})
 
     def release_all(self) -> None:
         """Let every task still parked at a breakpoint go on (end of run, or an aborted fault)."""
@@ -130,13 +131,42 @@ class Nemesis:
             if planned.breakpoint:
                 self.ledger.release_breakpoint(planned.breakpoint)
 
+    def give_up(self, now: float) -> None:
+        """Record every fault whose trigger never came (a checkpoint never reached, a run that
+        ended first) as ``skipped``: the history then shows the fault did not happen."""
+        for planned in self.planned:
+            if not planned.fired:
+                planned.fired, planned.fired_at = True, now
+                planned.detail = self.ledger.record(
+                    h.FAULT,
+                    fault=planned.index,
+                    kind=planned.fault.kind,
+                    status=faults.SKIPPED,
+                    detail="its trigger did not happen before the run ended",
+                    fired=False,
+                    hits=[],
+                    offset=round(now, 4),
+                )
+
     # --- carrying faults out ----------------------------------------------------------
-    def _target_attempt(self, fault: Fault) -> LiveAttempt | None:
+    def _target(self, fault: Fault, running: Mapping[Any, LiveAttempt]) -> faults.Target:
+        attempt = None
+        if FAULT_TABLE[fault.kind].needs_task or fault.target_task() is not None:
+            attempt = self._target_attempt(fault, running)
+        worker = self._target_worker(fault, attempt)
+        on_worker = [a for a in running.values() if worker and a.worker == worker.name]
+        return faults.Target(worker, attempt, on_worker)
+
+    def _target_attempt(
+        self, fault: Fault, running: Mapping[Any, LiveAttempt]
+    ) -> LiveAttempt | None:
         task = fault.target_task()
         if task is not None:
-            return self.watcher.attempt_of(self.dispatches[task].task_id)
-        running = sorted(self.watcher.running.values(), key=lambda a: (a.task_id, a.attempt))
-        return self.rng.choice(running) if running else None
+            task_id = self.dispatches[task].task_id
+            found = [a for a in running.values() if a.task_id == task_id]
+            return max(found, key=lambda a: a.attempt) if found else None
+        candidates = sorted(running.values(), key=lambda a: (a.task_id, a.attempt))
+        return self.rng.choice(candidates) if candidates else None
 
     def _target_worker(self, fault: Fault, attempt: LiveAttempt | None) -> Worker | None:
         workers = self.backend.workers
@@ -146,88 +176,31 @@ class Nemesis:
             return self.backend.worker_named(attempt.worker)
         return workers[0] if workers else None
 
-    def _fire(self, planned: PlannedFault, now: float) -> None:
+    def _fire(self, planned: PlannedFault, now: float, running: Mapping[Any, LiveAttempt]) -> None:
         planned.fired, planned.fired_at = True, now
         fault = planned.fault
-        needs_task = fault.kind in ("kill_child", "oom")
-        attempt = (
-            self._target_attempt(fault) if needs_task or fault.target_task() is not None else None
-        )
-        worker = self._target_worker(fault, attempt)
-        release = self._releaser(planned)
-        try:
-            status, detail, hits = self._apply(fault, worker, attempt, release)
-        except Exception as error:  # a failed injection is recorded, never hidden
-            status, detail, hits = "failed", f"{type(error).__name__}: {error}", []
-        release()
+        target = self._target(fault, running)
+        outcome = faults.apply(self.backend, fault, target, lambda: self._release(planned))
+        self._release(planned)
+        attempt = target.attempt
         event = self.ledger.record(
             h.FAULT,
             fault=planned.index,
             kind=fault.kind,
-            status=status,
-            worker=worker.name if worker else None,
+            status=outcome.status,
+            worker=target.worker.name if target.worker else None,
             task_id=attempt.task_id if attempt else None,
             pid=attempt.pid if attempt else None,
-            hits=hits,
-            detail=detail,
+            hits=outcome.hits,
+            detail=outcome.detail,
+            blame=outcome.blame,
+            cause=outcome.cause,
             offset=round(now, 4),
         )
         planned.detail = event
-        self.log(f"[t={now:6.2f}s] fault {planned.index} {fault.kind}: {status}: {detail}")
+        line = f"fault {planned.index} {fault.kind}: {outcome.status}: {outcome.detail}"
+        self.log(f"[t={now:6.2f}s] {line}")
 
-    def _releaser(self, planned: PlannedFault) -> Callable[[], None]:
-        def release() -> None:
-            if planned.breakpoint:
-                self.ledger.release_breakpoint(planned.breakpoint)
-
-        return release
-
-    def _apply(
-        self,
-        fault: Fault,
-        worker: Worker | None,
-        attempt: LiveAttempt | None,
-        release: Callable[[], None],
-    ) -> tuple[str, str, list[dict[str, Any]]]:
-        kind, backend = fault.kind, self.backend
-        if kind == "start_worker":
-            started = backend.start_worker()
-            return "injected", f"started {started.name}", []
-        if kind in ("kill_child", "oom") and attempt is None:
-            return "skipped", "no running attempt of the target task", []
-        if kind == "restart_broker":
-            return "injected", backend.restart_broker(), []
-        if worker is None:
-            return "skipped", "no worker to target", []
-        hit = [{"task_id": a.task_id, "attempt": a.attempt} for a in self._on_worker(worker)]
-        if kind == "kill_child":
-            assert attempt is not None
-            self.watcher.blame(attempt.pid, "SIGKILL by kill_child fault")
-            hits = [{"task_id": attempt.task_id, "attempt": attempt.attempt}]
-            return "injected", backend.kill_pool_process(worker, attempt.pid), hits
-        if kind == "kill_worker":
-            self.watcher.blame(worker.name, "SIGKILL by kill_worker fault (whole worker)")
-            return "injected", backend.kill_worker(worker), hit
-        if kind == "restart_worker":
-            self.watcher.blame(worker.name, "SIGKILL by restart_worker fault")
-            detail = backend.kill_worker(worker)
-            started = backend.start_worker()
-            return "injected", f"{detail}; started {started.name}", hit
-        if kind == "oom":
-            assert attempt is not None
-            detail = backend.oom(worker, parse_size(fault.headroom), fault.wait, release)
-            died = not backend.process_alive(worker, attempt.pid)
-            hits = [{"task_id": attempt.task_id, "attempt": attempt.attempt}] if died else []
-            return "injected", detail, hits
-        if kind in ("terminate", "quit"):
-            signame = "SIGTERM" if kind == "terminate" else "SIGQUIT"
-            self.watcher.blame(worker.name, f"{signame} by {kind} fault")
-            return "injected", backend.signal_worker(worker, signame), []
-        if kind in ("pause", "resume"):
-            return "injected", backend.pause_worker(worker, paused=kind == "pause"), []
-        if kind in ("partition", "heal"):
-            return "injected", backend.partition(worker, connected=kind == "heal"), []
-        return "skipped", f"unknown fault kind {kind}", []
-
-    def _on_worker(self, worker: Worker) -> list[LiveAttempt]:
-        return [a for a in self.watcher.running.values() if a.worker == worker.name]
+    def _release(self, planned: PlannedFault) -> None:
+        if planned.breakpoint:
+            self.ledger.release_breakpoint(planned.breakpoint)

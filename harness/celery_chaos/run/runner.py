@@ -1,5 +1,5 @@
-"""Runs scenarios: provision (backend), dispatch (workload), inject (nemesis), observe (watcher),
-then judge (checker), compare (expectations) and write (report).
+"""Runs scenarios: provision (backend), then the run loop (dispatch, inject, observe), then judge
+(checker), compare (expectations), conclude (status) and write (report).
 
 A run ends at *quiescence* (everything dispatched, every fault fired, no attempt running and no
 message of ours left in the broker, stable for ``settle`` seconds: nothing more can happen) or at
@@ -9,7 +9,6 @@ state the checker sees cannot move under it.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,33 +18,38 @@ from typing import Any
 
 from celery_chaos.backends import Backend, BackendError, Unsupported, make_backend
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import BrokerState, Verdicts, check
-from celery_chaos.core.expectations import ExpectationResult, evaluate
+from celery_chaos.core.checker import check
+from celery_chaos.core.expectations import evaluate
+from celery_chaos.core.outcome import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    NOT_RUNNABLE,
+    PASSED,
+    ScenarioResult,
+    SuiteResult,
+    conclude,
+    unproven_faults,
+)
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.report import files as report
-from celery_chaos.run import workload
-from celery_chaos.run.nemesis import Nemesis
-from celery_chaos.run.watcher import Watcher
+from celery_chaos.report.mask import mask_text
+from celery_chaos.run import versions, workload
+from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 
-POLL_INTERVAL = 0.01
-
-PASSED, FAILED, NOT_RUNNABLE, ERROR = "passed", "failed", "not_runnable", "error"
-
-
-@dataclass
-class QuietWindow:
-    """Quiescence must hold without a break for ``settle`` seconds before a run may end: a
-    message can be in flight between the broker and a worker for a moment."""
-
-    settle: float
-    since: float | None = None
-
-    def held(self, quiet: bool, now: float) -> bool:
-        if not quiet:
-            self.since = None
-            return False
-        self.since = now if self.since is None else self.since
-        return now - self.since >= self.settle
+__all__ = [
+    "ERROR",
+    "FAILED",
+    "INCONCLUSIVE",
+    "NOT_RUNNABLE",
+    "PASSED",
+    "RunOptions",
+    "ScenarioResult",
+    "SuiteResult",
+    "new_run_dir",
+    "run_scenario",
+    "run_suite",
+]
 
 
 @dataclass
@@ -59,157 +63,88 @@ class RunOptions:
     on_finish: Callable[[Backend], None] | None = None
 
 
-@dataclass
-class ScenarioResult:
-    scenario: Scenario
-    status: str
-    seed: int
-    backend: str
-    report_dir: Path
-    reason: str = ""
-    end_reason: str = ""
-    verdicts: Verdicts | None = None
-    expectations: list[ExpectationResult] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    schedule: list[str] = field(default_factory=list)
+def _drive(
+    scenario: Scenario, backend: Backend, result: ScenarioResult, options: RunOptions, log: Any
+) -> Snapshot:
+    """The loop over one started environment: schedule, workload, faults, then the snapshot."""
+    assert backend.ledger is not None
+    on_event = (lambda e: log(report.describe_event(e))) if options.verbose else None
+    loop = Loop(
+        backend,
+        backend.ledger,
+        workload.plan(scenario),
+        scenario.faults,
+        result.seed,
+        log,
+        on_event,
+    )
+    result.schedule = loop.nemesis.schedule
+    for line in result.schedule:
+        log(f"   schedule: {line}")
+    client = workload.make_client(backend.broker_url, scenario.celery)
+    try:
+        loop.nemesis.arm()
+        quiet = loop.wait(scenario.timeout, scenario.settle, fire=True, client=client)
+        result.end_reason = "quiescent" if quiet else "deadline"
+        result.timings["workload"] = round(loop.now(), 3)
+        loop.stop_faults()
+        backend.freeze()
+        backend.ledger.record(h.RUN_END, reason=result.end_reason)
+        return loop.snapshot()
+    finally:
+        client.close()
 
-    @property
-    def unmet(self) -> list[ExpectationResult]:
-        return [e for e in self.expectations if not e.met]
+
+def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
+    """Checker, expectations, status. Raises only what the caller turns into ``error``."""
+    history, broker_state, held = snapshot
+    checked = time.monotonic()
+    result.verdicts = check(history, broker_state, held, result.scenario.redelivery_threshold)
+    result.timings["checker"] = round(time.monotonic() - checked, 4)
+    result.expectations = evaluate(result.scenario.expect, result.verdicts.counts)
+    conclude(result, unproven_faults(history))
 
 
-@dataclass
-class SuiteResult:
-    results: list[ScenarioResult]
-    run_dir: Path
-
-    @property
-    def exit_code(self) -> int:
-        """0 all met, 1 an expectation failed, 2 a scenario could not run here."""
-        statuses = {r.status for r in self.results}
-        if FAILED in statuses:
-            return 1
-        return 2 if statuses & {NOT_RUNNABLE, ERROR} else 0
-
-
-class _Run:
-    """The state of one scenario while it runs."""
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        backend: Backend,
-        seed: int,
-        log: Callable[[str], None],
-        verbose: bool,
-    ):
-        assert backend.ledger is not None
-        self.scenario = scenario
-        self.backend = backend
-        self.ledger = backend.ledger
-        self.log = log
-        self.verbose = verbose
-        self.dispatches = workload.plan(scenario)
-        self.task_ids = {d.task_id for d in self.dispatches}
-        lost_wait = float(scenario.celery.get("worker_lost_wait", 10.0))
-        self.watcher = Watcher(backend, self.ledger, worker_lost_wait=lost_wait)
-        self.nemesis = Nemesis(
-            scenario.faults, self.dispatches, backend, self.ledger, self.watcher, seed, log
+def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Event]:
+    """Provision, drive, judge; every failure becomes this scenario's status and reason."""
+    scenario, history, began = result.scenario, [], time.monotonic()
+    try:
+        backend = make_backend(
+            options.backend, scenario, result.report_dir, log=log, **options.backend_options
         )
-        self.client = workload.make_client(backend.broker_url, scenario.celery)
-
-    def _quiet(self) -> bool:
-        settled = (
-            all(d.sent for d in self.dispatches) and self.nemesis.done and self.watcher.settled()
-        )
-        return settled and not self.backend.broker_state().may_hold(self.task_ids)
-
-    def drive(self) -> str:
-        """Dispatch, inject and watch until quiescence or the deadline; returns which."""
-        self.nemesis.arm()
-        start = time.monotonic()
-        window = QuietWindow(self.scenario.settle)
-        while True:
-            now = time.monotonic() - start
-            for dispatch in self.dispatches:
-                if not dispatch.sent and now >= dispatch.at:
-                    workload.send(self.client, self.ledger, dispatch)
-            for event in self.ledger.poll():
-                self.watcher.observe(event)
-                self.nemesis.observe(event, now)
-                if self.verbose:
-                    self.log(report.describe_event(event))
-            self.watcher.check()
-            self.nemesis.tick(now)
-            if window.held(self._quiet(), now):
-                return "quiescent"
-            if now >= self.scenario.timeout:
-                return "deadline"
-            time.sleep(POLL_INTERVAL)
-
-    def finish(self, end_reason: str) -> tuple[list[h.Event], BrokerState, dict[str, str]]:
-        """Freeze the workers, then read the final broker state, locks and history."""
-        self.nemesis.release_all()
-        self.backend.freeze()
-        broker_state = self.backend.broker_state()
-        held = self.ledger.held_locks()
-        self.ledger.record(h.RUN_END, reason=end_reason)
-        self.client.close()
-        return self.ledger.read_all(), broker_state, held
-
-
-def _seed_for(scenario: Scenario, options: RunOptions) -> int:
-    if scenario.seed is not None:
-        return scenario.seed
-    if options.seed is not None:
-        return options.seed
-    return random.SystemRandom().randrange(2**31)
+        backend.check_runnable()
+        with backend:
+            backend.start()
+            result.timings["environment_ready"] = round(time.monotonic() - began, 3)
+            result.versions |= versions.broker_version(backend)
+            snapshot = _drive(scenario, backend, result, options, log)
+            history = snapshot[0]
+            if options.on_finish is not None:
+                options.on_finish(backend)
+        _judge(result, snapshot)
+    except Unsupported as error:
+        result.status, result.reason = NOT_RUNNABLE, str(error)
+    except BackendError as error:
+        result.status, result.reason = ERROR, str(error)
+    except Exception as error:  # the checker or a probe raised: this scenario's error only
+        result.status, result.reason = ERROR, f"{type(error).__name__}: {error}"
+    result.timings["total"] = round(time.monotonic() - began, 3)
+    return history
 
 
 def run_scenario(
     scenario: Scenario, options: RunOptions, run_root: Path, log: Callable[[str], None] = print
 ) -> ScenarioResult:
     """Run one scenario end to end and write its report folder."""
-    seed = _seed_for(scenario, options)
+    seed = pick_seed(scenario.seed, options.seed)
     result = ScenarioResult(scenario, ERROR, seed, options.backend, run_root / scenario.name)
+    result.versions = versions.library_versions()
     log(f"== {scenario.name} (backend {options.backend}, seed {seed})")
+    history = _execute(result, options, lambda line: log(mask_text(line)))
     try:
-        backend = make_backend(
-            options.backend, scenario, result.report_dir, log=log, **options.backend_options
-        )
-        backend.check_runnable()
-    except Unsupported as error:
-        result.status, result.reason = NOT_RUNNABLE, str(error)
-        report.write_scenario(result, [])
-        return result
-    history: list[h.Event] = []
-    began = time.monotonic()
-    try:
-        with backend:
-            backend.start()
-            result.timings["environment_ready"] = round(time.monotonic() - began, 3)
-            run = _Run(scenario, backend, seed, log, options.verbose)
-            result.schedule = run.nemesis.schedule
-            for line in result.schedule:
-                log(f"   schedule: {line}")
-            started = time.monotonic()
-            result.end_reason = run.drive()
-            result.timings["workload"] = round(time.monotonic() - started, 3)
-            history, broker_state, held = run.finish(result.end_reason)
-            if options.on_finish is not None:
-                options.on_finish(backend)
-    except Unsupported as error:
-        result.status, result.reason = NOT_RUNNABLE, str(error)
-    except BackendError as error:
-        result.status, result.reason = ERROR, str(error)
-    else:
-        checked = time.monotonic()
-        result.verdicts = check(history, broker_state, held, scenario.redelivery_threshold)
-        result.timings["checker"] = round(time.monotonic() - checked, 4)
-        result.expectations = evaluate(scenario.expect, result.verdicts.counts)
-        result.status = FAILED if result.unmet else PASSED
-    result.timings["total"] = round(time.monotonic() - began, 3)
-    report.write_scenario(result, history)
+        report.write_scenario(result, history)
+    except Exception as error:  # a report that cannot be written is this scenario's error
+        result.status, result.reason = ERROR, f"report: {type(error).__name__}: {error}"
     return result
 
 

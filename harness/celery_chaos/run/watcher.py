@@ -2,7 +2,8 @@
 
 The agent cannot report its own SIGKILL, so the harness notices the death (the pid is gone) and
 writes a ``process_exit`` event naming the cause it can prove: the kernel's OOM counter moved,
-a fault we injected hit that process or worker, or the worker itself exited.
+a fault we injected hit that process or worker (the ``fault`` event in the history says so), or
+the worker itself exited.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from celery_chaos.core import exit_reasons as reasons
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 
+DEFAULT_WORKER_LOST_WAIT = 10.0  # Celery's own default for worker_lost_wait
+MARGIN = 1.0  # a dead attempt's report is awaited for worker_lost_wait + this
+
 
 @dataclass
 class LiveAttempt:
@@ -25,7 +29,9 @@ class LiveAttempt:
 
 
 class Watcher:
-    def __init__(self, backend: Backend, ledger: Ledger, worker_lost_wait: float = 10.0):
+    def __init__(
+        self, backend: Backend, ledger: Ledger, worker_lost_wait: float = DEFAULT_WORKER_LOST_WAIT
+    ):
         self.backend = backend
         self.ledger = ledger
         self.worker_lost_wait = worker_lost_wait
@@ -56,10 +62,9 @@ class Watcher:
             self._reported_failed.add(event["task_id"])
             if event.get("exc_type") == "TimeLimitExceeded":
                 self._time_limited.add(event["task_id"])
-
-    def blame(self, target: object, cause: str) -> None:
-        """Remember that a fault hit ``target`` (a pid or a worker name)."""
-        self._blame[target] = cause
+        elif kind == h.FAULT and event.get("blame") in ("pid", "worker"):
+            # The fault event names whom it hit: a death of that pid/worker is its doing.
+            self._blame[event[event["blame"]]] = event["cause"]
 
     def attempt_of(self, task_id: str) -> LiveAttempt | None:
         """The running attempt of ``task_id``, if one is running."""
@@ -122,6 +127,6 @@ class Watcher:
         for task_id, (attempt, died) in list(self.unresolved.items()):
             worker = self.backend.worker_named(attempt.worker)
             worker_gone = worker is None or self.backend.worker_exit_reason(worker) is not None
-            if worker_gone or now - died > self.worker_lost_wait + 1.0:
+            if worker_gone or now - died > self.worker_lost_wait + MARGIN:
                 del self.unresolved[task_id]
         return not self.running and not self.unresolved

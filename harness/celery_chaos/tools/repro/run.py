@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.backends import Backend
+from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
 from celery_chaos.tools.repro.app import build_scenario, inspect_app
@@ -64,7 +65,7 @@ def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
     }
     document["probes"] = outcome.probes
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+    path.write_text(json.dumps(mask_report(document), indent=2, default=str), encoding="utf-8")
     from celery_chaos.report import files as report
 
     report.write_suite(runner.SuiteResult([outcome.result], outcome.run_dir))

@@ -12,13 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from celery_chaos.core.fault_kinds import repro_kinds
 from celery_chaos.core.scenario import first_error
 from celery_chaos.core.yaml_input import InputError, read_yaml
 
-FaultKind = Literal[
-    "kill_child", "kill_worker", "restart_worker", "oom", "terminate", "quit", "restart_broker"
-]
-FAULTS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
+FAULTS: tuple[str, ...] = repro_kinds()  # from the one fault table
+FaultKind = Literal[FAULTS]  # type: ignore[valid-type]
 # Faults after which the killed worker is gone: a replacement is started so a redelivered message
 # has somewhere to run (as a process supervisor or Kubernetes would do).
 NEEDS_REPLACEMENT = ("kill_worker", "terminate", "quit")

@@ -61,7 +61,7 @@ def _visibility_seconds(view: AppView) -> float:
 
 def _fault_event(result: ScenarioResult) -> dict[str, Any] | None:
     faults = result.verdicts.faults if result.verdicts else []
-    return next((f for f in faults if f.get("fault") == 0), None)
+    return next((f for f in faults if f.get("fault") == 0 and f.get("fired", True)), None)
 
 
 def _not_hit(result: ScenarioResult, spec: ReproSpec) -> Verdict | None:

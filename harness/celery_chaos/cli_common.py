@@ -1,0 +1,93 @@
+"""What every ``celery-chaos`` command shares: the console, one-line usage errors (exit 2),
+masked output, the ``--report-dir`` option and its check, Ctrl-C/SIGTERM as an interrupt."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+
+from celery_chaos.core.outcome import EXIT_INTERRUPTED, EXIT_UNUSABLE
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]
+from celery_chaos.report.mask import mask, mask_text
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+class UsageProblem(click.ClickException):
+    """A one-line error with exit code 2."""
+
+    exit_code = EXIT_UNUSABLE
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"celery-chaos: error: {self.message}", err=True)
+
+
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _plain(line: str) -> None:
+    console.print(mask_text(line), markup=False, highlight=False)
+
+
+def _writable_report_dir(report_dir: Path) -> None:
+    """Exit 2 naming --report-dir before anything starts when run folders cannot go there."""
+    import tempfile
+
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=report_dir):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageProblem(f"--report-dir {report_dir}: not a writable folder ({reason})") from None
+
+
+def report_dir_option(what: str) -> Any:
+    """``--report-dir``, checked writable by :func:`_writable_report_dir` before a run."""
+    return click.option(
+        "--report-dir",
+        type=click.Path(path_type=Path),
+        default=Path("reports"),
+        show_default=True,
+        help=f"Where {what} written.",
+    )
+
+
+def _line(text: str, style: str | None = None) -> None:
+    """One unwrapped line: verdicts and probe values stay whole in CI logs."""
+    from rich.text import Text
+
+    console.print(Text(mask(text), style=style or ""), soft_wrap=True)
+
+
+def backend_option(help_text: str) -> Any:
+    """``--backend local|docker``."""
+    from celery_chaos.backends import BACKENDS
+
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="local",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def interruptible(work: Callable[[], Any]) -> Any:
+    """Run ``work`` with SIGTERM as Ctrl-C; interrupted: a one-line note and exit 130 (the
+    backends have stopped everything they started on the way out)."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return work()
+    except KeyboardInterrupt:
+        click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,268 @@
+"""``celery-chaos repro`` and ``celery-chaos audit``: commands about *your* app."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from celery_chaos.backends import BackendError
+from celery_chaos.cli_common import (
+    UsageProblem,
+    _line,
+    _plain,
+    _writable_report_dir,
+    backend_option,
+    console,
+    interruptible,
+    report_dir_option,
+)
+from celery_chaos.tools.repro import FAULTS as REPRO_FAULTS
+
+
+def _json_option(text: str | None, option: str, kind: type) -> Any:
+    """A JSON list/object option, or None when not given (a --file may supply it)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise UsageProblem(f"{option} {text!r}: not valid JSON ({error})") from None
+    if not isinstance(value, kind):
+        raise UsageProblem(f"{option}: expected a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+def _repro_spec(
+    repro_file: Path | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    overrides: tuple[str, ...],
+    env: tuple[str, ...],
+    given: dict[str, Any],
+) -> Any:
+    """The repro file's spec with the command line's options on top (bad input: exit 2)."""
+    from celery_chaos.tools import repro as repro_run
+
+    try:
+        return repro_run.merge(
+            repro_run.load_spec(repro_file),
+            args=_json_option(args_json, "--args", list),
+            kwargs=_json_option(kwargs_json, "--kwargs", dict),
+            celery=repro_run.parse_settings(overrides) or None,
+            env=dict(repro_run.parse_assignment(item, "--env") for item in env) or None,
+            **given,
+        )
+    except repro_run.ReproError as error:
+        raise UsageProblem(str(error)) from None
+
+
+def _print_repro(outcome: Any) -> None:
+    verdict = outcome.verdict
+    style = {0: "bold green", 1: "bold red"}.get(outcome.exit_code, "bold yellow")
+    console.print()
+    _line(verdict.headline, style)
+    if verdict.code == "NOT RUN":
+        _line(f"Logs: {outcome.result.report_dir / 'logs'}")
+        return
+    for reason in verdict.reasons:
+        _line(f"  because {reason}")
+    _line(f"Settings in effect for {outcome.result.scenario.workload[0].task}:")
+    for setting in outcome.settings:
+        _line(f"  {setting}")
+    if outcome.probes:
+        _line("Probes:")
+    for probe in outcome.probes:
+        _line(f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}")
+    _line(f"Report: {outcome.result.report_dir / 'result.json'}")
+
+
+@click.command()
+@click.option(
+    "--app",
+    "app_spec",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="Your Celery app, importable from the current directory (e.g. myproject.celery:app).",
+)
+@click.option("--task", default=None, help="The registered name of the task to dispatch.")
+@click.option("--args", "args_json", default=None, metavar="JSON", help="A JSON list (default []).")
+@click.option(
+    "--kwargs", "kwargs_json", default=None, metavar="JSON", help="A JSON object (default {})."
+)
+@click.option(
+    "--fault",
+    type=click.Choice(REPRO_FAULTS),
+    default=None,
+    help="What hits the worker running the task (default kill_child: SIGKILL its pool process).",
+)
+@click.option(
+    "--at",
+    default=None,
+    metavar="TRIGGER",
+    help="checkpoint:NAME (your task calls celery_chaos.checkpoint(NAME); the fault lands"
+    " exactly there) or seconds:S after dispatch (no instrumentation needed).",
+)
+@backend_option(
+    "local: worker processes here; docker: containers (--worker-image must hold your app)."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one Celery setting (VALUE is JSON when it parses, e.g. true, 5, {...}).",
+)
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An environment variable for the workers and for importing the app here.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Workers (default 1).")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=None, help="Pool size (default 2)."
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default=None,
+    help="Worker pool (default prefork).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after S seconds (default 60). A PENDING task is only known at the timeout.",
+)
+@click.option(
+    "--file",
+    "repro_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A repro file: probes to read afterwards, and defaults for every option above.",
+)
+@report_dir_option("the run folder is")
+@click.option("--worker-image", default=None, help="docker backend: an image containing your app.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
+def repro(
+    app_spec: str | None,
+    task: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    fault: str | None,
+    at: str | None,
+    backend: str,
+    overrides: tuple[str, ...],
+    env: tuple[str, ...],
+    workers: int | None,
+    concurrency: int | None,
+    pool: str | None,
+    timeout: float | None,
+    repro_file: Path | None,
+    report_dir: Path,
+    worker_image: str | None,
+    verbose: bool,
+) -> None:
+    """Kill a worker of YOUR app mid-task and report what your configuration does to the task.
+
+    Starts workers of --app with your own settings (nothing is overridden unless you --set it;
+    only the broker URL is replaced by the harness's own Redis broker), dispatches --task,
+    injects --fault at --at and prints the verdict: LOST, PENDING (until the visibility
+    timeout), RECOVERED, DUPLICATED or OK, the settings that caused it, and the probes of --file.
+
+    Exit 0: the task completed exactly once and no lock probe is held; 1: it was lost, pending,
+    duplicated or looped, or a lock is still held; 2: the repro could not be carried out (bad
+    input, app not importable, the fault never hit the task); 130: interrupted.
+    """
+    from celery_chaos.run.runner import RunOptions
+    from celery_chaos.tools import repro as repro_run
+
+    if worker_image and backend != "docker":
+        raise UsageProblem("--worker-image: only with --backend docker")
+    given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
+    given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout}
+    spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
+    _writable_report_dir(report_dir)
+    images = {"worker_image": worker_image} if worker_image else {}
+    options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
+    try:
+        outcome = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), _plain))
+    except (repro_run.ReproError, BackendError) as error:
+        raise UsageProblem(str(error)) from None
+    _print_repro(outcome)
+    sys.exit(outcome.exit_code)
+
+
+@click.command(name="audit")
+@click.option(
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="Your Celery app, importable from the current directory (e.g. myproject.celery:app).",
+)
+@click.option(
+    "--max-eta",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="The longest ETA/countdown your code uses (configuration cannot show it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def audit_app(app_spec: str, max_eta: float | None, as_json: bool) -> None:
+    """List the worker-death risks in your app's configuration, without running anything.
+
+    Imports --app (no instrumentation), reads its effective settings (app.conf, including
+    broker_transport_options) and every registered task's acks_late, reject_on_worker_lost,
+    time_limit and soft_time_limit. Each finding gives its level, the setting, what it causes
+    when a worker dies and the built-in scenario that demonstrates it (celery-chaos run --only
+    NAME). Exit 1 when a finding is an error, 0 otherwise, 2 when the app cannot be imported.
+    """
+    from celery_chaos.tools import audit as auditing
+
+    try:
+        app = auditing.import_app(app_spec, Path.cwd())
+        settings = auditing.collect(app)
+    except auditing.AppImportError as error:
+        raise UsageProblem(f"--app {error}") from None
+    except Exception as error:  # finalizing the app imports the user's task modules
+        raise UsageProblem(f"--app {app_spec}: {type(error).__name__}: {error}") from None
+    findings = auditing.audit(settings.config, settings.tasks, settings.celery_version, max_eta)
+    if as_json:
+        document = auditing.report_document(app_spec, settings, findings)
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        _print_audit(app_spec, settings, findings)
+    sys.exit(auditing.exit_code(findings))
+
+
+def _print_audit(app_spec: str, settings: Any, findings: list) -> None:
+    """One block per finding: plain text that reads the same in a terminal and a CI log."""
+    import textwrap
+
+    from rich.text import Text
+
+    from celery_chaos.tools import audit as auditing
+
+    broker = auditing.redact(settings.config["broker_url"]) or "amqp (Celery's default)"
+    version = ".".join(map(str, settings.celery_version))
+    _plain(f"{app_spec}: Celery {version}, broker {broker}")
+    _plain(f"tasks: {', '.join(sorted(settings.tasks)) or '(none registered)'}")
+    styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    for finding in findings:
+        console.print()
+        console.print(Text(f"{finding.level.upper():<9}", style=styles[finding.level]), end="")
+        _plain(finding.setting)
+        for line in textwrap.wrap(finding.causes, width=90):
+            _plain(f"         {line}")
+        if finding.tasks:
+            _plain(f"         tasks: {', '.join(finding.tasks)}")
+        if finding.scenario:
+            _plain(f"         shown by: {finding.shown_by}")
+    counts = {level: sum(1 for f in findings if f.level == level) for level in auditing.LEVELS}
+    _plain("\n" + ", ".join(f"{level}: {n}" for level, n in counts.items()))

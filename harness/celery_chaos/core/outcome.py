@@ -1,0 +1,110 @@
+"""What a run concluded: one status per scenario, the suite's exit code, and why.
+
+Statuses, from the history and the expectations only:
+
+- ``passed``: every fault fired and every expectation was met.
+- ``failed``: an expectation was not met, every fault fired.
+- ``inconclusive``: a fault was ``skipped`` (no target) or ``failed`` (its injection raised):
+  the run did not test what the scenario claims, whatever the verdicts say.
+- ``not_runnable``: this backend/host cannot inject a fault of the scenario.
+- ``error``: the environment broke, or the checker or the report raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery_chaos.core import history as h
+from celery_chaos.core.checker import Verdicts
+from celery_chaos.core.expectations import ExpectationResult
+from celery_chaos.core.scenario import Scenario
+
+PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
+NOT_RUNNABLE, ERROR = "not_runnable", "error"
+STATUSES = (PASSED, FAILED, INCONCLUSIVE, NOT_RUNNABLE, ERROR)
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# The suite's exit code is the first of these any scenario has (1 before 3 before 2).
+EXIT_PRECEDENCE = (
+    (FAILED, EXIT_FAILED),
+    (INCONCLUSIVE, EXIT_INCONCLUSIVE),
+    (NOT_RUNNABLE, EXIT_UNUSABLE),
+    (ERROR, EXIT_UNUSABLE),
+)
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    status: str
+    seed: int
+    backend: str
+    report_dir: Path
+    reason: str = ""
+    end_reason: str = ""
+    verdicts: Verdicts | None = None
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    schedule: list[str] = field(default_factory=list)
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unmet(self) -> list[ExpectationResult]:
+        return [e for e in self.expectations if not e.met]
+
+
+@dataclass
+class SuiteResult:
+    results: list[ScenarioResult]
+    run_dir: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0 all passed; else the code of the first status in :data:`EXIT_PRECEDENCE` seen."""
+        statuses = {r.status for r in self.results}
+        return next((code for status, code in EXIT_PRECEDENCE if status in statuses), EXIT_OK)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for r in self.results if r.status == PASSED)
+
+
+def unproven_faults(history: list[h.Event]) -> list[str]:
+    """One line per fault that did not do what the scenario says (``skipped``/``failed``)."""
+    return [
+        f"fault {e.get('fault')} ({e.get('kind')}) {e.get('status')}: {e.get('detail')}"
+        for e in history
+        if e["type"] == h.FAULT and e.get("status") in ("skipped", "failed")
+    ]
+
+
+def unmet_line(verdicts: Verdicts | None, unmet: ExpectationResult) -> str:
+    """One unmet expectation, naming its offending tasks/locks/effects."""
+    line = f"{unmet.verdict}: expected {unmet.wanted}, got {unmet.actual}"
+    offenders = verdicts.offenders(unmet.verdict) if verdicts else []
+    return line + (" (" + ", ".join(offenders[:10]) + ")" if offenders else "")
+
+
+def unmet_text(result: ScenarioResult) -> str:
+    """Every unmet expectation of ``result`` on one line."""
+    return "; ".join(unmet_line(result.verdicts, unmet) for unmet in result.unmet)
+
+
+def conclude(result: ScenarioResult, unproven: list[str]) -> None:
+    """Set ``status``/``reason`` once verdicts and expectations are known. A fault that did not
+    land makes the run inconclusive even when expectations are unmet: the verdicts then say
+    nothing about the fault the scenario is about."""
+    if unproven:
+        result.status = INCONCLUSIVE
+        unmet = unmet_text(result)
+        result.reason = "; ".join(unproven) + (f"; also unmet: {unmet}" if unmet else "")
+    else:
+        result.status = FAILED if result.unmet else PASSED
+        result.reason = ""
+
+
+def failure_message(result: ScenarioResult) -> str:
+    """Why a scenario did not pass, in one line (junit, summary, console, pytest)."""
+    return result.reason or unmet_text(result)

@@ -1,0 +1,288 @@
+"""One chaos environment (broker + ledger + workers) and the API a test uses on it.
+
+A test's slice drives the run loop ``celery-chaos run`` uses
+(:class:`celery_chaos.run.loop.Loop`), so a fault armed here fires exactly as it would from a
+scenario file. Nothing here imports pytest: a fault this backend cannot inject raises
+:class:`Unsupported`, which the plugin turns into a skip.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from celery_chaos.backends import Backend, Unsupported
+from celery_chaos.core import history as h
+from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
+from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
+from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, first_error
+from celery_chaos.ledger import Ledger
+from celery_chaos.report import files as report
+from celery_chaos.run import versions, workload
+from celery_chaos.run.loop import DEFAULT_SETTLE, DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
+from celery_chaos.run.nemesis import PlannedFault
+from celery_chaos.run.workload import Dispatch
+
+NON_DESTRUCTIVE = frozenset({"kill_child"})
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[-120:] or "test"
+
+
+# --- one environment ----------------------------------------------------------------------
+
+
+@dataclass
+class _TestSlice:
+    """What one test owns in a shared environment: its name, seed and loop (its own cursor over
+    the shared history, its own watcher and nemesis, the tasks it dispatched)."""
+
+    name: str
+    seed: int
+    loop: Loop
+    dispatches: list[Dispatch] = field(default_factory=list)
+
+    @property
+    def task_ids(self) -> set[str]:
+        return {d.task_id for d in self.dispatches}
+
+
+class ChaosEnv:
+    """A running broker + ledger + workers, and the API a test uses on it."""
+
+    def __init__(self, env_id: str, backend: Backend, scenario: Scenario, key: str):
+        assert backend.ledger is not None
+        self.id = env_id
+        self.backend = backend
+        self.scenario = scenario
+        self.key = key
+        self.dirty_reason = ""
+        self.tests_run = 0
+        self.client = workload.make_client(backend.broker_url, scenario.celery)
+        self._known: set[str] = set()  # every task id any test dispatched here
+        self._test: _TestSlice | None = None
+
+    # --- state ---------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dirty_reason)
+
+    def mark_dirty(self, reason: str) -> None:
+        """Never hand this environment to another test (the cache builds a fresh one)."""
+        self.dirty_reason = self.dirty_reason or reason
+
+    @property
+    def workers(self) -> list[Any]:
+        return list(self.backend.workers)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Main process ids of the workers (local backend; containers have none)."""
+        return [w.handle.pid for w in self.backend.workers if hasattr(w.handle, "pid")]
+
+    @property
+    def seed(self) -> int:
+        return self._current().seed
+
+    def usable(self) -> bool:
+        """Clean, every worker alive, broker answering."""
+        if self.dirty:
+            return False
+        if any(self.backend.worker_exit_reason(w) for w in self.backend.workers):
+            return False
+        try:
+            return bool(self.backend.broker_client().ping())
+        except Exception:
+            return False
+
+    def _current(self) -> _TestSlice:
+        if self._test is None:
+            raise RuntimeError("no test is using this environment (use the chaos_env fixture)")
+        return self._test
+
+    # --- test lifecycle ------------------------------------------------------------------
+    def begin(self, name: str, seed: int) -> None:
+        """Start a test's slice: history from here on, its own loop."""
+        assert self._test is None, "one test at a time per environment"
+        client = self.backend.ledger.client
+        ledger = Ledger(client, _read_offset=int(client.llen(h.HISTORY_KEY)))
+        dispatches: list[Dispatch] = []
+        loop = Loop(self.backend, ledger, dispatches, [], seed, print)
+        self._test = _TestSlice(name, seed, loop, dispatches)
+
+    def end(self, wait: float | None = None, outcome: str | None = None) -> ScenarioResult | None:
+        """Stop its faults (an unfired one is recorded skipped), let its tasks drain (else:
+        dirty), write its report; returns the test's result (None if the report failed)."""
+        test = self._current()
+        try:
+            test.loop.stop_faults()
+            if not self.dirty:
+                self._drain(test, teardown_wait(self.scenario.celery) if wait is None else wait)
+            try:
+                return self._write_report(test, outcome)
+            except Exception as error:  # a side artifact: never turn a test into an error
+                print(f"celery-chaos: could not write the report of {test.name}: {error!r}")
+                return None
+        finally:
+            self._test = None
+            self.tests_run += 1
+
+    def _drain(self, test: _TestSlice, wait: float) -> None:
+        if not test.loop.wait(wait, DRAIN_SETTLE, fire=False):
+            self.mark_dirty(f"tasks of {test.name} still queued or running after {wait:.0f}s")
+        held = {n: o for n, o in test.loop.ledger.held_locks().items() if o in test.task_ids}
+        if held:
+            name, owner = sorted(held.items())[0]
+            self.mark_dirty(f"lock {name} left held by task {owner} of {test.name}")
+
+    def _write_report(self, test: _TestSlice, outcome: str | None) -> ScenarioResult:
+        """The test's result.json (the scenario format plus test, env, dirty) and history."""
+        history, broker, held = self._snapshot(test)
+        folder = self.backend.run_dir / _safe_name(test.name)
+        result = ScenarioResult(self.scenario, PASSED, test.seed, self.backend.name, folder)
+        result.verdicts = check(history, broker, held)
+        result.versions = versions.library_versions() | versions.broker_version(self.backend)
+        conclude(result, unproven_faults(history))
+        if outcome == FAILED:
+            result.status = FAILED
+        report.write_scenario(result, history, test=test.name, env=self.id, dirty=self.dirty_reason)
+        return result
+
+    # --- the test API --------------------------------------------------------------------
+    def _slot(self, test: _TestSlice, task_id: str | None) -> Dispatch:
+        """The dispatch record for ``task_id``: existing, or reserved now (fault before send)."""
+        found = next((d for d in test.dispatches if d.task_id == task_id), None)
+        if found is not None:
+            return found
+        slot = Dispatch(len(test.dispatches), task_id or str(uuid.uuid4()), "?", [], {})
+        test.dispatches.append(slot)
+        self._known.add(slot.task_id)
+        return slot
+
+    def dispatch(
+        self,
+        task_name: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Send a task (recorded in the history first) and return its id. ``options`` are the
+        scenario's task options (countdown, eta, expires, time_limit, priority, queue...). Pass
+        ``task_id`` to dispatch a task a fault was already armed on."""
+        test = self._current()
+        try:
+            sendable = TaskOptions.model_validate(options).model_dump(exclude_none=True)
+        except ValidationError as error:
+            raise TypeError(f"dispatch({task_name!r}): {first_error(error)}") from None
+        slot = self._slot(test, task_id)
+        if slot.sent:
+            raise ValueError(f"task {slot.task_id} was already dispatched")
+        slot.task, slot.args, slot.kwargs = task_name, list(args), dict(kwargs or {})
+        slot.options = sendable
+        workload.send(self.client, test.loop.ledger, slot)
+        return slot.task_id
+
+    def fault(
+        self,
+        kind: str,
+        *,
+        task: str | None = None,
+        checkpoint: str | None = None,
+        attempt: int = 1,
+        worker: int | None = None,
+        delay: float = 0.0,
+        **options: Any,
+    ) -> PlannedFault:
+        """Arm a fault. With ``checkpoint`` it fires when ``task`` (a task id) reaches it, the
+        task parked there until it has; without, it fires ``delay`` seconds from now (at once
+        if 0). ``worker`` is a worker index; ``options`` are the scenario's fault options
+        (headroom, wait...). Anything but kill_child marks the environment dirty. Raises
+        :class:`Unsupported` when this backend cannot inject ``kind``."""
+        test = self._current()
+        if kind not in self.backend.supported_faults:
+            raise Unsupported(f"{kind} is not supported by the {self.backend.name} backend")
+        if kind == "oom" and not self._prepared_for_oom():
+            raise ValueError(
+                "oom needs a memory cgroup: declare @pytest.mark.chaos(faults=['oom'])"
+            )
+        spec = self._fault_spec(test, kind, task, checkpoint, attempt, worker, delay, options)
+        if kind not in NON_DESTRUCTIVE:
+            self.mark_dirty(f"{kind} fault in {test.name}")
+        planned = test.loop.nemesis.add(spec)
+        self.pump()
+        return planned
+
+    def _fault_spec(
+        self,
+        test: _TestSlice,
+        kind: str,
+        task: str | None,
+        checkpoint: str | None,
+        attempt: int,
+        worker: int | None,
+        delay: float,
+        options: dict[str, Any],
+    ) -> Fault:
+        """The scenario schema's fault for these arguments (same validation, same errors)."""
+        index = self._slot(test, task).index if task is not None else None
+        when = (
+            {"task": index, "checkpoint": checkpoint, "attempt": attempt, "delay": delay}
+            if checkpoint is not None
+            else {"at": round(test.loop.now() + delay, 4)}
+        )
+        target = {k: v for k, v in (("task", index), ("worker", worker)) if v is not None}
+        try:
+            return Fault.model_validate({"kind": kind, "when": when, "target": target, **options})
+        except ValidationError as error:
+            raise ValueError(f"fault({kind!r}): {first_error(error)}") from None
+
+    def _prepared_for_oom(self) -> bool:
+        declared = any(f.kind == "oom" for f in self.scenario.faults)
+        return declared or bool(self.scenario.workers.memory_limit)
+
+    def pump(self) -> None:
+        """Read new history events, record dead attempts, fire the faults that are due."""
+        self._current().loop.step(fire=True)
+
+    def wait_quiescent(self, timeout: float = 60.0, settle: float = DEFAULT_SETTLE) -> bool:
+        """Drive faults and watch until nothing more can happen to this test's tasks (every
+        fault fired, no attempt running, none of its messages in the broker) for ``settle``
+        seconds; the runner's quiescence. False if ``timeout`` came first."""
+        test = self._current()
+        unsent = [d.task_id for d in test.dispatches if not d.sent]
+        if unsent:
+            raise ValueError(f"a fault is armed on task {unsent[0]}, which was never dispatched")
+        return test.loop.wait(timeout, settle, fire=True)
+
+    def _keep(self, test: _TestSlice) -> Keep:
+        """This test's tasks, plus ids no test dispatched (so ``unexpected`` still works)."""
+        ours = test.task_ids
+        return lambda task_id: task_id is None or task_id in ours or task_id not in self._known
+
+    def history(self) -> list[h.Event]:
+        """This test's events: the slice since it began, other tests' tasks filtered out."""
+        test = self._current()
+        return test.loop.history(self._keep(test))
+
+    def _snapshot(self, test: _TestSlice) -> Snapshot:
+        return test.loop.snapshot(self._keep(test))
+
+    def verdicts(self, redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD) -> Verdicts:
+        """The checker's verdicts on this test's tasks only; call after :meth:`wait_quiescent`
+        (before it, in-flight tasks are honestly ``pending``)."""
+        test = self._current()
+        test.loop.step(fire=False)
+        return check(*self._snapshot(test), redelivery_threshold)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self.backend.close()

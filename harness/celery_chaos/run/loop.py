@@ -1,0 +1,181 @@
+"""The one run loop: observe the history, tick the faults, check quiescence, snapshot.
+
+``celery-chaos run`` drives a whole scenario with it (:mod:`runner`); the pytest ``chaos_env``
+fixture drives one test's slice of a shared environment with it (:mod:`session`). Both get the
+same defaults, the same quiescence and the same snapshot order, so a fault armed from a test fires
+exactly as it would from a scenario file.
+
+Data flows one way: the loop reads events from the ledger and hands them to the watcher (which
+attempts run, which died) and the nemesis (which checkpoints were reached); it hands the watcher's
+running attempts to the nemesis when faults are due; the nemesis records ``fault`` events that the
+watcher reads back from the history. Neither holds a reference to the other.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery_chaos.backends.base import Backend
+from celery_chaos.core import history as h
+from celery_chaos.core.checker import BrokerState
+from celery_chaos.core.scenario import Fault
+from celery_chaos.ledger import Ledger
+from celery_chaos.run import workload
+from celery_chaos.run.nemesis import Nemesis
+from celery_chaos.run.watcher import DEFAULT_WORKER_LOST_WAIT, Watcher
+from celery_chaos.run.watcher import MARGIN as WATCHER_MARGIN
+from celery_chaos.run.workload import Dispatch
+
+POLL_INTERVAL = 0.01
+DEFAULT_SETTLE = 1.0  # quiet time before a run ends (a scenario's ``settle`` default)
+DRAIN_SETTLE = 0.2  # quiet time a test's teardown waits for
+DRAIN_MARGIN = 4.0  # teardown: seconds beyond the watcher's wait for tasks to drain
+
+Snapshot = tuple[list[h.Event], BrokerState, dict[str, str]]
+Keep = Callable[[str | None], bool]
+
+
+def worker_lost_wait(celery_settings: dict[str, Any]) -> float:
+    """How long a worker may take to report a dead child (Celery's ``worker_lost_wait``)."""
+    return float(celery_settings.get("worker_lost_wait", DEFAULT_WORKER_LOST_WAIT))
+
+
+def teardown_wait(celery_settings: dict[str, Any]) -> float:
+    """Long enough for a worker to report every death it saw, plus a few seconds to drain."""
+    return worker_lost_wait(celery_settings) + WATCHER_MARGIN + DRAIN_MARGIN
+
+
+def pick_seed(*preferred: int | None) -> int:
+    """The first seed given (scenario, then command line), else a fresh random one."""
+    return next((s for s in preferred if s is not None), random.SystemRandom().randrange(2**31))
+
+
+@dataclass
+class QuietWindow:
+    """Quiescence must hold without a break for ``settle`` seconds before a run may end: a
+    message can be in flight between the broker and a worker for a moment."""
+
+    settle: float
+    since: float | None = None
+
+    def held(self, quiet: bool, now: float) -> bool:
+        if not quiet:
+            self.since = None
+            return False
+        self.since = now if self.since is None else self.since
+        return now - self.since >= self.settle
+
+
+class Loop:
+    """One run over ``backend``: the history from ``ledger``'s cursor on, ``dispatches`` to
+    send (or already sent by a test), ``faults`` planned with ``seed``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        ledger: Ledger,
+        dispatches: list[Dispatch],
+        faults: list[Fault],
+        seed: int,
+        log: Callable[[str], None] = print,
+        on_event: Callable[[h.Event], None] | None = None,
+    ):
+        self.backend = backend
+        self.ledger = ledger
+        self.start = ledger._read_offset
+        self.dispatches = dispatches
+        self.on_event = on_event
+        lost_wait = worker_lost_wait(backend.scenario.celery)
+        self.watcher = Watcher(backend, ledger, worker_lost_wait=lost_wait)
+        self.nemesis = Nemesis(faults, dispatches, backend, ledger, seed, log)
+        self.began = time.monotonic()
+
+    @property
+    def task_ids(self) -> set[str]:
+        return {d.task_id for d in self.dispatches}
+
+    def now(self) -> float:
+        """Seconds since the loop began (the time base of triggers and the schedule)."""
+        return time.monotonic() - self.began
+
+    # --- one pass ------------------------------------------------------------------------
+    def send_due(self, client: Any) -> None:
+        """Dispatch every workload item whose offset has come."""
+        now = self.now()
+        for dispatch in self.dispatches:
+            if not dispatch.sent and now >= dispatch.at:
+                workload.send(client, self.ledger, dispatch)
+
+    def step(self, fire: bool = True) -> None:
+        """Read new events, record deaths (attempts and worker processes), fire due faults."""
+        now = self.now()
+        for event in self.ledger.poll():
+            self.watcher.observe(event)
+            self.nemesis.observe(event, now)
+            if self.on_event is not None:
+                self.on_event(event)
+        self._record_worker_exits()
+        self.watcher.check()
+        if fire:
+            self.nemesis.tick(now, self.watcher.running)
+
+    def _record_worker_exits(self) -> None:
+        for gone in self.backend.reap_worker_exits():
+            self.ledger.record(
+                h.WORKER_EXIT,
+                worker=gone.worker,
+                pid=gone.pid,
+                exitcode=gone.exitcode,
+                signal=gone.signal,
+                log_tail=gone.log_tail,
+            )
+
+    def quiet(self, fire: bool = True) -> bool:
+        """Nothing more can happen: every task sent and every fault fired (when firing), no
+        attempt running or awaiting its worker's report, none of our messages in the broker."""
+        if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
+            return False
+        if not self.watcher.settled():
+            return False
+        return not self.backend.broker_state().may_hold(self.task_ids)
+
+    def wait(self, timeout: float, settle: float, fire: bool = True, client: Any = None) -> bool:
+        """Step until quiet for ``settle`` seconds (True) or ``timeout`` seconds passed (False);
+        with ``client``, workload items are dispatched at their offsets on the way."""
+        end = time.monotonic() + timeout
+        window = QuietWindow(settle)
+        while True:
+            if client is not None:
+                self.send_due(client)
+            self.step(fire)
+            if window.held(self.quiet(fire), time.monotonic()):
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(POLL_INTERVAL)
+
+    # --- the end -------------------------------------------------------------------------
+    def stop_faults(self) -> None:
+        """Faults still waiting for their trigger are recorded ``skipped``; parked tasks go on."""
+        self.nemesis.give_up(self.now())
+        self.nemesis.release_all()
+
+    def history(self, keep: Keep | None = None) -> list[h.Event]:
+        events = self.ledger.read_from(self.start)
+        return events if keep is None else [e for e in events if keep(e.get("task_id"))]
+
+    def snapshot(self, keep: Keep | None = None) -> Snapshot:
+        """Broker and locks first, history last: a task that moves in between is then seen
+        later in the history than in the broker, never missing from both (no false ``lost``)."""
+        state = self.backend.broker_state()
+        held = self.ledger.held_locks()
+        if keep is not None:
+            state = BrokerState(
+                state.reachable, {t: w for t, w in state.locations.items() if keep(t)}
+            )
+            held = {name: owner for name, owner in held.items() if keep(owner)}
+        return self.history(keep), state, held
