@@ -94,12 +94,17 @@ def exit_of(chaos: Watcher, events: list[dict]) -> tuple[str, str]:
     return event["reason_code"], event["reason"]
 
 
+def fault_event(**fields: object) -> dict:
+    """The fault event the nemesis records: whom it hit (``blame``) and why that one died."""
+    return {"type": h.FAULT, "status": "injected"} | fields
+
+
 def test_a_blamed_fault_gives_its_signal_code_and_keeps_its_text() -> None:
     chaos, events = watch()
-    chaos.blame(10, "SIGKILL by kill_child fault")
+    chaos.observe(fault_event(blame="pid", pid=10, cause="SIGKILL by kill_child fault"))
     assert exit_of(chaos, events) == ("fault_sigkill", "SIGKILL by kill_child fault")
     chaos, events = watch()
-    chaos.blame("w0", "SIGQUIT by quit fault")
+    chaos.observe(fault_event(blame="worker", worker="w0", cause="SIGQUIT by quit fault"))
     assert exit_of(chaos, events)[0] == "fault_sigquit"
 
 

@@ -151,7 +151,7 @@ def test_a_fault_without_a_target_worker_is_skipped_not_applied() -> None:
     called: list[str] = []
     backend = SimpleNamespace(kill_worker=lambda worker: called.append("kill") or "killed")
     fault = parse_scenario(
-        BASE | {"faults": [{"kind": "kill_worker", "when": {"at": 0}, "target": {"worker": 3}}]},
+        BASE | {"faults": [{"kind": "kill_worker", "when": {"at": 0}, "target": {"worker": 0}}]},
         "inline",
     ).faults[0]
 

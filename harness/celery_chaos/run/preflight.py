@@ -84,30 +84,30 @@ def _environment(extra: dict[str, str]) -> Iterator[None]:
 def registered_tasks(spec: str, env: tuple[tuple[str, str], ...], cwd: Path) -> frozenset[str]:
     """Import the app once per (spec, env) and return the task names it registers (the
     ``include``/``imports`` modules and autodiscovered ones loaded, as a worker loads them)."""
-    from celery_chaos.tools import audit
+    from celery_chaos.agent import apps
 
     with _environment(dict(env)):
         try:
-            app = audit.import_app(spec, cwd)
+            app = apps.import_app(spec, cwd)
         except SystemExit as error:  # a module that exits while imported
-            raise audit.AppImportError(f"{spec}: cannot import: it exited ({error})") from None
+            raise apps.AppImportError(f"{spec}: cannot import: it exited ({error})") from None
         try:
             app.loader.import_default_modules()
             return frozenset(app.tasks.keys())
         except (Exception, SystemExit) as error:  # the user's task modules may raise anything
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
-            raise audit.AppImportError(f"{spec}: cannot load its tasks: {reason}") from None
+            raise apps.AppImportError(f"{spec}: cannot load its tasks: {reason}") from None
 
 
 def check_app(scenario: Scenario, source: str, cwd: Path, workload: bool = True) -> None:
     """``workers.app`` imports and (with ``workload``) registers every workload task."""
-    from celery_chaos.tools import audit
+    from celery_chaos.agent import apps
 
     spec = app_spec(scenario)
     env = tuple(sorted(scenario.workers.env.items()))
     try:
         tasks = registered_tasks(spec, env, cwd.resolve())
-    except audit.AppImportError as error:
+    except apps.AppImportError as error:
         raise ScenarioError(f"{source}: workers.app: {error}") from None
     for i, item in enumerate(scenario.workload if workload else []):
         if item.task not in tasks:

@@ -6,11 +6,10 @@ names the built-in scenario that demonstrates it (``shown_by``: a command that w
 folder, because the default suite ships inside the package).
 """
 
+from celery_chaos.agent.apps import AppImportError, import_app
 from celery_chaos.tools.audit.app import (
-    AppImportError,
     AppSettings,
     collect,
-    import_app,
     redact,
     report_document,
     task_options,

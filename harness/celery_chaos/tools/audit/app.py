@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from celery_chaos.tools.audit.rules import Finding, exit_code
 from celery_chaos.tools.audit.settings import CELERY_DEFAULTS, TASK_OPTIONS
-
-
-class AppImportError(RuntimeError):
-    """The app cannot be imported; the message is one line naming the spec and the reason."""
-
-
-def import_app(spec: str, cwd: Path) -> Any:
-    """Import ``module:attr`` like ``celery -A`` does (current directory first on sys.path),
-    without installing the agent: an audit must see the app exactly as production does."""
-    from celery_chaos.agent.bootstrap import load_app
-
-    if str(cwd) not in sys.path:
-        sys.path.insert(0, str(cwd))
-    try:
-        return load_app(spec)
-    except Exception as error:  # the user's module may raise anything while importing
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise AppImportError(f"{spec}: cannot import: {reason}") from None
 
 
 @dataclass
