@@ -119,7 +119,7 @@ def run(
         raise UsageProblem(str(error)) from None
     console.print(
         f"\n{suite.passed}/{len(suite.results)} scenarios met their expectations."
-        f" Report: {suite.run_dir}"
+        f" Report: {suite.run_dir / 'index.html'}"
     )
     sys.exit(suite.exit_code)
 

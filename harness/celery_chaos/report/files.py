@@ -23,6 +23,7 @@ from celery_chaos.core.outcome import (
     SuiteResult,
     failure_message,
 )
+from celery_chaos.report import html
 from celery_chaos.report.mask import mask_event, mask_report, mask_text
 from celery_chaos.report.messages import counts_text
 
@@ -74,6 +75,16 @@ def write_scenario(result: ScenarioResult, history: list[h.Event], **extra: Any)
         json.dumps(result_document(result, **extra), indent=2, default=str), encoding="utf-8"
     )
     h.write_jsonl(map(mask_event, history), str(result.report_dir / "history.jsonl"))
+    _write_html(html.write_scenario_html, result.report_dir)
+
+
+def _write_html(writer: Any, *args: Any) -> None:
+    """The HTML pages are drawn from the files just written; a drawing bug is logged, never
+    allowed to hide a verdict that result.json, junit.xml and summary.md already carry."""
+    try:
+        writer(*args)
+    except Exception as error:  # noqa: BLE001 - any rendering failure, reported and survived
+        print(f"celery-chaos: HTML report not written: {type(error).__name__}: {error}")
 
 
 def why(result: ScenarioResult) -> str:
@@ -118,15 +129,15 @@ def markdown_summary(suite: SuiteResult) -> str:
         "",
         f"{suite.passed}/{len(suite.results)} scenarios met their expectations.",
         "",
-        "| scenario | status | tasks | verdicts | expectation |",
-        "|---|---|---|---|---|",
+        "| scenario | status | tasks | verdicts | expectation | report |",
+        "|---|---|---|---|---|---|",
     ]
     for result in suite.results:
         tasks = len(result.verdicts.tasks) if result.verdicts else "-"
         expectation = "met" if result.status == PASSED else why(result) or "-"
         lines.append(
             f"| {result.scenario.name} | {result.status} | {tasks} | {counts_text(result.verdicts)}"
-            f" | {expectation.replace('|', '/')} |"
+            f" | {expectation.replace('|', '/')} | [report]({result.scenario.name}/report.html) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -145,6 +156,7 @@ def _point_latest(run_dir: Path) -> None:
 def write_suite(suite: SuiteResult) -> None:
     (suite.run_dir / "junit.xml").write_text(junit_xml(suite), encoding="utf-8")
     (suite.run_dir / "summary.md").write_text(markdown_summary(suite), encoding="utf-8")
+    _write_html(html.write_index_html, suite.run_dir, [r.report_dir for r in suite.results])
     _point_latest(suite.run_dir)
 
 
@@ -171,7 +183,8 @@ def scenario_table(result: ScenarioResult) -> Table:
 def scenario_footer(result: ScenarioResult) -> str:
     """The lines printed under a scenario's table: size, how it ended, where the report is."""
     tasks = len(result.verdicts.tasks) if result.verdicts else 0
-    lines = [f"   {tasks} tasks, ended: {result.end_reason or '-'}, report: {result.report_dir}"]
+    page = result.report_dir / "report.html"
+    lines = [f"   {tasks} tasks, ended: {result.end_reason or '-'}, report: {page}"]
     if result.status != PASSED:
         lines.append(f"   why: {why(result)}")
     return "\n".join(lines)
