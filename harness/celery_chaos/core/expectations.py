@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from celery_chaos.core.scenario import Range
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from celery_chaos.core.scenario import Range, Scenario
 
 
 @dataclass
@@ -24,6 +27,29 @@ def _wanted(rule: int | Range) -> tuple[int | None, int | None, str]:
         f"<= {rule.max}" if rule.max is not None else "",
     ]
     return rule.min, rule.max, " and ".join(p for p in parts if p) or "any"
+
+
+def _holds(key: str, wanted: str, context: dict[str, str | None]) -> bool:
+    actual = context.get(key)
+    if actual is None:
+        return False  # a condition about something unknown never applies
+    if key == "broker":
+        return actual == wanted
+    try:
+        return Version(actual) in SpecifierSet(wanted)
+    except InvalidVersion:
+        return False
+
+
+def expected_for(scenario: Scenario, context: dict[str, str | None]) -> dict[str, int | Range]:
+    """The scenario's ``expect`` with every matching ``expect_when`` entry applied on top, in
+    file order. ``context`` says what the run used: ``broker`` (kind) and library versions
+    (``celery``, ``kombu``, ``billiard``, ``redis-py``) as the workers ran them."""
+    expect = dict(scenario.expect)
+    for rule in scenario.expect_when:
+        if all(_holds(key, wanted, context) for key, wanted in rule.when.items()):
+            expect |= rule.expect
+    return expect
 
 
 def evaluate(expect: dict[str, int | Range], counts: dict[str, int]) -> list[ExpectationResult]:

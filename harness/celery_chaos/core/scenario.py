@@ -85,7 +85,48 @@ class Range(Strict):
         return self
 
 
+# What an ``expect_when`` entry may depend on: the broker kind, and the version of a library the
+# workers run (a PEP 440 specifier such as ``<5.4``), because behaviour under worker death
+# legitimately changes between brokers and releases.
+CONDITION_KEYS = ("broker", "celery", "kombu", "billiard", "redis-py")
+
+
+class ExpectWhen(Strict):
+    """Expectations that apply instead of the base ``expect`` entries they name, when every
+    condition holds; ``why`` names the release note, upstream issue or broker behaviour."""
+
+    when: dict[str, str] = Field(min_length=1)
+    expect: dict[str, Count | Range] = Field(min_length=1)
+    why: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in (data.get("when") or {}).items():
+                _check_condition(key, value)
+            for verdict, rule in (data.get("expect") or {}).items():
+                _check_expectation(verdict, rule)
+        return data
+
+
+def _check_condition(key: Any, value: Any) -> None:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if key not in CONDITION_KEYS:
+        raise ValueError(f"when: unknown condition {key!r}; expected one of {CONDITION_KEYS}")
+    if key == "broker":
+        return
+    try:
+        SpecifierSet(str(value))
+    except InvalidSpecifier:
+        raise ValueError(
+            f"when.{key}: {value!r}: expected a version specifier such as '<5.4'"
+        ) from None
+
+
 class BrokerSpec(Strict):
+    kind: Literal["redis"] = "redis"
     persistence: Literal["none", "aof"] = "none"
     image: str | None = None
 
@@ -200,6 +241,7 @@ class Scenario(Strict):
     workload: list[WorkloadItem] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
     expect: dict[str, Count | Range] = Field(default_factory=dict)
+    expect_when: list[ExpectWhen] = Field(default_factory=list, max_length=100)
     timeout: float = Field(default=60.0, gt=0, le=MAX_SECONDS)
     settle: Seconds = 1.0
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)

@@ -19,7 +19,7 @@ from typing import Any
 from celery_chaos.backends import Backend, BackendError, Unsupported, make_backend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.expectations import evaluate
+from celery_chaos.core.expectations import evaluate, expected_for
 from celery_chaos.core.outcome import (
     ERROR,
     FAILED,
@@ -31,7 +31,7 @@ from celery_chaos.core.outcome import (
     conclude,
     unproven_faults,
 )
-from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario import CONDITION_KEYS, Scenario
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
 from celery_chaos.run import versions, workload
@@ -95,13 +95,20 @@ def _drive(
         client.close()
 
 
+def expectation_context(result: ScenarioResult) -> dict[str, str | None]:
+    """What ``expect_when`` conditions are decided on: the broker kind and library versions."""
+    versions = {key: result.versions.get(key) for key in CONDITION_KEYS if key != "broker"}
+    return {"broker": result.scenario.broker.kind, **versions}
+
+
 def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
     """Checker, expectations, status. Raises only what the caller turns into ``error``."""
     history, broker_state, held = snapshot
     checked = time.monotonic()
     result.verdicts = check(history, broker_state, held, result.scenario.redelivery_threshold)
     result.timings["checker"] = round(time.monotonic() - checked, 4)
-    result.expectations = evaluate(result.scenario.expect, result.verdicts.counts)
+    expect = expected_for(result.scenario, expectation_context(result))
+    result.expectations = evaluate(expect, result.verdicts.counts)
     conclude(result, unproven_faults(history))
 
 
