@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from celery_chaos.core.expectations import evaluate, expected_for
 from celery_chaos.core.scenario import Range, ScenarioError, parse_scenario
 
