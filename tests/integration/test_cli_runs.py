@@ -123,7 +123,7 @@ timeout: 6
 
 NO_SUCH_WORKER = """
 name: no-such-worker
-description: the fault aims at worker 5 of a one-worker pool
+description: the fault aims at worker 1 before the start_worker fault that would bring it
 workers:
   count: 1
   concurrency: 1
@@ -131,7 +131,8 @@ workers:
 workload:
   - {task: sample_tasks.tasks.work, kwargs: {seconds: 1.0, steps: 4}}
 faults:
-  - {kind: kill_worker, when: {task: 0, checkpoint: step-1}, target: {worker: 5}}
+  - {kind: kill_worker, when: {task: 0, checkpoint: step-1}, target: {worker: 1}}
+  - {kind: start_worker, when: {at: 3}}
 expect: {ok: 1}
 timeout: 30
 """

@@ -80,12 +80,14 @@ class Installed:
 
 
 def _build_wheel(out: Path, sources: Path) -> Path:
+    """Built the way a release is: in an isolated build environment with the build-system's
+    own requirements (this machine's setuptools may be older than pyproject asks for)."""
     shutil.copytree(ROOT, sources, ignore=NOT_SOURCES)
     if UV:
-        command = [UV, "build", "--wheel", "--no-build-isolation", "--python", sys.executable]
+        command = [UV, "build", "--wheel", "--python", sys.executable]
         subprocess.run([*command, "--out-dir", str(out), str(sources)], check=True, timeout=300)
     else:
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps"]
         subprocess.run([*command, "-w", str(out), str(sources)], check=True, timeout=300)
     (wheel,) = out.glob("celery_chaos-*.whl")
     return wheel
