@@ -27,7 +27,7 @@ from celery_chaos.cli_common import (
 )
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
-from celery_chaos.core.scenario import ScenarioError, load_suite
+from celery_chaos.core.scenario import BROKER_KINDS, ScenarioError, load_suite, with_broker_kind
 
 __all__ = ["EXIT_UNUSABLE", "UsageProblem", "console", "main"]
 
@@ -82,6 +82,12 @@ def main() -> None:
 @click.option("--seed", type=int, default=None, help="Seed for random triggers (printed; replays).")
 @backend_option("local: processes on this machine; docker: containers via Testcontainers.")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
+@click.option(
+    "--broker",
+    type=click.Choice(BROKER_KINDS),
+    default=None,
+    help="Run every scenario on this broker (default: each scenario's broker.kind, redis).",
+)
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
@@ -91,6 +97,7 @@ def run(
     seed: int | None,
     backend: str,
     only: tuple[str, ...],
+    broker: str | None,
     worker_image: str | None,
     redis_image: str | None,
     verbose: bool,
@@ -106,7 +113,7 @@ def run(
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
 
-    scenarios = _load(paths, only, import_app=not worker_image)
+    scenarios = [with_broker_kind(s, broker) for s in _load(paths, only, not worker_image)]
     backend_options = _image_options(backend, worker_image, redis_image)
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
@@ -183,8 +190,10 @@ def cleanup(run_id: str | None, which: str) -> None:
         from celery_chaos.backends.local.state import state_dir
 
         console.print(f"local: run state files in {state_dir()}", markup=False)
+        from celery_chaos.backends.local.rabbitmq_server import kill_orphans
+
         local_removed, left_alone = cleanup_dead_runs(run_id)
-        removed += local_removed
+        removed += local_removed + kill_orphans()
         for line in left_alone:
             console.print(f"left alone: {line}", markup=False)
     if which in ("all", "docker"):

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from celery_chaos.agent import instrument as agent
+from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
@@ -26,6 +27,9 @@ from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 WORKER_READY_DEADLINE = 60.0
+# A RabbitMQ queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check
+# reuses an answer for this long rather than keeping a core busy.
+RABBITMQ_COUNT_INTERVAL = 1.0
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
 APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
 
@@ -96,6 +100,7 @@ class Backend(ABC):
         self.app = scenario.workers.app
         self.run_id = uuid.uuid4().hex[:10]
         self._next_index = 0
+        self._held: tuple[float, bool] | None = None  # last RabbitMQ count: (when, any held)
 
     # --- lifecycle -------------------------------------------------------------------
     def check_runnable(self) -> None:
@@ -126,12 +131,52 @@ class Backend(ABC):
     def broker_url(self) -> str:
         """A broker URL the harness process (the dispatching client) can reach."""
 
+    @property
+    def broker_kind(self) -> str:
+        return self.scenario.broker.kind
+
     @abstractmethod
     def broker_client(self) -> redis.Redis:
-        """A client for the broker Redis, for inspection."""
+        """A client for the broker Redis, for inspection (Redis brokers only)."""
+
+    def rabbitmq(self) -> rabbitmq_broker.RabbitMQAccess:
+        """``rabbitmqctl`` and AMQP access to the broker node (RabbitMQ brokers only)."""
+        raise Unsupported(f"a RabbitMQ broker is not supported by the {self.name} backend")
 
     def broker_state(self) -> BrokerState:
-        return inspect(self.broker_client())
+        """Where every task message sits. On RabbitMQ this closes every client connection
+        (see :mod:`rabbitmq_broker`): only for the final snapshot, workers frozen and the
+        dispatching client closed. A count that does not add up is logged and makes the state
+        unreachable, so no task is called gone on a doubtful reading."""
+        if self.broker_kind != "rabbitmq":
+            return inspect(self.broker_client())
+        found = rabbitmq_broker.inspect(self.rabbitmq())
+        for problem in found.problems:
+            self.log(f"   broker inspection: {problem}")
+        if found.problems:
+            return BrokerState(reachable=False, locations=found.state.locations)
+        return found.state
+
+    def broker_may_hold(self, task_ids: set[str]) -> bool:
+        """Whether a message of these tasks may still be in the broker, without side effects
+        (the quiet check). RabbitMQ: any message in a task queue, ready or unacked, counted at
+        most once per :data:`RABBITMQ_COUNT_INTERVAL`."""
+        if self.broker_kind != "rabbitmq":
+            return self.broker_state().may_hold(task_ids)
+        now = time.monotonic()
+        if self._held is None or now - self._held[0] >= RABBITMQ_COUNT_INTERVAL:
+            self._held = (now, rabbitmq_broker.may_hold_messages(self.rabbitmq()))
+        return self._held[1]
+
+    def broker_answers(self) -> bool:
+        """Whether the broker answers at all (a cheap probe for reusing an environment)."""
+        try:
+            if self.broker_kind == "rabbitmq":
+                self.rabbitmq().connection().close()
+                return True
+            return bool(self.broker_client().ping())
+        except Exception:
+            return False
 
     def worker_named(self, name: str | None) -> Worker | None:
         return next((w for w in self.workers if w.name == name), None)

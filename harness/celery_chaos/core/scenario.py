@@ -126,7 +126,7 @@ def _check_condition(key: Any, value: Any) -> None:
 
 
 class BrokerSpec(Strict):
-    kind: Literal["redis"] = "redis"
+    kind: Literal["redis", "rabbitmq"] = "redis"
     persistence: Literal["none", "aof"] = "none"
     image: str | None = None
 
@@ -396,3 +396,15 @@ def load_suite(
     for scenario, path in loaded if check else []:
         check(scenario, str(path))
     return [scenario for scenario, _ in loaded]
+
+
+BROKER_KINDS: tuple[str, ...] = get_args(BrokerSpec.model_fields["kind"].annotation)
+
+
+def with_broker_kind(scenario: Scenario, kind: str | None) -> Scenario:
+    """``scenario`` on another broker kind (``--broker``), so its ``expect_when`` rules follow
+    the broker it really runs on; ``None`` keeps the scenario's own."""
+    if kind is None or kind == scenario.broker.kind:
+        return scenario
+    broker = BrokerSpec.model_validate(scenario.broker.model_dump() | {"kind": kind})
+    return scenario.model_copy(update={"broker": broker})

@@ -95,10 +95,7 @@ class ChaosEnv:
             return False
         if any(self.backend.worker_exit_reason(w) for w in self.backend.workers):
             return False
-        try:
-            return bool(self.backend.broker_client().ping())
-        except Exception:
-            return False
+        return self.backend.broker_answers()
 
     def _current(self) -> _TestSlice:
         if self._test is None:

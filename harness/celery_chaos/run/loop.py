@@ -141,7 +141,7 @@ class Loop:
             return False
         if not self.watcher.settled():
             return False
-        return not self.backend.broker_state().may_hold(self.task_ids)
+        return not self.backend.broker_may_hold(self.task_ids)
 
     def wait(self, timeout: float, settle: float, fire: bool = True, client: Any = None) -> bool:
         """Step until quiet for ``settle`` seconds (True) or ``timeout`` seconds passed (False);

@@ -90,6 +90,7 @@ def _drive(
         loop.stop_faults()
         backend.freeze()
         backend.ledger.record(h.RUN_END, reason=result.end_reason)
+        client.close()  # before the snapshot: a RabbitMQ inspection closes every connection
         return loop.snapshot()
     finally:
         client.close()

@@ -38,10 +38,24 @@ def _redis_version(backend: Any) -> str | None:
     return str(info.get("redis_version")) if info.get("redis_version") else None
 
 
+def _rabbitmq_version(backend: Any) -> str | None:
+    """From the AMQP handshake (``server_properties``): no ``rabbitmqctl`` VM to boot."""
+    from kombu import Connection
+
+    with Connection(backend.broker_url, connect_timeout=5) as connection:
+        connection.connect()
+        version = connection.connection.server_properties.get("version")
+    return str(version) if version else None
+
+
 BROKER_VERSION_READERS: dict[str, Callable[[Any], str | None]] = {
     "redis": _redis_version,
     "rediss": _redis_version,
+    "amqp": _rabbitmq_version,
+    "pyamqp": _rabbitmq_version,
+    "amqps": _rabbitmq_version,
 }
+BROKER_NAMES = {"redis": "redis", "rediss": "redis", "amqp": "rabbitmq", "pyamqp": "rabbitmq"}
 
 
 def broker_version(backend: Any) -> dict[str, str | None]:
@@ -52,11 +66,7 @@ def broker_version(backend: Any) -> dict[str, str | None]:
         version = reader(backend) if reader else None
     except Exception:  # a version is context, never a reason to fail a run
         version = None
-    return {
-        "broker": f"{'redis' if scheme.startswith('redis') else scheme} {version}"
-        if version
-        else None
-    }
+    return {"broker": f"{BROKER_NAMES.get(scheme, scheme)} {version}" if version else None}
 
 
 def header(versions: dict[str, Any]) -> str:

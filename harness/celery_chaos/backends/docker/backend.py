@@ -23,7 +23,7 @@ import redis
 from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Worker
+from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker
 from celery_chaos.backends.docker import images, probes
 from celery_chaos.backends.docker.containers import (
     LOOPBACK,
@@ -78,6 +78,8 @@ class DockerBackend(Backend):
 
     def check_runnable(self) -> None:
         super().check_runnable()
+        if self.broker_kind != "redis":
+            raise Unsupported(f"broker.kind {self.broker_kind}: the docker backend runs Redis only")
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")

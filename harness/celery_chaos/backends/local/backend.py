@@ -29,6 +29,11 @@ from celery_chaos.backends.base import (
 )
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
+from celery_chaos.backends.local.rabbitmq_server import (
+    RabbitMQServer,
+    RabbitMQUnavailable,
+    find_rabbitmq,
+)
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
@@ -55,7 +60,11 @@ class LocalBackend(Backend):
         self.app = app or scenario.workers.app
         self.cwd = cwd or Path.cwd()
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
-        self.broker = RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
+        self.broker: RedisServer | RabbitMQServer = (
+            RabbitMQServer("broker", self.logs_dir)
+            if scenario.broker.kind == "rabbitmq"
+            else RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
+        )
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
             f.kind == "oom" for f in scenario.faults
         )
@@ -63,10 +72,15 @@ class LocalBackend(Backend):
         self.state = RunState.new(self.run_id, run_dir)
         self.watchdog: subprocess.Popen | None = None
         for server in (self.ledger_server, self.broker):
-            server.on_spawn = self._recorder(server.name)
+            server.on_spawn = self._recorder(server.name)  # node and epmd alike on RabbitMQ
 
     def check_runnable(self) -> None:
         super().check_runnable()
+        if self.broker_kind == "rabbitmq":
+            try:
+                find_rabbitmq()
+            except RabbitMQUnavailable as error:
+                raise Unsupported(f"broker.kind rabbitmq: {error}") from None
         if self.needs_cgroup:
             try:
                 MemoryCgroup.create(f"celery-chaos-probe-{self.run_id}").remove()
@@ -96,7 +110,7 @@ class LocalBackend(Backend):
         try:
             self.ledger_server.start()
             self.broker.start()
-        except RedisUnavailable as error:
+        except (RedisUnavailable, RabbitMQUnavailable) as error:
             raise BackendError(str(error)) from None
         self.ledger = Ledger(self.ledger_server.client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
@@ -108,7 +122,10 @@ class LocalBackend(Backend):
             processes.stop(worker.handle, sig=signal.SIGKILL, grace=5)
             if worker.cgroup is not None:
                 worker.cgroup.remove()
-        self.broker.stop()
+        if isinstance(self.broker, RabbitMQServer):
+            self.broker.remove(keep_logs=True)  # data, config and cookie go; the node log stays
+        else:
+            self.broker.stop()
         self.ledger_server.stop()
         self.state.discard()
         if self.watchdog is not None:
@@ -120,7 +137,14 @@ class LocalBackend(Backend):
         return self.broker.url
 
     def broker_client(self) -> redis.Redis:
+        if not isinstance(self.broker, RedisServer):
+            raise Unsupported("broker_client: the broker is RabbitMQ, not Redis")
         return self.broker.client()
+
+    def rabbitmq(self) -> RabbitMQServer:
+        if not isinstance(self.broker, RabbitMQServer):
+            return super().rabbitmq()
+        return self.broker
 
     # --- workers ---------------------------------------------------------------------
     def _worker_env(self) -> dict[str, str]:
@@ -221,6 +245,12 @@ class LocalBackend(Backend):
 
     def restart_broker(self) -> str:
         self.broker.restart(signal.SIGKILL)
+        if isinstance(self.broker, RabbitMQServer):
+            took = self.broker.startup_seconds or 0.0
+            return (
+                f"RabbitMQ node SIGKILLed and restarted on port {self.broker.port}"
+                f" (data directory kept; up again in {took:.1f}s)"
+            )
         port, persistence = self.broker.port, self.broker.persistence
         return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
 

@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import amqp
@@ -149,6 +150,8 @@ class RabbitMQServer:
         self.epmd: subprocess.Popen | None = None
         self.log_path = workdir / f"{name}.log"  # the start script's console output
         self.startup_seconds: float | None = None
+        # Told about every process started (node and epmd; the run's state file records them).
+        self.on_spawn: Callable[[subprocess.Popen], None] | None = None
 
     @property
     def url(self) -> str:
@@ -229,6 +232,8 @@ class RabbitMQServer:
             self.process = processes.spawn(
                 [str(sbin / "rabbitmq-server")], self.log_path, env=self.env(), cwd=self.workdir
             )
+            if self.on_spawn is not None:
+                self.on_spawn(self.process)
             if self._wait_ready(time.monotonic() + READY_DEADLINE):
                 self.startup_seconds = time.monotonic() - began
                 return
@@ -248,6 +253,8 @@ class RabbitMQServer:
         self.epmd = processes.spawn(
             [epmd, "-port", str(self.epmd_port)], self.workdir / "epmd.log", env=self.env()
         )
+        if self.on_spawn is not None:
+            self.on_spawn(self.epmd)
 
     def _wait_ready(self, deadline: float) -> bool:
         """Registered in our epmd, then an AMQP login with our user succeeds: both cheap polls
@@ -335,10 +342,20 @@ class RabbitMQServer:
         self._stop_node(sig)
         self._stop_epmd()
 
-    def remove(self) -> None:
-        """Stop and delete the node's directory (data, logs, cookie, config)."""
+    def remove(self, keep_logs: bool = False) -> None:
+        """Stop and delete the node's directory (data, logs, cookie, config); with
+        ``keep_logs`` the ``log`` folder stays (a run's report keeps the node's own log), every
+        secret and the data go."""
         self.stop(signal.SIGKILL)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            return
+        for entry in self.workdir.iterdir() if self.workdir.exists() else []:
+            if entry.name != "log":
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def restart(self, sig: int = signal.SIGKILL, keep_data: bool = True) -> None:
         """Crash the node (SIGKILL by default) and start it again on the same ports and epmd.
