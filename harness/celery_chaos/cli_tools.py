@@ -134,6 +134,12 @@ def _print_repro(outcome: Any) -> None:
     help="Worker pool (default prefork).",
 )
 @click.option(
+    "--broker",
+    type=click.Choice(["redis", "rabbitmq"]),
+    default=None,
+    help="The broker to start (default: the kind of your app's broker_url; amqp -> rabbitmq).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -162,6 +168,7 @@ def repro(
     workers: int | None,
     concurrency: int | None,
     pool: str | None,
+    broker: str | None,
     timeout: float | None,
     repro_file: Path | None,
     report_dir: Path,
@@ -171,9 +178,10 @@ def repro(
     """Kill a worker of YOUR app mid-task and report what your configuration does to the task.
 
     Starts workers of --app with your own settings (nothing is overridden unless you --set it;
-    only the broker URL is replaced by the harness's own Redis broker), dispatches --task,
-    injects --fault at --at and prints the verdict: LOST, PENDING (until the visibility
-    timeout), RECOVERED, DUPLICATED or OK, the settings that caused it, and the probes of --file.
+    only the broker URL is replaced by the harness's own broker of your app's kind: RabbitMQ for
+    amqp://, Redis for redis://), dispatches --task, injects --fault at --at and prints the
+    verdict: LOST, PENDING (e.g. until Redis's visibility timeout), RECOVERED, DUPLICATED or
+    OK, the settings that caused it, and the probes of --file.
 
     Exit 0: the task completed exactly once and no lock probe is held; 1: it was lost, pending,
     duplicated or looped, or a lock is still held; 2: the repro could not be carried out (bad
@@ -185,7 +193,7 @@ def repro(
     if worker_image and backend != "docker":
         raise UsageProblem("--worker-image: only with --backend docker")
     given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
-    given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout}
+    given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout, "broker": broker}
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}

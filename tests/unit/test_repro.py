@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from celery_chaos.run import runner
-from celery_chaos.tools import repro
+from celery_chaos.tools import audit, repro
 from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe, probes
 
 BASE = {"app": "proj.celery:app", "task": "proj.tasks.ingest", "at": "checkpoint:part-2"}
@@ -149,3 +149,29 @@ def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path
     verdict = repro.judge(result, spec(), view)
     assert verdict.code == "NOT RUN" and verdict.exit_code == 2
     assert "--worker-image must contain your app" in verdict.headline
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("amqp://guest@rabbit//", "rabbitmq"),
+        ("pyamqp://rabbit//", "rabbitmq"),
+        (None, "rabbitmq"),  # Celery's default broker is RabbitMQ
+        ("redis://cache:6379/0", "redis"),
+        ("rediss://cache:6380/0", "redis"),
+        ("sqs://", None),
+    ],
+)
+def test_broker_kind_follows_the_apps_broker_url(url: str | None, kind: str | None) -> None:
+    assert audit.broker_kind(url) == kind
+
+
+def test_repro_starts_the_apps_broker_kind_unless_told() -> None:
+    from celery_chaos.tools.repro.app import AppView, broker_choice
+
+    view = AppView({"broker_url": "amqp://guest@prod-rabbit//"}, None, None)  # type: ignore[arg-type]
+    assert broker_choice(spec(), view) == ("rabbitmq", "your app's broker_url is amqp://")
+    assert broker_choice(spec(broker="redis"), view) == ("redis", "--broker redis")
+    sqs = AppView({"broker_url": "sqs://"}, None, None)  # type: ignore[arg-type]
+    assert broker_choice(spec(), sqs)[0] == "redis"
+    assert repro.build_scenario(spec(), broker="rabbitmq").broker.kind == "rabbitmq"

@@ -74,6 +74,19 @@ def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: config.get(key, default) for key, default in CELERY_DEFAULTS.items()}
 
 
+RABBITMQ_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
+
+
+def broker_kind(url: Any) -> str | None:
+    """The harness broker kind that matches an app's ``broker_url``: ``rabbitmq`` for
+    ``amqp://``/``pyamqp://`` (Celery's default when unset), ``redis`` for ``redis://`` and
+    friends, None for a transport the harness cannot start (SQS, ...)."""
+    scheme = broker_scheme(url)
+    if scheme in RABBITMQ_SCHEMES:
+        return "rabbitmq"
+    return "redis" if scheme in REDIS_SCHEMES else None
+
+
 def broker_scheme(url: Any) -> str:
     """The broker transport from ``broker_url`` (Celery's default is RabbitMQ: ``amqp``)."""
     if isinstance(url, (list, tuple)):

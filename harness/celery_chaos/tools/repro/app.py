@@ -76,7 +76,21 @@ def scenario_name(task: str) -> str:
     return "repro-" + (re.sub(r"[^a-z0-9_.-]+", "-", task.lower()).strip("-.") or "task")
 
 
-def build_scenario(spec: ReproSpec, queue: str | None = None) -> Scenario:
+def broker_choice(spec: ReproSpec, view: AppView) -> tuple[str, str]:
+    """The broker kind the repro starts and why: ``--broker``, else the app's own broker kind
+    (so the verdict is what that broker would do), else Redis for a transport the harness
+    cannot start."""
+    url = view.settings.get("broker_url")
+    scheme = audit.broker_scheme(url)
+    if spec.broker is not None:
+        return spec.broker, f"--broker {spec.broker}"
+    kind = audit.broker_kind(url)
+    if kind is not None:
+        return kind, f"your app's broker_url is {scheme}://"
+    return "redis", f"your app's broker ({scheme}) cannot be started here; Redis instead"
+
+
+def build_scenario(spec: ReproSpec, queue: str | None = None, broker: str = "redis") -> Scenario:
     """The repro as a scenario: your app via celery_chaos.agent.bootstrap, your task, one fault."""
     trigger = parse_trigger(spec.at or "")
     faults: list[dict[str, Any]] = [{"kind": spec.fault, "when": trigger, "target": {"task": 0}}]
@@ -90,6 +104,7 @@ def build_scenario(spec: ReproSpec, queue: str | None = None) -> Scenario:
             "name": scenario_name(spec.task or ""),
             "description": f"repro: {spec.task} in {spec.app}, {spec.fault} at {spec.at}",
             "celery": spec.celery,
+            "broker": {"kind": broker},
             "workers": {
                 "count": spec.workers,
                 "concurrency": spec.concurrency,

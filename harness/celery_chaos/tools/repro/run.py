@@ -12,10 +12,12 @@ from celery_chaos.backends import Backend
 from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
-from celery_chaos.tools.repro.app import build_scenario, inspect_app
+from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
 from celery_chaos.tools.repro.probes import snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
 from celery_chaos.tools.repro.verdict import Verdict, judge, settings_lines
+
+BROKER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 @dataclass
@@ -79,7 +81,9 @@ def run_repro(
 ) -> ReproOutcome:
     """Import the app, build the scenario, run it, read the probes, judge, write the report."""
     view = inspect_app(spec, cwd)
-    scenario = build_scenario(spec, view.queue)
+    broker, why = broker_choice(spec, view)
+    log(f"broker: a private {BROKER_NAMES[broker]} started for this repro ({why})")
+    scenario = build_scenario(spec, view.queue, broker)
     if options.backend == "local":
         options.backend_options.setdefault("cwd", cwd)
     run_dir = runner.new_run_dir(options.report_dir)

@@ -75,6 +75,8 @@ class ReproSpec(Strict):
     concurrency: int = Field(default=2, ge=1)
     pool: Literal["prefork", "solo", "threads"] = "prefork"
     timeout: float = Field(default=60.0, gt=0)
+    # None: the kind of the app's own broker_url (amqp -> rabbitmq, redis -> redis)
+    broker: Literal["redis", "rabbitmq"] | None = None
     probes: list[RedisProbe | SqlProbe] = Field(default_factory=list)
 
 

@@ -93,7 +93,10 @@ def _why_lost(view: AppView, spec: ReproSpec, task: Any, overrides: dict[str, An
             " half-written record), so the redelivery could not finish it"
         ]
     if spec.fault == "restart_broker":
-        return ["the broker restarted without persistence: queued messages vanished with it"]
+        return [
+            "the broker restarted and did not keep the message (Redis without persistence;"
+            " RabbitMQ: a transient queue or a transient message)"
+        ]
     if not policy.acks_late:
         return [
             f"{_task_value(view, 'acks_late', overrides)}: the message was acknowledged before"
@@ -108,7 +111,15 @@ def _why_lost(view: AppView, spec: ReproSpec, task: Any, overrides: dict[str, An
     return ["the message left the broker without the task completing; see history.jsonl"]
 
 
-def _why_pending(view: AppView, task: Any, overrides: dict[str, Any]) -> list[str]:
+def _why_pending(
+    view: AppView, task: Any, overrides: dict[str, Any], rabbitmq: bool = False
+) -> list[str]:
+    if "unacked" in task.in_broker and rabbitmq:
+        return [
+            "RabbitMQ still had the message unacknowledged on a live connection at the end: a"
+            " worker held it (paused, or busy past the deadline); it returns to the queue the"
+            " moment that connection closes"
+        ]
     if "unacked" in task.in_broker:
         reasons = [
             f"{_visibility(view, overrides)}: the whole worker died, so nobody rejected the"
@@ -152,12 +163,14 @@ def _lost(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
     return Verdict("LOST", headline + failed, _why_lost(view, spec, task, spec.celery))
 
 
-def _pending(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
+def _pending(view: AppView, spec: ReproSpec, task: Any, rabbitmq: bool = False) -> Verdict:
     headline = "PENDING: the task did not complete; its message is still in the broker"
-    if "unacked" in task.in_broker:
+    if "unacked" in task.in_broker and rabbitmq:
+        headline += " (unacknowledged on a live RabbitMQ connection)"
+    elif "unacked" in task.in_broker:
         seconds = _visibility_seconds(view)
         headline += f" (unacked) and runs again only after the visibility timeout ({seconds:g}s)"
-    return Verdict("PENDING", headline + ".", _why_pending(view, task, spec.celery))
+    return Verdict("PENDING", headline + ".", _why_pending(view, task, spec.celery, rabbitmq))
 
 
 def _duplicated(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
@@ -205,7 +218,10 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     if missed is not None:
         return missed
     task = result.verdicts.tasks[0]
-    verdict = BY_OUTCOME.get(task.outcome, _ok)(view, spec, task)
+    if task.outcome == "pending":  # where a pending message waits depends on the broker
+        verdict = _pending(view, spec, task, result.scenario.broker.kind == "rabbitmq")
+    else:
+        verdict = BY_OUTCOME.get(task.outcome, _ok)(view, spec, task)
     verdict.exit_code = EXIT_UNSAFE if result.status == FAILED else EXIT_OK
     return verdict
 
