@@ -64,6 +64,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write run folders to DIR/<timestamp>/ (relative to the ini file; default: reports)",
     )
     group.addoption(
+        "--chaos-broker",
+        choices=("redis", "rabbitmq"),
+        default=None,
+        help="the broker every environment and scenario runs on (default: chaos_env follows"
+        " the broker_url of its workers' app, amqp -> rabbitmq; scenario files their broker.kind)",
+    )
+    group.addoption(
         "--chaos-seed",
         type=int,
         default=None,
@@ -102,8 +109,22 @@ def _chaos(config: pytest.Config) -> ChaosSession:
             backend=config.getoption("chaos_backend"),
             report_dir=_base_dir(config) / report_dir,
             seed=config.getoption("chaos_seed"),
+            broker=config.getoption("chaos_broker"),
+            app_broker_kind=_app_broker_kind,
         )
     return config.stash[_SESSION]
+
+
+def _app_broker_kind(app_spec: str) -> str | None:
+    """``rabbitmq`` or ``redis`` from the app's own ``broker_url``; None if it cannot say (the
+    app does not import: the preflight reports that with its own message)."""
+    from celery_chaos.agent.apps import AppImportError, import_app
+    from celery_chaos.tools.audit import broker_kind
+
+    try:
+        return broker_kind(import_app(app_spec, Path.cwd()).conf.broker_url)
+    except AppImportError:
+        return None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -291,7 +312,8 @@ def chaos_env(
     request.node.add_report_section(
         "setup",
         "chaos",
-        f"environment {env.id} (test {env.tests_run + 1} on it), seed {env.seed}"
+        f"environment {env.id} (test {env.tests_run + 1} on it, broker"
+        f" {env.scenario.broker.kind}), seed {env.seed}"
         f" (replay: --chaos-seed {env.seed}), report: {env.backend.run_dir}",
     )
     try:

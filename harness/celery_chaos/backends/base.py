@@ -143,14 +143,16 @@ class Backend(ABC):
         """``rabbitmqctl`` and AMQP access to the broker node (RabbitMQ brokers only)."""
         raise Unsupported(f"a RabbitMQ broker is not supported by the {self.name} backend")
 
-    def broker_state(self) -> BrokerState:
+    def broker_state(self, live: bool = False) -> BrokerState:
         """Where every task message sits. On RabbitMQ this closes every client connection
         (see :mod:`rabbitmq_broker`): only for the final snapshot, workers frozen and the
-        dispatching client closed. A count that does not add up is logged and makes the state
-        unreachable, so no task is called gone on a doubtful reading."""
+        dispatching client closed; ``live`` reads the ready messages only and closes nothing
+        (a shared pytest environment). A count that does not add up is logged and makes the
+        state unreachable, so no task is called gone on a doubtful reading."""
         if self.broker_kind != "rabbitmq":
             return inspect(self.broker_client())
-        found = rabbitmq_broker.inspect(self.rabbitmq())
+        read = rabbitmq_broker.inspect_live if live else rabbitmq_broker.inspect
+        found = read(self.rabbitmq())
         for problem in found.problems:
             self.log(f"   broker inspection: {problem}")
         if found.problems:

@@ -208,3 +208,28 @@ def _locate(
             else:
                 locations[task].append("unacked")
     return Inspection(BrokerState(reachable=True, locations=dict(locations)), before, problems)
+
+
+def inspect_live(server: RabbitMQAccess) -> Inspection:
+    """Where the *ready* messages sit, without closing anyone's connection (a shared pytest
+    environment lives on). Unacknowledged messages cannot be named this way: their count is
+    reported as a problem, so the caller knows the reading is partial."""
+    try:
+        before = queue_counts(server)
+        connection = server.connection()
+        try:
+            ready = read_held(connection, sorted(before))
+        finally:
+            connection.close()  # requeues what we read
+    except (RuntimeError, OSError, amqp.exceptions.AMQPError):
+        return Inspection(BrokerState(reachable=False))
+    locations: dict[str, list[str]] = defaultdict(list)
+    for queue, ids in ready.items():
+        for task in filter(None, ids):
+            locations[task].append(f"queue:{queue}")
+    problems = [
+        f"{queue}: {count.unacked} unacked message(s) held by a live connection (not named)"
+        for queue, count in before.items()
+        if count.unacked
+    ]
+    return Inspection(BrokerState(reachable=True, locations=dict(locations)), before, problems)

@@ -269,7 +269,12 @@ class ChaosEnv:
         return test.loop.history(self._keep(test))
 
     def _snapshot(self, test: _TestSlice) -> Snapshot:
-        return test.loop.snapshot(self._keep(test))
+        """A clean environment is read without disturbing it; a dirty one (never reused) is
+        read fully, which on RabbitMQ closes every connection, this client's first."""
+        if self.dirty and self.backend.broker_kind == "rabbitmq":
+            self.client.close()
+            return test.loop.snapshot(self._keep(test))
+        return test.loop.snapshot(self._keep(test), live=True)
 
     def verdicts(self, redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD) -> Verdicts:
         """The checker's verdicts on this test's tasks only; call after :meth:`wait_quiescent`

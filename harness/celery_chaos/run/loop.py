@@ -168,10 +168,11 @@ class Loop:
         events = self.ledger.read_from(self.start)
         return events if keep is None else [e for e in events if keep(e.get("task_id"))]
 
-    def snapshot(self, keep: Keep | None = None) -> Snapshot:
+    def snapshot(self, keep: Keep | None = None, live: bool = False) -> Snapshot:
         """Broker and locks first, history last: a task that moves in between is then seen
-        later in the history than in the broker, never missing from both (no false ``lost``)."""
-        state = self.backend.broker_state()
+        later in the history than in the broker, never missing from both (no false ``lost``).
+        ``live``: the environment goes on (see ``Backend.broker_state``)."""
+        state = self.backend.broker_state(live=live)
         held = self.ledger.held_locks()
         if keep is not None:
             state = BrokerState(

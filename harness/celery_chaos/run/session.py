@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.backends import Unsupported, make_backend
+from celery_chaos.backends.base import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.core.outcome import ScenarioResult, SuiteResult
-from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.core.scenario import Scenario, WorkersSpec, parse_scenario, with_broker_kind
 from celery_chaos.report import files as report
 from celery_chaos.report.messages import (
     assert_verdicts,
@@ -146,8 +147,18 @@ class ChaosSession:
     """Options, the run folder (created on first use: a run that collects only writes
     nothing), scenario results for the suite summary, and the environment cache."""
 
-    def __init__(self, backend: str, report_dir: Path, seed: int | None):
+    def __init__(
+        self,
+        backend: str,
+        report_dir: Path,
+        seed: int | None,
+        broker: str | None = None,
+        app_broker_kind: Callable[[str], str | None] | None = None,
+    ):
         self.options = RunOptions(backend=backend, report_dir=report_dir, seed=seed)
+        self.broker = broker  # --chaos-broker: every environment and scenario on this kind
+        # The broker kind of a worker app's own broker_url (amqp -> rabbitmq), when told how.
+        self.app_broker_kind = app_broker_kind
         self.results: list[ScenarioResult] = []
         self.envs = EnvironmentCache(backend, lambda: self.run_dir)
         self._run_dir: Path | None = None
@@ -163,6 +174,7 @@ class ChaosSession:
         return pick_seed(self.options.seed)
 
     def run(self, scenario: Scenario) -> ScenarioResult:
+        scenario = with_broker_kind(scenario, self.broker)
         result = run_scenario(scenario, self.options, self.run_dir, log=print)
         self.results.append(result)
         return result
@@ -170,11 +182,26 @@ class ChaosSession:
     def open_env(self, settings: dict[str, Any], test_name: str) -> ChaosEnv:
         """The environment for one test (shared when settings match), its slice begun.
         Raises ScenarioError/ValueError for bad settings, Unsupported if it cannot run here."""
-        scenario = env_scenario(settings)
+        scenario = env_scenario(self._with_broker(settings))
         preflight(scenario, "@pytest.mark.chaos", workload=False)
         env = self.envs.acquire(scenario)
         env.begin(test_name, self.test_seed())
         return env
+
+    def _with_broker(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The marker's ``broker.kind`` if given, else ``--chaos-broker``, else the kind of the
+        workers' app's own ``broker_url`` (Redis when it cannot tell)."""
+        broker = dict(settings.get("broker") or {})
+        if "kind" in broker:
+            return settings
+        kind = self.broker
+        if kind is None and self.app_broker_kind is not None:
+            workers = settings.get("workers") or {}
+            app = workers.get("app") or WorkersSpec().app
+            if app == BOOTSTRAP_APP:
+                app = (workers.get("env") or {}).get(APP_ENV, app)
+            kind = self.app_broker_kind(str(app))
+        return settings | {"broker": broker | {"kind": kind or "redis"}}
 
     def close_env(self, env: ChaosEnv, outcome: str | None = None) -> ScenarioResult | None:
         """End the test's slice (``outcome``: the test's own, ``failed`` or None) and return
