@@ -26,6 +26,9 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "worker_prefetch_multiplier": 4,
     "worker_soft_shutdown_timeout": 0.0,
     "worker_enable_soft_shutdown_on_idle": False,
+    "broker_heartbeat": 120.0,
+    "task_queues": None,
+    "task_default_delivery_mode": 2,
 }
 SETTINGS = tuple(CELERY_DEFAULTS)
 REDIS_DEFAULT_VISIBILITY_TIMEOUT = 3600.0
