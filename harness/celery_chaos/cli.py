@@ -44,6 +44,9 @@ def _load(paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool 
     Each selected scenario passes the preflight (its app imported once, unless an image has it)."""
     from celery_chaos.run.preflight import checker
 
+    if not paths and only:  # a built-in scenario by name, opt-in folders (rabbitmq/) included
+        suite = builtin_suite()
+        paths = (suite, *sorted(p for p in suite.iterdir() if p.is_dir() and p.name[0] != "_"))
     paths = paths or (builtin_suite(),)
     try:
         scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))

@@ -98,6 +98,16 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
     # --- expectations that cannot be met --------------------------------------------------
     ("negative-count", changed(expect={"lost": -1}), "expect.lost: -1: a count cannot be negative"),
     (
+        "unknown-broker",
+        changed(broker={"kind": "kafka"}),
+        "broker.kind: Input should be 'redis' or 'rabbitmq'",
+    ),
+    (
+        "consumer-timeout-on-redis",
+        changed(broker={"consumer_timeout": 5}),
+        "broker: consumer_timeout: a RabbitMQ setting; set kind: rabbitmq",
+    ),
+    (
         "min-above-max",
         changed(expect={"ok": {"min": 3, "max": 1}}),
         "expect.ok: min 3 > max 1: no count can meet both",

@@ -129,6 +129,15 @@ class BrokerSpec(Strict):
     kind: Literal["redis", "rabbitmq"] = "redis"
     persistence: Literal["none", "aof"] = "none"
     image: str | None = None
+    # RabbitMQ only: the node's consumer_timeout (seconds; RabbitMQ's default is 30 minutes),
+    # checked every second instead of every minute so a scenario can reach it.
+    consumer_timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+
+    @model_validator(mode="after")
+    def _rabbitmq_options(self) -> BrokerSpec:
+        if self.consumer_timeout is not None and self.kind != "rabbitmq":
+            raise ValueError("consumer_timeout: a RabbitMQ setting; set kind: rabbitmq")
+        return self
 
 
 class WorkersSpec(Strict):
@@ -403,8 +412,9 @@ BROKER_KINDS: tuple[str, ...] = get_args(BrokerSpec.model_fields["kind"].annotat
 
 def with_broker_kind(scenario: Scenario, kind: str | None) -> Scenario:
     """``scenario`` on another broker kind (``--broker``), so its ``expect_when`` rules follow
-    the broker it really runs on; ``None`` keeps the scenario's own."""
-    if kind is None or kind == scenario.broker.kind:
+    the broker it really runs on. ``None`` keeps the scenario's own, and so does a scenario
+    whose file names its ``broker.kind`` (it is about that broker, e.g. quorum queues)."""
+    if kind is None or kind == scenario.broker.kind or "kind" in scenario.broker.model_fields_set:
         return scenario
     broker = BrokerSpec.model_validate(scenario.broker.model_dump() | {"kind": kind})
     return scenario.model_copy(update={"broker": broker})

@@ -61,7 +61,7 @@ class LocalBackend(Backend):
         self.cwd = cwd or Path.cwd()
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
         self.broker: RedisServer | RabbitMQServer = (
-            RabbitMQServer("broker", self.logs_dir)
+            RabbitMQServer("broker", self.logs_dir, scenario.broker.consumer_timeout)
             if scenario.broker.kind == "rabbitmq"
             else RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
         )

@@ -136,8 +136,9 @@ def kill_orphans() -> list[str]:
 class RabbitMQServer:
     """One private RabbitMQ node with its own directory; restartable on the same ports."""
 
-    def __init__(self, name: str, workdir: Path):
+    def __init__(self, name: str, workdir: Path, consumer_timeout: float | None = None):
         self.name = name
+        self.consumer_timeout = consumer_timeout
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(4)
@@ -186,11 +187,22 @@ class RabbitMQServer:
                     "default_permissions.read = .*",
                     "default_permissions.write = .*",
                     "loopback_users = none",
+                    *self._consumer_timeout_lines(),
                     "",
                 ]
             )
         )
         config.chmod(0o600)
+        # RabbitMQ checks consumer timeouts on its channel tick (every 60 s by default).
+        tick = 500 if self.consumer_timeout is not None else 60_000
+        (self.workdir / "advanced.config").write_text(
+            f"[{{rabbit, [{{channel_tick_interval, {tick}}}]}}].\n"
+        )
+
+    def _consumer_timeout_lines(self) -> list[str]:
+        if self.consumer_timeout is None:
+            return []
+        return [f"consumer_timeout = {int(self.consumer_timeout * 1000)}"]
 
     def env(self) -> dict[str, str]:
         """The environment of the node and of every ``rabbitmqctl`` aimed at it."""
