@@ -1,0 +1,92 @@
+"""The default suite and the RabbitMQ scenarios on a real ``rabbitmq-server`` (no mocks): every
+scenario meets its expectations for the broker it ran on (``expect_when`` where RabbitMQ
+differs), and the command line's ``--broker`` carries the kind into the run and its report.
+
+One node per scenario, as a real run starts it (Erlang start-up is 4-12 s under load), so each
+test is one scenario: select with ``-k`` when iterating."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from celery_chaos.backends.local.rabbitmq_server import (
+    OWNER_ENV,
+    RabbitMQUnavailable,
+    find_rabbitmq,
+    owner_marker,
+)
+from celery_chaos.core.scenario import load_suite, with_broker_kind
+from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
+
+try:
+    find_rabbitmq()
+except RabbitMQUnavailable as missing:
+    pytest.skip(str(missing), allow_module_level=True)
+
+pytestmark = pytest.mark.integration
+SUITE = Path(__file__).parents[2] / "scenarios"
+DEFAULT = {s.name: s for s in load_suite([SUITE])}
+RABBITMQ_ONLY = {s.name: s for s in load_suite([SUITE / "rabbitmq"])}
+
+
+def _our_nodes() -> list[int]:
+    """Processes of RabbitMQ nodes (and their epmd) this test process started and still runs."""
+    mine = owner_marker(os.getpid())
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(OWNER_ENV) == mine:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _run(scenario_name: str, tmp_path: Path) -> dict:
+    scenario = DEFAULT.get(scenario_name) or RABBITMQ_ONLY[scenario_name]
+    scenario = with_broker_kind(scenario, "rabbitmq")
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    assert result.status == PASSED, (result.reason, result.verdicts and result.verdicts.counts)
+    assert result.versions["broker"].startswith("rabbitmq 3.")
+    assert not _our_nodes(), "a RabbitMQ node outlived its run"
+    return json.loads((result.report_dir / "result.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT))
+def test_default_suite_on_rabbitmq(name: str, tmp_path: Path) -> None:
+    _run(name, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(RABBITMQ_ONLY))
+def test_rabbitmq_scenarios(name: str, tmp_path: Path) -> None:
+    _run(name, tmp_path)
+
+
+def test_killed_worker_is_redelivered_at_once_on_rabbitmq(tmp_path: Path) -> None:
+    """Redis's one-hour visibility timeout leaves these tasks pending; RabbitMQ requeues them
+    when the killed worker's socket closes, and the replacement reruns both."""
+    report = _run("ack-late-kill-worker-default-visibility", tmp_path)
+    assert report["verdicts"]["recovered"] == 2 and report["verdicts"]["pending"] == 0
+    assert all(len(task["attempts"]) == 2 for task in report["tasks"])
+
+
+def test_cli_broker_option_runs_the_suite_scenario_on_rabbitmq(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "run", "--broker", "rabbitmq"]
+        + ["--only", "defaults-child-kill", "--report-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(next(tmp_path.glob("*/defaults-child-kill/result.json")).read_text())
+    assert result["versions"]["broker"].startswith("rabbitmq ")
+    assert not list(tmp_path.glob("*/defaults-child-kill/logs/broker/mnesia"))
+    assert not list(tmp_path.glob("*/defaults-child-kill/logs/broker/rabbitmq.conf"))
