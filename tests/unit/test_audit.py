@@ -228,3 +228,85 @@ def test_report_document_masks_the_broker_password() -> None:
     settings = audit.AppSettings({"broker_url": "redis://:secret@host:6379/0"}, {}, (5, 5))
     document = audit.report_document("x:app", settings, [])
     assert "secret" not in str(document["settings"]["broker_url"])
+
+
+# --- RabbitMQ ------------------------------------------------------------------------------------
+
+RABBIT_SAFE: dict[str, Any] = SAFE | {"broker_url": "amqp://guest@rabbit//"}
+RABBIT_CODES = {
+    "rabbitmq-consumer-timeout",
+    "rabbitmq-consumer-timeout-eta",
+    "rabbitmq-quorum-delivery-limit",
+    "rabbitmq-heartbeat-disabled",
+    "rabbitmq-transient",
+    "rabbitmq-prefetch-global-qos",
+}
+
+
+def test_a_safe_rabbitmq_app_has_no_rabbitmq_findings() -> None:
+    assert not codes(audit.audit(RABBIT_SAFE)) & RABBIT_CODES
+
+
+def test_redis_apps_get_no_rabbitmq_findings() -> None:
+    risky = REDIS | {"broker_heartbeat": 0, "task_default_delivery_mode": "transient"}
+    assert not codes(audit.audit(risky, max_eta=99999)) & RABBIT_CODES
+
+
+def test_consumer_timeout_shorter_than_time_limit_or_eta() -> None:
+    slow = audit.audit(RABBIT_SAFE | {"task_time_limit": 7200}, max_eta=86400)
+    assert {"rabbitmq-consumer-timeout", "rabbitmq-consumer-timeout-eta"} <= codes(slow, "error")
+    assert "1800s" in finding(slow, "rabbitmq-consumer-timeout").setting
+
+
+def test_quorum_delivery_limit_with_reject_on_worker_lost() -> None:
+    from kombu import Queue
+
+    quorum = Queue("celery", queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": 2})
+    findings = audit.audit(RABBIT_SAFE | {"task_queues": [quorum]})
+    found = finding(findings, "rabbitmq-quorum-delivery-limit")
+    assert found.level == audit.WARNING and "x-delivery-limit=2" in found.setting
+    assert found.scenario == "rabbitmq-quorum-delivery-limit"
+
+
+def test_heartbeat_transient_and_prefetch() -> None:
+    from kombu import Queue
+
+    risky = RABBIT_SAFE | {
+        "broker_heartbeat": 0,
+        "task_default_delivery_mode": "transient",
+        "task_queues": [Queue("celery", durable=False)],
+        "worker_prefetch_multiplier": 4,
+    }
+    found = audit.audit(risky)
+    assert {"rabbitmq-heartbeat-disabled", "rabbitmq-prefetch-global-qos"} <= codes(found)
+    transient = finding(found, "rabbitmq-transient")
+    assert transient.level == audit.ERROR
+    assert "celery" in transient.setting and "transient" in transient.setting
+
+
+def test_an_app_without_broker_url_is_audited_as_rabbitmq() -> None:
+    assert "rabbitmq-heartbeat-disabled" in codes(audit.audit({"broker_heartbeat": 0}))
+
+
+def test_every_rabbitmq_finding_names_a_shipped_rabbitmq_scenario() -> None:
+    installed = Path(str(resources.files("celery_chaos.scenarios"))) / "rabbitmq"
+    names = {s.name for s in load_suite([installed])}
+    from kombu import Queue
+
+    risky = RABBIT_SAFE | {
+        "task_time_limit": 7200,
+        "broker_heartbeat": 0,
+        "task_default_delivery_mode": 1,
+        "task_queues": [Queue("celery", queue_arguments={"x-queue-type": "quorum"})],
+    }
+    named = {f.scenario for f in audit.audit(risky, max_eta=99999) if f.code in RABBIT_CODES}
+    assert named - {None} <= names and len(named - {None}) >= 4
+
+
+def test_task_queues_as_a_mapping_are_read_too() -> None:
+    queues = {"celery": {"queue_arguments": {"x-queue-type": "quorum", "x-delivery-limit": 2}}}
+    assert "rabbitmq-quorum-delivery-limit" in codes(
+        audit.audit(RABBIT_SAFE | {"task_queues": queues})
+    )
+    transient = {"celery": {"durable": False}}
+    assert "rabbitmq-transient" in codes(audit.audit(RABBIT_SAFE | {"task_queues": transient}))

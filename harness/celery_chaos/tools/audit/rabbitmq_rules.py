@@ -19,9 +19,17 @@ RABBITMQ_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 
 
 def _queue_arguments(ctx: Context) -> list[tuple[str, dict[str, Any], bool]]:
-    """``(name, arguments, durable)`` of every queue the app declares in ``task_queues``."""
+    """``(name, arguments, durable)`` of every queue the app declares in ``task_queues``: kombu
+    ``Queue`` objects, or the mapping of name -> options Celery also accepts."""
+    queues = ctx.config.get("task_queues") or ()
+    if isinstance(queues, dict):
+        return [
+            (str(name), dict(options.get("queue_arguments") or {}), options.get("durable", True))
+            for name, options in queues.items()
+            if isinstance(options, dict)
+        ]
     found = []
-    for queue in ctx.config.get("task_queues") or ():
+    for queue in queues:
         name = getattr(queue, "name", None) or str(queue)
         arguments = dict(getattr(queue, "queue_arguments", None) or {})
         found.append((name, arguments, bool(getattr(queue, "durable", True))))
