@@ -278,6 +278,31 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
         processes.stop(worker, sig=signal.SIGKILL)
 
 
+def test_live_inspection_names_ready_messages_and_closes_nothing(rabbit: RabbitMQServer) -> None:
+    """A shared pytest environment goes on after a test's snapshot: the live reading leaves every
+    connection open, names the ready messages and reports the unacked ones it cannot name."""
+    with rabbit.connection() as holder:
+        channel = holder.channel()
+        channel.queue_declare("chaos-live", auto_delete=False)
+        for task in ("live-held", "live-ready"):
+            message = amqp.Message(b"[]", application_headers={"task": INGEST, "id": task})
+            channel.basic_publish(message, "", "chaos-live")
+        held = None
+        while held is None:
+            held = channel.basic_get("chaos-live", no_ack=False)
+        try:
+            found = rabbitmq_broker.inspect_live(rabbit)
+            assert found.state.reachable
+            assert found.state.locations == {"live-ready": ["queue:chaos-live"]}
+            assert found.problems == [
+                "chaos-live: 1 unacked message(s) held by a live connection (not named)"
+            ]
+            channel.basic_ack(held.delivery_tag)  # still open: nothing was closed
+            assert channel.queue_declare("chaos-live", passive=True).message_count == 1
+        finally:
+            channel.queue_delete("chaos-live")
+
+
 def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(
     rabbit: RabbitMQServer,
 ) -> None:
