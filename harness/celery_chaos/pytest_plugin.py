@@ -312,9 +312,9 @@ def chaos_env(
     request.node.add_report_section(
         "setup",
         "chaos",
-        f"environment {env.id} (test {env.tests_run + 1} on it, broker"
-        f" {env.scenario.broker.kind}), seed {env.seed}"
-        f" (replay: --chaos-seed {env.seed}), report: {env.backend.run_dir}",
+        f"environment {env.id} (test {env.tests_run + 1} on it), seed {env.seed}"
+        f" (replay: --chaos-seed {env.seed}), broker {env.scenario.broker.kind},"
+        f" report: {env.backend.run_dir}",
     )
     try:
         yield env

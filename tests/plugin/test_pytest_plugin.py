@@ -301,6 +301,56 @@ def test_chaos_env_fixture_with_real_workers(pytester: pytest.Pytester) -> None:
     assert len(runs) == 5
 
 
+RABBITMQ_ENV_TESTS = """
+import pytest
+from celery_chaos.run.session import assert_verdicts
+
+pytestmark = pytest.mark.chaos(
+    celery={"task_acks_late": True, "task_reject_on_worker_lost": True},
+    workers={"count": 1, "concurrency": 2},
+)
+
+SEEN = {}
+
+
+def ingest(env, doc_id):
+    kwargs = {"doc_id": doc_id, "steps": 4, "step_seconds": 0.05}
+    return env.dispatch("sample_tasks.tasks.ingest_document", kwargs=kwargs)
+
+
+def test_killed_child_is_recovered_on_rabbitmq(chaos_env):
+    assert chaos_env.scenario.broker.kind == "rabbitmq"
+    killed = ingest(chaos_env, "a")
+    chaos_env.fault("kill_child", task=killed, checkpoint="step-2")
+    assert chaos_env.wait_quiescent(timeout=60)
+    assert_verdicts(chaos_env.verdicts(), recovered=1, lost=0)
+    SEEN["env"] = chaos_env.id
+
+
+def test_the_environment_lives_on_after_a_snapshot(chaos_env):
+    assert chaos_env.id == SEEN["env"]  # the snapshot closed no connection
+    ingest(chaos_env, "b")
+    assert chaos_env.wait_quiescent(timeout=60)
+    assert_verdicts(chaos_env.verdicts(), ok=1)
+"""
+
+
+@pytest.mark.integration
+def test_chaos_env_on_rabbitmq_with_the_broker_option(pytester: pytest.Pytester) -> None:
+    from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+
+    try:
+        find_rabbitmq()
+    except RabbitMQUnavailable as missing:
+        pytest.skip(str(missing))
+    pytester.makepyfile(test_env=RABBITMQ_ENV_TESTS)
+    result = pytester.runpytest_subprocess(
+        "--chaos-report-dir", "out", "--chaos-broker", "rabbitmq", "-rA", timeout=300
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*environment env1-* broker rabbitmq, report:*"])
+
+
 @pytest.mark.integration
 def test_xdist_runs_scenario_files_in_parallel(pytester: pytest.Pytester) -> None:
     short(pytester, "scenarios/one.yaml", "one")
