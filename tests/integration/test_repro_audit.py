@@ -127,6 +127,33 @@ def test_worker_kill_with_a_long_visibility_timeout_is_pending(tmp_path: Path) -
     assert [f["kind"] for f in result["faults"]] == ["kill_worker", "start_worker"]
 
 
+def test_an_amqp_app_is_reproduced_on_rabbitmq_where_a_killed_worker_recovers(
+    tmp_path: Path,
+) -> None:
+    """The same worker kill as above, for an app whose broker_url is amqp://: repro starts a
+    RabbitMQ (and says so), which requeues the dead worker's message at once: RECOVERED."""
+    from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+
+    try:
+        find_rabbitmq()
+    except RabbitMQUnavailable as missing:
+        pytest.skip(str(missing))
+    done, result = repro(
+        tmp_path,
+        *("--env", "INGEST_CONFIG=fixed", "--env", "BROKER_URL=amqp://prod-rabbit:5672//"),
+        *("--fault", "kill_worker", "--timeout", "30"),
+        timeout=240,
+    )
+    assert "a private RabbitMQ started for this repro (your app's broker_url is amqp://)" in (
+        done.stdout
+    ), done.stdout
+    assert result["repro"]["broker"] == "rabbitmq"
+    assert result["versions"]["broker"].startswith("rabbitmq ")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "RECOVERED" in done.stdout and "RabbitMQ requeued" in done.stdout
+    assert result["tasks"][0]["outcome"] == "recovered"
+
+
 def test_a_fault_that_misses_the_task_exits_2(tmp_path: Path) -> None:
     done, result = repro(tmp_path, "--at", "seconds:4", "--timeout", "15")
     assert done.returncode == 2, done.stdout + done.stderr

@@ -27,6 +27,11 @@ from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 WORKER_READY_DEADLINE = 60.0
+# Environment variables that choose the broker behind the app's back: ``celery``'s ``--broker``
+# option reads ``BROKER_URL`` and Celery's settings ``CELERY_BROKER_URL``. An app whose own
+# config also reads ``BROKER_URL`` (e.g. an ``amqp://`` production host passed with
+# ``--env``) would otherwise send its workers there instead of to the harness's broker.
+BROKER_URL_ENVS = ("BROKER_URL", "CELERY_BROKER_URL")
 # A RabbitMQ queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check
 # reuses an answer for this long rather than keeping a core busy.
 RABBITMQ_COUNT_INTERVAL = 1.0
@@ -239,6 +244,7 @@ class Backend(ABC):
             | {
                 agent.LEDGER_URL_ENV: ledger_url,
                 agent.BROKER_URL_ENV: broker_url,
+                **dict.fromkeys(BROKER_URL_ENVS, broker_url),
                 agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
                 "PYTHONUNBUFFERED": "1",
             }

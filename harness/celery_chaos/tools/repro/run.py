@@ -58,6 +58,7 @@ def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
         "task": spec.task,
         "fault": spec.fault,
         "at": spec.at,
+        "broker": outcome.result.scenario.broker.kind,
         "overrides": spec.celery,
         "verdict": verdict.code,
         "headline": verdict.headline,

@@ -135,12 +135,19 @@ def _why_pending(
     return [f"its message waits in {', '.join(task.in_broker) or 'a running attempt'}"]
 
 
-def _why_recovered(view: AppView, spec: ReproSpec, overrides: dict[str, Any]) -> list[str]:
+def _why_recovered(
+    view: AppView, spec: ReproSpec, overrides: dict[str, Any], rabbitmq: bool = False
+) -> list[str]:
     if spec.fault in ("kill_child", "oom"):
         return [
             f"{_task_value(view, 'acks_late', overrides)} +"
             f" {_task_value(view, 'reject_on_worker_lost', overrides)}: the worker requeued the"
             " message when its pool process died, and the task ran again"
+        ]
+    if rabbitmq:
+        return [
+            f"{_task_value(view, 'acks_late', overrides)}: RabbitMQ requeued the dead worker's"
+            " unacknowledged message the moment its connection closed (no visibility timeout)"
         ]
     return [
         f"{_task_value(view, 'acks_late', overrides)} and {_visibility(view, overrides)}: the"
@@ -182,12 +189,12 @@ def _duplicated(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
     return Verdict("DUPLICATED", f"DUPLICATED: the task completed {successes} times.", reasons)
 
 
-def _recovered(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
+def _recovered(view: AppView, spec: ReproSpec, task: Any, rabbitmq: bool = False) -> Verdict:
     headline = (
         f"RECOVERED: the killed attempt was redelivered and the task completed once"
         f" ({len(task.attempts)} attempts)."
     )
-    return Verdict("RECOVERED", headline, _why_recovered(view, spec, spec.celery))
+    return Verdict("RECOVERED", headline, _why_recovered(view, spec, spec.celery, rabbitmq))
 
 
 def _ok(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
@@ -210,6 +217,12 @@ BY_OUTCOME: dict[str, Callable[[AppView, ReproSpec, Any], Verdict]] = {
 }
 
 
+BY_BROKER: dict[str, Callable[[AppView, ReproSpec, Any, bool], Verdict]] = {
+    "pending": _pending,
+    "recovered": _recovered,
+}
+
+
 def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     """The plain-language verdict for the one task of a repro, with the settings behind it."""
     if result.status in (NOT_RUNNABLE, ERROR) or result.verdicts is None:
@@ -218,8 +231,9 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     if missed is not None:
         return missed
     task = result.verdicts.tasks[0]
-    if task.outcome == "pending":  # where a pending message waits depends on the broker
-        verdict = _pending(view, spec, task, result.scenario.broker.kind == "rabbitmq")
+    rabbitmq = result.scenario.broker.kind == "rabbitmq"
+    if task.outcome in ("pending", "recovered"):  # how a message waits/returns: broker-specific
+        verdict = BY_BROKER[task.outcome](view, spec, task, rabbitmq)
     else:
         verdict = BY_OUTCOME.get(task.outcome, _ok)(view, spec, task)
     verdict.exit_code = EXIT_UNSAFE if result.status == FAILED else EXIT_OK
