@@ -313,6 +313,10 @@ class Backend(ABC):
         """Who reported the OOM kill, for the fault's detail line."""
         return f"OOM kill in {worker.name}"
 
+    def close_broker_connection(self, worker: Worker) -> str:
+        """Have the broker close the worker's AMQP connections (RabbitMQ brokers only)."""
+        raise Unsupported(f"close_connection is not supported by the {self.name} backend")
+
     def partition(self, worker: Worker, connected: bool) -> str:
         raise Unsupported(f"partition is not supported by the {self.name} backend")
 

@@ -45,6 +45,11 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
             "partition", "cut the worker off the broker network", backends=frozenset({DOCKER})
         ),
         FaultKindInfo("heal", "reconnect a partitioned worker", backends=frozenset({DOCKER})),
+        FaultKindInfo(
+            "close_connection",
+            "RabbitMQ closes the worker's connection (broker side)",
+            backends=frozenset({LOCAL}),
+        ),
     )
 }
 

@@ -31,6 +31,7 @@ FaultKind = Literal[
     "restart_worker",
     "partition",
     "heal",
+    "close_connection",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)

@@ -103,6 +103,11 @@ def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any
     return Outcome(INJECTED, backend.restart_broker())
 
 
+def _close_connection(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    return Outcome(INJECTED, backend.close_broker_connection(target.worker))
+
+
 def _start_worker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
     return Outcome(INJECTED, f"started {backend.start_worker().name}")
 
@@ -126,6 +131,7 @@ HANDLERS: dict[str, Handler] = {
     "restart_worker": Handler(_restart_worker),
     "partition": Handler(_partition(False)),
     "heal": Handler(_partition(True)),
+    "close_connection": Handler(_close_connection),
 }
 assert set(HANDLERS) == set(FAULT_TABLE), "every fault kind needs exactly one handler"
 

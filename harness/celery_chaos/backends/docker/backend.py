@@ -53,7 +53,7 @@ AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 class DockerBackend(Backend):
     name = "docker"
-    supported_faults = frozenset(FAULT_KINDS)
+    supported_faults = frozenset(FAULT_KINDS) - {"close_connection"}  # RabbitMQ brokers only
     oom_poll_interval = 0.05
 
     def __init__(

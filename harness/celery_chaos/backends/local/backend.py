@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import redis
 
 from celery_chaos.backends.base import (
@@ -76,6 +77,9 @@ class LocalBackend(Backend):
 
     def check_runnable(self) -> None:
         super().check_runnable()
+        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
+        if closes and self.broker_kind != "rabbitmq":
+            raise Unsupported("close_connection: needs broker.kind rabbitmq")
         if self.broker_kind == "rabbitmq":
             try:
                 find_rabbitmq()
@@ -253,6 +257,26 @@ class LocalBackend(Backend):
             )
         port, persistence = self.broker.port, self.broker.persistence
         return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
+
+    def close_broker_connection(self, worker: Worker) -> str:
+        """Find the worker's connections by its sockets' ports, as RabbitMQ sees them (peer
+        port), and have the node close them, as it does on a policy or an operator's command."""
+        broker = self.rabbitmq()
+        ports = set()
+        for pid in processes.group_members(worker.handle):
+            try:
+                sockets = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            ports |= {c.laddr.port for c in sockets if c.raddr and c.raddr.port == broker.port}
+        # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
+        table = broker.ctl("list_connections", "pid", "peer_port").splitlines()
+        rows = [line.split("\t") for line in table]
+        rows = [row for row in rows if len(row) == 2 and row[1].strip().isdigit()]
+        pids = [pid for pid, port in rows if int(port) in ports]
+        for pid in pids:
+            broker.ctl("close_connection", pid, "celery-chaos close_connection fault")
+        return f"RabbitMQ closed {len(pids)} connection(s) of {worker.name} (ports {sorted(ports)})"
 
     def memory_usage(self, worker: Worker) -> int:
         return worker.cgroup.usage()
