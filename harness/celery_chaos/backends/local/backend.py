@@ -32,7 +32,8 @@ from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, Me
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
-from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
+from celery_chaos.core.fault_kinds import supported_by
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
@@ -41,7 +42,7 @@ SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": sign
 class LocalBackend(Backend):
     name = "local"
     # Processes share the host's network: there is nothing to partition.
-    supported_faults = frozenset(FAULT_KINDS) - {"partition", "heal"}
+    supported_faults = supported_by("local")  # from the one fault table
 
     def __init__(
         self,
