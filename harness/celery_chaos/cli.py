@@ -61,6 +61,17 @@ def _print_result(result: object) -> None:
     _plain(scenario_footer(result))
 
 
+def _require_engine(backend: str) -> None:
+    """With no Docker engine a docker run cannot start at all: one line, exit 2, at once."""
+    if backend != "docker":
+        return
+    from celery_chaos.backends.docker.images import engine_available
+
+    ok, reason = engine_available()
+    if not ok:
+        raise UsageProblem(f"--backend docker: {reason}")
+
+
 def _image_options(backend: str, worker_image: str | None, redis_image: str | None) -> dict:
     """The docker backend's image options; given to another backend they are bad input."""
     images = {"worker_image": worker_image, "redis_image": redis_image}
@@ -108,6 +119,7 @@ def run(
 
     scenarios = _load(paths, only, import_app=not worker_image)
     backend_options = _image_options(backend, worker_image, redis_image)
+    _require_engine(backend)
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
     _plain(f"celery-chaos: {header(library_versions())}")
