@@ -98,3 +98,16 @@ def flaky(self, fail_times: int = 2, retry_delay: float = 0.1, seconds: float = 
     if self.request.retries < fail_times:
         raise self.retry(countdown=retry_delay)
     return self.request.retries
+
+
+@app.task(name="sample_tasks.tasks.step")
+def step(*previous: object, name: str = "step", seconds: float = 0.5, steps: int = 5) -> str:
+    """One step of a workflow (chain member, group member or chord callback): takes whatever
+    the step before passed (a chain's previous result, a chord header's list of results),
+    works in checkpointed steps and returns its name, so a chain's results read like a path."""
+    for n in range(steps):
+        checkpoint(f"step-{n}")
+        time.sleep(seconds / steps)
+    side_effect(f"workflow-step:{name}")
+    checkpoint("done")
+    return name

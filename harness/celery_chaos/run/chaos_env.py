@@ -63,7 +63,9 @@ class ChaosEnv:
         self.key = key
         self.dirty_reason = ""
         self.tests_run = 0
-        self.client = workload.make_client(backend.broker_url, scenario.celery)
+        self.client = workload.make_client(
+            backend.broker_url, scenario.celery, backend.results_url()
+        )
         self._known: set[str] = set()  # every task id any test dispatched here
         self._test: _TestSlice | None = None
 
