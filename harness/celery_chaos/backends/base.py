@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
@@ -207,7 +207,8 @@ class Backend(ABC):
         """The scenario's result backend as the harness reaches it (sending a chord needs it)."""
         assert self.ledger is not None
         pool = self.ledger.client.connection_pool.connection_kwargs
-        ledger_url = f"redis://{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
+        auth = f":{quote(pool['password'], safe='')}@" if pool.get("password") else ""
+        ledger_url = f"redis://{auth}{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
         return results_url(self.scenario.results, ledger_url, self.broker_url)
 
     def start_worker(self) -> Worker:
@@ -305,8 +306,8 @@ class Backend(ABC):
 
 
 def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
-    """``results: {on: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
+    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
     if spec is None:
         return None
-    parts = urlsplit(broker_url if spec.on == "broker" else ledger_url)
+    parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

@@ -229,7 +229,7 @@ class ResultsSpec(Strict):
     """Where the result backend lives: a database of the broker's Redis (faults hit it too) or
     of the ledger's Redis (never faulted)."""
 
-    on: Literal["broker", "ledger"] = "ledger"
+    server: Literal["broker", "ledger"] = "ledger"
     db: int = Field(default=1, ge=1, le=15)
 
 
@@ -322,7 +322,7 @@ class Scenario(Strict):
             if self.results is None and needs_results(item):
                 raise ValueError(
                     f"workload[{i}].chord: a chord needs a result backend;"
-                    " add results: {on: ledger} (or on: broker)"
+                    " add results: {server: ledger} (or server: broker)"
                 )
             fault = item.revoke.after_fault if item.revoke else None
             if fault is not None and fault >= len(self.faults):

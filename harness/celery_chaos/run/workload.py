@@ -113,6 +113,11 @@ def make_client(
     client.conf.broker_url = broker_url
     if results_url:
         client.conf.result_backend = results_url
+        # The harness never waits on a result: don't subscribe to result channels (Celery
+        # does for every task and group it sends; the pubsub would outlive the servers and
+        # complain when the results are collected at exit).
+        consumer = client.backend.result_consumer
+        consumer.consume_from = consumer.cancel_for = lambda *_args: None
     return client
 
 
