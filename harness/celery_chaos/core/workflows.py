@@ -79,7 +79,7 @@ def layout(node: Any, ids: Iterator[tuple[int, str]], path: str = "") -> dict[st
     Leaves: ``{kind: task, path, index, task_id, task, args, kwargs, options, immutable}``;
     chain/group: ``{kind, path, children}``; chord: ``{kind, path, header, body}``."""
     kind = form(node)
-    here = path or kind
+    here = f"{path}.{kind}" if path else kind
     if kind == "task":
         index, task_id = next(ids)
         return {

@@ -116,8 +116,7 @@ def check_app(scenario: Scenario, source: str, cwd: Path, workload: bool = True)
                 close = difflib.get_close_matches(leaf.task, tasks, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ScenarioError(
-                    f"{source}: workload[{i}].task: {leaf.task!r} is not registered"
-                    f" in {spec}{hint}"
+                    f"{source}: workload[{i}].task: {leaf.task!r} is not registered in {spec}{hint}"
                 )
 
 

@@ -1,0 +1,65 @@
+"""Workflows under worker death on real workers: a chain that stops halfway, a group member lost,
+a chord whose callback never fires, a chain that recovers under acks late. Each scenario of the
+default suite, checked for what a user relies on (which member ran, what never will)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+pytestmark = pytest.mark.integration
+
+
+def run(name: str, tmp_path: Path) -> ScenarioResult:
+    scenario = load_file(SCENARIOS / name)
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    return result
+
+
+def by_path(result: ScenarioResult) -> dict[str, str]:
+    (workflow,) = result.verdicts.workflows
+    return {member["path"]: member["outcome"] for member in workflow.members}
+
+
+def test_a_chain_stops_halfway_when_its_middle_step_is_killed(tmp_path: Path) -> None:
+    result = run("10-chain-child-killed-defaults.yaml", tmp_path)
+    first, middle, last = result.verdicts.tasks
+    assert first.outcome == "ok"
+    assert middle.outcome == "lost" and middle.failures == ["WorkerLostError"]
+    assert last.outcome == "lost" and last.attempts == [] and last.in_broker == []
+    assert result.verdicts.workflows[0].outcome == "broken"
+    assert by_path(result) == {"chain[0]": "ok", "chain[1]": "lost", "chain[2]": "lost"}
+    assert result.verdicts.counts["unexpected"] == 0  # every member id was known up front
+    assert result.status == PASSED
+
+
+def test_a_group_member_killed_under_defaults_is_lost(tmp_path: Path) -> None:
+    result = run("11-group-member-killed-defaults.yaml", tmp_path)
+    assert by_path(result) == {"group[0]": "ok", "group[1]": "lost", "group[2]": "ok"}
+    assert result.verdicts.workflows[0].outcome == "broken"
+    assert result.status == PASSED
+
+
+def test_a_chord_callback_never_fires_when_a_header_member_is_lost(tmp_path: Path) -> None:
+    result = run("12-chord-header-lost-defaults.yaml", tmp_path)
+    callback = result.verdicts.tasks[-1]
+    assert callback.attempts == []  # the merge never ran, not even once
+    assert by_path(result)["chord.body"] == "lost"
+    assert result.verdicts.workflows[0].members[-1]["callback"] is True
+    assert result.status == PASSED
+
+
+def test_a_chain_completes_when_its_killed_step_is_redelivered(tmp_path: Path) -> None:
+    result = run("13-chain-ack-late-kill-worker.yaml", tmp_path)
+    first, middle, last = result.verdicts.tasks
+    assert middle.outcome == "recovered" and middle.attempts[-1].redelivered
+    # published by the rerun's success (before its attempt_end: Celery sends the next step
+    # first), never by the killed attempt
+    assert last.attempts[0].started > middle.attempts[-1].started > middle.attempts[0].died
+    assert result.verdicts.workflows[0].outcome == "completed"
+    assert result.status == PASSED
