@@ -23,6 +23,8 @@ Labels a task may carry on top of its outcome:
   ``WorkerLostError``/``TimeLimitExceeded``) and the task never succeeded.
 - ``retried``: an attempt ended in ``RETRY`` (the task raised ``Retry``); the next attempt is
   the retry Celery published, not a redelivery.
+- ``revoked``: the harness revoked it (``revoke`` event); a revoked task that never ran is
+  ``lost`` with this label: nothing was meant to run it.
 - ``redelivery_loop``: more deliveries than ``redelivery_threshold`` (a poison message); the
   attempts a ``Retry`` asked for are not counted as deliveries.
 
@@ -61,10 +63,16 @@ from typing import Any
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
-from celery_chaos.core.workflows import WORKFLOW_VERDICTS, WorkflowReport, judge, revoked_but_ran
+from celery_chaos.core.workflows import (
+    WORKFLOW_VERDICTS,
+    WorkflowReport,
+    judge,
+    revoked_but_ran,
+    revoked_ids,
+)
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
-LABELS = ("failed", "retried", "redelivery_loop")
+LABELS = ("failed", "retried", "redelivery_loop", "revoked")
 FINDINGS = (
     "duplicate_side_effects",
     "stuck_locks",
@@ -368,6 +376,9 @@ def check(
         report.in_broker = broker.locations.get(report.task_id, [])
         _classify(report, redelivery_threshold)
     workflows = judge(history, builder.tasks)  # may move waiting members to pending
+    for task_id in revoked_ids(history):
+        if task_id in builder.tasks:
+            builder.tasks[task_id].labels.append("revoked")
     locks = _locks(builder, held_locks)
     effects = _effects(builder)
     counts = dict.fromkeys(VERDICTS, 0)

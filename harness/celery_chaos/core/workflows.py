@@ -240,14 +240,19 @@ def judge(events: list[dict[str, Any]], tasks: dict[str, _Task]) -> list[Workflo
     return reports
 
 
-def revoked_but_ran(events: list[dict[str, Any]], tasks: dict[str, _Task]) -> list[str]:
-    """Task ids revoked (``revoke`` event) with an attempt that started after the revoke."""
+def revoked_ids(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Revoked task id -> when the (first) revoke was recorded."""
     revoked: dict[str, float] = {}
     for event in events:
         if event.get("type") == REVOKE:
             revoked.setdefault(event["task_id"], event["ts"])
+    return revoked
+
+
+def revoked_but_ran(events: list[dict[str, Any]], tasks: dict[str, _Task]) -> list[str]:
+    """Task ids revoked (``revoke`` event) with an attempt that started after the revoke."""
     ran = []
-    for task_id, when in revoked.items():
+    for task_id, when in revoked_ids(events).items():
         report = tasks.get(task_id)
         if report is not None and any(a.started > when for a in report.attempts):
             ran.append(task_id)
