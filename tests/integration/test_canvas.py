@@ -63,3 +63,38 @@ def test_a_chain_completes_when_its_killed_step_is_redelivered(tmp_path: Path) -
     assert last.attempts[0].started > middle.attempts[-1].started > middle.attempts[0].died
     assert result.verdicts.workflows[0].outcome == "completed"
     assert result.status == PASSED
+
+
+def test_a_revoke_is_forgotten_by_a_restarted_worker_without_state_db(tmp_path: Path) -> None:
+    result = run("14-revoke-forgotten-on-restart.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    assert "revoked" in task.labels and task.outcome == "ok"  # it ran although revoked
+    assert task.attempts[0].worker.startswith("w1@")  # by the new worker, after the restart
+    assert result.verdicts.revoked_ran == [task.task_id]
+    assert result.status == PASSED
+
+
+def test_a_revoke_survives_a_restart_with_worker_state_db(tmp_path: Path) -> None:
+    result = run("15-revoke-kept-with-state-db.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    assert task.attempts == [] and task.in_broker == []  # discarded, never run
+    assert task.labels == ["revoked"] and result.verdicts.counts["revoked_but_ran"] == 0
+    assert result.status == PASSED
+
+
+def test_a_retry_held_by_a_killed_worker_waits_for_the_visibility_timeout(tmp_path: Path) -> None:
+    result = run("16a-retry-countdown-held-by-killed-worker.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    assert [a.state for a in task.attempts] == ["RETRY"]  # one attempt, not interrupted
+    assert task.outcome == "pending" and task.in_broker  # the retry sits in the unacked set
+    assert result.status == PASSED
+
+
+def test_a_retry_held_by_a_killed_worker_is_restored_and_runs_once(tmp_path: Path) -> None:
+    result = run("16b-retry-countdown-restored-after-visibility.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    first, retry = task.attempts
+    assert (first.state, retry.state) == ("RETRY", "SUCCESS")
+    assert retry.worker.startswith("w1@")  # the replacement ran the retry the dead one held
+    assert retry.started - first.ended >= 4.5  # not before its countdown of 5 seconds
+    assert task.verdicts == ["ok", "retried"] and result.status == PASSED
