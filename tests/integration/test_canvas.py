@@ -4,6 +4,7 @@ default suite, checked for what a user relies on (which member ran, what never w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ def test_a_chain_stops_halfway_when_its_middle_step_is_killed(tmp_path: Path) ->
     assert by_path(result) == {"chain[0]": "ok", "chain[1]": "lost", "chain[2]": "lost"}
     assert result.verdicts.counts["unexpected"] == 0  # every member id was known up front
     assert result.status == PASSED
+    document = json.loads((result.report_dir / "result.json").read_text())
+    assert document["verdicts"]["workflow_broken"] == 1
+    assert [m["outcome"] for m in document["workflows"][0]["members"]] == ["ok", "lost", "lost"]
+    page = (result.report_dir / "report.html").read_text()
+    assert 'id="workflows"' in page and "chain[2]" in page
 
 
 def test_a_group_member_killed_under_defaults_is_lost(tmp_path: Path) -> None:
