@@ -5,6 +5,8 @@ default suite, checked for what a user relies on (which member ran, what never w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,23 @@ def test_a_retry_held_by_a_killed_worker_is_restored_and_runs_once(tmp_path: Pat
     assert retry.worker.startswith("w1@")  # the replacement ran the retry the dead one held
     assert retry.started - first.ended >= 4.5  # not before its countdown of 5 seconds
     assert task.verdicts == ["ok", "retried"] and result.status == PASSED
+
+
+def test_repro_aims_at_a_member_of_a_chain(tmp_path: Path) -> None:
+    """`repro --workflow ... --member 1`: the middle step is killed, the chain stops."""
+    step = "sample_tasks.tasks.step"
+    chain = {"chain": [{"task": step, "kwargs": {"name": n, "seconds": 1.0, "steps": 10}}
+                       for n in ("a", "b", "c")]}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "repro", "--app",
+         "celery_chaos.sample_tasks.app:app", "--workflow", json.dumps(chain), "--member", "1",
+         "--at", "checkpoint:step-5", "--report-dir", str(tmp_path), "--timeout", "20"],
+        cwd=tmp_path, text=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr  # the chain did not come through
+    assert "LOST" in done.stdout and "workflow (chain): workflow_broken" in done.stdout
+    (path,) = {found.resolve() for found in tmp_path.glob("*/repro-*/result.json")}
+    result = json.loads(path.read_text())
+    middle = result["tasks"][1]
+    assert middle["attempts"][0]["interrupted_by"] == 0  # the fault hit member 1, not another
+    assert [m["outcome"] for m in result["workflows"][0]["members"]] == ["ok", "lost", "lost"]
