@@ -57,7 +57,9 @@ def plan(scenario: Scenario) -> list[Dispatch]:
     for item in scenario.workload:
         for _ in range(item.count):
             if item.task is None:
-                dispatches.extend(_plan_workflow(item, len(dispatches)))
+                first = len(dispatches)
+                ids = [(first + n, str(uuid.uuid4())) for n in range(item.members)]
+                dispatches.extend(plan_workflow(item, ids))
                 continue
             index = len(dispatches)
             dispatches.append(
@@ -75,10 +77,10 @@ def plan(scenario: Scenario) -> list[Dispatch]:
     return dispatches
 
 
-def _plan_workflow(item: WorkloadItem, first: int) -> list[Dispatch]:
-    """One copy of a chain/group/chord: its tree with fresh ids, one dispatch per member."""
-    ids = ((first + n, str(uuid.uuid4())) for n in range(item.members))
-    tree = layout(item, ids)
+def plan_workflow(item: WorkloadItem, ids: list[tuple[int, str]]) -> list[Dispatch]:
+    """One copy of a chain/group/chord: its tree with the given (index, task id) per member in
+    file order, one dispatch per member (the first carries the tree and sends it all)."""
+    tree = layout(item, iter(ids))
     tree["workflow"] = str(uuid.uuid4())
     tree["send_options"] = item.options.model_dump(exclude_none=True)
     dispatches = []
