@@ -105,6 +105,15 @@ def layout(node: Any, ids: Iterator[tuple[int, str]], path: str = "") -> dict[st
     return {"kind": kind, "path": here, "children": nodes}
 
 
+def task_paths(node: Any) -> list[tuple[str, str]]:
+    """(field path of its ``task``, task name) for every task of a workload item, e.g.
+    ``("chain[1].task", "app.tasks.load")``; a plain task item is ``("task", name)``."""
+    if form(node) == "task":
+        return [("task", node.task)]
+    numbered = ((n, "") for n in range(len(leaves(node))))
+    return [(f"{leaf['path']}.task", leaf["task"]) for leaf in tree_leaves(layout(node, numbered))]
+
+
 def tree_leaves(tree: dict[str, Any]) -> list[dict[str, Any]]:
     if tree["kind"] == "task":
         return [tree]
