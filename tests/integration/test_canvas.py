@@ -126,3 +126,13 @@ def test_repro_aims_at_a_member_of_a_chain(tmp_path: Path) -> None:
     middle = result["tasks"][1]
     assert middle["attempts"][0]["interrupted_by"] == 0  # the fault hit member 1, not another
     assert [m["outcome"] for m in result["workflows"][0]["members"]] == ["ok", "lost", "lost"]
+
+
+def test_a_chord_callback_longer_than_the_visibility_timeout_runs_twice(tmp_path: Path) -> None:
+    result = run("17-chord-callback-duplicated-visibility.yaml", tmp_path)
+    *header, callback = result.verdicts.tasks
+    assert [t.outcome for t in header] == ["ok", "ok"]
+    assert callback.outcome == "duplicate_executions"
+    assert {a.worker.split("@")[0] for a in callback.attempts} == {"w0", "w1"}  # both merged
+    assert result.verdicts.workflows[0].reason.startswith("callback chord.body")
+    assert result.status == PASSED
