@@ -136,3 +136,21 @@ def test_a_chord_callback_longer_than_the_visibility_timeout_runs_twice(tmp_path
     assert {a.worker.split("@")[0] for a in callback.attempts} == {"w0", "w1"}  # both merged
     assert result.verdicts.workflows[0].reason.startswith("callback chord.body")
     assert result.status == PASSED
+
+
+def test_a_chord_loses_its_callback_with_results_on_a_restarted_broker(tmp_path: Path) -> None:
+    result = run("18a-chord-results-on-restarted-broker.yaml", tmp_path)
+    *header, callback = result.verdicts.tasks
+    assert [t.outcome for t in header] == ["ok", "ok"]  # all the header's work happened
+    assert callback.attempts == [] and callback.in_broker == []  # the merge never came
+    assert result.verdicts.workflows[0].outcome == "broken"
+    assert result.status == PASSED
+
+
+def test_a_chord_completes_with_results_off_the_restarted_broker(tmp_path: Path) -> None:
+    result = run("18b-chord-results-on-ledger-broker-restart.yaml", tmp_path)
+    *header, callback = result.verdicts.tasks
+    assert callback.outcome == "ok"
+    assert callback.attempts[0].started > max(t.attempts[-1].started for t in header)
+    assert result.verdicts.workflows[0].outcome == "completed"
+    assert result.status == PASSED
