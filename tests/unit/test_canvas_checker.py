@@ -3,6 +3,7 @@ canvas schema (a chord needs a result backend, one form per node)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -147,3 +148,18 @@ def test_a_workflow_counts_every_member_as_a_task() -> None:
     scenario = parse_scenario(base(workload=[spec | {"count": 2}], results={}), "s.yaml")
     assert scenario.task_count == 8
     assert scenario.workload[0].members == 4
+
+
+def test_a_revoke_after_a_fault_waits_for_that_fault() -> None:
+    from celery_chaos.run.loop import Loop
+    from celery_chaos.run.workload import Dispatch
+
+    fault = SimpleNamespace(fired_at=None)
+    loop = SimpleNamespace(nemesis=SimpleNamespace(planned=[fault]))
+    task = Dispatch(0, "t", STEP, [], {}, revoke={"after_fault": 0, "delay": 1.0, "at": None})
+    assert not Loop._revoke_due(loop, task, 10.0)  # type: ignore[arg-type]
+    fault.fired_at = 10.0
+    assert not Loop._revoke_due(loop, task, 10.5)  # type: ignore[arg-type]
+    assert Loop._revoke_due(loop, task, 11.0)  # type: ignore[arg-type]
+    timed = Dispatch(1, "u", STEP, [], {}, revoke={"at": 2.0, "delay": 0.0})
+    assert not Loop._revoke_due(loop, timed, 1.9) and Loop._revoke_due(loop, timed, 2.0)  # type: ignore[arg-type]
