@@ -111,3 +111,24 @@ def step(*previous: object, name: str = "step", seconds: float = 0.5, steps: int
     side_effect(f"workflow-step:{name}")
     checkpoint("done")
     return name
+
+
+class TransientError(ConnectionError):
+    """What ``flaky_autoretry`` raises: a transient failure Celery retries by itself."""
+
+
+@app.task(
+    name="sample_tasks.tasks.flaky_autoretry",
+    bind=True,
+    autoretry_for=(TransientError,),
+    default_retry_delay=5,
+    max_retries=5,
+)
+def flaky_autoretry(self, fail_times: int = 1, seconds: float = 0.1) -> int:
+    """``autoretry_for``: raises a transient error on its first ``fail_times`` runs and Celery
+    retries it 5 seconds later (``default_retry_delay``), with no ``self.retry()`` in the body."""
+    checkpoint(f"try-{self.request.retries}")
+    time.sleep(seconds)
+    if self.request.retries < fail_times:
+        raise TransientError("upstream unavailable")
+    return self.request.retries

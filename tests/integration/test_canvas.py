@@ -154,3 +154,12 @@ def test_a_chord_completes_with_results_off_the_restarted_broker(tmp_path: Path)
     assert callback.attempts[0].started > max(t.attempts[-1].started for t in header)
     assert result.verdicts.workflows[0].outcome == "completed"
     assert result.status == PASSED
+
+
+def test_an_autoretry_held_by_a_killed_worker_is_restored_and_runs_once(tmp_path: Path) -> None:
+    result = run("16c-autoretry-held-by-killed-worker.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    first, retry = task.attempts
+    assert (first.state, retry.state) == ("RETRY", "SUCCESS")
+    assert first.worker.startswith("w0@") and retry.worker.startswith("w1@")
+    assert task.verdicts == ["ok", "retried"] and result.status == PASSED
