@@ -34,6 +34,7 @@ from celery_chaos.ledger import Ledger
 LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
 BROKER_URL_ENV = "CHAOS_BROKER_URL"
 CELERY_CONFIG_ENV = "CHAOS_CELERY_CONFIG"
+RESULT_BACKEND_ENV = "CHAOS_RESULT_BACKEND"
 BREAKPOINT_WAIT_SECONDS = 120
 
 _current = threading.local()  # the attempt running in this thread: (task_id, attempt)
@@ -215,6 +216,8 @@ def apply_environment_config(app: Celery) -> None:
     overrides = os.environ.get(CELERY_CONFIG_ENV)
     if overrides:
         app.conf.update(json.loads(overrides))
+    if os.environ.get(RESULT_BACKEND_ENV):  # the scenario's ``results`` (chords need one)
+        app.conf.result_backend = os.environ[RESULT_BACKEND_ENV]
 
 
 def install(app: Celery) -> Celery:

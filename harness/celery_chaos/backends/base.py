@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
@@ -22,7 +23,7 @@ from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
-from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario import ResultsSpec, Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 WORKER_READY_DEADLINE = 60.0
@@ -195,7 +196,20 @@ class Backend(ABC):
                 agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
                 "PYTHONUNBUFFERED": "1",
             }
+            | self._results_env(ledger_url, broker_url)
         )
+
+    def _results_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
+        url = results_url(self.scenario.results, ledger_url, broker_url)
+        return {agent.RESULT_BACKEND_ENV: url} if url else {}
+
+    def results_url(self) -> str | None:
+        """The scenario's result backend as the harness reaches it (sending a chord needs it)."""
+        assert self.ledger is not None
+        pool = self.ledger.client.connection_pool.connection_kwargs
+        auth = f":{quote(pool['password'], safe='')}@" if pool.get("password") else ""
+        ledger_url = f"redis://{auth}{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
+        return results_url(self.scenario.results, ledger_url, self.broker_url)
 
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
@@ -289,3 +303,11 @@ class Backend(ABC):
     @abstractmethod
     def freeze(self) -> None:
         """Stop all workers from doing anything more, so the final broker snapshot is stable."""
+
+
+def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
+    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
+    if spec is None:
+        return None
+    parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

@@ -43,6 +43,8 @@ LOCK_BLOCKED = "lock_blocked"  # task_id, attempt, name, holder
 WORKER_EXIT = (
     "worker_exit"  # worker, pid, exitcode, signal, log_tail (a worker main process exited)
 )
+WORKFLOW = "workflow"  # workflow, kind, tree, members (core.workflows.layout; before dispatches)
+REVOKE = "revoke"  # task_id, index, terminate (recorded just before app.control.revoke)
 RUN_END = "run_end"  # reason (quiescent|deadline|interrupted)
 
 Event = dict[str, Any]

@@ -23,7 +23,7 @@ from celery_chaos.report import timeline as tl
 
 REPORT_NAME = "report.html"
 INDEX_NAME = "index.html"
-GOOD_VERDICTS = {"ok", "recovered"}
+GOOD_VERDICTS = {"ok", "recovered", "workflow_completed"}
 # Lane heights in pixels (the timeline's JS places everything horizontally).
 LANE_HEIGHT = {"client": 22, "broker": 22, "worker": 24, "pool": 24}
 FAULT_LABEL_ROWS = 3  # fault labels that would overlap go one row down (timeline.js)
@@ -81,7 +81,7 @@ def _task_name(task: dict[str, Any]) -> str:
 
 def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]:
     """What made ``verdict`` non-zero: each item has a text and the task ids it links to."""
-    if verdict in OUTCOMES or verdict in ("failed", "redelivery_loop"):
+    if verdict in OUTCOMES or verdict in ("failed", "redelivery_loop", "retried", "revoked"):
         return [
             {"text": _task_name(t), "tasks": [t["task_id"]], "note": _last_exit(t)}
             for t in result.get("tasks") or []
@@ -102,6 +102,15 @@ def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]
         ]  # fmt: skip
     if verdict == "unexpected":
         return [{"text": "never dispatched", "tasks": [t], "note": ""} for t in result[verdict]]
+    if verdict.startswith("workflow_"):
+        return [
+            {"text": f"{w['kind']} #{w.get('index')}", "note": w.get("reason", ""),
+             "tasks": [m["task_id"] for m in w.get("members") or [] if m.get("outcome") not in
+                       ("ok", "recovered")]}
+            for w in result.get("workflows") or [] if w.get("verdict") == verdict
+        ]  # fmt: skip
+    if verdict == "revoked_but_ran":
+        return [{"text": "ran after its revoke", "tasks": [t], "note": ""} for t in result[verdict]]
     return [_generic_item(item) for item in result.get(verdict) or []]
 
 

@@ -109,6 +109,18 @@ class Loop:
         for dispatch in self.dispatches:
             if not dispatch.sent and now >= dispatch.at:
                 workload.send(client, self.ledger, dispatch)
+            if dispatch.sent and not dispatch.revoked and self._revoke_due(dispatch, now):
+                workload.revoke(client, self.ledger, dispatch)
+
+    def _revoke_due(self, dispatch: Dispatch, now: float) -> bool:
+        """A workload item's ``revoke``: at its offset, or ``delay`` after its fault fired."""
+        spec = dispatch.revoke
+        if spec is None:
+            return False
+        if spec.get("at") is not None:
+            return now >= spec["at"] + spec.get("delay", 0.0)
+        fault = self.nemesis.planned[spec["after_fault"]]
+        return fault.fired_at is not None and now >= fault.fired_at + spec.get("delay", 0.0)
 
     def step(self, fire: bool = True) -> None:
         """Read new events, record deaths (attempts and worker processes), fire due faults."""
@@ -138,6 +150,8 @@ class Loop:
         """Nothing more can happen: every task sent and every fault fired (when firing), no
         attempt running or awaiting its worker's report, none of our messages in the broker."""
         if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
+            return False
+        if fire and any(d.revoke and not d.revoked for d in self.dispatches):
             return False
         if not self.watcher.settled():
             return False

@@ -79,7 +79,7 @@ def run_repro(
 ) -> ReproOutcome:
     """Import the app, build the scenario, run it, read the probes, judge, write the report."""
     view = inspect_app(spec, cwd)
-    scenario = build_scenario(spec, view.queue)
+    scenario = build_scenario(spec, view.queue, view.workload)
     if options.backend == "local":
         options.backend_options.setdefault("cwd", cwd)
     run_dir = runner.new_run_dir(options.report_dir)
