@@ -26,6 +26,8 @@ from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.scenario import ResultsSpec, Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
+# In a Celery setting's value: the run's own folder (see Backend.worker_files_dir).
+RUN_DIR_PLACEHOLDER = "{run_dir}"
 WORKER_READY_DEADLINE = 60.0
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
 APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
@@ -193,11 +195,18 @@ class Backend(ABC):
             | {
                 agent.LEDGER_URL_ENV: ledger_url,
                 agent.BROKER_URL_ENV: broker_url,
-                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
+                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery).replace(
+                    RUN_DIR_PLACEHOLDER, self.worker_files_dir()
+                ),
                 "PYTHONUNBUFFERED": "1",
             }
             | self._results_env(ledger_url, broker_url)
         )
+
+    def worker_files_dir(self) -> str:
+        """Where ``{run_dir}`` in a Celery setting points, as the worker sees it (files a worker
+        writes, e.g. ``worker_state_db``, stay with the run instead of littering the host)."""
+        return str(self.run_dir.resolve())
 
     def _results_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
         url = results_url(self.scenario.results, ledger_url, broker_url)

@@ -182,6 +182,9 @@ class DockerBackend(Backend):
         container.start()
         return worker
 
+    def worker_files_dir(self) -> str:
+        return "/tmp"  # inside the container, removed with it
+
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
         return {"container": _engine(worker).name}
 
