@@ -25,6 +25,7 @@ from celery_chaos.cli_common import (
     interruptible,
     report_dir_option,
 )
+from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import ScenarioError, load_suite
@@ -84,6 +85,7 @@ def main() -> None:
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
+@shard_options
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
 def run(
     paths: tuple[Path, ...],
@@ -93,6 +95,8 @@ def run(
     only: tuple[str, ...],
     worker_image: str | None,
     redis_image: str | None,
+    shard: str | None,
+    durations_from: Path | None,
     verbose: bool,
 ) -> None:
     """Run the scenarios in PATHS (files or folders; none: the built-in suite) and check every
@@ -106,7 +110,9 @@ def run(
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
 
-    scenarios = _load(paths, only, import_app=not worker_image)
+    scenarios = shard_scenarios(
+        _load(paths, only, import_app=not worker_image), shard, durations_from
+    )
     backend_options = _image_options(backend, worker_image, redis_image)
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
@@ -244,6 +250,8 @@ def images_build(offline: bool, worker_image: str | None, redis_image: str | Non
 
 main.add_command(repro)
 main.add_command(audit_app)
+main.add_command(matrix)
+main.add_command(report_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
