@@ -64,7 +64,8 @@ def from_options(options: dict[str, str | None]) -> list[VersionSet]:
     lists = {key: _split(value) for key, value in options.items() if value}
     if not lists:
         return []
-    width = max(len(values) for values in lists.values())
+    # --celery sets the number of columns; without it the longest list does.
+    width = len(lists["celery"]) if "celery" in lists else max(map(len, lists.values()))
     for key, values in lists.items():
         if len(values) not in (1, width):
             raise VersionSetError(
