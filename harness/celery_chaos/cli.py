@@ -21,38 +21,17 @@ from celery_chaos.cli_common import (
     _plain,
     _writable_report_dir,
     backend_option,
+    builtin_suite,
     console,
     interruptible,
     report_dir_option,
 )
+from celery_chaos.cli_common import load_scenarios as _load
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
-from celery_chaos.core.scenario import ScenarioError, load_suite
 
-__all__ = ["EXIT_UNUSABLE", "UsageProblem", "console", "main"]
-
-
-def builtin_suite() -> Path:
-    """The default suite shipped in the package (``celery_chaos.scenarios``)."""
-    from importlib.resources import files
-
-    return Path(str(files("celery_chaos.scenarios")))
-
-
-def _load(paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool = True) -> list:
-    """Scenarios under ``paths``; no path: the built-in suite (as pytest uses its testpaths).
-    Each selected scenario passes the preflight (its app imported once, unless an image has it)."""
-    from celery_chaos.run.preflight import checker
-
-    paths = paths or (builtin_suite(),)
-    try:
-        scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))
-    except ScenarioError as error:
-        raise UsageProblem(str(error)) from None
-    if not scenarios:
-        raise UsageProblem(f"{', '.join(map(str, paths))}: no scenario files (*.yaml) found")
-    return scenarios
+__all__ = ["EXIT_UNUSABLE", "UsageProblem", "builtin_suite", "console", "main"]
 
 
 def _print_result(result: object) -> None:

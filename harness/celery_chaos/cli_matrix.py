@@ -15,6 +15,7 @@ from celery_chaos.cli_common import (
     _writable_report_dir,
     console,
     interruptible,
+    load_scenarios,
     report_dir_option,
 )
 from celery_chaos.core.shards import ShardError, parse_shard, select
@@ -130,7 +131,6 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
     version set. Exit 0 every cell met its expectation for its versions (``expect_when``), 1 one
     did not, 3 one was inconclusive, 2 bad input or an environment that could not be built.
     """
-    from celery_chaos.cli import _load
     from celery_chaos.run.runner import RunOptions
     from celery_chaos.tools.matrix import envs, table
     from celery_chaos.tools.matrix.run import MatrixOptions, run_matrix
@@ -140,7 +140,7 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
     labels = [column.label for column in columns]
     if baseline is not None and baseline not in labels:
         raise UsageProblem(f"--baseline: {baseline!r} is not a column ({', '.join(labels)})")
-    scenarios = _load(paths, only)
+    scenarios = load_scenarios(paths, only)
     parsed, durations = parse_shard_option(shard, durations_from)
     _writable_report_dir(report_dir)
     backend_options = {"app": app_spec} if app_spec else {}
