@@ -102,3 +102,20 @@ def test_exit_code_is_the_worst_cell() -> None:
     assert table.exit_code(matrix) == 3
     matrix["cells"].append(cell("y", "5.5", "failed", lost=1))
     assert table.exit_code(matrix) == 1
+
+
+def test_the_workers_versions_replace_the_harness_ones() -> None:
+    from celery_chaos.run.versions import worker_versions
+
+    reported = {"python": "3.11.7", "celery": "5.3.6", "kombu": "5.3.7"}
+    reported |= {"billiard": "4.2.0", "redis-py": "5.3.1"}
+    ready = {"type": "worker_ready", "worker": "w0", "versions": reported}
+    events = [{"type": "dispatch"}, {"type": "worker_ready", "worker": "old-agent"}, ready]
+    assert worker_versions(events) == {
+        "celery": "5.3.6",
+        "kombu": "5.3.7",
+        "billiard": "4.2.0",
+        "redis-py": "5.3.1",
+        "worker_python": "3.11.7",
+    }
+    assert worker_versions([{"type": "dispatch"}]) == {}

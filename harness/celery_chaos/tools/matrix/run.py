@@ -96,6 +96,7 @@ def run_matrix(
     _write_columns(finished, matrix_dir)
     table.write(matrix, matrix_dir)
     write_index(matrix, matrix_dir)
+    report._point_latest(matrix_dir)  # REPORT_DIR/latest/matrix.md for a CI job summary
     return matrix, matrix_dir
 
 
