@@ -88,8 +88,11 @@ def run_matrix(
         column_log = lambda line: log(f"[{version_set.label}] {line}")  # noqa: E731
         return version_set, run_scenario(scenario, run, matrix_dir / version_set.label, column_log)
 
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        finished = list(pool.map(run_cell, cells))
+    if options.jobs <= 1:  # in this thread: Ctrl-C reaches the running backend's cleanup
+        finished = [run_cell(item) for item in cells]
+    else:
+        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+            finished = list(pool.map(run_cell, cells))
     matrix = table.new_matrix(_columns(options, built), options.baseline)
     matrix["cells"] = [table.cell_from_result(r, v.label, matrix_dir) for v, r in finished]
     matrix["seconds"] = round(time.monotonic() - began, 3)
