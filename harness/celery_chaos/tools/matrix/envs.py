@@ -95,7 +95,8 @@ def _uv(arguments: list[str], env_path: Path | None = None) -> str:
         [uv_executable(), *arguments], capture_output=True, text=True, env=environment, check=False
     )
     if completed.returncode != 0:
-        tail = " / ".join((completed.stderr or completed.stdout).strip().splitlines()[-3:])
+        lines = [line.strip() for line in (completed.stderr or completed.stdout).splitlines()]
+        tail = " ".join([line for line in lines if line][-3:])
         raise EnvBuildError(f"uv {' '.join(arguments[:2])}: {tail}")
     return completed.stderr + completed.stdout
 
