@@ -82,6 +82,21 @@ def _version_sets(matrix_file: Path | None, pins: dict[str, str | None]) -> list
     return columns
 
 
+def _with_app(scenarios: list, app_spec: str | None) -> list:
+    """``--app``: every scenario's workers run that app, checked here first (it imports and
+    registers the workload's tasks) as ``workers.app`` would be."""
+    from celery_chaos.core.scenario import ScenarioError
+    from celery_chaos.run.preflight import check_app
+
+    for scenario in scenarios if app_spec else []:
+        scenario.workers.app = app_spec
+        try:
+            check_app(scenario, "--app", Path.cwd())
+        except ScenarioError as error:
+            raise UsageProblem(str(error).replace("--app: workers.app: ", "--app ")) from None
+    return scenarios
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--celery", default=None, help="Celery versions, comma-separated: 5.3,5.4,5.5.")
@@ -140,12 +155,11 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
     labels = [column.label for column in columns]
     if baseline is not None and baseline not in labels:
         raise UsageProblem(f"--baseline: {baseline!r} is not a column ({', '.join(labels)})")
-    scenarios = load_scenarios(paths, only)
+    scenarios = _with_app(load_scenarios(paths, only, import_app=not app_spec), app_spec)
     parsed, durations = parse_shard_option(shard, durations_from)
     _writable_report_dir(report_dir)
-    backend_options = {"app": app_spec} if app_spec else {}
     options = MatrixOptions(
-        run=RunOptions("local", report_dir, seed, verbose, backend_options),
+        run=RunOptions("local", report_dir, seed, verbose),
         version_sets=columns,
         sources=envs.Sources(find_links, index_url, offline),
         env_root=env_dir,

@@ -104,6 +104,10 @@ def test_run_shards_merge_into_one_junit_summary_and_index(tmp_path: Path) -> No
         (["matrix", "--celery", "5.x"], "--celery: '5.x' is neither a version"),
         (["matrix", "--celery", "5.4,5.5", "--baseline", "6"], "--baseline: '6' is not a column"),
         (["report", "merge", "tests", "--out", "tests"], "--out: tests: exists and is not empty"),
+        (
+            ["matrix", "--celery", "5.4", "--app", "nope.app:app"],
+            "--app nope.app:app: cannot import",
+        ),
     ],
 )
 def test_bad_matrix_and_shard_input_is_one_line_exit_2(args: list[str], message: str) -> None:
