@@ -64,6 +64,20 @@ def _columns(options: MatrixOptions, built: dict[str, envs.WorkerEnv]) -> list[d
     ]
 
 
+def _build_envs(
+    needed: list[VersionSet], options: MatrixOptions, log: Callable[[str], None]
+) -> dict[str, envs.WorkerEnv]:
+    """One environment per version set this shard needs (cached ones are reused)."""
+    built: dict[str, envs.WorkerEnv] = {}
+    for version_set in {v.label: v for v in needed}.values():
+        env = envs.build_env(version_set, options.sources, options.env_root)
+        built[version_set.label] = env
+        log(
+            f"env {version_set.label}: {'cached' if env.cached else 'built'} in {env.build_seconds}s"
+        )
+    return built
+
+
 def run_matrix(
     scenarios: list[Scenario], options: MatrixOptions, log: Callable[[str], None] = print
 ) -> tuple[dict[str, Any], Path]:
@@ -71,11 +85,7 @@ def run_matrix(
     began = time.monotonic()
     matrix_dir = new_run_dir(options.run.report_dir)
     cells = _cells(scenarios, options)
-    built: dict[str, envs.WorkerEnv] = {}
-    for version_set in {v.label: v for _, v in cells}.values():
-        built[version_set.label] = envs.build_env(version_set, options.sources, options.env_root)
-        state = "cached" if built[version_set.label].cached else "built"
-        log(f"env {version_set.label}: {state} in {built[version_set.label].build_seconds}s")
+    built = _build_envs([v for _, v in cells], options, log)
     agent_path = str(envs.stage_agent(matrix_dir / ".agent"))
 
     def run_cell(item: tuple[Scenario, VersionSet]) -> Any:
