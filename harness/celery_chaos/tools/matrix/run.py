@@ -72,9 +72,8 @@ def _build_envs(
     for version_set in {v.label: v for v in needed}.values():
         env = envs.build_env(version_set, options.sources, options.env_root)
         built[version_set.label] = env
-        log(
-            f"env {version_set.label}: {'cached' if env.cached else 'built'} in {env.build_seconds}s"
-        )
+        state = "cached" if env.cached else "built"
+        log(f"env {version_set.label}: {state} in {env.build_seconds}s")
     return built
 
 
