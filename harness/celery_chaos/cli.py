@@ -21,37 +21,17 @@ from celery_chaos.cli_common import (
     _plain,
     _writable_report_dir,
     backend_option,
+    builtin_suite,
     console,
     interruptible,
     report_dir_option,
 )
+from celery_chaos.cli_common import load_scenarios as _load
+from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
-from celery_chaos.core.scenario import ScenarioError, load_suite
 
-__all__ = ["EXIT_UNUSABLE", "UsageProblem", "console", "main"]
-
-
-def builtin_suite() -> Path:
-    """The default suite shipped in the package (``celery_chaos.scenarios``)."""
-    from importlib.resources import files
-
-    return Path(str(files("celery_chaos.scenarios")))
-
-
-def _load(paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool = True) -> list:
-    """Scenarios under ``paths``; no path: the built-in suite (as pytest uses its testpaths).
-    Each selected scenario passes the preflight (its app imported once, unless an image has it)."""
-    from celery_chaos.run.preflight import checker
-
-    paths = paths or (builtin_suite(),)
-    try:
-        scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))
-    except ScenarioError as error:
-        raise UsageProblem(str(error)) from None
-    if not scenarios:
-        raise UsageProblem(f"{', '.join(map(str, paths))}: no scenario files (*.yaml) found")
-    return scenarios
+__all__ = ["EXIT_UNUSABLE", "UsageProblem", "builtin_suite", "console", "main"]
 
 
 def _print_result(result: object) -> None:
@@ -95,6 +75,7 @@ def main() -> None:
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
+@shard_options
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
 def run(
     paths: tuple[Path, ...],
@@ -104,6 +85,8 @@ def run(
     only: tuple[str, ...],
     worker_image: str | None,
     redis_image: str | None,
+    shard: str | None,
+    durations_from: Path | None,
     verbose: bool,
 ) -> None:
     """Run the scenarios in PATHS (files or folders; none: the built-in suite) and check every
@@ -117,7 +100,9 @@ def run(
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
 
-    scenarios = _load(paths, only, import_app=not worker_image)
+    scenarios = shard_scenarios(
+        _load(paths, only, import_app=not worker_image), shard, durations_from
+    )
     backend_options = _image_options(backend, worker_image, redis_image)
     _require_engine(backend)
     _writable_report_dir(report_dir)
@@ -256,6 +241,8 @@ def images_build(offline: bool, worker_image: str | None, redis_image: str | Non
 
 main.add_command(repro)
 main.add_command(audit_app)
+main.add_command(matrix)
+main.add_command(report_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from celery_chaos.core.outcome import EXIT_INTERRUPTED, EXIT_UNUSABLE
+from celery_chaos.core.scenario import ScenarioError, load_suite
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]
 from celery_chaos.report.mask import mask, mask_text
@@ -91,3 +92,27 @@ def interruptible(work: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def builtin_suite() -> Path:
+    """The default suite shipped in the package (``celery_chaos.scenarios``)."""
+    from importlib.resources import files
+
+    return Path(str(files("celery_chaos.scenarios")))
+
+
+def load_scenarios(
+    paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool = True
+) -> list:
+    """Scenarios under ``paths``; no path: the built-in suite (as pytest uses its testpaths).
+    Each selected scenario passes the preflight (its app imported once, unless an image has it)."""
+    from celery_chaos.run.preflight import checker
+
+    paths = paths or (builtin_suite(),)
+    try:
+        scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))
+    except ScenarioError as error:
+        raise UsageProblem(str(error)) from None
+    if not scenarios:
+        raise UsageProblem(f"{', '.join(map(str, paths))}: no scenario files (*.yaml) found")
+    return scenarios

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 
 import redis
@@ -159,8 +161,38 @@ def lock(name: str) -> Iterator[None]:
 # --- Celery signal handlers -------------------------------------------------------------
 
 
+# Version key (as ``expect_when`` names it) -> distribution name.
+WORKER_LIBRARIES = {
+    "celery": "celery",
+    "kombu": "kombu",
+    "billiard": "billiard",
+    "redis-py": "redis",
+}
+
+
+def worker_library_versions() -> dict[str, str | None]:
+    """The Celery stack *this worker* runs (a matrix runs workers from other environments than
+    the harness's): what verdicts and per-version expectations are about."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for key, distribution in WORKER_LIBRARIES.items():
+        found[key] = _distribution_version(distribution)
+    return found
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
-    _record(h.WORKER_READY, worker=getattr(sender, "hostname", None), host=socket.gethostname())
+    _record(
+        h.WORKER_READY,
+        worker=getattr(sender, "hostname", None),
+        host=socket.gethostname(),
+        versions=worker_library_versions(),
+    )
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:

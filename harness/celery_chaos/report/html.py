@@ -295,3 +295,37 @@ def write_index_html(run_dir: Path, scenario_dirs: list[Path]) -> Path:
     path = run_dir / INDEX_NAME
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_matrix_index(
+    directory: Path, columns: list[str], baseline: str, rows: list[tuple[str, list[dict]]]
+) -> Path:
+    """A matrix folder's ``index.html``: scenarios down, version sets across; a cell that differs
+    from the ``baseline`` column is marked, each cell links to that run's report."""
+    rows = [
+        (
+            name,
+            [
+                e | {"counts": [(k, v, k not in GOOD_VERDICTS) for k, v in e["counts"]]}
+                for e in line
+            ],
+        )
+        for name, line in rows
+    ]
+    cells = [entry for _, line in rows for entry in line if entry["status"] != "-"]
+    page = (
+        _environment()
+        .get_template("matrix.html.j2")
+        .render(
+            title=directory.name,
+            columns=columns,
+            baseline=baseline,
+            rows=rows,
+            passed=sum(1 for entry in cells if entry["status"] == "passed"),
+            total=len(cells),
+            extras=[n for n in ("matrix.md", "matrix.json") if (directory / n).exists()],
+        )
+    )
+    path = directory / INDEX_NAME
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -124,6 +124,8 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             backend.start()
             result.timings["environment_ready"] = round(time.monotonic() - began, 3)
             result.versions |= versions.broker_version(backend)
+            assert backend.ledger is not None
+            result.versions |= versions.worker_versions(backend.ledger.read_all())
             snapshot = _drive(scenario, backend, result, options, log)
             history = snapshot[0]
             if options.on_finish is not None:
