@@ -55,10 +55,21 @@ def _load(paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool 
 
 
 def _print_result(result: object) -> None:
-    from celery_chaos.report.files import scenario_footer, scenario_table
+    from celery_chaos.report.files import scenario_footer, scenario_table, scenario_title
 
+    console.print(scenario_title(result), soft_wrap=True)  # a whole line, never wrapped
     console.print(scenario_table(result))
     _plain(scenario_footer(result))
+
+
+def default_jobs() -> int:
+    """Scenarios run at once by default: 2, or 1 on a single CPU (see ``--jobs``)."""
+    import os
+
+    return min(DEFAULT_JOBS, os.cpu_count() or 1)
+
+
+DEFAULT_JOBS = 2
 
 
 def _image_options(backend: str, worker_image: str | None, redis_image: str | None) -> dict:
@@ -85,6 +96,13 @@ def main() -> None:
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Scenarios run at once (default: 2, 1 on one CPU); exclusive ones run alone.",
+)
 def run(
     paths: tuple[Path, ...],
     report_dir: Path,
@@ -94,6 +112,7 @@ def run(
     worker_image: str | None,
     redis_image: str | None,
     verbose: bool,
+    jobs: int | None,
 ) -> None:
     """Run the scenarios in PATHS (files or folders; none: the built-in suite) and check every
     task's fate.
@@ -103,6 +122,7 @@ def run(
     failed, 3 one inconclusive (a fault did not land), 2 bad input or not runnable here, 130
     interrupted (1 before 3 before 2).
     """
+    from celery_chaos.report.progress import live_progress
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
 
@@ -110,11 +130,14 @@ def run(
     backend_options = _image_options(backend, worker_image, redis_image)
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
+    options.jobs = min(jobs or default_jobs(), len(scenarios))
     _plain(f"celery-chaos: {header(library_versions())}")
+    live = console.is_terminal and options.jobs > 1
     try:
-        suite = interruptible(
-            lambda: run_suite(scenarios, options, log=_plain, on_result=_print_result)
-        )
+        with live_progress(console, live) as on_progress:
+            suite = interruptible(
+                lambda: run_suite(scenarios, options, _plain, _print_result, on_progress)
+            )
     except BackendError as error:
         raise UsageProblem(str(error)) from None
     console.print(

@@ -246,6 +246,8 @@ class Scenario(Strict):
     settle: Seconds = 1.0
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
+    # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
+    exclusive: bool = False
 
     @model_validator(mode="before")
     @classmethod
