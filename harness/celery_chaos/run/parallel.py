@@ -15,7 +15,9 @@ same as for a sequential run:
 
 Output stays readable: a scenario's lines are kept and given to ``log`` (then its result to
 ``on_result``) in suite order, once every earlier scenario's are out, so ``--jobs 4`` prints what
-a sequential run prints. ``exclusive`` scenarios (timing-sensitive under load) run alone, first.
+a sequential run prints. ``exclusive`` scenarios (timing-sensitive under load) run alone, first;
+the others start largest ``timeout`` first (a scenario that never quiesces, such as a redelivery
+loop, runs until its timeout: started last it would stretch the suite's wall time).
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def _run_batch(
     order: InOrder,
 ) -> None:
     """Submit ``batch`` and wait for it, handing results on in suite order as they come."""
-    running: dict[Future, str] = {pool.submit(one, s): s.name for s in batch}
+    longest_first = sorted(batch, key=lambda s: -s.timeout)  # a shorter suite wall time
+    running: dict[Future, str] = {pool.submit(one, s): s.name for s in longest_first}
     while running:
         finished, _ = wait(running, timeout=WAKE, return_when=FIRST_COMPLETED)
         for future in finished:
