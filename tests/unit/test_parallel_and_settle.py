@@ -121,3 +121,25 @@ def test_an_interrupted_scenario_interrupts_the_suite() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_parallel([scenario("a"), scenario("b")], run_one, 2, threading.Event(),
                      print, None, None)  # fmt: skip
+
+
+def test_live_lines_one_per_running_scenario_never_wrapped() -> None:
+    from io import StringIO
+
+    from celery_chaos.report.progress import LiveLines, live_progress
+    from rich.console import Console
+
+    lines = LiveLines()
+    lines.update("first", "== first (backend local, seed 1)")
+    lines.update("second", "   schedule: fault 0: " + "kill_child " * 30)
+    lines.update("first", "[t=  0.57s] fault 0 kill_child: injected")
+    screen = Console(file=StringIO(), width=60, force_terminal=True, color_system=None)
+    screen.print(lines.render())
+    shown = screen.file.getvalue().splitlines()
+    assert len(shown) == 2 and all(len(line) <= 60 for line in shown)
+    assert "first" in shown[0] and "fault 0 kill_child" in shown[0]  # its latest line
+    assert "second" in shown[1] and shown[1].endswith("…")  # cut, not wrapped
+    lines.update("first", None)  # finished: its line goes
+    assert "first" not in str(lines.running)
+    with live_progress(screen, enabled=False) as progress:
+        assert progress is None  # off a terminal: no live lines at all
