@@ -36,7 +36,8 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _plain(line: str) -> None:
-    console.print(mask_text(line), markup=False, highlight=False)
+    """One masked line, never wrapped (a CI log keeps it whole; a terminal wraps it itself)."""
+    console.print(mask_text(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def _writable_report_dir(report_dir: Path) -> None:

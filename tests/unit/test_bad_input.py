@@ -148,6 +148,11 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
     ),
     ("infinite-timeout", changed(timeout=float("inf")), "timeout: Input should be a finite number"),
     (
+        "exclusive-not-bool",
+        changed(exclusive="sometimes"),
+        "exclusive: Input should be a valid boolean, unable to interpret input",
+    ),
+    (
         "too-many-workers",
         changed(workers={"count": 500}),
         "workers.count: 500 is above the upper bound 64 (README: Limits)",

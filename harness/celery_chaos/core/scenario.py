@@ -315,6 +315,8 @@ class Scenario(Strict):
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
     results: ResultsSpec | None = None
+    # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
+    exclusive: bool = False
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:
