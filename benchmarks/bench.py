@@ -17,12 +17,15 @@ c. redelivery delay: in the same runs, the time from the ``kill_child`` fault ev
    death at once, or only at its 5-second ``maintain_pool`` timer; see benchmarks/README.md).
 d. checker time on a synthetic 1,000,000-event history (tasks with attempts, checkpoints, locks,
    side effects, kills and redeliveries, failures); median. Backend-independent.
+e. the default suite's wall time on the local backend, one at a time and with ``--jobs 2`` and
+   ``--jobs 4`` (``--suite-jobs``), each run counting only if every scenario passed
+   (``suite_wall.py``, also runnable alone).
 
 The targets are for the local backend (PASS/MISS); docker figures have none and are printed next
 to the local target only for comparison.
 
 Usage: python benchmarks/bench.py [--runs 3] [--backend local|docker|both] [--events 1000000]
-                                  [--json results.json]
+                                  [--suite-jobs 1,2,4] [--json results.json]
 """
 
 from __future__ import annotations
@@ -53,11 +56,14 @@ from celery_chaos.core.checker import BrokerState, check  # noqa: E402
 from celery_chaos.core.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
 from celery_chaos.run.runner import PASSED, RunOptions, run_scenario  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite_wall  # noqa: E402
+
 SCENARIO = ROOT / "scenarios" / "03-ack-late-reject-child-kill.yaml"
 BACKENDS = ("local", "docker")
 TARGETS = {
     "environment_ready_s": 1.5,
-    "scenario_overhead_s": 2.0,
+    "scenario_overhead_s": 1.0,
     "redelivery_delay_s": 0.2,
     "checker_1m_events_s": 5.0,
 }
@@ -142,6 +148,7 @@ class RunSample:
     harness_noticed: float | None  # kill -> harness recorded process_exit
     celery_noticed: float | None  # kill -> the worker forked the replacement pool process
     killed: str | None  # "youngest" or "older" pool process of its worker
+    timings: dict[str, float]  # result.json ``timings``: where the overhead goes
 
     @property
     def overhead(self) -> float:
@@ -237,6 +244,7 @@ def scenario_runs(scenario: Scenario, runs: int, backend: str) -> list[RunSample
                     harness_noticed=min(exits) - fault["ts"] if fault and exits else None,
                     celery_noticed=replacement_delay(history, fault) if fault else None,
                     killed=killed_rank(history, fault) if fault else None,
+                    timings=dict(result.timings),
                 )
             )
     return samples
@@ -472,7 +480,7 @@ def scenario_figures(runs: list[RunSample]) -> dict[str, Any]:
     celery = [r.celery_noticed for r in runs if r.celery_noticed is not None]
     harness = [r.harness_noticed for r in runs if r.harness_noticed is not None]
     return {
-        "overhead": ([r.overhead for r in runs], [f"wall-workload span: {spans}"]),
+        "overhead": ([r.overhead for r in runs], [f"wall-workload span: {spans}", split_up(runs)]),
         "delay": (
             [r.delay for r in runs if r.delay is not None],
             [
@@ -498,6 +506,18 @@ def scenario_figures(runs: list[RunSample]) -> dict[str, Any]:
     }
 
 
+OVERHEAD_PARTS = ("environment_ready", "settle", "freeze_inspect", "teardown")
+
+
+def split_up(runs: list[RunSample]) -> str:
+    """Medians of the overhead's parts as result.json's ``timings`` has them."""
+    parts = [
+        f"{part} {median([r.timings.get(part, 0.0) for r in runs]):.3f} s"
+        for part in OVERHEAD_PARTS
+    ]
+    return "median parts: " + ", ".join(parts) + " (the rest: dispatch, reports, checker)"
+
+
 def choose_backends(requested: str | None) -> tuple[list[str], str]:
     """The backends to measure and a note; exits 2 if docker was asked for and is unusable."""
     ok, reason = images.engine_available()
@@ -521,6 +541,11 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="synthetic history size")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    parser.add_argument(
+        "--suite-jobs",
+        default="1,2,4",
+        help="figure e: --jobs values to run the default suite with ('' skips it)",
+    )
     args = parser.parse_args()
     os.chdir(ROOT)
 
@@ -564,13 +589,19 @@ def main() -> int:
         {},
     )
     table = [ready, *ready_rabbitmq, overhead, delay, checker]
+    suite_jobs = [int(j) for j in args.suite_jobs.split(",") if j.strip()]
+    suites = suite_wall.measure(suite_jobs, 1) if suite_jobs else {}
     print_table(table, backends, args.runs)
+    if suites:
+        suite_wall.print_table(suites)
     if args.json:
         results = {
             "runs": args.runs,
             "backends": backends,
             "figures": {fig.key: fig.as_json() for fig in table},
         }
+        if suites:
+            results["figures"]["suite_wall_s"] = suite_wall.as_json(suites)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return 0

@@ -98,3 +98,37 @@ def flaky(self, fail_times: int = 2, retry_delay: float = 0.1, seconds: float = 
     if self.request.retries < fail_times:
         raise self.retry(countdown=retry_delay)
     return self.request.retries
+
+
+@app.task(name="sample_tasks.tasks.step")
+def step(*previous: object, name: str = "step", seconds: float = 0.5, steps: int = 5) -> str:
+    """One step of a workflow (chain member, group member or chord callback): takes whatever
+    the step before passed (a chain's previous result, a chord header's list of results),
+    works in checkpointed steps and returns its name, so a chain's results read like a path."""
+    for n in range(steps):
+        checkpoint(f"step-{n}")
+        time.sleep(seconds / steps)
+    side_effect(f"workflow-step:{name}")
+    checkpoint("done")
+    return name
+
+
+class TransientError(ConnectionError):
+    """What ``flaky_autoretry`` raises: a transient failure Celery retries by itself."""
+
+
+@app.task(
+    name="sample_tasks.tasks.flaky_autoretry",
+    bind=True,
+    autoretry_for=(TransientError,),
+    default_retry_delay=5,
+    max_retries=5,
+)
+def flaky_autoretry(self, fail_times: int = 1, seconds: float = 0.1) -> int:
+    """``autoretry_for``: raises a transient error on its first ``fail_times`` runs and Celery
+    retries it 5 seconds later (``default_retry_delay``), with no ``self.retry()`` in the body."""
+    checkpoint(f"try-{self.request.retries}")
+    time.sleep(seconds)
+    if self.request.retries < fail_times:
+        raise TransientError("upstream unavailable")
+    return self.request.retries

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from celery_chaos.core.outcome import EXIT_INTERRUPTED, EXIT_UNUSABLE
+from celery_chaos.core.scenario import ScenarioError, load_suite
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]
 from celery_chaos.report.mask import mask, mask_text
@@ -35,7 +36,8 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _plain(line: str) -> None:
-    console.print(mask_text(line), markup=False, highlight=False)
+    """One masked line, never wrapped (a CI log keeps it whole; a terminal wraps it itself)."""
+    console.print(mask_text(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def _writable_report_dir(report_dir: Path) -> None:
@@ -91,3 +93,30 @@ def interruptible(work: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def builtin_suite() -> Path:
+    """The default suite shipped in the package (``celery_chaos.scenarios``)."""
+    from importlib.resources import files
+
+    return Path(str(files("celery_chaos.scenarios")))
+
+
+def load_scenarios(
+    paths: tuple[Path, ...], only: tuple[str, ...] = (), import_app: bool = True
+) -> list:
+    """Scenarios under ``paths``; no path: the built-in suite (as pytest uses its testpaths).
+    Each selected scenario passes the preflight (its app imported once, unless an image has it)."""
+    from celery_chaos.run.preflight import checker
+
+    if not paths and only:  # a built-in scenario by name, opt-in folders (rabbitmq/) included
+        suite = builtin_suite()
+        paths = (suite, *sorted(p for p in suite.iterdir() if p.is_dir() and p.name[0] != "_"))
+    paths = paths or (builtin_suite(),)
+    try:
+        scenarios = load_suite(list(paths), list(only) or None, checker(import_app=import_app))
+    except ScenarioError as error:
+        raise UsageProblem(str(error)) from None
+    if not scenarios:
+        raise UsageProblem(f"{', '.join(map(str, paths))}: no scenario files (*.yaml) found")
+    return scenarios

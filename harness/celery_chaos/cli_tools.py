@@ -52,12 +52,20 @@ def _repro_spec(
             repro_run.load_spec(repro_file),
             args=_json_option(args_json, "--args", list),
             kwargs=_json_option(kwargs_json, "--kwargs", dict),
+            workflow=_json_option(given.pop("workflow", None), "--workflow", dict),
             celery=repro_run.parse_settings(overrides) or None,
             env=dict(repro_run.parse_assignment(item, "--env") for item in env) or None,
             **given,
         )
     except repro_run.ReproError as error:
         raise UsageProblem(str(error)) from None
+
+
+def _targeted_task(scenario: Any) -> str:
+    """The task the repro's fault aims at (a workflow's member, or the one task)."""
+    from celery_chaos.core.workflows import leaves
+
+    return leaves(scenario.workload[0])[scenario.faults[0].target_task() or 0].task
 
 
 def _print_repro(outcome: Any) -> None:
@@ -70,7 +78,7 @@ def _print_repro(outcome: Any) -> None:
         return
     for reason in verdict.reasons:
         _line(f"  because {reason}")
-    _line(f"Settings in effect for {outcome.result.scenario.workload[0].task}:")
+    _line(f"Settings in effect for {_targeted_task(outcome.result.scenario)}:")
     for setting in outcome.settings:
         _line(f"  {setting}")
     if outcome.probes:
@@ -123,6 +131,20 @@ def _print_repro(outcome: Any) -> None:
     metavar="KEY=VALUE",
     help="An environment variable for the workers and for importing the app here.",
 )
+@click.option(
+    "--workflow",
+    "workflow_json",
+    default=None,
+    metavar="JSON",
+    help="A chain, group or chord to send instead of --task, in the scenario workload form"
+    ' (e.g. {"chain": [{"task": "a"}, {"task": "b"}]}); the fault aims at --member.',
+)
+@click.option(
+    "--member",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --workflow: the number of the task the fault aims at (file order, from 0).",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Workers (default 1).")
 @click.option(
     "--concurrency", type=click.IntRange(min=1), default=None, help="Pool size (default 2)."
@@ -165,6 +187,8 @@ def repro(
     backend: str,
     overrides: tuple[str, ...],
     env: tuple[str, ...],
+    workflow_json: str | None,
+    member: int | None,
     workers: int | None,
     concurrency: int | None,
     pool: str | None,
@@ -194,6 +218,7 @@ def repro(
         raise UsageProblem("--worker-image: only with --backend docker")
     given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
     given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout, "broker": broker}
+    given |= {"workflow": workflow_json, "member": member}
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}

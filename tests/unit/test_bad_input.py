@@ -158,6 +158,11 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
     ),
     ("infinite-timeout", changed(timeout=float("inf")), "timeout: Input should be a finite number"),
     (
+        "exclusive-not-bool",
+        changed(exclusive="sometimes"),
+        "exclusive: Input should be a valid boolean, unable to interpret input",
+    ),
+    (
         "too-many-workers",
         changed(workers={"count": 500}),
         "workers.count: 500 is above the upper bound 64 (README: Limits)",
@@ -197,6 +202,39 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         "dispatch-after-timeout",
         changed(timeout=10, workload=[{"task": WORK, "at": 10}]),
         "workload[0].at: 10s is not before the timeout (10s): it would never be dispatched",
+    ),
+    # --- workflows (canvas), results and revokes ------------------------------------------
+    (
+        "task-and-chain",
+        changed(workload=[{"task": WORK, "chain": [{"task": WORK}]}]),
+        "workload[0]: give exactly one of task, chain, group, chord; got ['task', 'chain']",
+    ),
+    (
+        "empty-chain",
+        changed(workload=[{"chain": []}]),
+        "workload[0].chain: List should have at least 1 item after validation, not 0",
+    ),
+    (
+        "chord-without-results",
+        changed(workload=[{"chord": {"header": [{"task": WORK}], "body": {"task": WORK}}}]),
+        "workload[0].chord: a chord needs a result backend;"
+        " add results: {server: ledger} (or server: broker)",
+    ),
+    (
+        "results-server",
+        changed(results={"server": "elsewhere"}),
+        "results.server: Input should be 'broker' or 'ledger'",
+    ),
+    (
+        "member-not-registered",
+        changed(workload=[{"chain": [{"task": WORK}, {"task": "sample_tasks.tasks.wrok"}]}]),
+        "workload[0].chain[1].task: 'sample_tasks.tasks.wrok' is not registered in"
+        " celery_chaos.sample_tasks.app (did you mean sample_tasks.tasks.work?)",
+    ),
+    (
+        "revoke-unknown-fault",
+        changed(workload=[{"task": WORK, "revoke": {"after_fault": 2}}]),
+        "workload[0].revoke.after_fault: 2: no such fault (the scenario has 0)",
     ),
 ]
 IDS = [row[0] for row in BAD_INPUTS]

@@ -175,3 +175,30 @@ def test_repro_starts_the_apps_broker_kind_unless_told() -> None:
     sqs = AppView({"broker_url": "sqs://"}, None, None)  # type: ignore[arg-type]
     assert broker_choice(spec(), sqs)[0] == "redis"
     assert repro.build_scenario(spec(), broker="rabbitmq").broker.kind == "rabbitmq"
+
+
+CHAIN = {"chain": [{"task": "proj.tasks.a"}, {"task": "proj.tasks.b"}, {"task": "proj.tasks.c"}]}
+
+
+def test_a_workflow_repro_aims_the_fault_at_its_member() -> None:
+    wanted = spec(task=None, workflow=CHAIN, member=1)
+    assert wanted.task == "proj.tasks.b"  # the member's task: its settings are the ones shown
+    scenario = repro.build_scenario(wanted, workload=CHAIN)
+    (fault,) = scenario.faults
+    assert fault.when.task == 1 and fault.target.task == 1 and fault.when.checkpoint == "part-2"
+    assert scenario.results is not None and scenario.task_count == 3
+    assert scenario.expect["workflow_broken"] == 0  # a broken workflow fails the repro
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"workflow": CHAIN, "member": 3}, "--member 3: the workflow has 3 tasks (0-2)"),
+        ({"workflow": {"task": "proj.tasks.a"}}, "workflow: expected a chain, group or chord"),
+        ({"workflow": {"chain": []}}, "workflow.chain: List should have at least 1 item"),
+    ],
+)
+def test_bad_workflow_repro_names_the_option(changes: dict, message: str) -> None:
+    with pytest.raises(ReproError) as error:
+        spec(**changes)
+    assert message in str(error.value)

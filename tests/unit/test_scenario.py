@@ -19,6 +19,7 @@ from celery_chaos.core.scenario import (
     parse_scenario,
     parse_size,
 )
+from celery_chaos.core.workflows import leaves
 from celery_chaos.run.preflight import preflight
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -84,7 +85,8 @@ def test_shipped_scenario_only_dispatches_tasks_its_app_defines(path: Path) -> N
     from celery_chaos.sample_tasks.app import app
 
     app.loader.import_default_modules()
-    unknown = {item.task for item in scenario.workload} - set(app.tasks)
+    tasks = {leaf.task for item in scenario.workload for leaf in leaves(item)}  # workflows too
+    unknown = tasks - set(app.tasks)
     assert not unknown, f"{path.name}: tasks not defined by sample_tasks: {sorted(unknown)}"
 
 

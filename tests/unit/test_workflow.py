@@ -93,3 +93,37 @@ def test_always_keeps_the_reports_and_the_summary() -> None:
     assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"
     summary = step_running("GITHUB_STEP_SUMMARY")
     assert summary["if"] == "always()" and "reports/latest/summary.md" in summary["run"]
+
+
+def test_fans_out_over_shards_and_merges_them_in_a_final_job() -> None:
+    jobs = load()["jobs"]
+    shards = jobs["suite"]["strategy"]["matrix"]["shard"]
+    assert shards == list(range(1, len(shards) + 1)) and len(shards) > 1
+    assert jobs["suite"]["strategy"]["fail-fast"] is False  # one red shard keeps the others
+    run = step_running("celery-chaos run scenarios/")["run"]
+    assert f'--shard "${{{{ matrix.shard }}}}/{len(shards)}"' in run
+    upload = step_running("actions/upload-artifact")
+    assert "${{ matrix.shard }}" in upload["with"]["name"]  # one artifact per shard
+    merge = jobs["merge"]
+    assert merge["needs"] == "suite" and merge["if"] == "always()"
+    download = next(s for s in merge["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"]["pattern"].endswith("-shard-*")
+    merging = next(s for s in merge["steps"] if "report merge" in s.get("run", ""))
+    assert "celery-chaos report merge shards/*/latest --out merged/" in merging["run"]
+    summary = next(s for s in merge["steps"] if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+    assert "merged/summary.md" in summary["run"]
+
+
+def test_the_version_matrix_fans_out_and_merges_into_one_matrix() -> None:
+    jobs = load()["jobs"]
+    steps_of = {name: jobs[name]["steps"] for name in ("versions", "versions-merge")}
+    run = next(s["run"] for s in steps_of["versions"] if "celery-chaos matrix" in s.get("run", ""))
+    assert "--celery 5.4,5.5,5.6" in run and '--shard "${{ matrix.shard }}/2"' in run
+    assert jobs["versions"]["strategy"]["matrix"]["shard"] == [1, 2]
+    cache = next(s for s in steps_of["versions"] if "actions/cache" in s.get("uses", ""))
+    assert "~/.cache/celery-chaos/envs" in cache["with"]["path"]  # envs are reused
+    merge = jobs["versions-merge"]
+    assert merge["needs"] == "versions" and merge["if"] == "always()"
+    merging = [s.get("run", "") for s in steps_of["versions-merge"]]
+    assert any("report merge matrix-shards/*/latest --out matrix/" in r for r in merging)
+    assert any("matrix/matrix.md" in r and "GITHUB_STEP_SUMMARY" in r for r in merging)

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 
 import redis
@@ -34,6 +36,7 @@ from celery_chaos.ledger import Ledger
 LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
 BROKER_URL_ENV = "CHAOS_BROKER_URL"
 CELERY_CONFIG_ENV = "CHAOS_CELERY_CONFIG"
+RESULT_BACKEND_ENV = "CHAOS_RESULT_BACKEND"
 BREAKPOINT_WAIT_SECONDS = 120
 
 _current = threading.local()  # the attempt running in this thread: (task_id, attempt)
@@ -158,8 +161,38 @@ def lock(name: str) -> Iterator[None]:
 # --- Celery signal handlers -------------------------------------------------------------
 
 
+# Version key (as ``expect_when`` names it) -> distribution name.
+WORKER_LIBRARIES = {
+    "celery": "celery",
+    "kombu": "kombu",
+    "billiard": "billiard",
+    "redis-py": "redis",
+}
+
+
+def worker_library_versions() -> dict[str, str | None]:
+    """The Celery stack *this worker* runs (a matrix runs workers from other environments than
+    the harness's): what verdicts and per-version expectations are about."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for key, distribution in WORKER_LIBRARIES.items():
+        found[key] = _distribution_version(distribution)
+    return found
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
-    _record(h.WORKER_READY, worker=getattr(sender, "hostname", None), host=socket.gethostname())
+    _record(
+        h.WORKER_READY,
+        worker=getattr(sender, "hostname", None),
+        host=socket.gethostname(),
+        versions=worker_library_versions(),
+    )
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
@@ -215,6 +248,8 @@ def apply_environment_config(app: Celery) -> None:
     overrides = os.environ.get(CELERY_CONFIG_ENV)
     if overrides:
         app.conf.update(json.loads(overrides))
+    if os.environ.get(RESULT_BACKEND_ENV):  # the scenario's ``results`` (chords need one)
+        app.conf.result_backend = os.environ[RESULT_BACKEND_ENV]
 
 
 def install(app: Celery) -> Celery:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
@@ -23,9 +24,11 @@ from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
-from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario import ResultsSpec, Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
+# In a Celery setting's value: the run's own folder (see Backend.worker_files_dir).
+RUN_DIR_PLACEHOLDER = "{run_dir}"
 WORKER_READY_DEADLINE = 60.0
 # Environment variables that choose the broker behind the app's back: ``celery``'s ``--broker``
 # option reads ``BROKER_URL`` and Celery's settings ``CELERY_BROKER_URL``. An app whose own
@@ -165,15 +168,20 @@ class Backend(ABC):
         return found.state
 
     def broker_may_hold(self, task_ids: set[str]) -> bool:
-        """Whether a message of these tasks may still be in the broker, without side effects
-        (the quiet check). RabbitMQ: any message in a task queue, ready or unacked, counted at
-        most once per :data:`RABBITMQ_COUNT_INTERVAL`."""
+        """Whether a message of these tasks may still be in the broker (see :meth:`occupancy`)."""
+        return self.broker_occupancy(task_ids)[0]
+
+    def broker_occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
+        """(a message of these tasks may still be in the broker, the broker holds any task
+        message at all), without side effects: the quiet check. RabbitMQ: any message in a task
+        queue, ready or unacked, counted at most once per :data:`RABBITMQ_COUNT_INTERVAL`."""
         if self.broker_kind != "rabbitmq":
-            return self.broker_state().may_hold(task_ids)
+            state = self.broker_state()
+            return state.may_hold(task_ids), not state.reachable or bool(state.locations)
         now = time.monotonic()
         if self._held is None or now - self._held[0] >= RABBITMQ_COUNT_INTERVAL:
             self._held = (now, rabbitmq_broker.may_hold_messages(self.rabbitmq()))
-        return self._held[1]
+        return self._held[1], self._held[1]
 
     def broker_answers(self) -> bool:
         """Whether the broker answers at all (a cheap probe for reusing an environment)."""
@@ -245,10 +253,30 @@ class Backend(ABC):
                 agent.LEDGER_URL_ENV: ledger_url,
                 agent.BROKER_URL_ENV: broker_url,
                 **dict.fromkeys(BROKER_URL_ENVS, broker_url),
-                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery),
+                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery).replace(
+                    RUN_DIR_PLACEHOLDER, self.worker_files_dir()
+                ),
                 "PYTHONUNBUFFERED": "1",
             }
+            | self._results_env(ledger_url, broker_url)
         )
+
+    def worker_files_dir(self) -> str:
+        """Where ``{run_dir}`` in a Celery setting points, as the worker sees it (files a worker
+        writes, e.g. ``worker_state_db``, stay with the run instead of littering the host)."""
+        return str(self.run_dir.resolve())
+
+    def _results_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
+        url = results_url(self.scenario.results, ledger_url, broker_url)
+        return {agent.RESULT_BACKEND_ENV: url} if url else {}
+
+    def results_url(self) -> str | None:
+        """The scenario's result backend as the harness reaches it (sending a chord needs it)."""
+        assert self.ledger is not None
+        pool = self.ledger.client.connection_pool.connection_kwargs
+        auth = f":{quote(pool['password'], safe='')}@" if pool.get("password") else ""
+        ledger_url = f"redis://{auth}{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
+        return results_url(self.scenario.results, ledger_url, self.broker_url)
 
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
@@ -346,3 +374,11 @@ class Backend(ABC):
     @abstractmethod
     def freeze(self) -> None:
         """Stop all workers from doing anything more, so the final broker snapshot is stable."""
+
+
+def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
+    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
+    if spec is None:
+        return None
+    parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

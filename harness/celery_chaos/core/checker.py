@@ -23,6 +23,8 @@ Labels a task may carry on top of its outcome:
   ``WorkerLostError``/``TimeLimitExceeded``) and the task never succeeded.
 - ``retried``: an attempt ended in ``RETRY`` (the task raised ``Retry``); the next attempt is
   the retry Celery published, not a redelivery.
+- ``revoked``: the harness revoked it (``revoke`` event); a revoked task that never ran is
+  ``lost`` with this label: nothing was meant to run it.
 - ``redelivery_loop``: more deliveries than ``redelivery_threshold`` (a poison message); the
   attempts a ``Retry`` asked for are not counted as deliveries.
 
@@ -35,6 +37,17 @@ Run-wide findings, each counted once per offending item:
 - ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault of a
   killing kind (kill_worker, restart_worker, terminate, quit, oom) had hit that worker before:
   Celery's "Unrecoverable error" after a broker restart, a crash in the consumer, a signal.
+
+- ``revoked_but_ran``: a revoked task (``revoke`` event) with an attempt that started after the
+  revoke was recorded: the worker should have discarded it (e.g. a restart forgot the revoke
+  because ``worker_state_db`` was not set).
+
+Workflows (chain, group, chord; see :mod:`celery_chaos.core.workflows`): each workflow gets one
+of ``workflow_completed`` (every member and the chord callback succeeded exactly once),
+``workflow_broken`` (a member is lost, so the rest of the chain or the callback never ran),
+``workflow_duplicated`` (a member or the callback completed twice) or ``workflow_pending`` (a
+member is pending; members waiting on it are ``pending`` too, not ``lost``), counted beside
+the per-task verdicts, which apply to every member as to any task.
 
 Redelivery latency: for every interrupted attempt followed by another attempt of the same task,
 the time from the interruption (the fault that hit it, else the observed process exit) to the
@@ -50,11 +63,24 @@ from typing import Any
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
+from celery_chaos.core.workflows import (
+    WORKFLOW_VERDICTS,
+    WorkflowReport,
+    judge,
+    revoked_but_ran,
+    revoked_ids,
+)
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
-LABELS = ("failed", "retried", "redelivery_loop")
-FINDINGS = ("duplicate_side_effects", "stuck_locks", "unexpected", "worker_crashes")
-VERDICTS = OUTCOMES + LABELS + FINDINGS
+LABELS = ("failed", "retried", "redelivery_loop", "revoked")
+FINDINGS = (
+    "duplicate_side_effects",
+    "stuck_locks",
+    "unexpected",
+    "worker_crashes",
+    "revoked_but_ran",
+)
+VERDICTS = OUTCOMES + LABELS + FINDINGS + WORKFLOW_VERDICTS
 DEFAULT_REDELIVERY_THRESHOLD = 5
 RETRY = "RETRY"  # attempt_end state of an attempt that raised celery.exceptions.Retry
 
@@ -125,6 +151,8 @@ class Verdicts:
     unexpected: list[str]
     faults: list[dict[str, Any]]
     crashes: list[WorkerCrash] = field(default_factory=list)
+    workflows: list[WorkflowReport] = field(default_factory=list)
+    revoked_ran: list[str] = field(default_factory=list)
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""
@@ -136,6 +164,14 @@ class Verdicts:
             return [f"effect {e.key} applied {e.applied}x" for e in self.effects if e.duplicated]
         if verdict == "worker_crashes":
             return [crash_text(crash) for crash in self.crashes]
+        if verdict in WORKFLOW_VERDICTS:
+            return [
+                f"{w.kind} {w.workflow_id} (index {w.index}): {w.reason}"
+                for w in self.workflows
+                if w.verdict == verdict
+            ]
+        if verdict == "revoked_but_ran":
+            return [f"revoked task {task_id} ran" for task_id in self.revoked_ran]
         return list(self.unexpected)
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +183,8 @@ class Verdicts:
             "unexpected": self.unexpected,
             "faults": self.faults,
             "worker_crashes": [asdict(crash) for crash in self.crashes],
+            "workflows": [asdict(w) | {"verdict": w.verdict} for w in self.workflows],
+            "revoked_but_ran": self.revoked_ran,
         }
 
 
@@ -337,6 +375,10 @@ def check(
     for report in [*tasks, *builder.unexpected.values()]:
         report.in_broker = broker.locations.get(report.task_id, [])
         _classify(report, redelivery_threshold)
+    workflows = judge(history, builder.tasks)  # may move waiting members to pending
+    for task_id in revoked_ids(history):
+        if task_id in builder.tasks:
+            builder.tasks[task_id].labels.append("revoked")
     locks = _locks(builder, held_locks)
     effects = _effects(builder)
     counts = dict.fromkeys(VERDICTS, 0)
@@ -348,6 +390,18 @@ def check(
     counts["unexpected"] = len(builder.unexpected)
     crashes = worker_crashes(history)
     counts["worker_crashes"] = len(crashes)
+    revoked_ran = revoked_but_ran(history, builder.tasks)
+    counts["revoked_but_ran"] = len(revoked_ran)
+    for workflow in workflows:
+        counts[workflow.verdict] += 1
     return Verdicts(
-        counts, tasks, locks, effects, sorted(builder.unexpected), builder.faults, crashes
+        counts,
+        tasks,
+        locks,
+        effects,
+        sorted(builder.unexpected),
+        builder.faults,
+        crashes,
+        workflows,
+        revoked_ran,
     )

@@ -26,7 +26,7 @@ EFFECT_KEY_PREFIX = "chaos:effect:"
 # Event types. Harness-written first, agent-written after.
 DISPATCH = "dispatch"  # task_id, task, index, args, kwargs, options
 WORKER_STARTED = "worker_started"  # worker, pid (harness view: process launched)
-WORKER_READY = "worker_ready"  # worker, pid, host (agent: consumer is consuming)
+WORKER_READY = "worker_ready"  # worker, pid, host, versions (agent: consumer is consuming)
 WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
 POOL_PROCESS_STARTED = "pool_process_started"  # pid, ppid
 FAULT = "fault"  # fault, kind, status (injected|skipped|failed), target, detail
@@ -43,6 +43,8 @@ LOCK_BLOCKED = "lock_blocked"  # task_id, attempt, name, holder
 WORKER_EXIT = (
     "worker_exit"  # worker, pid, exitcode, signal, log_tail (a worker main process exited)
 )
+WORKFLOW = "workflow"  # workflow, kind, tree, members (core.workflows.layout; before dispatches)
+REVOKE = "revoke"  # task_id, index, terminate (recorded just before app.control.revoke)
 RUN_END = "run_end"  # reason (quiescent|deadline|interrupted)
 
 Event = dict[str, Any]

@@ -31,7 +31,7 @@ def check_fault_refs(i: int, fault: Fault, tasks: int, workers: int) -> None:
 
 def _earliest(scenario: Scenario) -> list[float]:
     """The earliest time offset at which each fault could fire (a chain adds its delays)."""
-    items = [item.at for item in scenario.workload for _ in range(item.count)]
+    items = [item.at for item in scenario.workload for _ in range(item.count * item.members)]
     times: list[float] = []
     for fault in scenario.faults:
         when = fault.when

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, VERDICTS
 from celery_chaos.core.reachability import check_fault_refs, check_reachable
+from celery_chaos.core.workflows import check_one_form, leaves, needs_results
 from celery_chaos.core.yaml_input import InputError, read_yaml
 
 FaultKind = Literal[
@@ -167,12 +168,79 @@ class TaskOptions(Strict):
 
 
 class WorkloadItem(Strict):
-    task: str = Field(min_length=1)
+    task: str | None = Field(default=None, min_length=1)
     count: int = Field(default=1, ge=1, le=MAX_TASKS)
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     options: TaskOptions = Field(default_factory=TaskOptions)
     at: Seconds = Field(default=0.0, description="dispatch offset, seconds after start")
+    chain: list[CanvasNode] | None = Field(default=None, min_length=1)
+    group: list[CanvasNode] | None = Field(default=None, min_length=1)
+    chord: Chord | None = None
+    revoke: Revoke | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> WorkloadItem:
+        check_one_form(self)
+        if self.task is None and (self.args or self.kwargs):
+            raise ValueError("args/kwargs go on the members of a chain, group or chord")
+        if self.task is None and self.revoke is not None:
+            raise ValueError("revoke: only a task item can be revoked (not a workflow)")
+        return self
+
+    @property
+    def members(self) -> int:
+        """Tasks one copy of this item dispatches: 1, or every task of its workflow."""
+        return 1 if self.task is not None else len(leaves(self))
+
+
+class CanvasNode(Strict):
+    """One node of a workflow: a task (with its own args, kwargs, options) or a nested chain,
+    group or chord, exactly as Celery's canvas nests them."""
+
+    task: str | None = Field(default=None, min_length=1)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    options: TaskOptions = Field(default_factory=TaskOptions)
+    immutable: bool = Field(default=False, description="si(): ignore the previous result")
+    chain: list[CanvasNode] | None = Field(default=None, min_length=1)
+    group: list[CanvasNode] | None = Field(default=None, min_length=1)
+    chord: Chord | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CanvasNode:
+        check_one_form(self)
+        return self
+
+
+class Chord(Strict):
+    """A group (``header``) whose results go to one callback (``body``) once all succeeded."""
+
+    header: list[CanvasNode] = Field(min_length=1)
+    body: CanvasNode
+
+
+class Revoke(Strict):
+    """Revoke this item's task (``app.control.revoke``) at an offset or after a fault fired."""
+
+    at: Seconds | None = Field(default=None, description="seconds after the run began")
+    after_fault: int | None = Field(default=None, ge=0)
+    delay: Seconds = 0.0
+    terminate: bool = False
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Revoke:
+        if (self.at is None) == (self.after_fault is None):
+            raise ValueError("give exactly one of at, after_fault")
+        return self
+
+
+class ResultsSpec(Strict):
+    """Where the result backend lives: a database of the broker's Redis (faults hit it too) or
+    of the ledger's Redis (never faulted)."""
+
+    server: Literal["broker", "ledger"] = "ledger"
+    db: int = Field(default=1, ge=1, le=15)
 
 
 class RandomWindow(Strict):
@@ -256,6 +324,25 @@ class Scenario(Strict):
     settle: Seconds = 1.0
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
+    results: ResultsSpec | None = None
+    # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
+    exclusive: bool = False
+
+    @model_validator(mode="after")
+    def _workflow_refs(self) -> Scenario:
+        for i, item in enumerate(self.workload):
+            if self.results is None and needs_results(item):
+                raise ValueError(
+                    f"workload[{i}].chord: a chord needs a result backend;"
+                    " add results: {server: ledger} (or server: broker)"
+                )
+            fault = item.revoke.after_fault if item.revoke else None
+            if fault is not None and fault >= len(self.faults):
+                raise ValueError(
+                    f"workload[{i}].revoke.after_fault: {fault}: no such fault"
+                    f" (the scenario has {len(self.faults)})"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -289,7 +376,7 @@ class Scenario(Strict):
 
     @property
     def task_count(self) -> int:
-        return sum(item.count for item in self.workload)
+        return sum(item.count * item.members for item in self.workload)
 
     @property
     def workers_in_all(self) -> int:
@@ -406,6 +493,10 @@ def load_suite(
     for scenario, path in loaded if check else []:
         check(scenario, str(path))
     return [scenario for scenario, _ in loaded]
+
+
+for _model in (CanvasNode, WorkloadItem, Scenario):
+    _model.model_rebuild()
 
 
 BROKER_KINDS: tuple[str, ...] = get_args(BrokerSpec.model_fields["kind"].annotation)

@@ -10,6 +10,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.table import Table
+from rich.text import Text
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import VERDICTS
@@ -160,11 +161,16 @@ def write_suite(suite: SuiteResult) -> None:
     _point_latest(suite.run_dir)
 
 
-def scenario_table(result: ScenarioResult) -> Table:
-    """The short per-scenario table ``celery-chaos run`` prints."""
+def scenario_title(result: ScenarioResult) -> Text:
+    """``name: status``, printed as a line of its own above :func:`scenario_table` (as the
+    table's title it wrapped to the table's width in a CI log)."""
     style = STATUS_STYLE.get(result.status, "white")
-    title = f"{result.scenario.name}: [{style}]{result.status}[/{style}]"
-    table = Table(title=title, title_justify="left", show_edge=False)
+    return Text.assemble(f"{result.scenario.name}: ", (result.status, style))
+
+
+def scenario_table(result: ScenarioResult) -> Table:
+    """The short per-scenario table ``celery-chaos run`` prints (under its title line)."""
+    table = Table(show_edge=False)
     table.add_column("verdict")
     table.add_column("count", justify="right")
     table.add_column("expected")

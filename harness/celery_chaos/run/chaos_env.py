@@ -19,7 +19,8 @@ from celery_chaos.backends import Backend, Unsupported
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
 from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
-from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, first_error
+from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, WorkloadItem, first_error
+from celery_chaos.core.workflows import needs_results
 from celery_chaos.ledger import Ledger
 from celery_chaos.report import files as report
 from celery_chaos.run import versions, workload
@@ -63,7 +64,9 @@ class ChaosEnv:
         self.key = key
         self.dirty_reason = ""
         self.tests_run = 0
-        self.client = workload.make_client(backend.broker_url, scenario.celery)
+        self.client = workload.make_client(
+            backend.broker_url, scenario.celery, backend.results_url()
+        )
         self._known: set[str] = set()  # every task id any test dispatched here
         self._test: _TestSlice | None = None
 
@@ -185,6 +188,47 @@ class ChaosEnv:
         slot.options = sendable
         workload.send(self.client, test.loop.ledger, slot)
         return slot.task_id
+
+    def dispatch_workflow(
+        self, workflow: dict[str, Any], *, task_ids: list[str] | None = None
+    ) -> list[str]:
+        """Send a chain, group or chord written as in a scenario's workload (``{"chain": [{"task":
+        ..., "kwargs": ...}, ...]}``) and return its members' task ids in file order (a chord's
+        callback last). Celery publishes the later members itself; the history knows them all
+        up front. Pass ``task_ids`` (one per member) to send members a fault was armed on."""
+        test = self._current()
+        try:
+            item = WorkloadItem.model_validate(workflow)
+        except ValidationError as error:
+            raise TypeError(f"dispatch_workflow: {first_error(error)}") from None
+        if item.task is not None:
+            raise TypeError("dispatch_workflow: expected a chain, group or chord (see dispatch)")
+        if needs_results(item) and self.scenario.results is None:
+            raise TypeError(
+                "dispatch_workflow: a chord needs a result backend:"
+                " @pytest.mark.chaos(results={'server': 'ledger'})"
+            )
+        wanted = task_ids or [None] * item.members
+        if len(wanted) != item.members:
+            raise TypeError(f"dispatch_workflow: {item.members} task_ids expected")
+        slots = [self._slot(test, task_id) for task_id in wanted]
+        if any(slot.sent for slot in slots):
+            raise ValueError("dispatch_workflow: a member was already dispatched")
+        members = workload.plan_workflow(item, [(s.index, s.task_id) for s in slots])
+        for member in members:
+            test.dispatches[member.index] = member
+        workload.send(self.client, test.loop.ledger, members[0])
+        return [member.task_id for member in members]
+
+    def revoke(self, task_id: str, *, terminate: bool = False) -> None:
+        """Revoke a dispatched task (``app.control.revoke``), recorded in the history first;
+        the checker reports it ``revoked_but_ran`` if an attempt starts afterwards."""
+        test = self._current()
+        slot = next((d for d in test.dispatches if d.task_id == task_id and d.sent), None)
+        if slot is None:
+            raise ValueError(f"revoke: task {task_id} was not dispatched by this test")
+        slot.revoke = {"terminate": terminate}
+        workload.revoke(self.client, test.loop.ledger, slot)
 
     def fault(
         self,

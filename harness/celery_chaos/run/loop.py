@@ -14,6 +14,7 @@ watcher reads back from the history. Neither holds a reference to the other.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from celery_chaos.run.workload import Dispatch
 
 POLL_INTERVAL = 0.01
 DEFAULT_SETTLE = 1.0  # quiet time before a run ends (a scenario's ``settle`` default)
+# Quiet time that suffices once nothing can be in flight (see ``Outcomes``): it covers the hop of
+# a message from a queue (BRPOP) to the ``unacked`` hash inside one worker call, a few ms.
+PROVEN_SETTLE = 0.2
+TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE"})  # attempt_end states after which a task is done
 DRAIN_SETTLE = 0.2  # quiet time a test's teardown waits for
 DRAIN_MARGIN = 4.0  # teardown: seconds beyond the watcher's wait for tasks to drain
 
@@ -54,20 +59,61 @@ def pick_seed(*preferred: int | None) -> int:
     return next((s for s in preferred if s is not None), random.SystemRandom().randrange(2**31))
 
 
+class Interrupted(KeyboardInterrupt):
+    """The suite was interrupted (Ctrl-C/SIGTERM reach the main thread only): a scenario running
+    in a helper thread stops at its next loop pass and its backend cleans up on the way out."""
+
+
 @dataclass
 class QuietWindow:
     """Quiescence must hold without a break for ``settle`` seconds before a run may end: a
-    message can be in flight between the broker and a worker for a moment."""
+    message can be in flight between the broker and a worker for a moment. When the history and
+    the broker prove nothing is in flight (``proven``), ``PROVEN_SETTLE`` suffices."""
 
     settle: float
     since: float | None = None
+    proven_since: float | None = None
 
-    def held(self, quiet: bool, now: float) -> bool:
+    def held(self, quiet: bool, now: float, proven: bool = False) -> bool:
         if not quiet:
-            self.since = None
+            self.since = self.proven_since = None
             return False
         self.since = now if self.since is None else self.since
+        if not proven:
+            self.proven_since = None
+        elif self.proven_since is None:
+            self.proven_since = now
+        if self.proven_since is not None and now - self.proven_since >= PROVEN_SETTLE:
+            return True
         return now - self.since >= self.settle
+
+
+class Outcomes:
+    """Which tasks seen in the history are *done*: their latest attempt ended SUCCESS or FAILURE.
+
+    A done task can only run again from a message of it in the broker (a redelivery), so when
+    every task seen is done and the broker holds no task message at all, nothing is in flight
+    and the quiet window may be short. A task with no terminal end (not started, retrying,
+    rejected, killed) keeps the full ``settle`` window: its message may be between the broker
+    and a worker."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, bool]] = {}  # task_id -> (attempt, ended terminally)
+
+    def observe(self, event: h.Event) -> None:
+        task_id, kind = event.get("task_id"), event["type"]
+        if not task_id:
+            return
+        attempt, _ = self.latest.get(task_id, (0, False))
+        if kind == h.DISPATCH:
+            self.latest.setdefault(task_id, (0, False))
+        elif kind == h.ATTEMPT_START and event["attempt"] >= attempt:
+            self.latest[task_id] = (event["attempt"], False)
+        elif kind == h.ATTEMPT_END and event.get("attempt") == attempt:
+            self.latest[task_id] = (attempt, event.get("state") in TERMINAL_STATES)
+
+    def all_done(self) -> bool:
+        return bool(self.latest) and all(done for _, done in self.latest.values())
 
 
 class Loop:
@@ -92,6 +138,9 @@ class Loop:
         lost_wait = worker_lost_wait(backend.scenario.celery)
         self.watcher = Watcher(backend, ledger, worker_lost_wait=lost_wait)
         self.nemesis = Nemesis(faults, dispatches, backend, ledger, seed, log)
+        self.outcomes = Outcomes()
+        self.proven = False  # set by quiet(): nothing can be in flight (see Outcomes)
+        self.settled_in = 0.0  # seconds the final quiet window took (result.json timings)
         self.began = time.monotonic()
 
     @property
@@ -109,6 +158,18 @@ class Loop:
         for dispatch in self.dispatches:
             if not dispatch.sent and now >= dispatch.at:
                 workload.send(client, self.ledger, dispatch)
+            if dispatch.sent and not dispatch.revoked and self._revoke_due(dispatch, now):
+                workload.revoke(client, self.ledger, dispatch)
+
+    def _revoke_due(self, dispatch: Dispatch, now: float) -> bool:
+        """A workload item's ``revoke``: at its offset, or ``delay`` after its fault fired."""
+        spec = dispatch.revoke
+        if spec is None:
+            return False
+        if spec.get("at") is not None:
+            return now >= spec["at"] + spec.get("delay", 0.0)
+        fault = self.nemesis.planned[spec["after_fault"]]
+        return fault.fired_at is not None and now >= fault.fired_at + spec.get("delay", 0.0)
 
     def step(self, fire: bool = True) -> None:
         """Read new events, record deaths (attempts and worker processes), fire due faults."""
@@ -116,6 +177,7 @@ class Loop:
         for event in self.ledger.poll():
             self.watcher.observe(event)
             self.nemesis.observe(event, now)
+            self.outcomes.observe(event)
             if self.on_event is not None:
                 self.on_event(event)
         self._record_worker_exits()
@@ -136,25 +198,46 @@ class Loop:
 
     def quiet(self, fire: bool = True) -> bool:
         """Nothing more can happen: every task sent and every fault fired (when firing), no
-        attempt running or awaiting its worker's report, none of our messages in the broker."""
+        attempt running or awaiting its worker's report, none of our messages in the broker.
+        Sets ``proven`` when, besides, every task seen is done and the broker holds no task
+        message at all (nothing in flight: :class:`Outcomes`)."""
+        self.proven = False
         if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
+            return False
+        if fire and any(d.revoke and not d.revoked for d in self.dispatches):
             return False
         if not self.watcher.settled():
             return False
-        return not self.backend.broker_may_hold(self.task_ids)
+        may_hold, anything = self.backend.broker_occupancy(self.task_ids)
+        if may_hold:
+            return False
+        self.proven = not anything and self.outcomes.all_done()
+        return True
 
-    def wait(self, timeout: float, settle: float, fire: bool = True, client: Any = None) -> bool:
+    def wait(
+        self,
+        timeout: float,
+        settle: float,
+        fire: bool = True,
+        client: Any = None,
+        stop: threading.Event | None = None,
+    ) -> bool:
         """Step until quiet for ``settle`` seconds (True) or ``timeout`` seconds passed (False);
-        with ``client``, workload items are dispatched at their offsets on the way."""
+        with ``client``, workload items are dispatched at their offsets on the way. ``stop``
+        set: raise :class:`Interrupted`."""
         end = time.monotonic() + timeout
         window = QuietWindow(settle)
         while True:
+            if stop is not None and stop.is_set():
+                raise Interrupted("suite interrupted")
             if client is not None:
                 self.send_due(client)
             self.step(fire)
-            if window.held(self.quiet(fire), time.monotonic()):
+            now = time.monotonic()
+            if window.held(self.quiet(fire), now, self.proven):
+                self.settled_in = now - (window.since or now)
                 return True
-            if time.monotonic() >= end:
+            if now >= end:
                 return False
             time.sleep(POLL_INTERVAL)
 

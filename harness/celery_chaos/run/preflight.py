@@ -22,6 +22,7 @@ from typing import Any
 
 from celery_chaos.backends.base import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.core.scenario import Scenario, ScenarioError
+from celery_chaos.core.workflows import task_paths
 
 
 @cache
@@ -110,12 +111,13 @@ def check_app(scenario: Scenario, source: str, cwd: Path, workload: bool = True)
     except apps.AppImportError as error:
         raise ScenarioError(f"{source}: workers.app: {error}") from None
     for i, item in enumerate(scenario.workload if workload else []):
-        if item.task not in tasks:
-            close = difflib.get_close_matches(item.task, tasks, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ScenarioError(
-                f"{source}: workload[{i}].task: {item.task!r} is not registered in {spec}{hint}"
-            )
+        for path, name in task_paths(item):
+            if name not in tasks:
+                close = difflib.get_close_matches(name, tasks, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ScenarioError(
+                    f"{source}: workload[{i}].{path}: {name!r} is not registered in {spec}{hint}"
+                )
 
 
 def preflight(

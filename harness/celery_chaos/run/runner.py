@@ -9,6 +9,7 @@ state the checker sees cannot move under it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
 from celery_chaos.run import versions, workload
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
+from celery_chaos.run.parallel import run_parallel
 
 __all__ = [
     "ERROR",
@@ -61,6 +63,9 @@ class RunOptions:
     backend_options: dict[str, Any] = field(default_factory=dict)
     # Called with the backend after the run, workers frozen, before teardown (repro probes).
     on_finish: Callable[[Backend], None] | None = None
+    jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
+    # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def _drive(
@@ -81,17 +86,21 @@ def _drive(
     result.schedule = loop.nemesis.schedule
     for line in result.schedule:
         log(f"   schedule: {line}")
-    client = workload.make_client(backend.broker_url, scenario.celery)
+    client = workload.make_client(backend.broker_url, scenario.celery, backend.results_url())
     try:
         loop.nemesis.arm()
-        quiet = loop.wait(scenario.timeout, scenario.settle, fire=True, client=client)
+        quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop)
         result.end_reason = "quiescent" if quiet else "deadline"
         result.timings["workload"] = round(loop.now(), 3)
+        result.timings["settle"] = round(loop.settled_in, 3)
+        frozen = time.monotonic()
         loop.stop_faults()
         backend.freeze()
         backend.ledger.record(h.RUN_END, reason=result.end_reason)
         client.close()  # before the snapshot: a RabbitMQ inspection closes every connection
-        return loop.snapshot()
+        snapshot = loop.snapshot()
+        result.timings["freeze_inspect"] = round(time.monotonic() - frozen, 3)
+        return snapshot
     finally:
         client.close()
 
@@ -125,10 +134,14 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             backend.start()
             result.timings["environment_ready"] = round(time.monotonic() - began, 3)
             result.versions |= versions.broker_version(backend)
+            assert backend.ledger is not None
+            result.versions |= versions.worker_versions(backend.ledger.read_all())
             snapshot = _drive(scenario, backend, result, options, log)
             history = snapshot[0]
             if options.on_finish is not None:
                 options.on_finish(backend)
+            closing = time.monotonic()
+        result.timings["teardown"] = round(time.monotonic() - closing, 3)
         _judge(result, snapshot)
     except Unsupported as error:
         result.status, result.reason = NOT_RUNNABLE, str(error)
@@ -174,14 +187,27 @@ def run_suite(
     options: RunOptions,
     log: Callable[[str], None] = print,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    on_progress: Callable[[str, str | None], None] | None = None,
 ) -> SuiteResult:
-    """Run scenarios one after another into one timestamped report folder."""
+    """Run scenarios into one timestamped report folder: one after another, or with
+    ``options.jobs`` > 1 several at once (:mod:`parallel`). Either way each scenario's lines and
+    result come out in suite order; ``on_progress(name, line)`` hears each running scenario's
+    latest line as it happens (``line`` None: it finished)."""
     run_dir = new_run_dir(options.report_dir)
-    results = []
-    for scenario in scenarios:
-        results.append(run_scenario(scenario, options, run_dir, log))
-        if on_result is not None:
-            on_result(results[-1])
+    if options.jobs > 1:
+
+        def run_one(scenario: Scenario, log_one: Callable[[str], None]) -> ScenarioResult:
+            return run_scenario(scenario, options, run_dir, log_one)
+
+        results = run_parallel(
+            scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress
+        )
+    else:
+        results = []
+        for scenario in scenarios:
+            results.append(run_scenario(scenario, options, run_dir, log))
+            if on_result is not None:
+                on_result(results[-1])
     suite = SuiteResult(results, run_dir)
     report.write_suite(suite)
     return suite

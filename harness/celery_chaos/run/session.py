@@ -41,7 +41,7 @@ from celery_chaos.run.preflight import preflight
 from celery_chaos.run.runner import RunOptions, new_run_dir, run_scenario
 
 MAX_LIVE_ENVIRONMENTS = 2
-MARKER_KEYS = ("celery", "workers", "broker", "faults")
+MARKER_KEYS = ("celery", "workers", "broker", "faults", "results")
 
 
 # --- environment settings -----------------------------------------------------------------
@@ -62,6 +62,7 @@ def env_scenario(settings: dict[str, Any], source: str = "@pytest.mark.chaos") -
         "celery": dict(settings.get("celery") or {}),
         "workers": dict(settings.get("workers") or {}),
         "broker": dict(settings.get("broker") or {}),
+        "results": settings.get("results"),
         "workload": [{"task": "celery.ping"}],  # unused: the schema wants one
         "faults": [{"kind": kind, "when": {"at": 0}} for kind in settings.get("faults") or ()],
     }
@@ -77,6 +78,7 @@ def env_key(backend: str, scenario: Scenario) -> str:
             scenario.workers.model_dump(mode="json"),
             scenario.broker.model_dump(mode="json"),
             sorted({f.kind for f in scenario.faults}),
+            scenario.results.model_dump(mode="json") if scenario.results else None,
         ],
         sort_keys=True,
         default=str,

@@ -1,6 +1,8 @@
 """The versions a run was made with: a verdict about Celery is a verdict about *these* versions.
 
-Every result.json carries them and ``celery-chaos run`` prints them first. The broker server's
+Every result.json carries them and ``celery-chaos run`` prints them first. The harness's own
+versions are the start; the workers' (reported by the agent in ``worker_ready``) replace them,
+since the workers may run from another environment (``celery-chaos matrix``). The broker server's
 version is read from the broker itself; :data:`BROKER_VERSION_READERS` maps a broker URL scheme
 to a reader, so another broker (RabbitMQ) adds one entry.
 """
@@ -31,6 +33,19 @@ def library_versions() -> dict[str, str | None]:
         found["redis-py" if name == "redis" else name] = _installed(name)
     found["celery_chaos"] = __version__
     return found
+
+
+def worker_versions(events: list[dict[str, Any]]) -> dict[str, str | None]:
+    """The library versions the workers reported in ``worker_ready`` (the first that says):
+    verdicts and ``expect_when`` are about the workers' Celery, which a matrix run installs in
+    another environment than the harness's. Empty when no worker reported them."""
+    for event in events:
+        reported = event.get("versions") if event.get("type") == "worker_ready" else None
+        if isinstance(reported, dict):
+            return {key: value for key, value in reported.items() if key != "python"} | {
+                "worker_python": reported.get("python")
+            }
+    return {}
 
 
 def _redis_version(backend: Any) -> str | None:

@@ -38,7 +38,8 @@ from celery_chaos.backends.docker.containers import (
     start_reaper,
 )
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
+from celery_chaos.core.fault_kinds import supported_by
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 __all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
@@ -53,7 +54,7 @@ AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 class DockerBackend(Backend):
     name = "docker"
-    supported_faults = frozenset(FAULT_KINDS) - {"close_connection"}  # RabbitMQ brokers only
+    supported_faults = supported_by("docker")  # from the one fault table
     oom_poll_interval = 0.05
 
     def __init__(
@@ -182,6 +183,9 @@ class DockerBackend(Backend):
         worker = Worker(index=index, name=name, handle=container)
         container.start()
         return worker
+
+    def worker_files_dir(self) -> str:
+        return "/tmp"  # inside the container, removed with it
 
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
         return {"container": _engine(worker).name}

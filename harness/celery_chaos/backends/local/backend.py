@@ -38,7 +38,8 @@ from celery_chaos.backends.local.rabbitmq_server import (
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
-from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
+from celery_chaos.core.fault_kinds import supported_by
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
@@ -47,7 +48,7 @@ SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": sign
 class LocalBackend(Backend):
     name = "local"
     # Processes share the host's network: there is nothing to partition.
-    supported_faults = frozenset(FAULT_KINDS) - {"partition", "heal"}
+    supported_faults = supported_by("local")  # from the one fault table
 
     def __init__(
         self,
@@ -56,10 +57,16 @@ class LocalBackend(Backend):
         log: Callable[[str], None] = print,
         app: str | None = None,
         cwd: Path | None = None,
+        python: str | None = None,
+        agent_path: str | None = None,
     ):
         super().__init__(scenario, run_dir, log)
         self.app = app or scenario.workers.app
         self.cwd = cwd or Path.cwd()
+        # The interpreter the workers run with: another environment's (``celery-chaos matrix``
+        # installs a Celery version and the agent there); the harness keeps its own.
+        self.python = python or sys.executable
+        self.agent_path = agent_path  # where that interpreter finds celery_chaos (PYTHONPATH)
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
         self.broker: RedisServer | RabbitMQServer = (
             RabbitMQServer("broker", self.logs_dir, scenario.broker.consumer_timeout)
@@ -153,12 +160,13 @@ class LocalBackend(Backend):
     # --- workers ---------------------------------------------------------------------
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ) | self.agent_env(self.ledger_server.url, self.broker.url)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.cwd), env.get("PYTHONPATH")]))
+        paths = [str(self.cwd), self.agent_path, env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         return env
 
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         spec = self.scenario.workers
-        cmd = [sys.executable, "-m", "celery", *arguments]
+        cmd = [self.python, "-m", "celery", *arguments]
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")

@@ -30,9 +30,9 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child SIGKILLed when the harness dies, or None where that
     is not possible. The kernel ties the signal to the *thread* that forks, so only a child forked
-    by the main thread gets it (a helper thread ending must not kill a worker); the watchdog
-    covers the rest."""
-    if _libc is None or threading.current_thread() is not threading.main_thread():
+    by the main thread (or a thread marked by :func:`children_die_with_this_thread`) gets it (a
+    helper thread ending must not kill a worker); the watchdog covers the rest."""
+    if _libc is None or not _outlives_children():
         return None
     parent = os.getpid()
     prctl = _libc.prctl
@@ -43,6 +43,21 @@ def _die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+_thread_flags = threading.local()
+
+
+def children_die_with_this_thread() -> None:
+    """Mark the calling thread as one that ends only after every process it started has been
+    stopped (a pool thread of ``run --jobs``: it lives until the pool shuts down), so its
+    children get ``PR_SET_PDEATHSIG`` as the main thread's do."""
+    _thread_flags.outlives_children = True
+
+
+def _outlives_children() -> bool:
+    main = threading.current_thread() is threading.main_thread()
+    return main or getattr(_thread_flags, "outlives_children", False)
 
 
 def spawn(

@@ -7,6 +7,7 @@ asked for.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from celery_chaos.tools.repro.spec import (
     EXPECT,
     NEEDS_REPLACEMENT,
     REPLACEMENT_DELAY,
+    WORKFLOW_EXPECT,
     ReproError,
     ReproSpec,
     parse_trigger,
@@ -34,6 +36,7 @@ class AppView:
     settings: dict[str, Any]
     policy: audit.TaskPolicy
     queue: str | None
+    workload: dict[str, Any] | None = None  # a workflow's item, routed (see _workflow_item)
 
 
 def _consumed_queue(app: Any, task: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
@@ -59,14 +62,52 @@ def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
         raise ReproError(f"--app {error}") from None
     app.conf.update(spec.celery)
     tasks = audit.user_tasks(app)
-    if spec.task not in tasks:
-        names = ", ".join(sorted(tasks)) or "none"
-        raise ReproError(f"--task {spec.task}: not registered in {spec.app} (registered: {names})")
+    for name in _task_names(spec):
+        if name not in tasks:
+            names = ", ".join(sorted(tasks)) or "none"
+            raise ReproError(f"--task {name}: not registered in {spec.app} (registered: {names})")
     collected = audit.collect(app)
     settings = audit.effective_config(collected.config)
     policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
-    queue = _consumed_queue(app, spec.task, spec.args, spec.kwargs)
-    return AppView(settings, policy, queue)
+    queue = _consumed_queue(app, spec.task or "", spec.args, spec.kwargs)
+    return AppView(settings, policy, queue, _workflow_item(spec, app))
+
+
+def _task_names(spec: ReproSpec) -> list[str]:
+    if spec.workflow is None:
+        return [spec.task or ""]
+    return [leaf["task"] for leaf in _tree(spec)]
+
+
+def _tree(spec: ReproSpec) -> list[dict[str, Any]]:
+    """The workflow's task nodes as plain dicts, in file order."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "task" in node:
+                found.append(node)
+            for key in ("chain", "group", "header"):
+                for child in node.get(key) or []:
+                    walk(child)
+            walk(node.get("chord"))
+            walk(node.get("body"))
+
+    walk(spec.workflow)
+    return found
+
+
+def _workflow_item(spec: ReproSpec, app: Any) -> dict[str, Any] | None:
+    """The workflow as a workload item, each task routed to a queue a worker consumes."""
+    if spec.workflow is None:
+        return None
+    workflow = json.loads(json.dumps(spec.workflow))  # a copy the routing can fill in
+    spec_copy = spec.model_copy(update={"workflow": workflow})
+    for leaf in _tree(spec_copy):
+        queue = _consumed_queue(app, leaf["task"], leaf.get("args", []), leaf.get("kwargs", {}))
+        if queue and not (leaf.get("options") or {}).get("queue"):
+            leaf["options"] = {**(leaf.get("options") or {}), "queue": queue}
+    return workflow
 
 
 # --- the scenario --------------------------------------------------------------------------------
@@ -90,15 +131,30 @@ def broker_choice(spec: ReproSpec, view: AppView) -> tuple[str, str]:
     return "redis", f"your app's broker ({scheme}) cannot be started here; Redis instead"
 
 
-def build_scenario(spec: ReproSpec, queue: str | None = None, broker: str = "redis") -> Scenario:
-    """The repro as a scenario: your app via celery_chaos.agent.bootstrap, your task, one fault."""
+def build_scenario(
+    spec: ReproSpec,
+    queue: str | None = None,
+    workload: dict[str, Any] | None = None,
+    broker: str = "redis",
+) -> Scenario:
+    """The repro as a scenario: your app via celery_chaos.agent.bootstrap, your task (or your
+    workflow, the fault aimed at its member ``spec.member``), one fault, on ``broker``."""
     trigger = parse_trigger(spec.at or "")
-    faults: list[dict[str, Any]] = [{"kind": spec.fault, "when": trigger, "target": {"task": 0}}]
+    target = spec.member if spec.workflow is not None else 0
+    if "task" in trigger:
+        trigger["task"] = target
+    faults: list[dict[str, Any]] = [
+        {"kind": spec.fault, "when": trigger, "target": {"task": target}}
+    ]
     if spec.fault in NEEDS_REPLACEMENT:
         faults.append(
             {"kind": "start_worker", "when": {"after_fault": 0, "delay": REPLACEMENT_DELAY}}
         )
     options = {"queue": queue} if queue else {}
+    item = workload or {"task": spec.task, "args": spec.args, "kwargs": spec.kwargs}
+    if workload is None:
+        item["options"] = options
+    workflow = spec.workflow is not None
     return Scenario.model_validate(
         {
             "name": scenario_name(spec.task or ""),
@@ -112,11 +168,10 @@ def build_scenario(spec: ReproSpec, queue: str | None = None, broker: str = "red
                 "app": "celery_chaos.agent.bootstrap",
                 "env": {**spec.env, "CHAOS_APP": spec.app},
             },
-            "workload": [
-                {"task": spec.task, "args": spec.args, "kwargs": spec.kwargs, "options": options}
-            ],
+            "workload": [item],
             "faults": faults,
-            "expect": EXPECT,
+            "expect": EXPECT | (WORKFLOW_EXPECT if workflow else {}),
             "timeout": spec.timeout,
+            "results": {"server": "ledger"} if workflow else None,
         }
     )

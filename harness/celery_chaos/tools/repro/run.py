@@ -84,7 +84,7 @@ def run_repro(
     view = inspect_app(spec, cwd)
     broker, why = broker_choice(spec, view)
     log(f"broker: a private {BROKER_NAMES[broker]} started for this repro ({why})")
-    scenario = build_scenario(spec, view.queue, broker)
+    scenario = build_scenario(spec, view.queue, view.workload, broker)
     if options.backend == "local":
         options.backend_options.setdefault("cwd", cwd)
     run_dir = runner.new_run_dir(options.report_dir)

@@ -32,6 +32,7 @@ EXPECT = {
     "duplicate_side_effects": 0,
     "stuck_locks": 0,
 }
+WORKFLOW_EXPECT = {"workflow_broken": 0, "workflow_pending": 0, "workflow_duplicated": 0}
 EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE = 0, 1, 2
 
 
@@ -78,6 +79,10 @@ class ReproSpec(Strict):
     # None: the kind of the app's own broker_url (amqp -> rabbitmq, redis -> redis)
     broker: Literal["redis", "rabbitmq"] | None = None
     probes: list[RedisProbe | SqlProbe] = Field(default_factory=list)
+    # A chain/group/chord in the scenario's workload form ({chain: [...]}, ...): the repro sends
+    # it and aims the fault at its task number ``member`` (file order, the chord callback last).
+    workflow: dict[str, Any] | None = None
+    member: int = Field(default=0, ge=0)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -131,6 +136,25 @@ def parse_trigger(text: str) -> dict[str, Any]:
     raise ReproError(f"--at {text!r}: expected checkpoint:NAME or seconds:S (e.g. seconds:2.5)")
 
 
+def workflow_member(workflow: dict[str, Any], member: int) -> Any:
+    """The task node number ``member`` of ``workflow`` (validated like a scenario's workload)."""
+    from celery_chaos.core.scenario import WorkloadItem
+    from celery_chaos.core.workflows import leaves
+
+    if "task" in workflow:
+        raise ReproError("workflow: expected a chain, group or chord (a task goes in --task)")
+    try:
+        item = WorkloadItem.model_validate(workflow)
+    except ValidationError as error:
+        raise ReproError(f"workflow.{first_error(error)}") from None
+    tasks = leaves(item)
+    if member >= len(tasks):
+        raise ReproError(
+            f"--member {member}: the workflow has {len(tasks)} tasks (0-{len(tasks) - 1})"
+        )
+    return tasks[member]
+
+
 def _validated(data: Any, source: str) -> ReproSpec:
     if not isinstance(data, dict):
         raise ReproError(f"{source}: expected a mapping (probes: [...], app: ..., ...)")
@@ -158,6 +182,8 @@ def merge(spec: ReproSpec, **given: Any) -> ReproSpec:
             continue
         data[key] = data[key] | value if key in ("celery", "env") else value
     merged = _validated(data, "command line")
+    if merged.workflow is not None:
+        merged.task = workflow_member(merged.workflow, merged.member).task
     for name in ("app", "task", "at"):
         if getattr(merged, name) is None:
             raise ReproError(f"--{name}: required (on the command line or in --file)")

@@ -230,12 +230,14 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     missed = _not_hit(result, spec)
     if missed is not None:
         return missed
-    task = result.verdicts.tasks[0]
+    task = result.verdicts.tasks[spec.member if spec.workflow is not None else 0]
     rabbitmq = result.scenario.broker.kind == "rabbitmq"
     if task.outcome in ("pending", "recovered"):  # how a message waits/returns: broker-specific
         verdict = BY_BROKER[task.outcome](view, spec, task, rabbitmq)
     else:
         verdict = BY_OUTCOME.get(task.outcome, _ok)(view, spec, task)
+    for workflow in result.verdicts.workflows:  # the workflow's fate beside its member's
+        verdict.reasons.append(f"workflow ({workflow.kind}): {workflow.verdict}: {workflow.reason}")
     verdict.exit_code = EXIT_UNSAFE if result.status == FAILED else EXIT_OK
     return verdict
 

@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Figure e: the default suite's wall time on the local backend, one at a time and ``--jobs N``.
+
+Each run is ``celery-chaos run --jobs N --report-dir TMP`` in a subprocess, exactly as a user
+runs it (no path: the suite installed with the package); its wall time counts only if every
+scenario passed (read from each ``result.json``), else the run is a MISS naming the scenarios
+that did not. The machine's load average is printed with each run: on a shared machine it is the
+first thing that moves these figures.
+
+Usage: python benchmarks/suite_wall.py [--jobs 1,2,4] [--runs 1] [--json PATH]
+(``bench.py`` prints the same table as figure e.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_S = 60.0
+
+
+@dataclass
+class SuiteRun:
+    jobs: int
+    wall: float
+    exit_code: int
+    load_before: float
+    load_after: float
+    statuses: dict[str, str] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.statuses) and all(s == "passed" for s in self.statuses.values())
+
+
+def run_suite(jobs: int) -> SuiteRun:
+    """One run of the default suite with ``--jobs jobs``."""
+    with tempfile.TemporaryDirectory(prefix="chaos-suite-") as folder:
+        load_before = os.getloadavg()[0]
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "celery_chaos.cli", "run", "--jobs", str(jobs),
+             "--report-dir", folder],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        run = SuiteRun(jobs, time.perf_counter() - began, done.returncode, load_before,
+                       os.getloadavg()[0])  # fmt: skip
+        for path in sorted(Path(folder).glob("*/*/result.json")):
+            document = json.loads(path.read_text())
+            run.statuses[document["scenario"]] = document["status"]
+            run.durations[document["scenario"]] = document["timings"].get("total", 0.0)
+    return run
+
+
+def measure(jobs_list: list[int], runs: int, log: bool = True) -> dict[int, list[SuiteRun]]:
+    """``runs`` runs for each ``--jobs`` value, alternating (a load spike hits all of them)."""
+    measured: dict[int, list[SuiteRun]] = {jobs: [] for jobs in jobs_list}
+    for repetition in range(runs):
+        for jobs in jobs_list:
+            if log:
+                print(f"suite run {repetition + 1}/{runs}, --jobs {jobs} ...", flush=True)
+            measured[jobs].append(run_suite(jobs))
+    return measured
+
+
+def label(jobs: int) -> str:
+    return "one at a time (--jobs 1)" if jobs == 1 else f"--jobs {jobs}"
+
+
+def print_table(measured: dict[int, list[SuiteRun]]) -> None:
+    """Median wall time per ``--jobs`` value (runs where every scenario passed), then each run."""
+    print(f"{'e. default suite wall time (local)':<54}{'median':>11}   target")
+    for jobs, runs in measured.items():
+        passing = [r.wall for r in runs if r.all_passed]
+        value = f"{statistics.median(passing):.1f} s" if passing else "n/a"
+        verdict = "PASS" if passing and len(passing) == len(runs) and statistics.median(
+            passing) < TARGET_S else "MISS"  # fmt: skip
+        print(f"  {label(jobs):<52}{value:>11}   < {TARGET_S:g} s  {verdict}")
+    for jobs, runs in measured.items():
+        for run in runs:
+            print(f"  {label(jobs)}: {describe(run)}")
+
+
+def describe(run: SuiteRun) -> str:
+    """Wall time, exit code, how many passed (and which did not), the longest scenario, load."""
+    failed = ", ".join(f"{n} {s}" for n, s in run.statuses.items() if s != "passed")
+    passed = sum(1 for s in run.statuses.values() if s == "passed")
+    longest = max(run.durations.items(), key=lambda item: item[1], default=("-", 0.0))
+    return (
+        f"{run.wall:.1f} s, exit {run.exit_code}, {passed}/{len(run.statuses)} passed"
+        + (f" (not passed: {failed})" if failed else "")
+        + f", longest {longest[0]} {longest[1]:.1f} s"
+        + f", load average {run.load_before:.1f} -> {run.load_after:.1f}"
+    )
+
+
+def as_json(measured: dict[int, list[SuiteRun]]) -> dict[str, object]:
+    return {
+        "target_s": TARGET_S,
+        "runs": {str(jobs): [asdict(r) | {"all_passed": r.all_passed} for r in runs]
+                 for jobs, runs in measured.items()},
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", default="1,2,4", help="comma-separated --jobs values")
+    parser.add_argument("--runs", type=int, default=1, help="runs per --jobs value")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the runs here")
+    args = parser.parse_args()
+    measured = measure([int(j) for j in args.jobs.split(",")], args.runs)
+    print()
+    print_table(measured)
+    if args.json:
+        args.json.write_text(json.dumps(as_json(measured), indent=2) + "\n", encoding="utf-8")
+    ok = all(r.all_passed for runs in measured.values() for r in runs)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
