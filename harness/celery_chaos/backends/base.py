@@ -263,6 +263,14 @@ class Backend(ABC):
     def partition(self, worker: Worker, connected: bool) -> str:
         raise Unsupported(f"partition is not supported by the {self.name} backend")
 
+    def drop_connections(self, worker: Worker) -> str:
+        """Reset every open broker connection of ``worker`` once."""
+        raise Unsupported(f"drop_connections is not supported by the {self.name} backend")
+
+    def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
+        """Delay the worker's broker traffic by ``seconds`` (for ``duration`` s, else for good)."""
+        raise Unsupported(f"latency is not supported by the {self.name} backend")
+
     @abstractmethod
     def process_alive(self, worker: Worker | None, pid: int) -> bool:
         """Whether ``pid`` (as the agent saw it, inside ``worker``) is still running."""

@@ -31,6 +31,8 @@ FaultKind = Literal[
     "restart_worker",
     "partition",
     "heal",
+    "drop_connections",
+    "latency",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -134,7 +136,7 @@ class BrokerSpec(Strict):
 class WorkersSpec(Strict):
     count: int = Field(default=1, ge=0, le=MAX_WORKERS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
-    pool: Literal["prefork", "solo", "threads"] = "prefork"
+    pool: Literal["prefork", "solo", "threads", "gevent", "eventlet"] = "prefork"
     app: str = Field(default="celery_chaos.sample_tasks.app", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     memory_limit: str | int | None = None
@@ -219,6 +221,7 @@ class Fault(Strict):
     headroom: str | int = "48M"
     wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
     duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0, description="seconds, for kind latency")
 
     @field_validator("headroom")
     @classmethod

@@ -94,9 +94,22 @@ def _pause(paused: bool) -> Apply:
 def _partition(connected: bool) -> Apply:
     def handler(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
         assert target.worker is not None
-        return Outcome(INJECTED, backend.partition(target.worker, connected=connected))
+        if connected or fault.duration is None:
+            return Outcome(INJECTED, backend.partition(target.worker, connected=connected))
+        detail = backend.partition(target.worker, connected=False, duration=fault.duration)
+        return Outcome(INJECTED, detail)
 
     return handler
+
+
+def _drop_connections(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    return Outcome(INJECTED, backend.drop_connections(target.worker))
+
+
+def _latency(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    return Outcome(INJECTED, backend.add_latency(target.worker, fault.latency, fault.duration))
 
 
 def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
@@ -126,6 +139,8 @@ HANDLERS: dict[str, Handler] = {
     "restart_worker": Handler(_restart_worker),
     "partition": Handler(_partition(False)),
     "heal": Handler(_partition(True)),
+    "drop_connections": Handler(_drop_connections),
+    "latency": Handler(_latency),
 }
 assert set(HANDLERS) == set(FAULT_TABLE), "every fault kind needs exactly one handler"
 

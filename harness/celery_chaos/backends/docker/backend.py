@@ -38,7 +38,8 @@ from celery_chaos.backends.docker.containers import (
     start_reaper,
 )
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core.scenario import FAULT_KINDS, Scenario, parse_size
+from celery_chaos.core.fault_kinds import DOCKER, supported_by
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 __all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
@@ -53,7 +54,7 @@ AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 class DockerBackend(Backend):
     name = "docker"
-    supported_faults = frozenset(FAULT_KINDS)
+    supported_faults = supported_by(DOCKER)
     oom_poll_interval = 0.05
 
     def __init__(
