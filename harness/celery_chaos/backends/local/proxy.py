@@ -176,5 +176,16 @@ class ProxyHub:
         for proxy in self.proxies:
             with contextlib.suppress(Exception):
                 self.call(proxy._close())
+        with contextlib.suppress(Exception):
+            self.call(_cancel_others())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        self.loop.close()
+
+
+async def _cancel_others() -> None:
+    """Cancel the forwarding tasks (a partitioned link waits forever) and let them finish."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
