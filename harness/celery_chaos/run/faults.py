@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.backends.base import Backend, Worker
-from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.core.fault_kinds import FAULT_TABLE, WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import Fault, parse_size
 from celery_chaos.run.watcher import LiveAttempt
 
@@ -49,6 +49,11 @@ Apply = Callable[[Backend, Fault, Target, Callable[[], None]], Outcome]
 
 def _kill_child(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
     assert target.worker is not None and target.attempt is not None
+    pool = backend.scenario.workers.pool
+    if pool in WHOLE_WORKER_POOLS:  # the task runs in the worker's own process
+        detail = backend.kill_worker(target.worker)
+        cause = f"SIGKILL by kill_child fault (pool {pool}: the whole worker)"
+        return Outcome(INJECTED, detail, target.hits(), "worker", cause)
     detail = backend.kill_pool_process(target.worker, target.attempt.pid)
     return Outcome(INJECTED, detail, target.attempt_hit(), "pid", "SIGKILL by kill_child fault")
 
