@@ -43,6 +43,7 @@ next attempt's start.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -147,7 +148,42 @@ class Verdicts:
             "unexpected": self.unexpected,
             "faults": self.faults,
             "worker_crashes": [asdict(crash) for crash in self.crashes],
+            "totals": self.totals(),
+            "redelivery_latency": redelivery_distribution(self.tasks),
         }
+
+    def totals(self) -> dict[str, int]:
+        """The storm's headline figures (README: Storms): what a long run did to its tasks."""
+        faults = [f for f in self.faults if f.get("status") == "injected"]
+        return {
+            "tasks": len(self.tasks),
+            "lost": self.counts["lost"],
+            "duplicated": self.counts["duplicate_executions"],
+            "pending": self.counts["pending"],
+            "stuck_locks": self.counts["stuck_locks"],
+            "worker_crashes": self.counts["worker_crashes"],
+            "faults_injected": len(faults),
+        }
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def redelivery_distribution(tasks: list[TaskReport]) -> dict[str, float | int | None]:
+    """How long interrupted tasks waited to run again (fault or death -> next attempt_start):
+    p50/p95/max over every redelivery of the run (None when nothing was redelivered)."""
+    ordered = sorted(latency for task in tasks for latency in task.redelivery_latencies)
+    if not ordered:
+        return {"count": 0, "p50": None, "p95": None, "max": None}
+    return {
+        "count": len(ordered),
+        "p50": _percentile(ordered, 0.50),
+        "p95": _percentile(ordered, 0.95),
+        "max": ordered[-1],
+    }
 
 
 class _Builder:

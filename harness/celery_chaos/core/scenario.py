@@ -234,6 +234,54 @@ class Fault(Strict):
         return self.target.task if self.target.task is not None else self.when.task
 
 
+# The fault kinds a storm may draw: each one is complete on its own (a partition or a latency
+# ends after its ``duration``), so no drawn fault waits for another that may never come.
+StormKind = Literal[
+    "kill_child",
+    "kill_worker",
+    "restart_worker",
+    "terminate",
+    "quit",
+    "restart_broker",
+    "partition",
+    "drop_connections",
+    "latency",
+]
+
+
+class StormFault(Strict):
+    """One kind of the storm's mix: it recurs every ``every.min``-``every.max`` seconds."""
+
+    kind: StormKind
+    every: RandomWindow
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StormFault:
+        if self.every.min <= 0:
+            raise ValueError("every.min must be above 0 (a fault kind cannot recur at once)")
+        if self.kind in ("partition", "latency") and self.duration is None:
+            raise ValueError(f"a storm's {self.kind} needs duration (seconds until it ends)")
+        return self
+
+
+class StormSpec(Strict):
+    """A long randomized run instead of a fixed schedule: ``tasks`` tasks (drawn from the
+    ``workload`` items, weighted by their ``count``) dispatched over ``duration`` seconds, and the
+    ``faults`` mix, all drawn from the run's seed (the same seed replays the same storm).
+    ``replace_after``: a supervisor starts a replacement this many seconds after each worker
+    death (null: no replacement)."""
+
+    duration: float = Field(gt=0, le=MAX_SECONDS)
+    tasks: int = Field(ge=1, le=MAX_TASKS)
+    faults: list[StormFault] = Field(min_length=1, max_length=50)
+    replace_after: Seconds | None = 1.0
+
+    def kinds(self) -> list[str]:
+        return [fault.kind for fault in self.faults]
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=200)
     description: str
@@ -249,6 +297,19 @@ class Scenario(Strict):
     settle: Seconds = 1.0
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
+    storm: StormSpec | None = None
+
+    @model_validator(mode="after")
+    def _storm_fits(self) -> Scenario:
+        if self.storm is not None:
+            if self.faults:
+                raise ValueError("storm: give a storm or a faults list, not both")
+            if self.storm.duration >= self.timeout:
+                raise ValueError(
+                    f"storm.duration: {self.storm.duration:g}s is not before the timeout"
+                    f" ({self.timeout:g}s): the run would end before the storm does"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery_chaos.backends import Backend, BackendError, Unsupported, make_backend
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import check
+from celery_chaos.core.checker import check, redelivery_distribution
 from celery_chaos.core.expectations import evaluate, expected_for
 from celery_chaos.core.outcome import (
     ERROR,
@@ -34,7 +34,7 @@ from celery_chaos.core.outcome import (
 from celery_chaos.core.scenario import CONDITION_KEYS, Scenario
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
-from celery_chaos.run import versions, workload
+from celery_chaos.run import storm, versions, workload
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 
 __all__ = [
@@ -144,10 +144,14 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one scenario end to end and write its report folder."""
     seed = pick_seed(scenario.seed, options.seed)
+    scenario = storm.expand(scenario, seed)  # a storm becomes a fixed schedule drawn from seed
     result = ScenarioResult(scenario, ERROR, seed, options.backend, run_root / scenario.name)
     result.versions = versions.library_versions()
     log(f"== {scenario.name} (backend {options.backend}, seed {seed})")
     history = _execute(result, options, lambda line: log(mask_text(line)))
+    if scenario.storm is not None and result.verdicts is not None:
+        latency = redelivery_distribution(result.verdicts.tasks)
+        log(f"   storm totals: {result.verdicts.totals()}; redelivery latency (s): {latency}")
     try:
         report.write_scenario(result, history)
     except Exception as error:  # a report that cannot be written is this scenario's error
