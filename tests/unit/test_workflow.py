@@ -93,3 +93,14 @@ def test_always_keeps_the_reports_and_the_summary() -> None:
     assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"
     summary = step_running("GITHUB_STEP_SUMMARY")
     assert summary["if"] == "always()" and "reports/latest/summary.md" in summary["run"]
+
+
+def test_nightly_storm_runs_the_nightly_folder_on_its_own_job() -> None:
+    job = load()["jobs"]["storm"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "celery-chaos run scenarios/nightly/" in runs
+    assert job["timeout-minutes"] >= 15  # a 10-minute storm plus set-up and drain
+    uploads = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload")]
+    assert uploads and uploads[0]["if"] == "always()"
+    storm = (ROOT / "scenarios" / "nightly" / "storm-recommended-10min.yaml").read_text()
+    assert "duration: 600" in storm
