@@ -112,3 +112,13 @@ def test_latency_slows_but_loses_nothing(tmp_path: Path) -> None:
     assert fault["status"] == "injected"
     assert result.verdicts.counts["ok"] == 6
     assert result.status == PASSED
+
+
+def test_reply_lost_in_flight_loses_an_acks_late_task(tmp_path: Path) -> None:
+    result = run("15-ack-late-reply-lost-in-flight.yaml", tmp_path)
+    control, lost = result.verdicts.tasks
+    assert control.outcome == "ok"
+    assert lost.outcome == "lost" and lost.attempts == [] and lost.in_broker == []
+    assert all(f["status"] == "injected" for f in result.verdicts.faults)  # no process died
+    assert result.verdicts.counts["worker_crashes"] == 0
+    assert result.status == PASSED

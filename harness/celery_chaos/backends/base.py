@@ -197,6 +197,10 @@ class Backend(ABC):
             }
         )
 
+    def launch_worker(self) -> Worker:
+        """Start one more worker and return at once (its ``worker_ready`` comes later)."""
+        return self._spawn_worker()
+
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
         assert self.ledger is not None

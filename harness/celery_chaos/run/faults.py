@@ -122,6 +122,8 @@ def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any
 
 
 def _start_worker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    if not fault.wait_ready:  # a supervisor's restart: the run goes on while it boots
+        return Outcome(INJECTED, f"launched {backend.launch_worker().name} (not waited for)")
     return Outcome(INJECTED, f"started {backend.start_worker().name}")
 
 

@@ -75,7 +75,7 @@ class _Workers:
         self.faults.append(Fault(kind=kind, when=when, target=target, **extra))  # type: ignore[arg-type]
 
     def start(self, at: float) -> None:
-        self.emit("start_worker", at)
+        self.emit("start_worker", at, wait_ready=False)  # the storm goes on while it boots
         self.alive.append(self.next_index)
         self.next_index += 1
 
