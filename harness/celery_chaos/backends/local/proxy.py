@@ -73,7 +73,7 @@ class Proxy:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
             link.writers.append(up_writer)
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except OSError:
+        except (OSError, asyncio.CancelledError):  # reset, refused, or the hub closing
             pass
         finally:
             self.links.discard(link)
