@@ -17,6 +17,7 @@ from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scen
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 
 
 def run(name: str, tmp_path: Path) -> ScenarioResult:
@@ -122,3 +123,28 @@ def test_reply_lost_in_flight_loses_an_acks_late_task(tmp_path: Path) -> None:
     assert all(f["status"] == "injected" for f in result.verdicts.faults)  # no process died
     assert result.verdicts.counts["worker_crashes"] == 0
     assert result.status == PASSED
+
+
+CHAOS_ENV_RESET = """
+import pytest
+from celery_chaos.run.session import assert_verdicts
+
+
+@pytest.mark.chaos(
+    celery={"task_acks_late": True, "task_reject_on_worker_lost": True},
+    workers={"count": 1, "concurrency": 2},
+    faults=["drop_connections"],
+)
+def test_reset_mid_task_runs_it_twice(chaos_env):
+    kwargs = {"doc_id": "net", "steps": 6, "step_seconds": 0.1}
+    task = chaos_env.dispatch("sample_tasks.tasks.ingest_document", kwargs=kwargs)
+    chaos_env.fault("drop_connections", task=task, checkpoint="step-2")
+    assert chaos_env.wait_quiescent(timeout=40)
+    assert_verdicts(chaos_env.verdicts(), duplicate_executions=1, lost=0)
+"""
+
+
+def test_chaos_env_drops_connections(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_net=CHAOS_ENV_RESET)
+    result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=240)
+    result.assert_outcomes(passed=1)
