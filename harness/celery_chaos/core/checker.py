@@ -43,14 +43,17 @@ next attempt's start.
 
 from __future__ import annotations
 
-import math
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.crashes import WorkerCrash, crash_text, worker_crashes
+from celery_chaos.core.distribution import redelivery_distribution
 
 OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
 LABELS = ("failed", "retried", "redelivery_loop")
@@ -164,26 +167,6 @@ class Verdicts:
             "worker_crashes": self.counts["worker_crashes"],
             "faults_injected": len(faults),
         }
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def redelivery_distribution(tasks: list[TaskReport]) -> dict[str, float | int | None]:
-    """How long interrupted tasks waited to run again (fault or death -> next attempt_start):
-    p50/p95/max over every redelivery of the run (None when nothing was redelivered)."""
-    ordered = sorted(latency for task in tasks for latency in task.redelivery_latencies)
-    if not ordered:
-        return {"count": 0, "p50": None, "p95": None, "max": None}
-    return {
-        "count": len(ordered),
-        "p50": _percentile(ordered, 0.50),
-        "p95": _percentile(ordered, 0.95),
-        "max": ordered[-1],
-    }
 
 
 class _Builder:
@@ -358,6 +341,21 @@ def _effects(b: _Builder) -> list[EffectReport]:
     return reports
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The checker allocates a few objects per attempt while a history of up to a million events
+    is alive, so Python's cyclic collector rescans that whole heap again and again (measured on a
+    1,000,000-event storm history: 6.2 s with it, 1.5 s without). Nothing built here is a cycle
+    that must be collected before the checker returns."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check(
     history: list[h.Event],
     broker: BrokerState | None = None,
@@ -365,6 +363,16 @@ def check(
     redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD,
 ) -> Verdicts:
     """Turn a history (in ledger order) and the final broker/lock state into verdicts."""
+    with _gc_paused():
+        return _check(history, broker, held_locks, redelivery_threshold)
+
+
+def _check(
+    history: list[h.Event],
+    broker: BrokerState | None,
+    held_locks: dict[str, str] | None,
+    redelivery_threshold: int,
+) -> Verdicts:
     broker = broker or BrokerState()
     builder = _Builder()
     for event in history:
