@@ -49,6 +49,7 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         FaultKindInfo(
             "drop_connections",
             "reset every open broker connection of the worker once (failover, load balancer)",
+            repro=True,
             backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(
