@@ -264,7 +264,9 @@ class Backend(ABC):
         """Who reported the OOM kill, for the fault's detail line."""
         return f"OOM kill in {worker.name}"
 
-    def partition(self, worker: Worker, connected: bool) -> str:
+    def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
+        """Cut (or, ``connected``, restore) the worker's broker connection; ``duration``: heal
+        by itself after that many seconds."""
         raise Unsupported(f"partition is not supported by the {self.name} backend")
 
     def drop_connections(self, worker: Worker) -> str:

@@ -12,6 +12,7 @@ it after a crash (Testcontainers' Ryuk reaper also removes it where its image ca
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -252,12 +253,14 @@ class DockerBackend(Backend):
         persistence = self.scenario.broker.persistence
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 
-    def partition(self, worker: Worker, connected: bool) -> str:
+    def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         network, container = self.networks["broker"], _engine(worker)
         if connected:
             network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
         network.disconnect(container.id)
+        if duration:  # a partition that heals itself (storms, faults[].duration)
+            threading.Timer(duration, self.partition, (worker, True)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
 
     def memory_usage(self, worker: Worker) -> int:
