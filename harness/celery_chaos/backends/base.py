@@ -269,6 +269,11 @@ class Backend(ABC):
         by itself after that many seconds."""
         raise Unsupported(f"partition is not supported by the {self.name} backend")
 
+    def network_faults_ready(self) -> bool:
+        """Whether network faults can hit the workers as they run now (local: only behind the
+        proxy, which a scenario's or a marker's declared network faults set up)."""
+        return True
+
     def drop_connections(self, worker: Worker) -> str:
         """Reset every open broker connection of ``worker`` once."""
         raise Unsupported(f"drop_connections is not supported by the {self.name} backend")

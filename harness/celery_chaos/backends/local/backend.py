@@ -288,6 +288,9 @@ class LocalBackend(Backend):
             kinds |= set(storm.kinds())
         return bool(kinds & NETWORK_KINDS)
 
+    def network_faults_ready(self) -> bool:
+        return self.needs_proxy
+
     def _proxied_broker_url(self, index: int) -> str | None:
         """The broker URL worker ``index`` gets: its own proxy's port (None: direct)."""
         if not self.needs_proxy:
