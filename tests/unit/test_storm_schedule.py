@@ -97,3 +97,19 @@ def test_redelivery_distribution_percentiles() -> None:
     assert redelivery_distribution(tasks) == {"count": 100, "p50": 0.5, "p95": 0.95, "max": 1.0}
     assert redelivery_distribution([report()])["p50"] is None
     assert redelivery_distribution([report(0.3), report(0.1)])["max"] == pytest.approx(0.3)
+
+
+def test_the_nightly_storm_is_ten_minutes_of_drawn_failures() -> None:
+    from pathlib import Path
+
+    from celery_chaos.core.scenario import load_file
+
+    path = Path(__file__).resolve().parents[2] / "scenarios/nightly/storm-recommended-10min.yaml"
+    nightly = load_file(path)
+    drawn = expand(nightly, 2026)
+    assert nightly.storm is not None and nightly.storm.duration == 600
+    assert len(drawn.workload) == 1200
+    kills = sum(1 for f in drawn.faults if f.kind == "kill_worker")
+    assert 40 <= kills <= 120  # one every 5-15 s over 600 s
+    assert any(f.kind == "restart_broker" for f in drawn.faults)
+    assert nightly.expect["lost"] == 0  # the settings' promise; a red storm is a finding
