@@ -1,6 +1,8 @@
 """Tasks that look like real work, instrumented with the agent API.
 
-Every task takes its timing as arguments so scenarios can place faults precisely.
+Every task takes its timing as arguments so scenarios can place faults precisely. They wait with
+``time.sleep`` and talk to Redis, both of which gevent/eventlet patch, so they cooperate with green
+pools; ``spin`` deliberately does not.
 """
 
 from __future__ import annotations
@@ -132,3 +134,16 @@ def flaky_autoretry(self, fail_times: int = 1, seconds: float = 0.1) -> int:
     if self.request.retries < fail_times:
         raise TransientError("upstream unavailable")
     return self.request.retries
+
+
+@app.task(name="sample_tasks.tasks.spin")
+def spin(seconds: float = 2.0) -> int:
+    """CPU-bound work that never yields: on a gevent/eventlet pool it blocks the hub, so every
+    other greenlet of the worker (tasks, broker heartbeats, acks) stalls until it returns, a
+    real way such workers freeze. On prefork it only occupies its own pool process."""
+    checkpoint("start")
+    end, loops = time.monotonic() + seconds, 0
+    while time.monotonic() < end:  # no sleep, no I/O: nothing for the hub to switch on
+        loops += 1
+    checkpoint("done")
+    return loops

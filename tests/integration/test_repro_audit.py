@@ -225,3 +225,13 @@ def test_audit_of_an_unimportable_app_exits_2() -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("celery-chaos: error: --app ingest_app.missing:app")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_repro_drop_connections_duplicates_and_says_why(tmp_path: Path) -> None:
+    done, result = repro(
+        tmp_path, "--env", "INGEST_CONFIG=fixed", "--fault", "drop_connections", "--timeout", "20"
+    )
+    assert "DUPLICATED" in done.stdout, done.stdout + done.stderr
+    assert "lost its broker connection" in done.stdout
+    assert [f["kind"] for f in result["faults"]] == ["drop_connections"]
+    assert result["faults"][0]["status"] == "injected"

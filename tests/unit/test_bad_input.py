@@ -236,6 +236,65 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         changed(workload=[{"task": WORK, "revoke": {"after_fault": 2}}]),
         "workload[0].revoke.after_fault: 2: no such fault (the scenario has 0)",
     ),
+    # --- pools, network faults and storms (issue 12) ------------------------------------------
+    (
+        "unknown-pool",
+        changed(workers={"count": 1, "pool": "greenlet"}),
+        "workers.pool: Input should be 'prefork', 'solo', 'threads', 'gevent' or 'eventlet'",
+    ),
+    (
+        "latency-too-long",
+        changed(faults=[{"kind": "latency", "when": {"at": 1}, "latency": 600}]),
+        "faults[0].latency: 600 is above the upper bound 60 (README: Limits)",
+    ),
+    (
+        "storm-partition-without-duration",
+        changed(
+            storm={
+                "duration": 10,
+                "tasks": 5,
+                "faults": [{"kind": "partition", "every": {"min": 1, "max": 2}}],
+            }
+        ),  # fmt: skip
+        "storm.faults[0]: a storm's partition needs duration (seconds until it ends)",
+    ),
+    (
+        "storm-kind-not-drawable",
+        changed(
+            storm={
+                "duration": 10,
+                "tasks": 5,
+                "faults": [{"kind": "pause", "every": {"min": 1, "max": 2}}],
+            }
+        ),  # fmt: skip
+        "storm.faults[0].kind: Input should be 'kill_child', 'kill_worker', 'restart_worker',"
+        " 'terminate', 'quit', 'restart_broker', 'partition', 'drop_connections' or 'latency'",
+    ),
+    (
+        "storm-longer-than-timeout",
+        changed(
+            timeout=30,
+            storm={
+                "duration": 60,
+                "tasks": 5,
+                "faults": [{"kind": "kill_worker", "every": {"min": 5, "max": 10}}],
+            },
+        ),  # fmt: skip
+        "storm.duration: 60s is not before the timeout (30s): the run would end before the"
+        " storm does",
+    ),
+    (
+        "storm-and-faults",
+        changed(
+            faults=[kill_worker(1)],
+            storm={
+                "duration": 10,
+                "tasks": 5,
+                "faults": [{"kind": "kill_worker", "every": {"min": 5, "max": 10}}],
+            },
+        ),  # fmt: skip
+        "storm: give a storm or a faults list, not both",
+    ),
 ]
 IDS = [row[0] for row in BAD_INPUTS]
 

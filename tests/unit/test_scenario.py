@@ -24,7 +24,9 @@ from celery_chaos.run.preflight import preflight
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIO_FILES = discover([SCENARIOS])
-ALL_SHIPPED = SCENARIO_FILES + discover([SCENARIOS / "docker-only"])
+ALL_SHIPPED = (
+    SCENARIO_FILES + discover([SCENARIOS / "docker-only"]) + discover([SCENARIOS / "nightly"])
+)
 
 VALID: dict[str, Any] = {
     "name": "valid",

@@ -127,3 +127,14 @@ def test_the_version_matrix_fans_out_and_merges_into_one_matrix() -> None:
     merging = [s.get("run", "") for s in steps_of["versions-merge"]]
     assert any("report merge matrix-shards/*/latest --out matrix/" in r for r in merging)
     assert any("matrix/matrix.md" in r and "GITHUB_STEP_SUMMARY" in r for r in merging)
+
+
+def test_nightly_storm_runs_the_nightly_folder_on_its_own_job() -> None:
+    job = load()["jobs"]["storm"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "celery-chaos run scenarios/nightly/" in runs
+    assert job["timeout-minutes"] >= 15  # a 10-minute storm plus set-up and drain
+    uploads = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload")]
+    assert uploads and uploads[0]["if"] == "always()"
+    storm = (ROOT / "scenarios" / "nightly" / "storm-recommended-10min.yaml").read_text()
+    assert "duration: 600" in storm

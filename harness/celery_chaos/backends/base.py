@@ -278,6 +278,10 @@ class Backend(ABC):
         ledger_url = f"redis://{auth}{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
         return results_url(self.scenario.results, ledger_url, self.broker_url)
 
+    def launch_worker(self) -> Worker:
+        """Start one more worker and return at once (its ``worker_ready`` comes later)."""
+        return self._spawn_worker()
+
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""
         assert self.ledger is not None
@@ -345,8 +349,23 @@ class Backend(ABC):
         """Have the broker close the worker's AMQP connections (RabbitMQ brokers only)."""
         raise Unsupported(f"close_connection is not supported by the {self.name} backend")
 
-    def partition(self, worker: Worker, connected: bool) -> str:
+    def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
+        """Cut (or, ``connected``, restore) the worker's broker connection; ``duration``: heal
+        by itself after that many seconds."""
         raise Unsupported(f"partition is not supported by the {self.name} backend")
+
+    def network_faults_ready(self) -> bool:
+        """Whether network faults can hit the workers as they run now (local: only behind the
+        proxy, which a scenario's or a marker's declared network faults set up)."""
+        return True
+
+    def drop_connections(self, worker: Worker) -> str:
+        """Reset every open broker connection of ``worker`` once."""
+        raise Unsupported(f"drop_connections is not supported by the {self.name} backend")
+
+    def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
+        """Delay the worker's broker traffic by ``seconds`` (for ``duration`` s, else for good)."""
+        raise Unsupported(f"latency is not supported by the {self.name} backend")
 
     @abstractmethod
     def process_alive(self, worker: Worker | None, pid: int) -> bool:

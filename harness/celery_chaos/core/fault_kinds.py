@@ -42,9 +42,21 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         FaultKindInfo("start_worker", "start one more worker"),
         FaultKindInfo("restart_worker", "SIGKILL the worker, then start a replacement", repro=True),
         FaultKindInfo(
-            "partition", "cut the worker off the broker network", backends=frozenset({DOCKER})
+            "partition",
+            "the worker's broker connections hang (blackhole; local: proxy; for `duration` s)",
         ),
-        FaultKindInfo("heal", "reconnect a partitioned worker", backends=frozenset({DOCKER})),
+        FaultKindInfo("heal", "reconnect a partitioned worker"),
+        FaultKindInfo(
+            "drop_connections",
+            "reset every open broker connection of the worker once (failover, load balancer)",
+            repro=True,
+            backends=frozenset({LOCAL}),
+        ),
+        FaultKindInfo(
+            "latency",
+            "add `latency` s to the worker's broker traffic, for `duration` s",
+            backends=frozenset({LOCAL}),
+        ),
         FaultKindInfo(
             "close_connection",
             "RabbitMQ closes the worker's connection (broker side)",
@@ -52,6 +64,13 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         ),
     )
 }
+
+
+# Kinds carried out on the worker's broker connection (the local backend's proxy).
+NETWORK_KINDS = frozenset({"partition", "heal", "drop_connections", "latency"})
+
+# Pools without child processes: every kill of the task's process is a whole-worker kill.
+WHOLE_WORKER_POOLS = frozenset({"solo", "threads", "gevent", "eventlet"})
 
 
 def supported_by(backend: str) -> frozenset[str]:

@@ -33,6 +33,8 @@ FaultKind = Literal[
     "partition",
     "heal",
     "close_connection",
+    "drop_connections",
+    "latency",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -145,7 +147,7 @@ class BrokerSpec(Strict):
 class WorkersSpec(Strict):
     count: int = Field(default=1, ge=0, le=MAX_WORKERS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
-    pool: Literal["prefork", "solo", "threads"] = "prefork"
+    pool: Literal["prefork", "solo", "threads", "gevent", "eventlet"] = "prefork"
     app: str = Field(default="celery_chaos.sample_tasks.app", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     memory_limit: str | int | None = None
@@ -297,6 +299,8 @@ class Fault(Strict):
     headroom: str | int = "48M"
     wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
     duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0, description="seconds, for kind latency")
+    wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
 
     @field_validator("headroom")
     @classmethod
@@ -307,6 +311,54 @@ class Fault(Strict):
     def target_task(self) -> int | None:
         """The workload index this fault aims at: explicit target, else the trigger's task."""
         return self.target.task if self.target.task is not None else self.when.task
+
+
+# The fault kinds a storm may draw: each one is complete on its own (a partition or a latency
+# ends after its ``duration``), so no drawn fault waits for another that may never come.
+StormKind = Literal[
+    "kill_child",
+    "kill_worker",
+    "restart_worker",
+    "terminate",
+    "quit",
+    "restart_broker",
+    "partition",
+    "drop_connections",
+    "latency",
+]
+
+
+class StormFault(Strict):
+    """One kind of the storm's mix: it recurs every ``every.min``-``every.max`` seconds."""
+
+    kind: StormKind
+    every: RandomWindow
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StormFault:
+        if self.every.min <= 0:
+            raise ValueError("every.min must be above 0 (a fault kind cannot recur at once)")
+        if self.kind in ("partition", "latency") and self.duration is None:
+            raise ValueError(f"a storm's {self.kind} needs duration (seconds until it ends)")
+        return self
+
+
+class StormSpec(Strict):
+    """A long randomized run instead of a fixed schedule: ``tasks`` tasks (drawn from the
+    ``workload`` items, weighted by their ``count``) dispatched over ``duration`` seconds, and the
+    ``faults`` mix, all drawn from the run's seed (the same seed replays the same storm).
+    ``replace_after``: a supervisor starts a replacement this many seconds after each worker
+    death (null: no replacement)."""
+
+    duration: float = Field(gt=0, le=MAX_SECONDS)
+    tasks: int = Field(ge=1, le=MAX_TASKS)
+    faults: list[StormFault] = Field(min_length=1, max_length=50)
+    replace_after: Seconds | None = 1.0
+
+    def kinds(self) -> list[str]:
+        return [fault.kind for fault in self.faults]
 
 
 class Scenario(Strict):
@@ -327,6 +379,7 @@ class Scenario(Strict):
     results: ResultsSpec | None = None
     # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
     exclusive: bool = False
+    storm: StormSpec | None = None
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:
@@ -341,6 +394,18 @@ class Scenario(Strict):
                 raise ValueError(
                     f"workload[{i}].revoke.after_fault: {fault}: no such fault"
                     f" (the scenario has {len(self.faults)})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _storm_fits(self) -> Scenario:
+        if self.storm is not None:
+            if self.faults:
+                raise ValueError("storm: give a storm or a faults list, not both")
+            if self.storm.duration >= self.timeout:
+                raise ValueError(
+                    f"storm.duration: {self.storm.duration:g}s is not before the timeout"
+                    f" ({self.timeout:g}s): the run would end before the storm does"
                 )
         return self
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from celery_chaos.backends import Backend, Unsupported
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
+from celery_chaos.core.fault_kinds import NETWORK_KINDS
 from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, WorkloadItem, first_error
 from celery_chaos.core.workflows import needs_results
@@ -249,6 +250,11 @@ class ChaosEnv:
         test = self._current()
         if kind not in self.backend.supported_faults:
             raise Unsupported(f"{kind} is not supported by the {self.backend.name} backend")
+        if kind in NETWORK_KINDS and not self.backend.network_faults_ready():
+            raise Unsupported(
+                f"{kind} is not supported by the {self.backend.name} backend unless declared:"
+                f" @pytest.mark.chaos(faults=[{kind!r}]) puts the workers behind the proxy"
+            )
         if kind == "oom" and not self._prepared_for_oom():
             raise ValueError(
                 "oom needs a memory cgroup: declare @pytest.mark.chaos(faults=['oom'])"

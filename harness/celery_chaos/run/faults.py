@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.backends.base import Backend, Worker
-from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.core.fault_kinds import FAULT_TABLE, WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import Fault, parse_size
 from celery_chaos.run.watcher import LiveAttempt
 
@@ -49,6 +49,11 @@ Apply = Callable[[Backend, Fault, Target, Callable[[], None]], Outcome]
 
 def _kill_child(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
     assert target.worker is not None and target.attempt is not None
+    pool = backend.scenario.workers.pool
+    if pool in WHOLE_WORKER_POOLS:  # the task runs in the worker's own process
+        detail = backend.kill_worker(target.worker)
+        cause = f"SIGKILL by kill_child fault (pool {pool}: the whole worker)"
+        return Outcome(INJECTED, detail, target.hits(), "worker", cause)
     detail = backend.kill_pool_process(target.worker, target.attempt.pid)
     return Outcome(INJECTED, detail, target.attempt_hit(), "pid", "SIGKILL by kill_child fault")
 
@@ -94,9 +99,22 @@ def _pause(paused: bool) -> Apply:
 def _partition(connected: bool) -> Apply:
     def handler(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
         assert target.worker is not None
-        return Outcome(INJECTED, backend.partition(target.worker, connected=connected))
+        if connected or fault.duration is None:
+            return Outcome(INJECTED, backend.partition(target.worker, connected=connected))
+        detail = backend.partition(target.worker, connected=False, duration=fault.duration)
+        return Outcome(INJECTED, detail)
 
     return handler
+
+
+def _drop_connections(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    return Outcome(INJECTED, backend.drop_connections(target.worker))
+
+
+def _latency(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    return Outcome(INJECTED, backend.add_latency(target.worker, fault.latency, fault.duration))
 
 
 def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
@@ -109,6 +127,8 @@ def _close_connection(backend: Backend, fault: Fault, target: Target, release: A
 
 
 def _start_worker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    if not fault.wait_ready:  # a supervisor's restart: the run goes on while it boots
+        return Outcome(INJECTED, f"launched {backend.launch_worker().name} (not waited for)")
     return Outcome(INJECTED, f"started {backend.start_worker().name}")
 
 
@@ -132,6 +152,8 @@ HANDLERS: dict[str, Handler] = {
     "partition": Handler(_partition(False)),
     "heal": Handler(_partition(True)),
     "close_connection": Handler(_close_connection),
+    "drop_connections": Handler(_drop_connections),
+    "latency": Handler(_latency),
 }
 assert set(HANDLERS) == set(FAULT_TABLE), "every fault kind needs exactly one handler"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery_chaos.backends.base import Backend, Worker
 from celery_chaos.core import history as h
-from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.core.fault_kinds import FAULT_TABLE, WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
 from celery_chaos.run import faults
@@ -49,6 +49,10 @@ class PlannedFault:
         if when.checkpoint is not None and when.delay:
             trigger += f" + {when.delay}s"
         return f"fault {self.index}: {f.kind} {trigger}"
+
+
+def _kills(planned: PlannedFault) -> bool:
+    return planned.fault.kind in ("kill_child", "oom")
 
 
 class Nemesis:
@@ -92,7 +96,10 @@ class Nemesis:
 
     @property
     def schedule(self) -> list[str]:
-        return [p.describe() for p in self.planned]
+        scenario = getattr(self.backend, "scenario", None)  # a test's stand-in may have none
+        pool = scenario.workers.pool if scenario is not None else "prefork"
+        note = f" (pool {pool}: kills the whole worker)" if pool in WHOLE_WORKER_POOLS else ""
+        return [p.describe() + (note if _kills(p) else "") for p in self.planned]
 
     @property
     def done(self) -> bool:

@@ -12,6 +12,7 @@ it after a crash (Testcontainers' Ryuk reaper also removes it where its image ca
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ from celery_chaos.backends.docker.containers import (
     start_reaper,
 )
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core.fault_kinds import supported_by
+from celery_chaos.core.fault_kinds import DOCKER, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
@@ -54,7 +55,7 @@ AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 class DockerBackend(Backend):
     name = "docker"
-    supported_faults = supported_by("docker")  # from the one fault table
+    supported_faults = supported_by(DOCKER)
     oom_poll_interval = 0.05
 
     def __init__(
@@ -257,12 +258,14 @@ class DockerBackend(Backend):
         persistence = self.scenario.broker.persistence
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 
-    def partition(self, worker: Worker, connected: bool) -> str:
+    def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         network, container = self.networks["broker"], _engine(worker)
         if connected:
             network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
         network.disconnect(container.id)
+        if duration:  # a partition that heals itself (storms, faults[].duration)
+            threading.Timer(duration, self.partition, (worker, True)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
 
     def memory_usage(self, worker: Worker) -> int:

@@ -30,6 +30,7 @@ from celery_chaos.backends.base import (
 )
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
+from celery_chaos.backends.local.proxy import Proxy, ProxyHub
 from celery_chaos.backends.local.rabbitmq_server import (
     RabbitMQServer,
     RabbitMQUnavailable,
@@ -38,7 +39,7 @@ from celery_chaos.backends.local.rabbitmq_server import (
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
-from celery_chaos.core.fault_kinds import supported_by
+from celery_chaos.core.fault_kinds import LOCAL, NETWORK_KINDS, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
@@ -47,8 +48,8 @@ SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": sign
 
 class LocalBackend(Backend):
     name = "local"
-    # Processes share the host's network: there is nothing to partition.
-    supported_faults = supported_by("local")  # from the one fault table
+    # Network faults go through the harness's own TCP proxy (proxy.py), one per worker.
+    supported_faults = supported_by(LOCAL)
 
     def __init__(
         self,
@@ -79,6 +80,8 @@ class LocalBackend(Backend):
         self._reaped: set[str] = set()  # workers whose exit was already reported
         self.state = RunState.new(self.run_id, run_dir)
         self.watchdog: subprocess.Popen | None = None
+        self.proxy_hub: ProxyHub | None = None
+        self.proxies: dict[int, Proxy] = {}  # worker index -> its own proxy to the broker
         for server in (self.ledger_server, self.broker):
             server.on_spawn = self._recorder(server.name)  # node and epmd alike on RabbitMQ
 
@@ -138,6 +141,7 @@ class LocalBackend(Backend):
         else:
             self.broker.stop()
         self.ledger_server.stop()
+        self._close_proxies()
         self.state.discard()
         if self.watchdog is not None:
             processes.stop(self.watchdog, grace=2)
@@ -158,8 +162,9 @@ class LocalBackend(Backend):
         return self.broker
 
     # --- workers ---------------------------------------------------------------------
-    def _worker_env(self) -> dict[str, str]:
-        env = dict(os.environ) | self.agent_env(self.ledger_server.url, self.broker.url)
+    def _worker_env(self, broker_url: str | None = None) -> dict[str, str]:
+        broker_url = broker_url or self.broker.url
+        env = dict(os.environ) | self.agent_env(self.ledger_server.url, broker_url)
         paths = [str(self.cwd), self.agent_path, env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         return env
@@ -175,7 +180,10 @@ class LocalBackend(Backend):
                 cgroup.set_limit(parse_size(spec.memory_limit))
             cmd = cgroup.wrap(cmd)
         process = processes.spawn(
-            cmd, self.logs_dir / f"worker-w{index}.log", env=self._worker_env(), cwd=self.cwd
+            cmd,
+            self.logs_dir / f"worker-w{index}.log",
+            env=self._worker_env(self._proxied_broker_url(index)),
+            cwd=self.cwd,
         )
         self.state.add_group(f"worker w{index}", process.pid)
         return Worker(index=index, name=name, handle=process, cgroup=cgroup)
@@ -329,3 +337,48 @@ class LocalBackend(Backend):
         for worker in self.workers:
             if worker.handle.poll() is None:
                 processes.signal_group(worker.handle, signal.SIGSTOP)
+
+    # --- network faults through the proxy ---------------------------------------------
+    @property
+    def needs_proxy(self) -> bool:
+        """Workers go through a proxy only when a fault (or the storm) needs one: a scenario
+        without network faults reaches the broker exactly as before."""
+        kinds = {f.kind for f in self.scenario.faults}
+        storm = getattr(self.scenario, "storm", None)
+        if storm is not None:
+            kinds |= set(storm.kinds())
+        return bool(kinds & NETWORK_KINDS)
+
+    def network_faults_ready(self) -> bool:
+        return self.needs_proxy
+
+    def _proxied_broker_url(self, index: int) -> str | None:
+        """The broker URL worker ``index`` gets: its own proxy's port (None: direct)."""
+        if not self.needs_proxy:
+            return None
+        if self.proxy_hub is None:
+            self.proxy_hub = ProxyHub()
+        proxy = self.proxy_hub.open(f"w{index}", ("127.0.0.1", self.broker.port))
+        self.proxies[index] = proxy
+        return self.broker.url.replace(f":{self.broker.port}/", f":{proxy.port}/")
+
+    def _proxy(self, worker: Worker) -> Proxy:
+        proxy = self.proxies.get(worker.index)
+        if proxy is None:
+            raise Unsupported(f"{worker.name} reaches the broker directly (no proxy)")
+        return proxy
+
+    def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
+        proxy = self._proxy(worker)
+        return proxy.heal() if connected else proxy.partition(duration)
+
+    def drop_connections(self, worker: Worker) -> str:
+        return self._proxy(worker).drop_connections()
+
+    def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
+        return self._proxy(worker).add_latency(seconds, duration)
+
+    def _close_proxies(self) -> None:
+        if self.proxy_hub is not None:
+            self.proxy_hub.close()
+            self.proxy_hub = None

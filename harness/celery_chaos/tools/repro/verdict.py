@@ -186,6 +186,12 @@ def _duplicated(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
         f"{_visibility(view, spec.celery)} is shorter than the task ran: Redis handed the"
         " still-running message to another worker"
     ]
+    if spec.fault in ("drop_connections", "partition"):  # scenario 11a: no timeout involved
+        reasons = [
+            "the worker lost its broker connection while the task ran: on reconnect kombu"
+            " restored its unacknowledged message and the first run went on"
+            " (worker_cancel_long_running_tasks_on_connection_loss is off)"
+        ]
     return Verdict("DUPLICATED", f"DUPLICATED: the task completed {successes} times.", reasons)
 
 

@@ -1,0 +1,191 @@
+"""The harness's own TCP proxy: network faults on the local backend without Docker or root.
+
+Each worker reaches the broker through its own listening port on 127.0.0.1 (its
+``CHAOS_BROKER_URL`` points there); the ledger is never behind a proxy. The nemesis can then:
+
+- ``partition`` / ``heal``: the worker's connections hang (a blackhole: bytes are held, not
+  forwarded, and new connections are accepted but never reach the broker) until healed, when the
+  held bytes flow on, as TCP retransmission delivers them after a short real partition;
+- ``drop_connections``: reset every open connection once (RST on both sides), as a broker
+  failover or a load balancer does; the worker may reconnect at once;
+- ``latency``: hold every chunk for a delay before forwarding it, for a duration.
+
+One asyncio event loop in a daemon thread of the harness process carries every proxy: it dies
+with the harness, so nothing outlives it (there is no process to reap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+CHUNK = 65536
+CALL_DEADLINE = 10.0  # seconds a fault call waits for the proxy loop to carry it out
+
+
+@dataclass(eq=False)
+class _Link:
+    """One client connection and the upstream connection it was paired with."""
+
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Close both sides with RST (SO_LINGER 0): the peer sees ECONNRESET, not a clean EOF."""
+        for writer in self.writers:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+
+class Proxy:
+    """One listening port forwarding to ``upstream``; its faults are set from any thread."""
+
+    def __init__(self, hub: ProxyHub, name: str, upstream: tuple[str, int]):
+        self.hub, self.name, self.upstream = hub, name, upstream
+        self.port = 0
+        self.latency = 0.0
+        self.links: set[_Link] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._open: asyncio.Event | None = None  # set while connected (not partitioned)
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- the forwarding (runs on the hub's loop) -------------------------------------
+    async def _listen(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _Link([writer])
+        self.links.add(link)
+        try:
+            assert self._open is not None
+            await self._open.wait()  # a partitioned worker's new connection hangs here
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            link.writers.append(up_writer)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        except (OSError, asyncio.CancelledError):  # reset, refused, or the hub closing
+            pass
+        finally:
+            self.links.discard(link)
+            for side in link.writers:
+                side.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Forward one direction: each chunk waits out the latency and any partition."""
+        loop = asyncio.get_running_loop()
+        assert self._open is not None
+        while data := await reader.read(CHUNK):
+            due = loop.time() + self.latency
+            await self._open.wait()
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            writer.write(data)
+            await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+
+    # --- faults (called from the harness thread) -------------------------------------
+    def _later(self, duration: float | None, undo: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if duration:
+            self._timer = asyncio.get_running_loop().call_later(duration, undo)
+
+    def partition(self, duration: float | None = None) -> str:
+        async def cut() -> None:
+            assert self._open is not None
+            self._open.clear()
+            self._later(duration, self._open.set)
+
+        self.hub.call(cut())
+        for_how_long = f" for {duration:g}s" if duration else " until healed"
+        return f"{self.name}'s broker connections blackholed{for_how_long} (proxy :{self.port})"
+
+    def heal(self) -> str:
+        async def mend() -> None:
+            assert self._open is not None
+            self._later(None, None)
+            self._open.set()
+
+        self.hub.call(mend())
+        return f"{self.name}'s broker connections healed (proxy :{self.port})"
+
+    def drop_connections(self) -> str:
+        async def drop() -> int:
+            links = list(self.links)
+            for link in links:
+                link.reset()
+            return len(links)
+
+        count = self.hub.call(drop())
+        return f"reset {count} open broker connection(s) of {self.name} (proxy :{self.port})"
+
+    def add_latency(self, seconds: float, duration: float | None = None) -> str:
+        async def slow() -> None:
+            self.latency = seconds
+
+            def undo() -> None:
+                self.latency = 0.0
+
+            self._later(duration, undo)
+
+        self.hub.call(slow())
+        for_how_long = f" for {duration:g}s" if duration else ""
+        return f"{seconds * 1000:g} ms added to {self.name}'s broker traffic{for_how_long}"
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self.links):
+            link.reset()
+
+
+class ProxyHub:
+    """The event loop thread that carries every proxy of one run."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.proxies: list[Proxy] = []
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="proxy")
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coroutine`` on the proxy loop and return its result (faults apply at once)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(CALL_DEADLINE)
+
+    def open(self, name: str, upstream: tuple[str, int]) -> Proxy:
+        proxy = Proxy(self, name, upstream)
+        self.call(proxy._listen())
+        self.proxies.append(proxy)
+        return proxy
+
+    def close(self) -> None:
+        if not self.loop.is_running():
+            return
+        for proxy in self.proxies:
+            with contextlib.suppress(Exception):
+                self.call(proxy._close())
+        with contextlib.suppress(Exception):
+            self.call(_cancel_others())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+async def _cancel_others() -> None:
+    """Cancel the forwarding tasks (a partitioned link waits forever) and let them finish."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

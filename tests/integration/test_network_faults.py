@@ -1,0 +1,150 @@
+"""Network faults on the local backend: the harness's own TCP proxy between each worker and the
+broker (no Docker, no root). Each scenario kills nothing; real workers lose their broker
+connection while their tasks keep running, and the verdicts come from the recorded history."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from celery_chaos.backends.local.proxy import ProxyHub
+from celery_chaos.backends.local.redis_server import RedisServer
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
+
+
+def run(name: str, tmp_path: Path) -> ScenarioResult:
+    scenario = load_file(SCENARIOS / name)
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    return result
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    server = RedisServer("broker", tmp_path)
+    server.start()
+    hub = ProxyHub()
+    yield server, hub.open("w0", ("127.0.0.1", server.port))
+    hub.close()
+    server.stop()
+
+
+def test_proxy_faults_on_a_real_redis(broker) -> None:
+    server, proxy = broker
+    client = redis.Redis(port=proxy.port, password=server.password, socket_timeout=0.5)
+    assert client.ping()
+    proxy.partition()
+    with pytest.raises(redis.TimeoutError):  # the connection hangs: a blackhole, not a refusal
+        client.ping()
+    proxy.heal()
+    fresh = redis.Redis(port=proxy.port, password=server.password, socket_timeout=0.5)
+    assert fresh.ping()
+    connection = fresh.connection_pool.get_connection()
+    assert "reset 1 open" in proxy.drop_connections()
+    with pytest.raises(redis.ConnectionError):  # reset by peer: the old socket is gone
+        connection.send_command("PING")
+        connection.read_response()
+    fresh.connection_pool.release(connection)
+    proxy.add_latency(0.2, duration=60)
+    began = time.monotonic()
+    fresh.ping()
+    assert time.monotonic() - began >= 0.4  # both directions held
+    proxy.add_latency(0.2, duration=0.01)
+    time.sleep(0.1)
+    began = time.monotonic()
+    fresh.ping()
+    assert time.monotonic() - began < 0.2  # the duration ended
+
+
+def test_proxy_adds_under_a_millisecond_to_a_round_trip(broker) -> None:
+    server, proxy = broker
+    direct = redis.Redis(port=server.port, password=server.password)
+    proxied = redis.Redis(port=proxy.port, password=server.password)
+
+    def median(client: redis.Redis) -> float:
+        times = []
+        for _ in range(500):
+            began = time.perf_counter()
+            client.ping()
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    assert median(proxied) - median(direct) < 0.001
+
+
+def test_partition_mid_task_duplicates_an_acks_late_task(tmp_path: Path) -> None:
+    result = run("21-ack-late-partition-mid-task.yaml", tmp_path)
+    task = result.verdicts.tasks[0]
+    first, second = task.attempts
+    assert first.state == second.state == "SUCCESS"  # the cut-off worker's run went on
+    assert first.worker != second.worker  # the healthy worker restored it and ran it again
+    assert task.outcome == "duplicate_executions"
+    assert result.status == PASSED
+
+
+def test_dropped_connections_rerun_running_acks_late_tasks(tmp_path: Path) -> None:
+    result = run("22a-ack-late-drop-connections-mid-task.yaml", tmp_path)
+    for task in result.verdicts.tasks:
+        assert [a.state for a in task.attempts] == ["SUCCESS", "SUCCESS"]
+        assert task.attempts[0].worker == task.attempts[1].worker  # no process died
+    assert result.verdicts.counts["worker_crashes"] == 0
+    assert result.status == PASSED
+
+
+def test_cancel_on_connection_loss_runs_each_task_once_more(tmp_path: Path) -> None:
+    result = run("22b-ack-late-drop-connections-cancel-on-loss.yaml", tmp_path)
+    for task in result.verdicts.tasks:
+        assert task.outcome == "recovered"
+        assert [a.state for a in task.attempts][-1] == "SUCCESS"
+    assert result.status == PASSED
+
+
+def test_latency_slows_but_loses_nothing(tmp_path: Path) -> None:
+    result = run("23-broker-latency.yaml", tmp_path)
+    fault = next(e for e in result.verdicts.faults if e["kind"] == "latency")
+    assert fault["status"] == "injected"
+    assert result.verdicts.counts["ok"] == 6
+    assert result.status == PASSED
+
+
+def test_reply_lost_in_flight_loses_an_acks_late_task(tmp_path: Path) -> None:
+    result = run("26-ack-late-reply-lost-in-flight.yaml", tmp_path)
+    control, lost = result.verdicts.tasks
+    assert control.outcome == "ok"
+    assert lost.outcome == "lost" and lost.attempts == [] and lost.in_broker == []
+    assert all(f["status"] == "injected" for f in result.verdicts.faults)  # no process died
+    assert result.verdicts.counts["worker_crashes"] == 0
+    assert result.status == PASSED
+
+
+CHAOS_ENV_RESET = """
+import pytest
+from celery_chaos.run.session import assert_verdicts
+
+
+@pytest.mark.chaos(
+    celery={"task_acks_late": True, "task_reject_on_worker_lost": True},
+    workers={"count": 1, "concurrency": 2},
+    faults=["drop_connections"],
+)
+def test_reset_mid_task_runs_it_twice(chaos_env):
+    kwargs = {"doc_id": "net", "steps": 6, "step_seconds": 0.1}
+    task = chaos_env.dispatch("sample_tasks.tasks.ingest_document", kwargs=kwargs)
+    chaos_env.fault("drop_connections", task=task, checkpoint="step-2")
+    assert chaos_env.wait_quiescent(timeout=40)
+    assert_verdicts(chaos_env.verdicts(), duplicate_executions=1, lost=0)
+"""
+
+
+def test_chaos_env_drops_connections(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_net=CHAOS_ENV_RESET)
+    result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=240)
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,57 @@
+"""A short storm on real workers: the nightly storm's mix, compressed to 40 seconds. The seed
+draws the whole schedule; the checker reports totals and the redelivery latency distribution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.yaml_input import read_yaml
+from celery_chaos.run.runner import RunOptions, run_scenario
+from celery_chaos.run.storm import expand
+
+NIGHTLY = Path(__file__).resolve().parents[2] / "scenarios" / "nightly"
+pytestmark = pytest.mark.integration
+
+
+def short_storm(seconds: float = 40, tasks: int = 120):
+    data = read_yaml(NIGHTLY / "storm-recommended-10min.yaml")
+    data["name"] = "storm-short"
+    data["storm"] |= {"duration": seconds, "tasks": tasks}
+    data["storm"]["faults"][0]["every"] = {"min": 5, "max": 10}  # kill_worker
+    data["storm"]["faults"][2]["every"] = {"min": 15, "max": 25}  # restart_broker
+    data["storm"]["faults"][3]["every"] = {"min": 8, "max": 15}  # drop_connections
+    data["storm"]["faults"][4]["every"] = {"min": 10, "max": 20}  # partition
+    data["timeout"] = seconds + 80
+    return parse_scenario(data, "storm-short")
+
+
+def test_same_seed_replays_the_same_storm() -> None:
+    scenario = short_storm()
+    first, again, other = expand(scenario, 5), expand(scenario, 5), expand(scenario, 6)
+    assert first.faults == again.faults and first.workload == again.workload
+    assert first.faults != other.faults
+
+
+def test_short_storm_on_recommended_settings(tmp_path: Path) -> None:
+    scenario = short_storm()
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=print)
+    assert result.verdicts is not None, result.reason
+    faults = [f for f in result.verdicts.faults if f["status"] == "injected"]
+    kinds = {f["kind"] for f in faults}
+    assert {"kill_worker", "start_worker", "restart_broker", "drop_connections"} <= kinds
+    document = json.loads((result.report_dir / "result.json").read_text())
+    totals, latency = document["totals"], document["redelivery_latency"]
+    assert totals["tasks"] == 120 and totals["faults_injected"] == len(faults)
+    assert latency["count"] > 0 and latency["p50"] <= latency["p95"] <= latency["max"]
+    print(f"storm totals {totals}; redelivery latency {latency}")
+    # Measured, not asserted: on these settings storms lose a task now and then (a message in
+    # flight to a worker whose connection died: scenario 15; README "Measured, not assumed").
+    # The nightly storm's expect (lost: 0) reports it; here the totals must agree with the tasks.
+    outcomes = [task.outcome for task in result.verdicts.tasks]
+    assert totals["lost"] == outcomes.count("lost")
+    assert totals["duplicated"] == outcomes.count("duplicate_executions")
+    assert totals["stuck_locks"] == 0
+    assert (result.report_dir / "report.html").exists()
