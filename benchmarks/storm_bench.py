@@ -29,7 +29,8 @@ import redis
 from celery_chaos.backends.local.proxy import ProxyHub
 from celery_chaos.backends.local.redis_server import RedisServer
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import check, redelivery_distribution
+from celery_chaos.core.checker import check
+from celery_chaos.core.distribution import redelivery_distribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import synthetic_history  # noqa: E402

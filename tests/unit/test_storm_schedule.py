@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from celery_chaos.core.checker import TaskReport, redelivery_distribution
+from celery_chaos.core.checker import TaskReport
+from celery_chaos.core.distribution import redelivery_distribution
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.run.storm import expand
 

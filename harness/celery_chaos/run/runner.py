@@ -19,7 +19,8 @@ from typing import Any
 
 from celery_chaos.backends import Backend, BackendError, Unsupported, make_backend
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import check, redelivery_distribution
+from celery_chaos.core.checker import check
+from celery_chaos.core.distribution import redelivery_distribution
 from celery_chaos.core.expectations import evaluate, expected_for
 from celery_chaos.core.outcome import (
     ERROR,

@@ -1,0 +1,254 @@
+"""The sections of a scenario file: broker, workers, workload (tasks, workflows, revokes),
+results, faults with their triggers and targets, and storms. The whole file is
+:class:`celery_chaos.core.scenario.Scenario`; import from there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from celery_chaos.core.scenario_base import (
+    MAX_CONCURRENCY,
+    MAX_SECONDS,
+    MAX_TASKS,
+    MAX_WORKERS,
+    FaultKind,
+    Seconds,
+    Strict,
+    _bounded_size,
+)
+from celery_chaos.core.workflows import check_one_form, leaves
+
+
+class BrokerSpec(Strict):
+    kind: Literal["redis", "rabbitmq"] = "redis"
+    persistence: Literal["none", "aof"] = "none"
+    image: str | None = None
+    # RabbitMQ only: the node's consumer_timeout (seconds; RabbitMQ's default is 30 minutes),
+    # checked every second instead of every minute so a scenario can reach it.
+    consumer_timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+
+    @model_validator(mode="after")
+    def _rabbitmq_options(self) -> BrokerSpec:
+        if self.consumer_timeout is not None and self.kind != "rabbitmq":
+            raise ValueError("consumer_timeout: a RabbitMQ setting; set kind: rabbitmq")
+        return self
+
+
+class WorkersSpec(Strict):
+    count: int = Field(default=1, ge=0, le=MAX_WORKERS)
+    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
+    pool: Literal["prefork", "solo", "threads", "gevent", "eventlet"] = "prefork"
+    app: str = Field(default="celery_chaos.sample_tasks.app", min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    memory_limit: str | int | None = None
+    image: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | int | None) -> str | int | None:
+        return _bounded_size(value)
+
+
+class TaskOptions(Strict):
+    countdown: Seconds | None = None
+    eta: Seconds | None = Field(default=None, description="seconds after dispatch")
+    expires: Seconds | None = None
+    time_limit: Seconds | None = None
+    soft_time_limit: Seconds | None = None
+    priority: int | None = Field(default=None, ge=0, le=255)
+    queue: str | None = None
+
+
+class WorkloadItem(Strict):
+    task: str | None = Field(default=None, min_length=1)
+    count: int = Field(default=1, ge=1, le=MAX_TASKS)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    options: TaskOptions = Field(default_factory=TaskOptions)
+    at: Seconds = Field(default=0.0, description="dispatch offset, seconds after start")
+    chain: list[CanvasNode] | None = Field(default=None, min_length=1)
+    group: list[CanvasNode] | None = Field(default=None, min_length=1)
+    chord: Chord | None = None
+    revoke: Revoke | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> WorkloadItem:
+        check_one_form(self)
+        if self.task is None and (self.args or self.kwargs):
+            raise ValueError("args/kwargs go on the members of a chain, group or chord")
+        if self.task is None and self.revoke is not None:
+            raise ValueError("revoke: only a task item can be revoked (not a workflow)")
+        return self
+
+    @property
+    def members(self) -> int:
+        """Tasks one copy of this item dispatches: 1, or every task of its workflow."""
+        return 1 if self.task is not None else len(leaves(self))
+
+
+class CanvasNode(Strict):
+    """One node of a workflow: a task (with its own args, kwargs, options) or a nested chain,
+    group or chord, exactly as Celery's canvas nests them."""
+
+    task: str | None = Field(default=None, min_length=1)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    options: TaskOptions = Field(default_factory=TaskOptions)
+    immutable: bool = Field(default=False, description="si(): ignore the previous result")
+    chain: list[CanvasNode] | None = Field(default=None, min_length=1)
+    group: list[CanvasNode] | None = Field(default=None, min_length=1)
+    chord: Chord | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CanvasNode:
+        check_one_form(self)
+        return self
+
+
+class Chord(Strict):
+    """A group (``header``) whose results go to one callback (``body``) once all succeeded."""
+
+    header: list[CanvasNode] = Field(min_length=1)
+    body: CanvasNode
+
+
+class Revoke(Strict):
+    """Revoke this item's task (``app.control.revoke``) at an offset or after a fault fired."""
+
+    at: Seconds | None = Field(default=None, description="seconds after the run began")
+    after_fault: int | None = Field(default=None, ge=0)
+    delay: Seconds = 0.0
+    terminate: bool = False
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Revoke:
+        if (self.at is None) == (self.after_fault is None):
+            raise ValueError("give exactly one of at, after_fault")
+        return self
+
+
+class ResultsSpec(Strict):
+    """Where the result backend lives: a database of the broker's Redis (faults hit it too) or
+    of the ledger's Redis (never faulted)."""
+
+    server: Literal["broker", "ledger"] = "ledger"
+    db: int = Field(default=1, ge=1, le=15)
+
+
+class RandomWindow(Strict):
+    min: Seconds
+    max: Seconds
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomWindow:
+        if self.max < self.min:
+            raise ValueError("random.max must be >= random.min")
+        return self
+
+
+class Trigger(Strict):
+    task: int | None = Field(default=None, ge=0)
+    checkpoint: str | None = None
+    attempt: int = Field(default=1, ge=1, le=1000)
+    at: Seconds | None = None
+    after_fault: int | None = Field(default=None, ge=0)
+    delay: Seconds = 0.0
+    random: RandomWindow | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        kinds = [
+            name
+            for name, present in (
+                ("checkpoint", self.checkpoint is not None),
+                ("at", self.at is not None),
+                ("after_fault", self.after_fault is not None),
+                ("random", self.random is not None),
+            )
+            if present
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "give exactly one of checkpoint (with task), at, after_fault, random;"
+                f" got {kinds or 'none'}"
+            )
+        if self.checkpoint is not None and self.task is None:
+            raise ValueError("a checkpoint trigger needs task: N (index into the workload)")
+        return self
+
+
+class Target(Strict):
+    task: int | None = Field(default=None, ge=0)
+    worker: int | None = Field(default=None, ge=0)
+
+
+class Fault(Strict):
+    kind: FaultKind
+    when: Trigger
+    target: Target = Field(default_factory=Target)
+    headroom: str | int = "48M"
+    wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0, description="seconds, for kind latency")
+    wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
+
+    @field_validator("headroom")
+    @classmethod
+    def _size(cls, value: str | int) -> str | int:
+        _bounded_size(value)
+        return value
+
+    def target_task(self) -> int | None:
+        """The workload index this fault aims at: explicit target, else the trigger's task."""
+        return self.target.task if self.target.task is not None else self.when.task
+
+
+# The fault kinds a storm may draw: each one is complete on its own (a partition or a latency
+# ends after its ``duration``), so no drawn fault waits for another that may never come.
+StormKind = Literal[
+    "kill_child",
+    "kill_worker",
+    "restart_worker",
+    "terminate",
+    "quit",
+    "restart_broker",
+    "partition",
+    "drop_connections",
+    "latency",
+]
+
+
+class StormFault(Strict):
+    """One kind of the storm's mix: it recurs every ``every.min``-``every.max`` seconds."""
+
+    kind: StormKind
+    every: RandomWindow
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    latency: float = Field(default=0.2, gt=0, le=60.0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> StormFault:
+        if self.every.min <= 0:
+            raise ValueError("every.min must be above 0 (a fault kind cannot recur at once)")
+        if self.kind in ("partition", "latency") and self.duration is None:
+            raise ValueError(f"a storm's {self.kind} needs duration (seconds until it ends)")
+        return self
+
+
+class StormSpec(Strict):
+    """A long randomized run instead of a fixed schedule: ``tasks`` tasks (drawn from the
+    ``workload`` items, weighted by their ``count``) dispatched over ``duration`` seconds, and the
+    ``faults`` mix, all drawn from the run's seed (the same seed replays the same storm).
+    ``replace_after``: a supervisor starts a replacement this many seconds after each worker
+    death (null: no replacement)."""
+
+    duration: float = Field(gt=0, le=MAX_SECONDS)
+    tasks: int = Field(ge=1, le=MAX_TASKS)
+    faults: list[StormFault] = Field(min_length=1, max_length=50)
+    replace_after: Seconds | None = 1.0
+
+    def kinds(self) -> list[str]:
+        return [fault.kind for fault in self.faults]
