@@ -24,7 +24,7 @@ import redis
 from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker
+from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, WorkerExit
 from celery_chaos.backends.docker import images, probes
 from celery_chaos.backends.docker.containers import (
     LOOPBACK,
@@ -39,6 +39,7 @@ from celery_chaos.backends.docker.containers import (
     start_reaper,
 )
 from celery_chaos.backends.local.redis_server import free_port
+from celery_chaos.core import exit_reasons
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
@@ -77,6 +78,8 @@ class DockerBackend(Backend):
         self.services: dict[str, LoopbackRedis] = {}
         self._pids: dict[str, tuple[float, set[int]]] = {}
         self._alive_checked = 0.0
+        self._exits_checked = 0.0
+        self._reaped: set[str] = set()  # workers whose stop was already reported
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -310,11 +313,51 @@ class DockerBackend(Backend):
         code, oom_killed = state.get("ExitCode"), state.get("OOMKilled")
         return f"container exited (ExitCode={code}, OOMKilled={oom_killed})"
 
+    def reap_worker_exits(self) -> list[WorkerExit]:
+        """Worker containers that stopped since the last call, each once: the exit code (above
+        128: the signal) and the log lines that explain it. Read at most every
+        ``ALIVE_CHECK_SECONDS`` (an engine call per worker)."""
+        now = time.monotonic()
+        if now - self._exits_checked < ALIVE_CHECK_SECONDS:
+            return []
+        self._exits_checked = now
+        exits = []
+        for worker in self.workers:
+            state = None if worker.name in self._reaped else _stopped_state(_engine(worker))
+            if state is None:
+                continue
+            self._reaped.add(worker.name)
+            code = int(state.get("ExitCode") or 0)
+            lines = _engine(worker).logs(tail=200).decode(errors="replace").splitlines()
+            exits.append(
+                WorkerExit(
+                    worker=worker.name,
+                    pid=0,  # the container's PID 1; its host pid is gone with it
+                    exitcode=code if code <= 128 else None,
+                    signal=code - 128 if code > 128 else None,
+                    log_tail=exit_reasons.explaining_tail(lines),
+                )
+            )
+        return exits
+
     def freeze(self) -> None:
         for container in map(_engine, self.workers):
             container.reload()
             if container.status == "running":
                 container.pause()
+
+
+def _stopped_state(container: Any) -> dict[str, Any] | None:
+    """The engine's State of a container that has stopped (None while it runs, is paused or is
+    already removed)."""
+    try:
+        container.reload()
+    except Exception:  # removed with the run: nothing to report
+        return None
+    state = container.attrs.get("State", {})
+    if state.get("Running") or state.get("Paused") or state.get("Status") == "created":
+        return None
+    return state
 
 
 def _engine(worker: Worker) -> Any:
