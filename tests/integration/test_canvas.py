@@ -10,18 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from celery_chaos.core.scenario import load_file
-from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import PASSED, ScenarioResult
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+from tests.integration.scenario_support import run
+
 pytestmark = pytest.mark.integration
-
-
-def run(name: str, tmp_path: Path) -> ScenarioResult:
-    scenario = load_file(SCENARIOS / name)
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
-    assert result.verdicts is not None, result.reason
-    return result
 
 
 def by_path(result: ScenarioResult) -> dict[str, str]:

@@ -7,13 +7,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import psutil
 import pytest
 from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
+
+from tests.integration.scenario_support import wait_for_line
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,17 +54,6 @@ def celery_chaos(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 60) -> None:
-    end = time.monotonic() + deadline
-    assert process.stdout is not None
-    for line in process.stdout:
-        if needle in line:
-            return
-        if time.monotonic() > end:
-            break
-    pytest.fail(f"{needle!r} never appeared in the output")
-
-
 def chaos_cgroups() -> list[Path]:
     try:
         parent = _v1_parent()
@@ -82,7 +72,7 @@ def test_interrupted_run_leaves_nothing_running(tmp_path: Path, sig: int) -> Non
     scenario.write_text(LONG_SCENARIO)
     cgroups_before = set(chaos_cgroups())
     process = celery_chaos("run", str(scenario), "--report-dir", str(tmp_path / "r"), "-v")
-    wait_for_line(process, "attempt_start")
+    wait_for_line(process, "attempt_start", deadline=60)
     started = psutil.Process(process.pid).children(recursive=True)
     assert len(started) >= 4  # ledger, broker, worker main, pool child
     process.send_signal(sig)

@@ -30,6 +30,8 @@ from celery_chaos.backends.local.state import (
     RunState,
 )
 
+from tests.integration.scenario_support import wait_for_line
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 7_2026
@@ -68,17 +70,6 @@ def start_harness(tmp_path: Path, state_dir: Path) -> subprocess.Popen:
         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=os.environ | {STATE_DIR_ENV: str(state_dir)},
     )  # fmt: skip
-
-
-def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 90) -> None:
-    end = time.monotonic() + deadline
-    assert process.stdout is not None
-    for line in process.stdout:
-        if needle in line:
-            return
-        if time.monotonic() > end:
-            break
-    pytest.fail(f"{needle!r} never appeared in the harness output")
 
 
 def report_state(tmp_path: Path) -> RunState | None:

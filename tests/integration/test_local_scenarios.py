@@ -11,15 +11,9 @@ from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup
 from celery_chaos.core.scenario import load_file
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+from tests.integration.scenario_support import SCENARIOS, run
+
 pytestmark = pytest.mark.integration
-
-
-def run(name: str, tmp_path: Path) -> ScenarioResult:
-    scenario = load_file(SCENARIOS / name)
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
-    assert result.verdicts is not None, result.reason
-    return result
 
 
 def outcomes(result: ScenarioResult) -> list[str]:

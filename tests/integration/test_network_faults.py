@@ -12,19 +12,12 @@ import pytest
 import redis
 from celery_chaos.backends.local.proxy import ProxyHub
 from celery_chaos.backends.local.redis_server import RedisServer
-from celery_chaos.core.scenario import load_file
-from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import PASSED
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+from tests.integration.scenario_support import run
+
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
-
-
-def run(name: str, tmp_path: Path) -> ScenarioResult:
-    scenario = load_file(SCENARIOS / name)
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
-    assert result.verdicts is not None, result.reason
-    return result
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""What integration tests share: running a suite scenario by file name, and waiting for a line of
+a harness subprocess's output with a deadline (never a fixed sleep)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def run(name: str, tmp_path: Path) -> ScenarioResult:
+    """Run ``scenarios/<name>`` on the local backend; the result must carry verdicts."""
+    scenario = load_file(SCENARIOS / name)
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    return result
+
+
+def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 90) -> None:
+    """Read the process's output until a line contains ``needle``; fail after ``deadline`` s."""
+    end = time.monotonic() + deadline
+    assert process.stdout is not None
+    for line in process.stdout:
+        if needle in line:
+            return
+        if time.monotonic() > end:
+            break
+    pytest.fail(f"{needle!r} never appeared in the output")
