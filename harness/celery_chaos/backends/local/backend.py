@@ -10,6 +10,7 @@ process (``watchdog.py``) removes them all if the harness dies without closing t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -87,6 +88,11 @@ class LocalBackend(Backend):
 
     def check_runnable(self) -> None:
         super().check_runnable()
+        pool = self.scenario.workers.pool
+        if pool in ("gevent", "eventlet") and importlib.util.find_spec(pool) is None:
+            raise Unsupported(
+                f"workers.pool {pool}: not installed (pip install 'celery-chaos[{pool}]')"
+            )
         closes = any(f.kind == "close_connection" for f in self.scenario.faults)
         if closes and self.broker_kind != "rabbitmq":
             raise Unsupported("close_connection: needs broker.kind rabbitmq")
