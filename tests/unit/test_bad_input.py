@@ -226,6 +226,12 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         "results.server: Input should be 'broker' or 'ledger'",
     ),
     (
+        "results-on-rabbitmq",
+        changed(results={"server": "broker"}, broker={"kind": "rabbitmq"}),
+        "results.server: broker needs a Redis broker (RabbitMQ has no databases);"
+        " use server: ledger",
+    ),
+    (
         "member-not-registered",
         changed(workload=[{"chain": [{"task": WORK}, {"task": "sample_tasks.tasks.wrok"}]}]),
         "workload[0].chain[1].task: 'sample_tasks.tasks.wrok' is not registered in"

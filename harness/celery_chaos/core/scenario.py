@@ -71,6 +71,12 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:
+        results_on_broker = self.results is not None and self.results.server == "broker"
+        if results_on_broker and self.broker.kind == "rabbitmq":
+            raise ValueError(
+                "results.server: broker needs a Redis broker (RabbitMQ has no databases);"
+                " use server: ledger"
+            )
         for i, item in enumerate(self.workload):
             if self.results is None and needs_results(item):
                 raise ValueError(
@@ -217,6 +223,8 @@ def with_broker_kind(scenario: Scenario, kind: str | None) -> Scenario:
     whose file names its ``broker.kind`` (it is about that broker, e.g. quorum queues)."""
     if kind is None or kind == scenario.broker.kind or "kind" in scenario.broker.model_fields_set:
         return scenario
+    if scenario.results is not None and scenario.results.server == "broker":
+        return scenario  # its results live in the broker's Redis: it is about that Redis
     broker = BrokerSpec.model_validate(scenario.broker.model_dump() | {"kind": kind})
     return scenario.model_copy(update={"broker": broker})
 

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery_chaos.backends.base import Backend
@@ -187,14 +187,7 @@ class Loop:
 
     def _record_worker_exits(self) -> None:
         for gone in self.backend.reap_worker_exits():
-            self.ledger.record(
-                h.WORKER_EXIT,
-                worker=gone.worker,
-                pid=gone.pid,
-                exitcode=gone.exitcode,
-                signal=gone.signal,
-                log_tail=gone.log_tail,
-            )
+            self.ledger.record(h.WORKER_EXIT, **asdict(gone))  # the WorkerExit fields as they are
 
     def quiet(self, fire: bool = True) -> bool:
         """Nothing more can happen: every task sent and every fault fired (when firing), no
