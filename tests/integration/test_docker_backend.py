@@ -51,6 +51,9 @@ def labelled_containers() -> list:
         ("03-ack-late-reject-child-kill.yaml", ["recovered", "ok", "ok"]),
         ("04a-ack-late-kill-worker-fast-restore.yaml", ["recovered", "recovered"]),
         ("09b-broker-restart-aof.yaml", ["ok", "ok", "ok"]),
+        # {run_dir} is one folder shared by the run's worker containers: the replacement
+        # container reads the revokes its predecessor saved (worker_state_db)
+        ("15-revoke-kept-with-state-db.yaml", ["lost"]),
     ],
 )
 def test_same_verdicts_as_local(tmp_path: Path, name: str, outcomes: list[str]) -> None:

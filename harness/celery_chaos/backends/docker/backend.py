@@ -11,6 +11,7 @@ it after a crash (Testcontainers' Ryuk reaper also removes it where its image ca
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -24,7 +25,14 @@ import redis
 from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, WorkerExit
+from celery_chaos.backends.base import (
+    RUN_DIR_PLACEHOLDER,
+    Backend,
+    BackendError,
+    Unsupported,
+    Worker,
+    WorkerExit,
+)
 from celery_chaos.backends.docker import images, probes
 from celery_chaos.backends.docker.containers import (
     LOOPBACK,
@@ -52,6 +60,10 @@ ALIVE_CHECK_SECONDS = 0.25
 PARALLEL_CALLS = 4
 UNLIMITED_MEMORY = 64 * 1024**3
 AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
+# Where ``{run_dir}`` in a Celery setting points inside every worker container: one host folder of
+# the run, shared by all its workers, so a replacement container reads what the one it replaces
+# wrote (``worker_state_db``), as a restarted process does on the local backend.
+RUN_FILES_MOUNT = "/var/lib/celery-chaos-run"
 
 
 class DockerBackend(Backend):
@@ -181,6 +193,7 @@ class DockerBackend(Backend):
             .with_name(f"chaos-{self.run_id}-w{index}")
         )
         self._mount_agent(container, env)
+        self._mount_run_files(container)
         container.with_envs(**env).with_kwargs(
             labels=self.labels | {ROLE_LABEL: "worker"}, **self._memory_limit_options()
         )
@@ -189,7 +202,18 @@ class DockerBackend(Backend):
         return worker
 
     def worker_files_dir(self) -> str:
-        return "/tmp"  # inside the container, removed with it
+        return RUN_FILES_MOUNT
+
+    def _mount_run_files(self, container: DockerContainer) -> None:
+        """Bind the run's ``worker-files`` folder at :data:`RUN_FILES_MOUNT`, only when a Celery
+        setting names ``{run_dir}``. World-writable with the sticky bit (like /tmp): the workers
+        run as an unprivileged user of the image, whose uid the harness cannot know."""
+        if RUN_DIR_PLACEHOLDER not in json.dumps(self.scenario.celery):
+            return
+        folder = (self.run_dir / "worker-files").resolve()
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o1777)
+        container.with_volume_mapping(str(folder), RUN_FILES_MOUNT, "rw")
 
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
         return {"container": _engine(worker).name}
