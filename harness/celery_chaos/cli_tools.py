@@ -20,6 +20,7 @@ from celery_chaos.cli_common import (
     interruptible,
     report_dir_option,
 )
+from celery_chaos.core.scenario_parts import POOLS
 from celery_chaos.tools.repro import FAULTS as REPRO_FAULTS
 
 
@@ -151,9 +152,21 @@ def _print_repro(outcome: Any) -> None:
 )
 @click.option(
     "--pool",
-    type=click.Choice(["prefork", "solo", "threads"]),
+    type=click.Choice(POOLS),
     default=None,
-    help="Worker pool (default prefork).",
+    help="Worker pool (default prefork; gevent and eventlet are extras to install).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="--fault partition or latency: how long it lasts, in seconds (default 5).",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0, min_open=True, max=60),
+    default=None,
+    help="--fault latency: the delay added to the worker's broker traffic (default 0.2 s).",
 )
 @click.option(
     "--broker",
@@ -192,6 +205,8 @@ def repro(
     workers: int | None,
     concurrency: int | None,
     pool: str | None,
+    duration: float | None,
+    latency: float | None,
     broker: str | None,
     timeout: float | None,
     repro_file: Path | None,
@@ -218,7 +233,8 @@ def repro(
         raise UsageProblem("--worker-image: only with --backend docker")
     given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
     given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout, "broker": broker}
-    given |= {"workflow": workflow_json, "member": member}
+    given |= {"workflow": workflow_json, "member": member, "duration": duration}
+    given |= {"latency": latency}
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}

@@ -235,3 +235,20 @@ def test_repro_drop_connections_duplicates_and_says_why(tmp_path: Path) -> None:
     assert "lost its broker connection" in done.stdout
     assert [f["kind"] for f in result["faults"]] == ["drop_connections"]
     assert result["faults"][0]["status"] == "injected"
+
+
+def test_repro_partition_on_a_gevent_worker(tmp_path: Path) -> None:
+    """A green pool and a timed network fault are expressible in repro: the fixed config's task
+    keeps running through a 2 s partition of its worker's broker connections, and its ack flows
+    once healed: one completion."""
+    done, result = repro(
+        tmp_path, "--env", "INGEST_CONFIG=fixed", "--pool", "gevent",
+        "--fault", "partition", "--duration", "2", "--timeout", "25",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result["repro"]["verdict"] == "OK", done.stdout
+    fault = result["faults"][0]
+    assert (fault["kind"], fault["status"]) == ("partition", "injected")
+    assert "for 2s" in fault["detail"]
+    worker_log = next(tmp_path.glob("*/repro-*/logs/worker-w0.log")).read_text()
+    assert "concurrency: 2 (gevent)" in worker_log

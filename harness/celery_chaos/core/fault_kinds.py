@@ -44,6 +44,7 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         FaultKindInfo(
             "partition",
             "the worker's broker connections hang (blackhole; local: proxy; for `duration` s)",
+            repro=True,
         ),
         FaultKindInfo("heal", "reconnect a partitioned worker"),
         FaultKindInfo(
@@ -55,6 +56,7 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         FaultKindInfo(
             "latency",
             "add `latency` s to the worker's broker traffic, for `duration` s",
+            repro=True,
             backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(

@@ -37,10 +37,15 @@ class BrokerSpec(Strict):
         return self
 
 
+# Worker pools a scenario (and repro) may ask for; gevent and eventlet are extras to install.
+POOLS = ("prefork", "solo", "threads", "gevent", "eventlet")
+Pool = Literal[POOLS]  # type: ignore[valid-type]
+
+
 class WorkersSpec(Strict):
     count: int = Field(default=1, ge=0, le=MAX_WORKERS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
-    pool: Literal["prefork", "solo", "threads", "gevent", "eventlet"] = "prefork"
+    pool: Pool = "prefork"
     app: str = Field(default="celery_chaos.sample_tasks.app", min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     memory_limit: str | int | None = None

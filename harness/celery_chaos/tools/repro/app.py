@@ -20,6 +20,7 @@ from celery_chaos.tools.repro.spec import (
     EXPECT,
     NEEDS_REPLACEMENT,
     REPLACEMENT_DELAY,
+    TIMED,
     WORKFLOW_EXPECT,
     ReproError,
     ReproSpec,
@@ -143,9 +144,12 @@ def build_scenario(
     target = spec.member if spec.workflow is not None else 0
     if "task" in trigger:
         trigger["task"] = target
-    faults: list[dict[str, Any]] = [
-        {"kind": spec.fault, "when": trigger, "target": {"task": target}}
-    ]
+    fault: dict[str, Any] = {"kind": spec.fault, "when": trigger, "target": {"task": target}}
+    if spec.fault in TIMED:
+        fault["duration"] = spec.duration
+    if spec.fault == "latency":
+        fault["latency"] = spec.latency
+    faults = [fault]
     if spec.fault in NEEDS_REPLACEMENT:
         faults.append(
             {"kind": "start_worker", "when": {"after_fault": 0, "delay": REPLACEMENT_DELAY}}

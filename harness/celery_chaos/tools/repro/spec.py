@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from celery_chaos.core.fault_kinds import repro_kinds
 from celery_chaos.core.scenario import first_error
+from celery_chaos.core.scenario_parts import Pool
 from celery_chaos.core.yaml_input import InputError, read_yaml
 
 FAULTS: tuple[str, ...] = repro_kinds()  # from the one fault table
@@ -21,6 +22,8 @@ FaultKind = Literal[FAULTS]  # type: ignore[valid-type]
 # Faults after which the killed worker is gone: a replacement is started so a redelivered message
 # has somewhere to run (as a process supervisor or Kubernetes would do).
 NEEDS_REPLACEMENT = ("kill_worker", "terminate", "quit")
+# Faults that last for ``duration`` seconds and then end by themselves.
+TIMED = ("partition", "latency")
 REPLACEMENT_DELAY = 0.5
 # The repro "passes" only when the task came through exactly once and left nothing stuck.
 EXPECT = {
@@ -74,7 +77,10 @@ class ReproSpec(Strict):
     env: dict[str, str] = Field(default_factory=dict)
     workers: int = Field(default=1, ge=1)
     concurrency: int = Field(default=2, ge=1)
-    pool: Literal["prefork", "solo", "threads"] = "prefork"
+    pool: Pool = "prefork"
+    # partition and latency: how long the fault lasts, and the delay latency adds
+    duration: float = Field(default=5.0, gt=0, le=3600)
+    latency: float = Field(default=0.2, gt=0, le=60)
     timeout: float = Field(default=60.0, gt=0)
     # None: the kind of the app's own broker_url (amqp -> rabbitmq, redis -> redis)
     broker: Literal["redis", "rabbitmq"] | None = None
