@@ -14,6 +14,7 @@ from celery_chaos.run.storm import expand
 
 NIGHTLY = Path(__file__).resolve().parents[2] / "scenarios" / "nightly"
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 
 
 def short_storm(seconds: float = 40, tasks: int = 120):
@@ -55,3 +56,52 @@ def test_short_storm_on_recommended_settings(tmp_path: Path) -> None:
     assert totals["duplicated"] == outcomes.count("duplicate_executions")
     assert totals["stuck_locks"] == 0
     assert (result.report_dir / "report.html").exists()
+
+
+CHAOS_ENV_STORM = """
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.chaos(
+    celery={
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "broker_transport_options": {
+            "visibility_timeout": 5, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
+        },
+    },
+    workers={"count": 2, "concurrency": 2},
+)
+def test_storm(chaos_env):
+    ids = chaos_env.storm(
+        [{"task": "sample_tasks.tasks.ingest_document",
+          "kwargs": {"doc_id": "storm-{n}", "steps": 4, "step_seconds": 0.1}}],
+        duration=12, tasks=30, replace_after=1,
+        faults=[{"kind": "kill_worker", "every": {"min": 3, "max": 5}},
+                {"kind": "kill_child", "every": {"min": 4, "max": 6}}],
+    )
+    assert len(ids) == 30 and chaos_env.dirty
+    assert chaos_env.wait_quiescent(timeout=90)
+    verdicts = chaos_env.verdicts()
+    outcomes = [task.outcome for task in verdicts.tasks]
+    assert len(outcomes) == 30 and "pending" not in outcomes
+    injected = [f["kind"] for f in verdicts.faults if f["status"] == "injected"]
+    assert injected.count("kill_worker") >= 2 and "start_worker" in injected
+    Path("storm.json").write_text(json.dumps({"outcomes": outcomes, "injected": injected}))
+"""
+
+
+def test_chaos_env_storm_sends_and_strikes_on_the_tests_clock(pytester: pytest.Pytester) -> None:
+    """A storm is expressible in a pytest test too: ``chaos_env.storm`` draws the tasks and the
+    faults from the test's seed and ``wait_quiescent`` sends and fires them as they fall due,
+    with replacement workers; every task reaches an outcome."""
+    pytester.makepyfile(test_env_storm=CHAOS_ENV_STORM)
+    result = pytester.runpytest_subprocess(
+        "--chaos-report-dir", "out", "-p", "no:xdist", timeout=240
+    )
+    result.assert_outcomes(passed=1)
+    measured = json.loads((pytester.path / "storm.json").read_text())
+    print(f"chaos_env storm: {measured}")

@@ -193,6 +193,11 @@ class Backend(ABC):
         except Exception:
             return False
 
+    @property
+    def next_index(self) -> int:
+        """The index the next started worker gets (worker indexes are never reused)."""
+        return self._next_index
+
     def worker_named(self, name: str | None) -> Worker | None:
         return next((w for w in self.workers if w.name == name), None)
 

@@ -20,11 +20,18 @@ from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
 from celery_chaos.core.fault_kinds import NETWORK_KINDS
 from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
-from celery_chaos.core.scenario import Fault, Scenario, TaskOptions, WorkloadItem, first_error
+from celery_chaos.core.scenario import (
+    Fault,
+    Scenario,
+    StormSpec,
+    TaskOptions,
+    WorkloadItem,
+    first_error,
+)
 from celery_chaos.core.workflows import needs_results
 from celery_chaos.ledger import Ledger
 from celery_chaos.report import files as report
-from celery_chaos.run import versions, workload
+from celery_chaos.run import storm, versions, workload
 from celery_chaos.run.loop import DEFAULT_SETTLE, DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
 from celery_chaos.run.nemesis import PlannedFault
 from celery_chaos.run.workload import Dispatch
@@ -48,6 +55,8 @@ class _TestSlice:
     seed: int
     loop: Loop
     dispatches: list[Dispatch] = field(default_factory=list)
+    scheduled: set[str] = field(default_factory=set)  # a storm's tasks, sent at their offsets
+    drawn: set[int] = field(default_factory=set)  # indexes of the faults a storm drew
 
     @property
     def task_ids(self) -> set[str]:
@@ -148,7 +157,7 @@ class ChaosEnv:
         result = ScenarioResult(self.scenario, PASSED, test.seed, self.backend.name, folder)
         result.verdicts = check(history, broker, held)
         result.versions = versions.library_versions() | versions.broker_version(self.backend)
-        conclude(result, unproven_faults(history))
+        conclude(result, unproven_faults(history, test.drawn))
         if outcome == FAILED:
             result.status = FAILED
         report.write_scenario(result, history, test=test.name, env=self.id, dirty=self.dirty_reason)
@@ -231,6 +240,51 @@ class ChaosEnv:
         slot.revoke = {"terminate": terminate}
         workload.revoke(self.client, test.loop.ledger, slot)
 
+    def storm(
+        self,
+        workload: list[dict[str, Any]],
+        *,
+        duration: float,
+        tasks: int,
+        faults: list[dict[str, Any]],
+        replace_after: float | None = 1.0,
+    ) -> list[str]:
+        """Plan a storm on this environment, as a scenario's ``storm:`` section does: ``tasks``
+        dispatches drawn from the ``workload`` templates (``{"task": ..., "kwargs": ...,
+        "count": weight}``) at random times over ``duration`` seconds, and the ``faults`` mix
+        (``{"kind": ..., "every": {"min": S, "max": S}}``), all drawn from the test's seed;
+        :meth:`wait_quiescent` sends and fires them as their time comes. Returns the task ids.
+        Marks the environment dirty (workers die)."""
+        test = self._current()
+        spec, templates = _storm_input(workload, duration, tasks, faults, replace_after)
+        for kind in {f.kind for f in spec.faults}:
+            self._check_injectable(kind)
+        alive = [w.index for w in self.backend.workers if not self.backend.worker_exit_reason(w)]
+        items, planned = storm.draw(
+            spec, templates, (alive, self.backend.next_index), self.scenario.workers.pool, test.seed
+        )
+        start = test.loop.now()
+        sent_later = _timed_dispatches(items, len(test.dispatches), start)
+        test.dispatches.extend(sent_later)
+        test.scheduled.update(d.task_id for d in sent_later)
+        self._known.update(test.scheduled)
+        for fault in planned:
+            when = fault.when.model_copy(update={"at": round(start + (fault.when.at or 0), 4)})
+            added = test.loop.nemesis.add(fault.model_copy(update={"when": when}))
+            test.drawn.add(added.index)
+        self.mark_dirty(f"storm in {test.name}")
+        return [d.task_id for d in sent_later]
+
+    def _check_injectable(self, kind: str) -> None:
+        """Raise :class:`Unsupported` for a kind this environment cannot inject now."""
+        if kind not in self.backend.supported_faults:
+            raise Unsupported(f"{kind} is not supported by the {self.backend.name} backend")
+        if kind in NETWORK_KINDS and not self.backend.network_faults_ready():
+            raise Unsupported(
+                f"{kind} is not supported by the {self.backend.name} backend unless declared:"
+                f" @pytest.mark.chaos(faults=[{kind!r}]) puts the workers behind the proxy"
+            )
+
     def fault(
         self,
         kind: str,
@@ -248,13 +302,7 @@ class ChaosEnv:
         (headroom, wait...). Anything but kill_child marks the environment dirty. Raises
         :class:`Unsupported` when this backend cannot inject ``kind``."""
         test = self._current()
-        if kind not in self.backend.supported_faults:
-            raise Unsupported(f"{kind} is not supported by the {self.backend.name} backend")
-        if kind in NETWORK_KINDS and not self.backend.network_faults_ready():
-            raise Unsupported(
-                f"{kind} is not supported by the {self.backend.name} backend unless declared:"
-                f" @pytest.mark.chaos(faults=[{kind!r}]) puts the workers behind the proxy"
-            )
+        self._check_injectable(kind)
         if kind == "oom" and not self._prepared_for_oom():
             raise ValueError(
                 "oom needs a memory cgroup: declare @pytest.mark.chaos(faults=['oom'])"
@@ -303,10 +351,12 @@ class ChaosEnv:
         fault fired, no attempt running, none of its messages in the broker) for ``settle``
         seconds; the runner's quiescence. False if ``timeout`` came first."""
         test = self._current()
-        unsent = [d.task_id for d in test.dispatches if not d.sent]
+        unsent = [
+            d.task_id for d in test.dispatches if not d.sent and d.task_id not in test.scheduled
+        ]
         if unsent:
             raise ValueError(f"a fault is armed on task {unsent[0]}, which was never dispatched")
-        return test.loop.wait(timeout, settle, fire=True)
+        return test.loop.wait(timeout, settle, fire=True, client=self.client)
 
     def _keep(self, test: _TestSlice) -> Keep:
         """This test's tasks, plus ids no test dispatched (so ``unexpected`` still works)."""
@@ -338,3 +388,31 @@ class ChaosEnv:
             self.client.close()
         finally:
             self.backend.close()
+
+
+def _storm_input(
+    workload: list[dict[str, Any]],
+    duration: float,
+    tasks: int,
+    faults: list[dict[str, Any]],
+    replace_after: float | None,
+) -> tuple[StormSpec, list[WorkloadItem]]:
+    """``storm()``'s arguments validated by the scenario schema (same errors, one line)."""
+    fields = {"duration": duration, "tasks": tasks, "faults": faults}
+    try:
+        spec = StormSpec.model_validate(fields | {"replace_after": replace_after})
+        templates = [WorkloadItem.model_validate(item) for item in workload]
+    except ValidationError as error:
+        raise ValueError(f"storm: {first_error(error)}") from None
+    if not templates or any(item.task is None for item in templates):
+        raise ValueError("storm: workload must list tasks ({'task': name, ...}), no workflows")
+    return spec, templates
+
+
+def _timed_dispatches(items: list[WorkloadItem], first: int, start: float) -> list[Dispatch]:
+    """A storm's drawn tasks as dispatches numbered from ``first``, each due ``start`` + its
+    offset on the test's clock."""
+    return [
+        workload.task_dispatch(item, first + n, str(uuid.uuid4()), at=start + item.at)
+        for n, item in enumerate(items)
+    ]

@@ -120,10 +120,8 @@ def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
     result.timings["checker"] = round(time.monotonic() - checked, 4)
     expect = expected_for(result.scenario, expectation_context(result))
     result.expectations = evaluate(expect, result.verdicts.counts)
-    unproven = unproven_faults(history)
-    if result.scenario.storm is not None:  # a drawn kill_child with no task running is the
-        unproven = [line for line in unproven if " skipped: " not in line]  # drizzle missing
-    conclude(result, unproven)
+    drawn = range(len(result.scenario.faults)) if result.scenario.storm is not None else ()
+    conclude(result, unproven_faults(history, drawn))
 
 
 def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Event]:

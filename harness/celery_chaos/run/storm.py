@@ -39,12 +39,26 @@ def expand(scenario: Scenario, seed: int) -> Scenario:
     spec = scenario.storm
     if spec is None:
         return scenario
-    rng = random.Random(seed)
-    workload = draw_workload(spec, scenario.workload, rng)
-    faults = draw_faults(spec, scenario.workers.count, scenario.workers.pool, rng)
+    count = scenario.workers.count
+    workers = list(range(count)), count
+    workload, faults = draw(spec, scenario.workload, workers, scenario.workers.pool, seed)
     # No re-validation: a storm may start more workers over its life than a fixed scenario may
     # name (they are never alive at once), and its schedule is built valid.
     return scenario.model_copy(update={"workload": workload, "faults": faults})
+
+
+def draw(
+    spec: StormSpec,
+    templates: list[WorkloadItem],
+    workers: tuple[list[int], int],
+    pool: str,
+    seed: int,
+) -> tuple[list[WorkloadItem], list[Fault]]:
+    """The storm's dispatches and faults drawn from ``seed``, over ``workers`` (the indexes
+    alive now, and the index the next started worker gets)."""
+    rng = random.Random(seed)
+    workload = draw_workload(spec, templates, rng)
+    return workload, draw_faults(spec, workers[0], workers[1], pool, rng)
 
 
 def draw_workload(
@@ -91,10 +105,13 @@ def _occurrences(spec: StormSpec, rng: random.Random) -> list[tuple[float, int, 
     return found
 
 
-def draw_faults(spec: StormSpec, count: int, pool: str, rng: random.Random) -> list[Fault]:
-    """The storm's faults in time order, with a replacement ``replace_after`` s after each death.
+def draw_faults(
+    spec: StormSpec, alive: list[int], next_index: int, pool: str, rng: random.Random
+) -> list[Fault]:
+    """The storm's faults in time order, with a replacement ``replace_after`` s after each death,
+    over the workers ``alive`` now (``next_index``: the index the next started worker gets).
     On a pool without child processes a ``kill_child`` is a whole-worker kill, drawn as one."""
-    workers = _Workers(alive=list(range(count)), next_index=count)
+    workers = _Workers(alive=list(alive), next_index=next_index)
     queue: list[tuple[float, int, StormFault | None]] = [
         (at, order, fault) for at, order, fault in _occurrences(spec, rng)
     ]

@@ -61,20 +61,26 @@ def plan(scenario: Scenario) -> list[Dispatch]:
                 ids = [(first + n, str(uuid.uuid4())) for n in range(item.members)]
                 dispatches.extend(plan_workflow(item, ids))
                 continue
-            index = len(dispatches)
-            dispatches.append(
-                Dispatch(
-                    index=index,
-                    task_id=str(uuid.uuid4()),
-                    task=item.task,
-                    args=_fill(item.args, index),
-                    kwargs=_fill(item.kwargs, index),
-                    options=item.options.model_dump(exclude_none=True),
-                    at=item.at,
-                    revoke=item.revoke.model_dump() if item.revoke else None,
-                )
-            )
+            dispatches.append(task_dispatch(item, len(dispatches), str(uuid.uuid4())))
     return dispatches
+
+
+def task_dispatch(
+    item: WorkloadItem, index: int, task_id: str, at: float | None = None
+) -> Dispatch:
+    """One task of a workload item (not a workflow) as dispatch ``index``, sent at ``at`` (else
+    the item's own offset), ``{n}`` in its arguments filled with ``index``."""
+    assert item.task is not None
+    return Dispatch(
+        index=index,
+        task_id=task_id,
+        task=item.task,
+        args=_fill(item.args, index),
+        kwargs=_fill(item.kwargs, index),
+        options=item.options.model_dump(exclude_none=True),
+        at=item.at if at is None else at,
+        revoke=item.revoke.model_dump() if item.revoke else None,
+    )
 
 
 def plan_workflow(item: WorkloadItem, ids: list[tuple[int, str]]) -> list[Dispatch]:
