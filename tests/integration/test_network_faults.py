@@ -4,6 +4,7 @@ connection while their tasks keep running, and the verdicts come from the record
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
@@ -141,3 +142,15 @@ def test_chaos_env_drops_connections(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_net=CHAOS_ENV_RESET)
     result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=240)
     result.assert_outcomes(passed=1)
+
+
+def test_bandwidth_limit_slows_delivery_and_loses_nothing(tmp_path: Path) -> None:
+    """The throttled link holds each message for seconds after Redis handed it over; the run
+    waits for the bytes in flight instead of calling the tasks lost."""
+    result = run("27-broker-bandwidth-starved.yaml", tmp_path)
+    assert result.status == PASSED, result.reason
+    history = [json.loads(line) for line in (result.report_dir / "history.jsonl").open()]
+    dispatched = min(e["ts"] for e in history if e["type"] == "dispatch")
+    starts = [e["ts"] - dispatched for e in history if e["type"] == "attempt_start"]
+    assert len(starts) == 2 and min(starts) > 2.0  # 500 bytes/s: seconds per message
+    assert [f["status"] for f in result.verdicts.faults] == ["injected"]

@@ -372,6 +372,16 @@ class Backend(ABC):
         """Delay the worker's broker traffic by ``seconds`` (for ``duration`` s, else for good)."""
         raise Unsupported(f"latency is not supported by the {self.name} backend")
 
+    def network_holds_data(self) -> bool:
+        """Whether a network fault holds bytes between a worker and the broker (a message may
+        be in transit: neither in the broker nor in a worker)."""
+        return False
+
+    def limit_bandwidth(self, worker: Worker, rate: int, duration: float | None) -> str:
+        """Hold the worker's broker traffic to ``rate`` bytes/s each way (for ``duration`` s,
+        else for good)."""
+        raise Unsupported(f"bandwidth is not supported by the {self.name} backend")
+
     @abstractmethod
     def process_alive(self, worker: Worker | None, pid: int) -> bool:
         """Whether ``pid`` (as the agent saw it, inside ``worker``) is still running."""

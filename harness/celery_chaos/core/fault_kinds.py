@@ -60,6 +60,11 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
             backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(
+            "bandwidth",
+            "limit the worker's broker traffic to `rate` bytes/s each way, for `duration` s",
+            backends=frozenset({LOCAL}),
+        ),
+        FaultKindInfo(
             "close_connection",
             "RabbitMQ closes the worker's connection (broker side)",
             backends=frozenset({LOCAL}),
@@ -69,7 +74,7 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
 
 
 # Kinds carried out on the worker's broker connection (the local backend's proxy).
-NETWORK_KINDS = frozenset({"partition", "heal", "drop_connections", "latency"})
+NETWORK_KINDS = frozenset({"partition", "heal", "drop_connections", "latency", "bandwidth"})
 
 # Pools without child processes: every kill of the task's process is a whole-worker kill.
 WHOLE_WORKER_POOLS = frozenset({"solo", "threads", "gevent", "eventlet"})

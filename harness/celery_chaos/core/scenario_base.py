@@ -30,6 +30,7 @@ FaultKind = Literal[
     "close_connection",
     "drop_connections",
     "latency",
+    "bandwidth",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)

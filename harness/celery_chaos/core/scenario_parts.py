@@ -198,9 +198,10 @@ class Fault(Strict):
     wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
     duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     latency: float = Field(default=0.2, gt=0, le=60.0, description="seconds, for kind latency")
+    rate: str | int = Field(default="16k", description="bytes per second, for kind bandwidth")
     wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
 
-    @field_validator("headroom")
+    @field_validator("headroom", "rate")
     @classmethod
     def _size(cls, value: str | int) -> str | int:
         _bounded_size(value)

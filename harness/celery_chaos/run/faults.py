@@ -117,6 +117,12 @@ def _latency(backend: Backend, fault: Fault, target: Target, release: Any) -> Ou
     return Outcome(INJECTED, backend.add_latency(target.worker, fault.latency, fault.duration))
 
 
+def _bandwidth(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
+    assert target.worker is not None
+    rate = parse_size(fault.rate)
+    return Outcome(INJECTED, backend.limit_bandwidth(target.worker, rate, fault.duration))
+
+
 def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
     return Outcome(INJECTED, backend.restart_broker())
 
@@ -154,6 +160,7 @@ HANDLERS: dict[str, Handler] = {
     "close_connection": Handler(_close_connection),
     "drop_connections": Handler(_drop_connections),
     "latency": Handler(_latency),
+    "bandwidth": Handler(_bandwidth),
 }
 assert set(HANDLERS) == set(FAULT_TABLE), "every fault kind needs exactly one handler"
 

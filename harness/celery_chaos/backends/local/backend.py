@@ -358,6 +358,9 @@ class LocalBackend(Backend):
     def network_faults_ready(self) -> bool:
         return self.needs_proxy
 
+    def network_holds_data(self) -> bool:
+        return self.proxy_hub is not None and self.proxy_hub.holds_data()
+
     def _proxied_broker_url(self, index: int) -> str | None:
         """The broker URL worker ``index`` gets: its own proxy's port (None: direct)."""
         if not self.needs_proxy:
@@ -383,6 +386,9 @@ class LocalBackend(Backend):
 
     def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
         return self._proxy(worker).add_latency(seconds, duration)
+
+    def limit_bandwidth(self, worker: Worker, rate: int, duration: float | None) -> str:
+        return self._proxy(worker).limit_bandwidth(rate, duration)
 
     def _close_proxies(self) -> None:
         if self.proxy_hub is not None:

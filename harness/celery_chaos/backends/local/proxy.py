@@ -8,7 +8,9 @@ Each worker reaches the broker through its own listening port on 127.0.0.1 (its
   held bytes flow on, as TCP retransmission delivers them after a short real partition;
 - ``drop_connections``: reset every open connection once (RST on both sides), as a broker
   failover or a load balancer does; the worker may reconnect at once;
-- ``latency``: hold every chunk for a delay before forwarding it, for a duration.
+- ``latency``: hold every chunk for a delay before forwarding it, for a duration;
+- ``bandwidth``: forward at most a given number of bytes per second each way, for a duration
+  (a congested or throttled link: chunks are cut to a twentieth of a second's worth and paced).
 
 One asyncio event loop in a daemon thread of the harness process carries every proxy: it dies
 with the harness, so nothing outlives it (there is no process to reap).
@@ -52,6 +54,10 @@ class Proxy:
         self.hub, self.name, self.upstream = hub, name, upstream
         self.port = 0
         self.latency = 0.0
+        self.rate: int | None = None  # bytes per second each way (None: unlimited)
+        # Bytes read from one side and not yet written to the other: held by a partition, a
+        # latency or a bandwidth limit. A task message may be among them (see ProxyHub.holds_data).
+        self.in_flight = 0
         self.links: set[_Link] = set()
         self._server: asyncio.base_events.Server | None = None
         self._open: asyncio.Event | None = None  # set while connected (not partitioned)
@@ -85,14 +91,28 @@ class Proxy:
         loop = asyncio.get_running_loop()
         assert self._open is not None
         while data := await reader.read(CHUNK):
-            due = loop.time() + self.latency
-            await self._open.wait()
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            writer.write(data)
-            await writer.drain()
+            self.in_flight += len(data)
+            try:
+                due = loop.time() + self.latency
+                await self._open.wait()
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                await self._forward(data, writer)
+            finally:
+                self.in_flight -= len(data)
         with contextlib.suppress(OSError):
             writer.write_eof()
+
+    async def _forward(self, data: bytes, writer: asyncio.StreamWriter) -> None:
+        """Write ``data`` on; under a bandwidth limit in pieces of a twentieth of a second's
+        worth, each followed by its share of time, so the pace is smooth, not burst and pause."""
+        piece = len(data) if not self.rate else max(1, self.rate // 20)
+        for start in range(0, len(data), piece):
+            chunk = data[start : start + piece]
+            writer.write(chunk)
+            await writer.drain()
+            if self.rate:
+                await asyncio.sleep(len(chunk) / self.rate)
 
     # --- faults (called from the harness thread) -------------------------------------
     def _later(self, duration: float | None, undo: Any) -> None:
@@ -144,6 +164,19 @@ class Proxy:
         for_how_long = f" for {duration:g}s" if duration else ""
         return f"{seconds * 1000:g} ms added to {self.name}'s broker traffic{for_how_long}"
 
+    def limit_bandwidth(self, rate: int, duration: float | None = None) -> str:
+        async def throttle() -> None:
+            self.rate = rate
+
+            def undo() -> None:
+                self.rate = None
+
+            self._later(duration, undo)
+
+        self.hub.call(throttle())
+        for_how_long = f" for {duration:g}s" if duration else ""
+        return f"{self.name}'s broker traffic limited to {rate} bytes/s each way{for_how_long}"
+
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -163,6 +196,11 @@ class ProxyHub:
     def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coroutine`` on the proxy loop and return its result (faults apply at once)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(CALL_DEADLINE)
+
+    def holds_data(self) -> bool:
+        """Whether any proxy holds bytes in flight. A message Redis already handed over (BRPOP)
+        may be among them: it is in neither the broker nor a worker, so a run is not over."""
+        return any(proxy.in_flight for proxy in self.proxies)
 
     def open(self, name: str, upstream: tuple[str, int]) -> Proxy:
         proxy = Proxy(self, name, upstream)
