@@ -254,6 +254,11 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         "faults[0].latency: 600 is above the upper bound 60 (README: Limits)",
     ),
     (
+        "bandwidth-rate-not-a-size",
+        changed(faults=[{"kind": "bandwidth", "when": {"at": 1}, "rate": "fast"}]),
+        "faults[0].rate: not a byte rate: 'fast' (use e.g. 500, 16k, 1M)",
+    ),
+    (
         "storm-partition-without-duration",
         changed(
             storm={

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from celery_chaos.core.scenario_base import (
     MAX_CONCURRENCY,
+    MAX_MEMORY,
     MAX_SECONDS,
     MAX_TASKS,
     MAX_WORKERS,
@@ -18,6 +19,7 @@ from celery_chaos.core.scenario_base import (
     Seconds,
     Strict,
     _bounded_size,
+    parse_size,
 )
 from celery_chaos.core.workflows import check_one_form, leaves
 
@@ -201,7 +203,18 @@ class Fault(Strict):
     rate: str | int = Field(default="16k", description="bytes per second, for kind bandwidth")
     wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
 
-    @field_validator("headroom", "rate")
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str | int) -> str | int:
+        try:
+            rate = parse_size(value)
+        except ValueError:
+            raise ValueError(f"not a byte rate: {value!r} (use e.g. 500, 16k, 1M)") from None
+        if not 0 < rate <= MAX_MEMORY:
+            raise ValueError(f"{value!r}: a byte rate must be above 0 and at most 1T per second")
+        return value
+
+    @field_validator("headroom")
     @classmethod
     def _size(cls, value: str | int) -> str | int:
         _bounded_size(value)

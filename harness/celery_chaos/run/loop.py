@@ -192,8 +192,9 @@ class Loop:
     def quiet(self, fire: bool = True) -> bool:
         """Nothing more can happen: every task sent and every fault fired (when firing), no
         attempt running or awaiting its worker's report, no bytes held by a network fault (a
-        message in transit), none of our messages in the broker. Sets ``proven`` when, besides, every task seen is done and the broker holds no task
-        message at all (nothing in flight: :class:`Outcomes`)."""
+        message in transit), none of our messages in the broker. Sets ``proven`` when, besides,
+        every task seen is done and the broker holds no task message at all (nothing in flight:
+        :class:`Outcomes`)."""
         self.proven = False
         if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
             return False
