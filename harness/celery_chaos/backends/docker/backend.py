@@ -25,7 +25,7 @@ from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.base import Backend, BackendError, Unsupported, Worker, WorkerExit
-from celery_chaos.backends.docker import images, probes
+from celery_chaos.backends.docker import images, network, probes
 from celery_chaos.backends.docker.containers import (
     LOOPBACK,
     REDIS_PORT,
@@ -38,6 +38,7 @@ from celery_chaos.backends.docker.containers import (
     docker_client,
     start_reaper,
 )
+from celery_chaos.backends.local.proxy import Proxy
 from celery_chaos.backends.local.redis_server import free_port
 from celery_chaos.core import exit_reasons
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
@@ -80,6 +81,7 @@ class DockerBackend(Backend):
         self._alive_checked = 0.0
         self._exits_checked = 0.0
         self._reaped: set[str] = set()  # workers whose stop was already reported
+        self.proxies: network.BrokerProxies | None = None  # drop_connections/latency (network.py)
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -117,8 +119,11 @@ class DockerBackend(Backend):
             self.log(note)
         for role in ROLES:
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
-        _in_parallel(network.create for network in self.networks.values())
+        _in_parallel(net.create for net in self.networks.values())
         self._start_redis_pair()
+        if network.needs_proxy(self.scenario):
+            gateway = network.gateway_address(self.client, self.networks["broker"].name)
+            self.proxies = network.BrokerProxies(gateway, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
@@ -148,8 +153,10 @@ class DockerBackend(Backend):
         containers = [w.handle for w in self.workers] + list(self.services.values())
         self._save_logs()
         _in_parallel(partial(_quietly, container.stop) for container in containers)
-        _in_parallel(partial(_quietly, network.remove) for network in self.networks.values())
+        _in_parallel(partial(_quietly, net.remove) for net in self.networks.values())
         cleanup(self.run_id, self.client)  # whatever the steps above could not remove
+        if self.proxies is not None:
+            self.proxies.close()
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
@@ -169,12 +176,19 @@ class DockerBackend(Backend):
         broker = self.services["broker"]
         return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
 
+    def _broker_host_port(self) -> int:
+        """The broker's port published on the host's loopback (the proxies' upstream)."""
+        return self.services["broker"].host_port
+
     def broker_client(self) -> redis.Redis:
         return self.services["broker"].get_client()
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
-        env = self.agent_env(self._internal_url("ledger"), self._internal_url("broker"))
+        broker_url = self._internal_url("broker")
+        if self.proxies is not None:  # drop_connections/latency: through its own proxy
+            broker_url = self.proxies.open(index, broker_url)
+        env = self.agent_env(self._internal_url("ledger"), broker_url)
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
             .with_command(["celery", *arguments])
@@ -186,6 +200,8 @@ class DockerBackend(Backend):
         )
         worker = Worker(index=index, name=name, handle=container)
         container.start()
+        if self.proxies is not None:
+            self.proxies.probe(container.get_wrapped_container(), index)
         return worker
 
     def worker_files_dir(self) -> str:
@@ -262,14 +278,30 @@ class DockerBackend(Backend):
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
-        network, container = self.networks["broker"], _engine(worker)
+        broker_network, container = self.networks["broker"], _engine(worker)
+        proxy = self.proxies.proxies.get(worker.index) if self.proxies else None
+        if proxy is not None and connected:  # the gateway stays reachable through the
+            proxy.heal()  # ledger network, so a proxied worker's proxy is blackholed too
+        elif proxy is not None:
+            proxy.partition()
         if connected:
-            network.connect(container.id)
+            broker_network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
-        network.disconnect(container.id)
+        broker_network.disconnect(container.id)
         if duration:  # a partition that heals itself (storms, faults[].duration)
             threading.Timer(duration, self.partition, (worker, True)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
+
+    def drop_connections(self, worker: Worker) -> str:
+        return self._proxy(worker).drop_connections()
+
+    def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
+        return self._proxy(worker).add_latency(seconds, duration)
+
+    def _proxy(self, worker: Worker) -> Proxy:
+        if self.proxies is None:
+            raise Unsupported(f"{worker.name} reaches the broker directly (no proxy declared)")
+        return self.proxies.proxy(worker)
 
     def memory_usage(self, worker: Worker) -> int:
         return probes.memory_usage(_engine(worker))
