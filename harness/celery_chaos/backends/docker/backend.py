@@ -289,7 +289,8 @@ class DockerBackend(Backend):
             return f"{container.name} reconnected to the broker network"
         broker_network.disconnect(container.id)
         if duration:  # a partition that heals itself (storms, faults[].duration)
-            threading.Timer(duration, self.partition, (worker, True)).start()
+            heal = partial(self.partition, worker, True)  # quietly: the run may be over
+            threading.Timer(duration, _quietly, (heal,)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
 
     def drop_connections(self, worker: Worker) -> str:
