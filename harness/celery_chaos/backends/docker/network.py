@@ -93,8 +93,14 @@ class BrokerProxies:
         if self.probed:
             return
         self.probed = True
+        import docker.errors
+
         port = str(self.proxies[index].port)
-        result = container.exec_run(["python", "-c", _PROBE, self.gateway, port])
+        try:
+            result = container.exec_run(["python", "-c", _PROBE, self.gateway, port])
+        except docker.errors.APIError:  # the container already stopped: the ready wait says why
+            self.probed = False
+            return
         if result.exit_code != 0:
             detail = " ".join(result.output.decode(errors="replace").split())[-160:]
             raise Unsupported(
