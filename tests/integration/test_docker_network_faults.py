@@ -19,7 +19,7 @@ import pytest
 from celery_chaos.backends.base import Backend, Unsupported
 from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
 from celery_chaos.backends.docker.images import DEFAULT_WORKER_IMAGE
-from celery_chaos.backends.docker.network import BrokerProxies
+from celery_chaos.backends.docker.network import BrokerProxies, gateway_address
 from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.core.yaml_input import read_yaml
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario, run_suite
@@ -113,6 +113,24 @@ def test_a_gateway_the_harness_cannot_listen_on_is_not_runnable() -> None:
         with pytest.raises(Unsupported, match="cannot listen on the broker network's gateway"):
             proxies.open(0, "redis://:secret@broker:6379/0")
     finally:
+        proxies.close()
+
+
+def test_a_gateway_a_worker_cannot_reach_is_not_runnable() -> None:
+    """The probe, against a real container that has no route to the gateway (as behind a host
+    firewall): a one-line reason, never a run that passes without its fault."""
+    client = docker_client()
+    proxies = BrokerProxies(gateway_address(client, "bridge"), upstream_port=1)
+    container = client.containers.run(
+        WORKER_IMAGE, ["sleep", "30"], network_mode="none", detach=True,
+        labels={RUN_LABEL: "probe-test"},
+    )  # fmt: skip
+    try:
+        proxies.open(0, "redis://:secret@broker:6379/0")
+        with pytest.raises(Unsupported, match="worker containers cannot reach"):
+            proxies.probe(container, 0)
+    finally:
+        container.remove(force=True)
         proxies.close()
 
 
