@@ -152,11 +152,13 @@ class DockerBackend(Backend):
             return
         containers = [w.handle for w in self.workers] + list(self.services.values())
         self._save_logs()
-        _in_parallel(partial(_quietly, container.stop) for container in containers)
-        _in_parallel(partial(_quietly, net.remove) for net in self.networks.values())
-        cleanup(self.run_id, self.client)  # whatever the steps above could not remove
-        if self.proxies is not None:
-            self.proxies.close()
+        try:
+            _in_parallel(partial(_quietly, container.stop) for container in containers)
+            _in_parallel(partial(_quietly, net.remove) for net in self.networks.values())
+            cleanup(self.run_id, self.client)  # whatever the steps above could not remove
+        finally:
+            if self.proxies is not None:  # no listener outlives the run
+                self.proxies.close()
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
