@@ -148,10 +148,10 @@ def docker_proxy_added_latency(pings: int, image: str) -> tuple[float, float]:
     net.create()
     broker = containers.LoopbackRedis(images.DEFAULT_REDIS_IMAGE, "bench", free_port(), False)
     broker.with_name(f"{net.name}-broker").with_network(net).with_kwargs(labels=labels)
-    proxies = None
+    proxies = network.BrokerProxies()
     try:
         broker.start()
-        proxies = network.BrokerProxies(network.gateway_address(client, net.name), broker.host_port)
+        proxies.listen_on(network.gateway_address(client, net.name), broker.host_port)
         url = urlsplit(proxies.open(0, "redis://:bench@broker:6379/0"))
         output = client.containers.run(
             image, ["python", "-c", _IN_CONTAINER_PINGS, "bench", str(pings),
@@ -161,8 +161,7 @@ def docker_proxy_added_latency(pings: int, image: str) -> tuple[float, float]:
         direct, proxied = map(float, output.split())
         return direct, proxied
     finally:
-        if proxies is not None:
-            proxies.close()
+        proxies.close()
         broker.stop()
         net.remove()
         containers.cleanup(labels[containers.RUN_LABEL], client)

@@ -108,7 +108,8 @@ def test_partition_cuts_a_worker_behind_the_proxy(tmp_path: Path) -> None:
 
 def test_a_gateway_the_harness_cannot_listen_on_is_not_runnable() -> None:
     """A rootless engine's gateway is not an address of this host: one-line reason."""
-    proxies = BrokerProxies("192.0.2.1", upstream_port=1)  # TEST-NET-1, never local
+    proxies = BrokerProxies()
+    proxies.listen_on("192.0.2.1", upstream_port=1)  # TEST-NET-1, never local
     try:
         with pytest.raises(Unsupported, match="cannot listen on the broker network's gateway"):
             proxies.open(0, "redis://:secret@broker:6379/0")
@@ -120,7 +121,8 @@ def test_a_gateway_a_worker_cannot_reach_is_not_runnable() -> None:
     """The probe, against a real container that has no route to the gateway (as behind a host
     firewall): a one-line reason, never a run that passes without its fault."""
     client = docker_client()
-    proxies = BrokerProxies(gateway_address(client, "bridge"), upstream_port=1)
+    proxies = BrokerProxies()
+    proxies.listen_on(gateway_address(client, "bridge"), upstream_port=1)
     container = client.containers.run(
         WORKER_IMAGE, ["sleep", "30"], network_mode="none", detach=True,
         labels={RUN_LABEL: "probe-test"},

@@ -38,7 +38,6 @@ from celery_chaos.backends.docker.containers import (
     docker_client,
     start_reaper,
 )
-from celery_chaos.backends.local.proxy import Proxy
 from celery_chaos.backends.local.redis_server import free_port
 from celery_chaos.core import exit_reasons
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
@@ -81,7 +80,7 @@ class DockerBackend(Backend):
         self._alive_checked = 0.0
         self._exits_checked = 0.0
         self._reaped: set[str] = set()  # workers whose stop was already reported
-        self.proxies: network.BrokerProxies | None = None  # drop_connections/latency (network.py)
+        self.proxies = network.BrokerProxies()  # drop_connections/latency (network.py)
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -121,9 +120,8 @@ class DockerBackend(Backend):
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
         _in_parallel(net.create for net in self.networks.values())
         self._start_redis_pair()
-        if network.needs_proxy(self.scenario):
-            gateway = network.gateway_address(self.client, self.networks["broker"].name)
-            self.proxies = network.BrokerProxies(gateway, self._broker_host_port())
+        broker_network = self.networks["broker"].name
+        self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
@@ -157,8 +155,7 @@ class DockerBackend(Backend):
             _in_parallel(partial(_quietly, net.remove) for net in self.networks.values())
             cleanup(self.run_id, self.client)  # whatever the steps above could not remove
         finally:
-            if self.proxies is not None:  # no listener outlives the run
-                self.proxies.close()
+            self.proxies.close()  # no listener outlives the run
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
@@ -187,9 +184,7 @@ class DockerBackend(Backend):
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
-        broker_url = self._internal_url("broker")
-        if self.proxies is not None:  # drop_connections/latency: through its own proxy
-            broker_url = self.proxies.open(index, broker_url)
+        broker_url = self.proxies.open(index, self._internal_url("broker"))  # or direct
         env = self.agent_env(self._internal_url("ledger"), broker_url)
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
@@ -202,8 +197,7 @@ class DockerBackend(Backend):
         )
         worker = Worker(index=index, name=name, handle=container)
         container.start()
-        if self.proxies is not None:
-            self.proxies.probe(container.get_wrapped_container(), index)
+        self.proxies.probe(container.get_wrapped_container(), index)
         return worker
 
     def worker_files_dir(self) -> str:
@@ -281,11 +275,7 @@ class DockerBackend(Backend):
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         broker_network, container = self.networks["broker"], _engine(worker)
-        proxy = self.proxies.proxies.get(worker.index) if self.proxies else None
-        if proxy is not None and connected:  # the gateway stays reachable through the
-            proxy.heal()  # ledger network, so a proxied worker's proxy is blackholed too
-        elif proxy is not None:
-            proxy.partition()
+        self.proxies.cut(worker, connected)  # a proxied worker's proxy too (network.py)
         if connected:
             broker_network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
@@ -296,15 +286,10 @@ class DockerBackend(Backend):
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
 
     def drop_connections(self, worker: Worker) -> str:
-        return self._proxy(worker).drop_connections()
+        return self.proxies.proxy(worker).drop_connections()
 
     def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
-        return self._proxy(worker).add_latency(seconds, duration)
-
-    def _proxy(self, worker: Worker) -> Proxy:
-        if self.proxies is None:
-            raise Unsupported(f"{worker.name} reaches the broker directly (no proxy declared)")
-        return self.proxies.proxy(worker)
+        return self.proxies.proxy(worker).add_latency(seconds, duration)
 
     def memory_usage(self, worker: Worker) -> int:
         return probes.memory_usage(_engine(worker))

@@ -64,17 +64,32 @@ def with_address(url: str, host: str, port: int) -> str:
 
 
 class BrokerProxies:
-    """One proxy per worker on the broker network's gateway; stopped by :meth:`close`."""
+    """One proxy per worker on the broker network's gateway, once :meth:`listen_on` has named
+    it (the scenario declares a proxy fault); until then every call leaves the worker direct.
+    Stopped by :meth:`close`."""
 
-    def __init__(self, gateway: str, upstream_port: int, loopback: str = "127.0.0.1"):
-        self.gateway = gateway
-        self.upstream = (loopback, upstream_port)
+    def __init__(self) -> None:
+        self.gateway: str | None = None
+        self.upstream = ("127.0.0.1", 0)
         self.hub: ProxyHub | None = None
         self.proxies: dict[int, Proxy] = {}  # worker index -> its own proxy
         self.probed = False
 
+    def listen_on(self, gateway: str, upstream_port: int, loopback: str = "127.0.0.1") -> None:
+        """Put the workers started from now on behind proxies on ``gateway``, forwarding to
+        ``loopback:upstream_port`` (the broker's published port)."""
+        self.gateway, self.upstream = gateway, (loopback, upstream_port)
+
+    def prepare(self, scenario: Scenario, client: Any, network_name: str, port: int) -> None:
+        """:meth:`listen_on` the network's gateway when the scenario needs the proxy."""
+        if needs_proxy(scenario):
+            self.listen_on(gateway_address(client, network_name), port)
+
     def open(self, index: int, broker_url: str) -> str:
-        """Open worker ``index``'s proxy; returns the broker URL the worker is given."""
+        """Open worker ``index``'s proxy; returns the broker URL the worker is given (the same
+        URL when the workers reach the broker directly)."""
+        if self.gateway is None:
+            return broker_url
         self.hub = self.hub or ProxyHub()
         try:
             proxy = self.hub.open(f"w{index}", self.upstream, host=self.gateway)
@@ -90,7 +105,7 @@ class BrokerProxies:
         """Once per run: can a worker container reach its proxy on the gateway? Raises
         :class:`Unsupported` naming why not (a host firewall), so no run passes on a fault
         that could never reach the worker."""
-        if self.probed:
+        if self.probed or index not in self.proxies:
             return
         self.probed = True
         import docker.errors
@@ -108,12 +123,22 @@ class BrokerProxies:
                 f" harness's proxy at {self.gateway}:{port} (host firewall?): {detail}"
             )
 
+    def cut(self, worker: Worker, connected: bool) -> None:
+        """Blackhole (or heal) a proxied worker's proxy along with docker's partition: a
+        container cut off the broker network still reaches the gateway through its other
+        network (measured), so the disconnect alone would not cut it. No-op when direct."""
+        proxy = self.proxies.get(worker.index)
+        if proxy is not None and connected:
+            proxy.heal()
+        elif proxy is not None:
+            proxy.partition()
+
     def proxy(self, worker: Worker) -> Proxy:
         proxy = self.proxies.get(worker.index)
         if proxy is None:
             raise Unsupported(
-                f"{worker.name} reaches the broker directly: declare drop_connections/latency"
-                " in the scenario's faults to put the workers behind the proxy"
+                f"{worker.name} reaches the broker directly (no proxy): declare"
+                " drop_connections/latency in the scenario's faults to put workers behind one"
             )
         return proxy
 
