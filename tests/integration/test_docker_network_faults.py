@@ -25,10 +25,12 @@ from celery_chaos.core.yaml_input import read_yaml
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario, run_suite
 
 from tests.integration.docker_support import require_images, unavailable
+from tests.integration.test_network_faults import CHAOS_ENV_RESET
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 WORKER_IMAGE = os.environ.get("CHAOS_TEST_WORKER_IMAGE", DEFAULT_WORKER_IMAGE)
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +153,11 @@ def test_green_pools_meet_the_written_expectations(tmp_path: Path) -> None:
         assert result.status == PASSED, (result.scenario.name, result.reason)
         assert result.verdicts is not None and result.verdicts.counts["pending"] == 4
         assert result.verdicts.counts["worker_crashes"] == 1
+
+
+def test_chaos_env_drops_connections_on_docker(pytester: pytest.Pytester) -> None:
+    """The pytest plugin's declared drop_connections puts the worker container behind its proxy."""
+    pytester.makepyfile(test_net=CHAOS_ENV_RESET)
+    options = ("--chaos-backend", "docker", "--chaos-report-dir", "out")
+    result = pytester.runpytest_subprocess(*options, timeout=240)
+    result.assert_outcomes(passed=1)
