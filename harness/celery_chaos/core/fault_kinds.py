@@ -51,18 +51,15 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
             "drop_connections",
             "reset every open broker connection of the worker once (failover, load balancer)",
             repro=True,
-            backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(
             "latency",
             "add `latency` s to the worker's broker traffic, for `duration` s",
             repro=True,
-            backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(
             "bandwidth",
             "limit the worker's broker traffic to `rate` bytes/s each way, for `duration` s",
-            backends=frozenset({LOCAL}),
         ),
         FaultKindInfo(
             "close_connection",
@@ -73,7 +70,8 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
 }
 
 
-# Kinds carried out on the worker's broker connection (the local backend's proxy).
+# Kinds carried out on the worker's broker connection (the harness's proxy; docker's partition:
+# the engine's network disconnect).
 NETWORK_KINDS = frozenset({"partition", "heal", "drop_connections", "latency", "bandwidth"})
 
 # Pools without child processes: every kill of the task's process is a whole-worker kill.

@@ -33,7 +33,7 @@ from celery_chaos.backends.base import (
     Worker,
     WorkerExit,
 )
-from celery_chaos.backends.docker import images, probes
+from celery_chaos.backends.docker import images, network, probes
 from celery_chaos.backends.docker.containers import (
     LOOPBACK,
     REDIS_PORT,
@@ -92,6 +92,7 @@ class DockerBackend(Backend):
         self._alive_checked = 0.0
         self._exits_checked = 0.0
         self._reaped: set[str] = set()  # workers whose stop was already reported
+        self.proxies = network.BrokerProxies()  # drop_connections/latency (network.py)
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -129,8 +130,10 @@ class DockerBackend(Backend):
             self.log(note)
         for role in ROLES:
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
-        _in_parallel(network.create for network in self.networks.values())
+        _in_parallel(net.create for net in self.networks.values())
         self._start_redis_pair()
+        broker_network = self.networks["broker"].name
+        self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
@@ -159,9 +162,12 @@ class DockerBackend(Backend):
             return
         containers = [w.handle for w in self.workers] + list(self.services.values())
         self._save_logs()
-        _in_parallel(partial(_quietly, container.stop) for container in containers)
-        _in_parallel(partial(_quietly, network.remove) for network in self.networks.values())
-        cleanup(self.run_id, self.client)  # whatever the steps above could not remove
+        try:
+            _in_parallel(partial(_quietly, container.stop) for container in containers)
+            _in_parallel(partial(_quietly, net.remove) for net in self.networks.values())
+            cleanup(self.run_id, self.client)  # whatever the steps above could not remove
+        finally:
+            self.proxies.close()  # no listener outlives the run
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
@@ -181,12 +187,17 @@ class DockerBackend(Backend):
         broker = self.services["broker"]
         return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
 
+    def _broker_host_port(self) -> int:
+        """The broker's port published on the host's loopback (the proxies' upstream)."""
+        return self.services["broker"].host_port
+
     def broker_client(self) -> redis.Redis:
         return self.services["broker"].get_client()
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
-        env = self.agent_env(self._internal_url("ledger"), self._internal_url("broker"))
+        broker_url = self.proxies.open(index, self._internal_url("broker"))  # or direct
+        env = self.agent_env(self._internal_url("ledger"), broker_url)
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
             .with_command(["celery", *arguments])
@@ -199,6 +210,7 @@ class DockerBackend(Backend):
         )
         worker = Worker(index=index, name=name, handle=container)
         container.start()
+        self.proxies.probe(container.get_wrapped_container(), index)
         return worker
 
     def worker_files_dir(self) -> str:
@@ -286,14 +298,28 @@ class DockerBackend(Backend):
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
-        network, container = self.networks["broker"], _engine(worker)
+        broker_network, container = self.networks["broker"], _engine(worker)
+        self.proxies.cut(worker, connected)  # a proxied worker's proxy too (network.py)
         if connected:
-            network.connect(container.id)
+            broker_network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
-        network.disconnect(container.id)
+        broker_network.disconnect(container.id)
         if duration:  # a partition that heals itself (storms, faults[].duration)
-            threading.Timer(duration, self.partition, (worker, True)).start()
+            heal = partial(self.partition, worker, True)  # quietly: the run may be over
+            threading.Timer(duration, _quietly, (heal,)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
+
+    def drop_connections(self, worker: Worker) -> str:
+        return self.proxies.proxy(worker).drop_connections()
+
+    def add_latency(self, worker: Worker, seconds: float, duration: float | None) -> str:
+        return self.proxies.proxy(worker).add_latency(seconds, duration)
+
+    def limit_bandwidth(self, worker: Worker, rate: int, duration: float | None) -> str:
+        return self.proxies.proxy(worker).limit_bandwidth(rate, duration)
+
+    def network_holds_data(self) -> bool:
+        return self.proxies.holds_data()
 
     def memory_usage(self, worker: Worker) -> int:
         return probes.memory_usage(_engine(worker))

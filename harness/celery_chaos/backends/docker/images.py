@@ -38,6 +38,8 @@ IMAGE_PYTHON = (3, 11)
 
 WORKER_DOCKERFILE = Path("compose") / "Dockerfile.worker"
 PROJECT_DIST = "celery_chaos"
+# The worker image carries the green pools too, so gevent/eventlet scenarios run on docker.
+IMAGE_EXTRAS = "[gevent,eventlet]"
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--quiet")
 MAX_FILL_ROUNDS = 3
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\n]+)")
@@ -155,7 +157,8 @@ def build_worker(client: Any, tag: str, base: str, root: Path, log: Log) -> str:
 
 
 def make_wheelhouse(root: Path, wheelhouse: Path) -> None:
-    """Fresh wheels of the project and every dependency, split into ``deps/`` and ``project/``.
+    """Fresh wheels of the project, every dependency and the green-pool extras, split into
+    ``deps/`` and ``project/``.
 
     The split keeps the image's dependency layer cached when only the project changed.
     """
@@ -170,7 +173,7 @@ def make_wheelhouse(root: Path, wheelhouse: Path) -> None:
     deps, project = wheelhouse / "deps", wheelhouse / "project"
     deps.mkdir(parents=True)
     project.mkdir()
-    run_step([*PIP_WHEEL, "--wheel-dir", str(deps), str(root)], "pip wheel")
+    run_step([*PIP_WHEEL, "--wheel-dir", str(deps), f"{root}{IMAGE_EXTRAS}"], "pip wheel")
     built = list(deps.glob(f"{PROJECT_DIST}-*.whl"))
     if not built:
         raise ImageBuildError(f"pip wheel produced no {PROJECT_DIST} wheel in {deps}")
@@ -203,7 +206,7 @@ def missing_in_image(client: Any, base: str, wheelhouse: Path) -> list[str]:
     # packages Debian put in the system site-packages do not count as available.
     script = (
         "python3 -m pip install --dry-run --quiet --ignore-installed --no-index"
-        " --find-links /wheels/deps /wheels/project/*.whl"
+        f' --find-links /wheels/deps "$(echo /wheels/project/*.whl){IMAGE_EXTRAS}"'
     )
     try:
         client.containers.run(

@@ -50,8 +50,10 @@ class _Link:
 class Proxy:
     """One listening port forwarding to ``upstream``; its faults are set from any thread."""
 
-    def __init__(self, hub: ProxyHub, name: str, upstream: tuple[str, int]):
-        self.hub, self.name, self.upstream = hub, name, upstream
+    def __init__(
+        self, hub: ProxyHub, name: str, upstream: tuple[str, int], host: str = "127.0.0.1"
+    ):
+        self.hub, self.name, self.upstream, self.host = hub, name, upstream, host
         self.port = 0
         self.latency = 0.0
         self.rate: int | None = None  # bytes per second each way (None: unlimited)
@@ -67,7 +69,7 @@ class Proxy:
     async def _listen(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -202,8 +204,9 @@ class ProxyHub:
         may be among them: it is in neither the broker nor a worker, so a run is not over."""
         return any(proxy.in_flight for proxy in self.proxies)
 
-    def open(self, name: str, upstream: tuple[str, int]) -> Proxy:
-        proxy = Proxy(self, name, upstream)
+    def open(self, name: str, upstream: tuple[str, int], host: str = "127.0.0.1") -> Proxy:
+        """A new proxy listening on ``host`` (loopback; docker: the network's gateway only)."""
+        proxy = Proxy(self, name, upstream, host)
         self.call(proxy._listen())
         self.proxies.append(proxy)
         return proxy
