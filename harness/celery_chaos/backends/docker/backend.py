@@ -4,7 +4,9 @@ Layout of one run, every object labelled ``celery-chaos.run=<id>`` so :func:`cle
 it after a crash (Testcontainers' Ryuk reaper also removes it where its image can be pulled):
 
 - network ``chaos-<id>-broker``: broker + workers (``partition`` cuts a worker off this one);
+  the broker is Redis, or RabbitMQ (``broker.kind``; :mod:`.rabbitmq`);
 - network ``chaos-<id>-ledger``: ledger + workers (never cut: the observer stays connected);
+  the ledger is always Redis;
 - ports published on 127.0.0.1 only, at a port fixed when the container is created so a broker
   restart keeps it; unprivileged worker containers, no Docker socket inside.
 """
@@ -38,6 +40,7 @@ from celery_chaos.backends.docker.containers import (
     docker_client,
     start_reaper,
 )
+from celery_chaos.backends.docker.rabbitmq import AMQP_PORT, LoopbackRabbitMQ
 from celery_chaos.backends.local.redis_server import free_port
 from celery_chaos.core import exit_reasons
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
@@ -67,15 +70,21 @@ class DockerBackend(Backend):
         worker_image: str | None = None,
         redis_image: str | None = None,
         mount_agent: bool = True,
+        rabbitmq_image: str | None = None,
     ):
         super().__init__(scenario, run_dir, log)
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
-        self.redis_image = redis_image or scenario.broker.image or images.DEFAULT_REDIS_IMAGE
+        # broker.image names the broker's image, whichever its kind; the ledger is always Redis.
+        own = {scenario.broker.kind: scenario.broker.image}
+        self.redis_image = redis_image or own.get("redis") or images.DEFAULT_REDIS_IMAGE
+        self.broker_image = self.redis_image
+        if scenario.broker.kind == "rabbitmq":
+            self.broker_image = rabbitmq_image or own["rabbitmq"] or images.DEFAULT_RABBITMQ_IMAGE
         self.mount_agent = mount_agent
         self.labels = {RUN_LABEL: self.run_id}
         self.client: Any = None
         self.networks: dict[str, RunNetwork] = {}
-        self.services: dict[str, LoopbackRedis] = {}
+        self.services: dict[str, Any] = {}  # role -> LoopbackRedis | LoopbackRabbitMQ
         self._pids: dict[str, tuple[float, set[int]]] = {}
         self._alive_checked = 0.0
         self._exits_checked = 0.0
@@ -83,31 +92,22 @@ class DockerBackend(Backend):
 
     def check_runnable(self) -> None:
         super().check_runnable()
-        if self.broker_kind != "redis":
-            raise Unsupported(f"broker.kind {self.broker_kind}: the docker backend runs Redis only")
+        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
+        if closes and self.broker_kind != "rabbitmq":
+            raise Unsupported("close_connection: needs broker.kind rabbitmq")
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")
         self.client = docker_client()
-        for image in {self.worker_image, self.redis_image}:
-            if not self._have_image(image):
+        roles = {self.worker_image: "worker", self.redis_image: "Redis"}
+        roles[self.broker_image] = f"{self.broker_kind} broker"
+        for image, role in roles.items():
+            if not images.have_image(self.client, image):
                 raise BackendError(
-                    f"--backend docker: image {image} is not available (build it with"
-                    " `celery-chaos images build --offline`, or pass --worker-image/--redis-image)"
+                    f"--backend docker: the {role} image {image} is not available (build it"
+                    " with `celery-chaos images build --offline`, or choose another with"
+                    " --worker-image/--redis-image or the scenario's broker.image)"
                 )
-
-    def _have_image(self, image: str) -> bool:
-        import docker
-
-        try:
-            self.client.images.get(image)
-            return True
-        except docker.errors.ImageNotFound:
-            try:
-                self.client.images.pull(image)
-                return True
-            except docker.errors.APIError:
-                return False
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -118,28 +118,34 @@ class DockerBackend(Backend):
         for role in ROLES:
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
         _in_parallel(network.create for network in self.networks.values())
-        self._start_redis_pair()
+        self._start_services()
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
 
-    def _start_redis_pair(self) -> None:
-        """Ledger and broker, started side by side (each waits for its own PING)."""
-        persistence = {"ledger": "none", "broker": self.scenario.broker.persistence}
-        for role in ROLES:
-            self.services[role] = (
-                LoopbackRedis(self.redis_image, secrets.token_hex(16), free_port(),
-                              appendonly=persistence[role] == "aof")
-                .with_name(f"chaos-{self.run_id}-{role}")
-                .with_network(self.networks[role])
-                .with_kwargs(labels=self.labels | {ROLE_LABEL: role})
-            )  # fmt: skip
+    def _start_services(self) -> None:
+        """Ledger and broker, started side by side (each waits until it answers: a Redis
+        PING, a RabbitMQ login)."""
+        aof = self.scenario.broker.persistence == "aof"
+        self.services["ledger"] = LoopbackRedis(
+            self.redis_image, secrets.token_hex(16), free_port(), appendonly=False
+        )
+        self.services["broker"] = (
+            LoopbackRabbitMQ(self.broker_image, free_port(), self.scenario.broker.consumer_timeout)
+            if self.broker_kind == "rabbitmq"
+            else LoopbackRedis(self.broker_image, secrets.token_hex(16), free_port(), aof)
+        )
+        for role, service in self.services.items():
+            service.with_name(f"chaos-{self.run_id}-{role}").with_network(
+                self.networks[role]
+            ).with_kwargs(labels=self.labels | {ROLE_LABEL: role})
         try:
             _in_parallel(service.start for service in self.services.values())
         except Exception as error:
+            used = ", ".join(sorted({self.redis_image, self.broker_image}))
             raise BackendError(
-                f"Redis container ({self.redis_image}) did not start: {error}"
+                f"broker/ledger container ({used}) did not start: {error}"
             ) from error
 
     def close(self) -> None:
@@ -161,16 +167,29 @@ class DockerBackend(Backend):
             (self.logs_dir / f"{name}.log").write_bytes(logs)
 
     def _internal_url(self, role: str) -> str:
-        password = self.services[role].password
-        return f"redis://:{password}@chaos-{self.run_id}-{role}:{REDIS_PORT}/0"
+        """The URL workers use: the container's name on the run's network."""
+        service, host = self.services[role], f"chaos-{self.run_id}-{role}"
+        if isinstance(service, LoopbackRabbitMQ):
+            return service.url(host, AMQP_PORT)
+        return f"redis://:{service.password}@{host}:{REDIS_PORT}/0"
 
     @property
     def broker_url(self) -> str:
         broker = self.services["broker"]
+        if isinstance(broker, LoopbackRabbitMQ):
+            return broker.url()
         return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
 
     def broker_client(self) -> redis.Redis:
+        if self.broker_kind == "rabbitmq":
+            raise Unsupported("broker_client: the broker is RabbitMQ, not Redis")
         return self.services["broker"].get_client()
+
+    def rabbitmq(self) -> LoopbackRabbitMQ:
+        broker = self.services.get("broker")
+        if not isinstance(broker, LoopbackRabbitMQ):
+            return super().rabbitmq()  # type: ignore[return-value]
+        return broker
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
@@ -254,12 +273,29 @@ class DockerBackend(Backend):
         return f"docker {'pause' if paused else 'unpause'} {container.name}"
 
     def restart_broker(self) -> str:
+        broker = self.services["broker"]
         try:
-            self.services["broker"].crash_and_restart()
-        except redis.RedisError as error:
+            broker.crash_and_restart()
+        except (redis.RedisError, RuntimeError, TimeoutError) as error:
             raise BackendError(f"broker container did not come back: {error}") from None
+        if isinstance(broker, LoopbackRabbitMQ):
+            took = broker.startup_seconds or 0.0
+            return (
+                "RabbitMQ container SIGKILLed and restarted (its filesystem, mnesia, kept;"
+                f" up again in {took:.1f}s)"
+            )
         persistence = self.scenario.broker.persistence
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
+
+    def close_broker_connection(self, worker: Worker) -> str:
+        """Have RabbitMQ close the connections whose peer is the worker container's address on
+        the broker network, as it does on a policy or an operator's command."""
+        container = _engine(worker)
+        address = probes.address_on(container, self.networks["broker"].name)
+        if not address:
+            return f"{container.name} is not on the broker network: no connection to close"
+        pids = self.rabbitmq().close_connections_from(address, "celery-chaos close_connection")
+        return f"RabbitMQ closed {len(pids)} connection(s) of {container.name} (peer {address})"
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         network, container = self.networks["broker"], _engine(worker)

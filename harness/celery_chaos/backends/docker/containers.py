@@ -45,7 +45,7 @@ def cleanup(run_id: str | None = None, client: Any = None) -> list[str]:
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
     removed = []
     for container in client.containers.list(all=True, filters={"label": selector}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (VOLUME)
         removed.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": selector}):
         network.remove()
