@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import docker.errors
+import pytest
 from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
-from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE
+from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
 from celery_chaos.core.scenario import Scenario, load_suite, with_broker_kind
 from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
@@ -16,6 +18,7 @@ from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
 from tests.integration.docker_support import require_images, unavailable
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios"
+GREEN_POOLS = ("gevent", "eventlet")
 
 
 def _on_docker(scenario: Scenario) -> bool:
@@ -40,10 +43,25 @@ def require_rabbitmq_image() -> None:
         unavailable(f"image not built: {DEFAULT_RABBITMQ_IMAGE}")
 
 
+def require_pool(pool: str) -> None:
+    """Skip a gevent/eventlet scenario where the worker image lacks that library (the default
+    image gets them as extras; until then the worker would die at start-up)."""
+    if pool not in GREEN_POOLS:
+        return
+    try:
+        docker_client().containers.run(
+            DEFAULT_WORKER_IMAGE, ["python", "-c", f"import {pool}"], remove=True,
+            network_mode="none", stderr=True,
+        )  # fmt: skip
+    except docker.errors.ContainerError:
+        pytest.skip(f"workers.pool {pool}: not installed in {DEFAULT_WORKER_IMAGE}")
+
+
 def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
     """Run a scenario on the docker backend with a RabbitMQ broker; it must pass with its own
     written expectations (``expect_when`` where RabbitMQ differs) and leave nothing behind."""
     scenario = with_broker_kind(SCENARIOS[name], "rabbitmq")
+    require_pool(scenario.workers.pool)
     run_ids: list[str] = []
     options = RunOptions(
         backend="docker", report_dir=tmp_path, on_finish=lambda b: run_ids.append(b.run_id)
