@@ -3,10 +3,10 @@
 Layout of one run, every object labelled ``celery-chaos.run=<id>`` so :func:`cleanup` can find
 it after a crash (Testcontainers' Ryuk reaper also removes it where its image can be pulled):
 
-- network ``chaos-<id>-broker``: broker + workers (``partition`` cuts a worker off this one);
-  the broker is Redis, or RabbitMQ (``broker.kind``; :mod:`.rabbitmq`);
-- network ``chaos-<id>-ledger``: ledger + workers (never cut: the observer stays connected);
-  the ledger is always Redis;
+- network ``chaos-<id>-broker``: broker (Redis or RabbitMQ, :mod:`.rabbitmq`) + workers
+  (``partition`` cuts a worker off this one);
+- network ``chaos-<id>-ledger``: ledger (Redis) + workers (never cut: the observer stays
+  connected);
 - ports published on 127.0.0.1 only, at a port fixed when the container is created so a broker
   restart keeps it; unprivileged worker containers, no Docker socket inside.
 """
@@ -33,11 +33,13 @@ from celery_chaos.backends.docker.containers import (
     REDIS_PORT,
     ROLE_LABEL,
     RUN_LABEL,
+    WORKER_FILES_MOUNT,
     LoopbackRedis,
     RunNetwork,
     WorkerContainer,
     cleanup,
     docker_client,
+    run_files_dir,
     start_reaper,
 )
 from celery_chaos.backends.docker.rabbitmq import AMQP_PORT, LoopbackRabbitMQ
@@ -187,9 +189,9 @@ class DockerBackend(Backend):
 
     def rabbitmq(self) -> LoopbackRabbitMQ:
         broker = self.services.get("broker")
-        if not isinstance(broker, LoopbackRabbitMQ):
-            return super().rabbitmq()  # type: ignore[return-value]
-        return broker
+        if isinstance(broker, LoopbackRabbitMQ):
+            return broker
+        raise Unsupported("rabbitmq(): this run's broker is Redis")
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
@@ -198,6 +200,7 @@ class DockerBackend(Backend):
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
             .with_command(["celery", *arguments])
             .with_name(f"chaos-{self.run_id}-w{index}")
+            .with_volume_mapping(str(run_files_dir(self.run_dir)), WORKER_FILES_MOUNT, "rw")
         )
         self._mount_agent(container, env)
         container.with_envs(**env).with_kwargs(
@@ -208,7 +211,7 @@ class DockerBackend(Backend):
         return worker
 
     def worker_files_dir(self) -> str:
-        return "/tmp"  # inside the container, removed with it
+        return WORKER_FILES_MOUNT  # every worker container of the run, replacements included
 
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
         return {"container": _engine(worker).name}
@@ -279,11 +282,7 @@ class DockerBackend(Backend):
         except (redis.RedisError, RuntimeError, TimeoutError) as error:
             raise BackendError(f"broker container did not come back: {error}") from None
         if isinstance(broker, LoopbackRabbitMQ):
-            took = broker.startup_seconds or 0.0
-            return (
-                "RabbitMQ container SIGKILLed and restarted (its filesystem, mnesia, kept;"
-                f" up again in {took:.1f}s)"
-            )
+            return broker.restart_detail()
         persistence = self.scenario.broker.persistence
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 

@@ -124,6 +124,13 @@ class LoopbackRabbitMQ(DockerContainer):
         self.ready.wait_until_ready(self)
         self.startup_seconds = time.monotonic() - began
 
+    def restart_detail(self) -> str:
+        took = self.startup_seconds or 0.0
+        return (
+            "RabbitMQ container SIGKILLed and restarted (its filesystem, mnesia, kept;"
+            f" up again in {took:.1f}s)"
+        )
+
     # --- rabbitmqctl -------------------------------------------------------------------
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl -q`` in the container as user rabbitmq; its stdout."""
