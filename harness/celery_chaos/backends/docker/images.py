@@ -143,10 +143,13 @@ def default_project_root() -> Path:
 
 
 def build_offline(client: Any, dockerfile: str, tag: str, root: Path, log: Log) -> str:
-    """A broker image on the imported base (``compose/<dockerfile>``)."""
+    """A broker image on the imported base (``compose/<dockerfile>``). Built on the host's
+    network: an ``apt-get`` in it (RabbitMQ) reaches the Debian mirror debootstrap used, as the
+    host does (a proxy on the host's loopback included)."""
     context = root / "compose"
     with timed(log, f"build {tag} from {BASE_IMAGE}"):
-        _docker_build(client, context, context / dockerfile, tag, {"BASE_IMAGE": BASE_IMAGE})
+        buildargs = {"BASE_IMAGE": BASE_IMAGE}
+        _docker_build(client, context, context / dockerfile, tag, buildargs, network_mode="host")
     return tag
 
 
@@ -262,7 +265,12 @@ def missing_in_image(client: Any, base: str, wheelhouse: Path) -> list[str]:
 
 
 def _docker_build(
-    client: Any, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str]
+    client: Any,
+    context: Path,
+    dockerfile: Path,
+    tag: str,
+    buildargs: dict[str, str],
+    network_mode: str | None = None,
 ) -> None:
     """``docker build`` through the SDK, raising with the build log's tail on failure."""
     import docker.errors
@@ -273,6 +281,7 @@ def _docker_build(
             dockerfile=str(dockerfile),
             tag=tag,
             buildargs=buildargs,
+            network_mode=network_mode,
             rm=True,
             forcerm=True,
         )
