@@ -72,7 +72,6 @@ class DockerBackend(Backend):
         worker_image: str | None = None,
         redis_image: str | None = None,
         mount_agent: bool = True,
-        rabbitmq_image: str | None = None,
     ):
         super().__init__(scenario, run_dir, log)
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
@@ -81,7 +80,7 @@ class DockerBackend(Backend):
         self.redis_image = redis_image or own.get("redis") or images.DEFAULT_REDIS_IMAGE
         self.broker_image = self.redis_image
         if scenario.broker.kind == "rabbitmq":
-            self.broker_image = rabbitmq_image or own["rabbitmq"] or images.DEFAULT_RABBITMQ_IMAGE
+            self.broker_image = own["rabbitmq"] or images.DEFAULT_RABBITMQ_IMAGE
         self.mount_agent = mount_agent
         self.labels = {RUN_LABEL: self.run_id}
         self.client: Any = None

@@ -33,7 +33,7 @@ from celery_chaos.backends.rabbitmq_config import (
 )
 
 AMQP_PORT = 5672
-RABBITMQ_READY_SECONDS = 120  # Erlang boots in 3-4 s idle, 10-20 s on a loaded 2-core runner
+RABBITMQ_READY_SECONDS = 120  # ready in ~4 s idle, 5-8 s on a loaded 2-core runner
 READY_POLL_SECONDS = 0.1
 CTL_TIMEOUT_SECONDS = 60
 CTL_USER = "rabbitmq"
