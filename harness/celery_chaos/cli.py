@@ -242,7 +242,7 @@ def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
 
 @main.group()
 def images() -> None:
-    """Build the images the docker backend runs (worker, Redis)."""
+    """Build the images the docker backend runs (worker, Redis, RabbitMQ)."""
 
 
 @images.command(name="build")
@@ -253,8 +253,12 @@ def images() -> None:
 )
 @click.option("--worker-image", default=None, help="Tag for the worker image.")
 @click.option("--redis-image", default=None, help="Tag for the Redis image.")
-def images_build(offline: bool, worker_image: str | None, redis_image: str | None) -> None:
-    """Build the worker image (and, with --offline, the base and Redis images)."""
+@click.option("--rabbitmq-image", default=None, help="Tag for the RabbitMQ image.")
+def images_build(
+    offline: bool, worker_image: str | None, redis_image: str | None, rabbitmq_image: str | None
+) -> None:
+    """Build the worker image, the Redis and RabbitMQ images (with --offline, on a Debian base
+    made first; online, pulled from the registry and re-tagged)."""
     from celery_chaos.backends.docker import images as image_builder
 
     ok, reason = image_builder.engine_available()
@@ -262,7 +266,11 @@ def images_build(offline: bool, worker_image: str | None, redis_image: str | Non
         raise UsageProblem(f"docker: {reason}")
     names = {
         key: value
-        for key, value in (("worker_image", worker_image), ("redis_image", redis_image))
+        for key, value in (
+            ("worker_image", worker_image),
+            ("redis_image", redis_image),
+            ("rabbitmq_image", rabbitmq_image),
+        )
         if value
     }
     try:

@@ -22,13 +22,15 @@ def run(name: str, tmp_path: Path) -> ScenarioResult:
     return result
 
 
-def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 90) -> None:
-    """Read the process's output until a line contains ``needle``; fail after ``deadline`` s."""
+def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 90) -> str:
+    """Read the process's output until a line contains ``needle`` (returned); fail after
+    ``deadline`` s."""
     end = time.monotonic() + deadline
     assert process.stdout is not None
     for line in process.stdout:
         if needle in line:
-            return
+            return line
         if time.monotonic() > end:
             break
     pytest.fail(f"{needle!r} never appeared in the output")
+    return ""  # not reached: pytest.fail raises

@@ -64,7 +64,6 @@ FAULT_TABLE: dict[str, FaultKindInfo] = {
         FaultKindInfo(
             "close_connection",
             "RabbitMQ closes the worker's connection (broker side)",
-            backends=frozenset({LOCAL}),
         ),
     )
 }

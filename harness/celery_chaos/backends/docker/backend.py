@@ -3,18 +3,18 @@
 Layout of one run, every object labelled ``celery-chaos.run=<id>`` so :func:`cleanup` can find
 it after a crash (Testcontainers' Ryuk reaper also removes it where its image can be pulled):
 
-- network ``chaos-<id>-broker``: broker + workers (``partition`` cuts a worker off this one);
-- network ``chaos-<id>-ledger``: ledger + workers (never cut: the observer stays connected);
+- network ``chaos-<id>-broker``: broker (Redis or RabbitMQ, :mod:`.rabbitmq`) + workers
+  (``partition`` cuts a worker off this one);
+- network ``chaos-<id>-ledger``: ledger (Redis) + workers (never cut: the observer stays
+  connected);
 - ports published on 127.0.0.1 only, at a port fixed when the container is created so a broker
   restart keeps it; unprivileged worker containers, no Docker socket inside.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -26,12 +26,10 @@ from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends.base import (
-    RUN_DIR_PLACEHOLDER,
     Backend,
     BackendError,
     Unsupported,
     Worker,
-    WorkerExit,
 )
 from celery_chaos.backends.docker import images, network, probes
 from celery_chaos.backends.docker.containers import (
@@ -39,15 +37,18 @@ from celery_chaos.backends.docker.containers import (
     REDIS_PORT,
     ROLE_LABEL,
     RUN_LABEL,
+    WORKER_FILES_MOUNT,
     LoopbackRedis,
     RunNetwork,
     WorkerContainer,
     cleanup,
     docker_client,
+    run_files_dir,
     start_reaper,
 )
+from celery_chaos.backends.docker.rabbitmq import AMQP_PORT, LoopbackRabbitMQ
+from celery_chaos.backends.docker.watch import ContainerWatch, engine
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core import exit_reasons
 from celery_chaos.core.fault_kinds import DOCKER, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
@@ -55,18 +56,12 @@ from celery_chaos.ledger import Ledger
 __all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
 
 ROLES = ("broker", "ledger")
-PID_CACHE_SECONDS = 0.1
-ALIVE_CHECK_SECONDS = 0.25
 PARALLEL_CALLS = 4
 UNLIMITED_MEMORY = 64 * 1024**3
 AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
-# Where ``{run_dir}`` in a Celery setting points inside every worker container: one host folder of
-# the run, shared by all its workers, so a replacement container reads what the one it replaces
-# wrote (``worker_state_db``), as a restarted process does on the local backend.
-RUN_FILES_MOUNT = "/var/lib/celery-chaos-run"
 
 
-class DockerBackend(Backend):
+class DockerBackend(ContainerWatch, Backend):
     name = "docker"
     supported_faults = supported_by(DOCKER)
     oom_poll_interval = 0.05
@@ -82,45 +77,37 @@ class DockerBackend(Backend):
     ):
         super().__init__(scenario, run_dir, log)
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
-        self.redis_image = redis_image or scenario.broker.image or images.DEFAULT_REDIS_IMAGE
+        # broker.image names the broker's image, whichever its kind; the ledger is always Redis.
+        own = {scenario.broker.kind: scenario.broker.image}
+        self.redis_image = redis_image or own.get("redis") or images.DEFAULT_REDIS_IMAGE
+        self.broker_image = self.redis_image
+        if scenario.broker.kind == "rabbitmq":
+            self.broker_image = own["rabbitmq"] or images.DEFAULT_RABBITMQ_IMAGE
         self.mount_agent = mount_agent
         self.labels = {RUN_LABEL: self.run_id}
         self.client: Any = None
         self.networks: dict[str, RunNetwork] = {}
-        self.services: dict[str, LoopbackRedis] = {}
-        self._pids: dict[str, tuple[float, set[int]]] = {}
-        self._alive_checked = 0.0
-        self._exits_checked = 0.0
-        self._reaped: set[str] = set()  # workers whose stop was already reported
+        self.services: dict[str, Any] = {}  # role -> LoopbackRedis | LoopbackRabbitMQ
         self.proxies = network.BrokerProxies()  # drop_connections/latency (network.py)
 
     def check_runnable(self) -> None:
         super().check_runnable()
-        if self.broker_kind != "redis":
-            raise Unsupported(f"broker.kind {self.broker_kind}: the docker backend runs Redis only")
+        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
+        if closes and self.broker_kind != "rabbitmq":
+            raise Unsupported("close_connection: needs broker.kind rabbitmq")
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")
         self.client = docker_client()
-        for image in {self.worker_image, self.redis_image}:
-            if not self._have_image(image):
+        roles = {self.worker_image: "worker", self.redis_image: "Redis"}
+        roles[self.broker_image] = f"{self.broker_kind} broker"
+        for image, role in roles.items():
+            if not images.have_image(self.client, image):
                 raise BackendError(
-                    f"--backend docker: image {image} is not available (build it with"
-                    " `celery-chaos images build --offline`, or pass --worker-image/--redis-image)"
+                    f"--backend docker: the {role} image {image} is not available (build it"
+                    " with `celery-chaos images build --offline`, or choose another with"
+                    " --worker-image/--redis-image or the scenario's broker.image)"
                 )
-
-    def _have_image(self, image: str) -> bool:
-        import docker
-
-        try:
-            self.client.images.get(image)
-            return True
-        except docker.errors.ImageNotFound:
-            try:
-                self.client.images.pull(image)
-                return True
-            except docker.errors.APIError:
-                return False
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -131,7 +118,7 @@ class DockerBackend(Backend):
         for role in ROLES:
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
         _in_parallel(net.create for net in self.networks.values())
-        self._start_redis_pair()
+        self._start_services()
         broker_network = self.networks["broker"].name
         self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
@@ -139,22 +126,28 @@ class DockerBackend(Backend):
         if names:
             self.wait_ready(names)
 
-    def _start_redis_pair(self) -> None:
-        """Ledger and broker, started side by side (each waits for its own PING)."""
-        persistence = {"ledger": "none", "broker": self.scenario.broker.persistence}
-        for role in ROLES:
-            self.services[role] = (
-                LoopbackRedis(self.redis_image, secrets.token_hex(16), free_port(),
-                              appendonly=persistence[role] == "aof")
-                .with_name(f"chaos-{self.run_id}-{role}")
-                .with_network(self.networks[role])
-                .with_kwargs(labels=self.labels | {ROLE_LABEL: role})
-            )  # fmt: skip
+    def _start_services(self) -> None:
+        """Ledger and broker, started side by side (each waits until it answers: a Redis
+        PING, a RabbitMQ login)."""
+        aof = self.scenario.broker.persistence == "aof"
+        self.services["ledger"] = LoopbackRedis(
+            self.redis_image, secrets.token_hex(16), free_port(), appendonly=False
+        )
+        self.services["broker"] = (
+            LoopbackRabbitMQ(self.broker_image, free_port(), self.scenario.broker.consumer_timeout)
+            if self.broker_kind == "rabbitmq"
+            else LoopbackRedis(self.broker_image, secrets.token_hex(16), free_port(), aof)
+        )
+        for role, service in self.services.items():
+            service.with_name(f"chaos-{self.run_id}-{role}").with_network(
+                self.networks[role]
+            ).with_kwargs(labels=self.labels | {ROLE_LABEL: role})
         try:
             _in_parallel(service.start for service in self.services.values())
         except Exception as error:
+            used = ", ".join(sorted({self.redis_image, self.broker_image}))
             raise BackendError(
-                f"Redis container ({self.redis_image}) did not start: {error}"
+                f"broker/ledger container ({used}) did not start: {error}"
             ) from error
 
     def close(self) -> None:
@@ -179,12 +172,17 @@ class DockerBackend(Backend):
             (self.logs_dir / f"{name}.log").write_bytes(logs)
 
     def _internal_url(self, role: str) -> str:
-        password = self.services[role].password
-        return f"redis://:{password}@chaos-{self.run_id}-{role}:{REDIS_PORT}/0"
+        """The URL workers use: the container's name on the run's network."""
+        service, host = self.services[role], f"chaos-{self.run_id}-{role}"
+        if isinstance(service, LoopbackRabbitMQ):
+            return service.url(host, AMQP_PORT)
+        return f"redis://:{service.password}@{host}:{REDIS_PORT}/0"
 
     @property
     def broker_url(self) -> str:
         broker = self.services["broker"]
+        if isinstance(broker, LoopbackRabbitMQ):
+            return broker.url()
         return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
 
     def _broker_host_port(self) -> int:
@@ -192,7 +190,15 @@ class DockerBackend(Backend):
         return self.services["broker"].host_port
 
     def broker_client(self) -> redis.Redis:
+        if self.broker_kind == "rabbitmq":
+            raise Unsupported("broker_client: the broker is RabbitMQ, not Redis")
         return self.services["broker"].get_client()
+
+    def rabbitmq(self) -> LoopbackRabbitMQ:
+        broker = self.services.get("broker")
+        if isinstance(broker, LoopbackRabbitMQ):
+            return broker
+        raise Unsupported("rabbitmq(): this run's broker is Redis")
 
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
@@ -202,9 +208,9 @@ class DockerBackend(Backend):
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
             .with_command(["celery", *arguments])
             .with_name(f"chaos-{self.run_id}-w{index}")
+            .with_volume_mapping(str(run_files_dir(self.run_dir)), WORKER_FILES_MOUNT, "rw")
         )
         self._mount_agent(container, env)
-        self._mount_run_files(container)
         container.with_envs(**env).with_kwargs(
             labels=self.labels | {ROLE_LABEL: "worker"}, **self._memory_limit_options()
         )
@@ -214,21 +220,10 @@ class DockerBackend(Backend):
         return worker
 
     def worker_files_dir(self) -> str:
-        return RUN_FILES_MOUNT
-
-    def _mount_run_files(self, container: DockerContainer) -> None:
-        """Bind the run's ``worker-files`` folder at :data:`RUN_FILES_MOUNT`, only when a Celery
-        setting names ``{run_dir}``. World-writable with the sticky bit (like /tmp): the workers
-        run as an unprivileged user of the image, whose uid the harness cannot know."""
-        if RUN_DIR_PLACEHOLDER not in json.dumps(self.scenario.celery):
-            return
-        folder = (self.run_dir / "worker-files").resolve()
-        folder.mkdir(exist_ok=True)
-        folder.chmod(0o1777)
-        container.with_volume_mapping(str(folder), RUN_FILES_MOUNT, "rw")
+        return WORKER_FILES_MOUNT  # every worker container of the run, replacements included
 
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
-        return {"container": _engine(worker).name}
+        return {"container": engine(worker).name}
 
     def _memory_limit_options(self) -> dict[str, int]:
         limit = self.scenario.workers.memory_limit
@@ -247,27 +242,9 @@ class DockerBackend(Backend):
         source = Path(agent.__file__).resolve().parents[1]  # the celery_chaos package
         container.with_volume_mapping(source, f"{AGENT_MOUNT_POINT}/celery_chaos", "ro")
 
-    def check_workers_alive(self, names: set[str]) -> None:
-        """Inspect each awaited worker container at most every ALIVE_CHECK_SECONDS: the ready
-        wait polls every 10 ms, and an inspect call that often slows the engine starting it."""
-        now = time.monotonic()
-        if now - self._alive_checked < ALIVE_CHECK_SECONDS:
-            return
-        self._alive_checked = now
-        for worker in self.workers:
-            if worker.name not in names:
-                continue
-            container = _engine(worker)
-            container.reload()
-            if container.status == "exited":
-                tail = container.logs(tail=3).decode(errors="replace").strip()
-                raise BackendError(
-                    f"worker container {container.name} exited during startup: {tail}"
-                )
-
     # --- faults ----------------------------------------------------------------------
     def kill_pool_process(self, worker: Worker, pid: int) -> str:
-        container = _engine(worker)
+        container = engine(worker)
         result = container.exec_run(["kill", "-9", str(pid)])
         if result.exit_code != 0:
             return f"kill -9 {pid} in {container.name} failed: {result.output.decode().strip()}"
@@ -275,30 +252,45 @@ class DockerBackend(Backend):
         return f"SIGKILL pid {pid} inside container {container.name}"
 
     def kill_worker(self, worker: Worker) -> str:
-        container = _engine(worker)
+        container = engine(worker)
         container.kill(signal="SIGKILL")
         container.wait(timeout=30)
         return f"docker kill (SIGKILL) {container.name}"
 
     def signal_worker(self, worker: Worker, signame: str) -> str:
-        _engine(worker).kill(signal=signame)
-        return f"{signame} to container {_engine(worker).name}"
+        engine(worker).kill(signal=signame)
+        return f"{signame} to container {engine(worker).name}"
 
     def pause_worker(self, worker: Worker, paused: bool) -> str:
-        container = _engine(worker)
+        container = engine(worker)
         (container.pause if paused else container.unpause)()
         return f"docker {'pause' if paused else 'unpause'} {container.name}"
 
     def restart_broker(self) -> str:
+        broker = self.services["broker"]
         try:
-            self.services["broker"].crash_and_restart()
-        except redis.RedisError as error:
+            broker.crash_and_restart()
+        except (redis.RedisError, RuntimeError, TimeoutError) as error:
             raise BackendError(f"broker container did not come back: {error}") from None
+        if isinstance(broker, LoopbackRabbitMQ):
+            return broker.restart_detail()
         persistence = self.scenario.broker.persistence
         return f"broker container SIGKILLed and restarted (persistence: {persistence})"
 
+    def close_broker_connection(self, worker: Worker) -> str:
+        """Have RabbitMQ close the connections whose peer is the worker container's address on
+        the broker network, as it does on a policy or an operator's command."""
+        container = engine(worker)
+        if worker.index in self.proxies.proxies:  # the broker sees the proxy, not the worker
+            raise Unsupported(f"close_connection: {container.name} reaches the broker via a proxy")
+        address = probes.address_on(container, self.networks["broker"].name)
+        if not address:
+            return f"{container.name} is not on the broker network: no connection to close"
+        pids = self.rabbitmq().close_connections_from(address, "celery-chaos close_connection")
+        return f"RabbitMQ closed {len(pids)} connection(s) of {container.name} (peer {address})"
+
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
-        broker_network, container = self.networks["broker"], _engine(worker)
+        broker_network, container = self.networks["broker"], engine(worker)
         self.proxies.cut(worker, connected)  # a proxied worker's proxy too (network.py)
         if connected:
             broker_network.connect(container.id)
@@ -322,97 +314,24 @@ class DockerBackend(Backend):
         return self.proxies.holds_data()
 
     def memory_usage(self, worker: Worker) -> int:
-        return probes.memory_usage(_engine(worker))
+        return probes.memory_usage(engine(worker))
 
     def set_memory_limit(self, worker: Worker, limit: int | None) -> None:
         limit = UNLIMITED_MEMORY if limit is None else limit
-        _engine(worker).update(mem_limit=limit, memswap_limit=limit)
+        engine(worker).update(mem_limit=limit, memswap_limit=limit)
 
     def oom_witness(self, worker: Worker) -> str:
-        return f"engine reported an OOM kill in {_engine(worker).name}"
+        return f"engine reported an OOM kill in {engine(worker).name}"
 
     def oom_kills(self, worker: Worker | None) -> int:
         """OOM events the engine reported for the worker's container since it started."""
-        return 0 if worker is None else probes.oom_events(self.client, _engine(worker))
-
-    def _live_pids(self, worker: Worker) -> set[int]:
-        cached = self._pids.get(worker.name)
-        if cached and time.monotonic() - cached[0] < PID_CACHE_SECONDS:
-            return cached[1]
-        container = _engine(worker)
-        container.reload()
-        pids: set[int] = set()
-        if container.status == "running":
-            pids = probes.live_pids(container)
-        elif container.status == "paused":
-            pids = cached[1] if cached else set()
-        self._pids[worker.name] = (time.monotonic(), pids)
-        return pids
-
-    def process_alive(self, worker: Worker | None, pid: int) -> bool:
-        return worker is not None and pid in self._live_pids(worker)
-
-    def worker_exit_reason(self, worker: Worker | None) -> str | None:
-        if worker is None:
-            return None
-        container = _engine(worker)
-        container.reload()
-        state = container.attrs.get("State", {})
-        if state.get("Running") or state.get("Paused"):
-            return None
-        code, oom_killed = state.get("ExitCode"), state.get("OOMKilled")
-        return f"container exited (ExitCode={code}, OOMKilled={oom_killed})"
-
-    def reap_worker_exits(self) -> list[WorkerExit]:
-        """Worker containers that stopped since the last call, each once: the exit code (above
-        128: the signal) and the log lines that explain it. Read at most every
-        ``ALIVE_CHECK_SECONDS`` (an engine call per worker)."""
-        now = time.monotonic()
-        if now - self._exits_checked < ALIVE_CHECK_SECONDS:
-            return []
-        self._exits_checked = now
-        exits = []
-        for worker in self.workers:
-            state = None if worker.name in self._reaped else _stopped_state(_engine(worker))
-            if state is None:
-                continue
-            self._reaped.add(worker.name)
-            code = int(state.get("ExitCode") or 0)
-            lines = _engine(worker).logs(tail=200).decode(errors="replace").splitlines()
-            exits.append(
-                WorkerExit(
-                    worker=worker.name,
-                    pid=0,  # the container's PID 1; its host pid is gone with it
-                    exitcode=code if code <= 128 else None,
-                    signal=code - 128 if code > 128 else None,
-                    log_tail=exit_reasons.explaining_tail(lines),
-                )
-            )
-        return exits
+        return 0 if worker is None else probes.oom_events(self.client, engine(worker))
 
     def freeze(self) -> None:
-        for container in map(_engine, self.workers):
+        for container in map(engine, self.workers):
             container.reload()
             if container.status == "running":
                 container.pause()
-
-
-def _stopped_state(container: Any) -> dict[str, Any] | None:
-    """The engine's State of a container that has stopped (None while it runs, is paused or is
-    already removed)."""
-    try:
-        container.reload()
-    except Exception:  # removed with the run: nothing to report
-        return None
-    state = container.attrs.get("State", {})
-    if state.get("Running") or state.get("Paused") or state.get("Status") == "created":
-        return None
-    return state
-
-
-def _engine(worker: Worker) -> Any:
-    """The docker SDK container behind a worker's testcontainers handle."""
-    return worker.handle.get_wrapped_container()
 
 
 def _in_parallel(calls: Iterable[Callable[[], object]]) -> None:

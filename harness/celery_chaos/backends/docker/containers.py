@@ -14,6 +14,7 @@ reaper. What it lacks for celery-chaos is added here, small and on top:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import redis
@@ -32,6 +33,8 @@ LOOPBACK = "127.0.0.1"
 REDIS_READY_SECONDS = 30
 READY_POLL_SECONDS = 0.02  # testcontainers polls once a second by default: too slow here
 ENGINE_TIMEOUT = 30
+# Where ``{run_dir}`` in a Celery setting points inside every worker container of a run.
+WORKER_FILES_MOUNT = "/var/lib/celery-chaos/run"
 
 
 def docker_client() -> Any:
@@ -45,12 +48,22 @@ def cleanup(run_id: str | None = None, client: Any = None) -> list[str]:
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
     removed = []
     for container in client.containers.list(all=True, filters={"label": selector}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (VOLUME)
         removed.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": selector}):
         network.remove()
         removed.append(f"network {network.name}")
     return removed
+
+
+def run_files_dir(run_dir: Path) -> Path:
+    """The run's folder for files workers write (``worker_state_db``...), bind-mounted into
+    every worker container so a replacement worker reads what the one before it wrote, as on
+    the local backend. World-writable: the workers run as the image's own non-root user."""
+    path = run_dir.resolve() / "worker-files"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o1777)
+    return path
 
 
 def start_reaper(client: Any) -> str | None:

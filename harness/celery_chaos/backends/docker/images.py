@@ -1,11 +1,13 @@
-"""Build the images the docker backend runs: a worker image and a Redis image.
+"""Build the images the docker backend runs: a worker image, a Redis image, a RabbitMQ image.
 
 Two paths, one worker Dockerfile (``compose/Dockerfile.worker``, build arg ``BASE_IMAGE``):
 
-* online: the worker is built on ``python:3.11-slim`` and Redis is the registry's ``redis:7``.
+* online: the worker is built on ``python:3.11-slim``; Redis and RabbitMQ are the registry's
+  ``redis:7`` and ``rabbitmq:3.13``, re-tagged.
 * offline (no container registry, the usual case on CI here): a Debian bookworm root is made
   with debootstrap from the host's Debian mirror and imported as ``celery-chaos/base:bookworm``;
-  the Redis image is that base running Debian's redis-server, and the worker is built on it.
+  the Redis image is that base running Debian's redis-server, the RabbitMQ image adds Debian's
+  rabbitmq-server (3.10) from the same mirror, and the worker is built on the base.
 
 Either way the worker installs the project from a wheelhouse built on the host with ``pip wheel``
 (pip in the image never needs an index) into ``/opt/venv``, and runs as the non-root user
@@ -32,6 +34,12 @@ DEFAULT_WORKER_IMAGE = "celery-chaos/worker:latest"
 DEFAULT_REDIS_IMAGE = "celery-chaos/redis:7"
 ONLINE_BASE_IMAGE = "python:3.11-slim"
 ONLINE_REDIS_IMAGE = "redis:7"
+# Likewise one RabbitMQ tag: offline Debian bookworm's rabbitmq-server 3.10, online the registry's
+# rabbitmq:3.13 (its layout, /etc/rabbitmq/conf.d and rabbitmqctl on the PATH, is what the
+# backend relies on; compose/Dockerfile.rabbitmq reproduces it).
+DEFAULT_RABBITMQ_IMAGE = "celery-chaos/rabbitmq:3"
+ONLINE_RABBITMQ_IMAGE = "rabbitmq:3.13"
+DEFAULT_BROKER_IMAGES = {"redis": DEFAULT_REDIS_IMAGE, "rabbitmq": DEFAULT_RABBITMQ_IMAGE}
 # Both bases run CPython 3.11 (Debian bookworm's python3, python:3.11-slim): host-built wheels
 # only fit when the host builds them with 3.11 too.
 IMAGE_PYTHON = (3, 11)
@@ -71,6 +79,21 @@ def engine_available() -> tuple[bool, str]:
     return True, f"Docker engine {version} reachable"
 
 
+def have_image(client: Any, image: str) -> bool:
+    """Whether the engine has ``image``, pulling it if a registry has it."""
+    import docker.errors
+
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        try:
+            client.images.pull(image)
+            return True
+        except docker.errors.APIError:
+            return False
+
+
 # --- public entry point -------------------------------------------------------------------
 
 
@@ -80,8 +103,10 @@ def build_images(
     redis_image: str = DEFAULT_REDIS_IMAGE,
     project_root: Path | None = None,
     log: Log = print,
+    rabbitmq_image: str = DEFAULT_RABBITMQ_IMAGE,
 ) -> dict[str, str]:
-    """Build (or fetch) the worker and Redis images; returns ``{role: tag}`` of what now exists.
+    """Build (or fetch) the worker, Redis and RabbitMQ images; returns ``{role: tag}`` of what
+    now exists. Cached runs are fast: docker build reuses every unchanged layer.
 
     Raises :class:`ImageBuildError` with a one-line cause when a step fails.
     """
@@ -90,10 +115,12 @@ def build_images(
     built: dict[str, str] = {}
     if offline:
         built["base"] = ensure_base_image(client, log)
-        built["redis"] = build_offline_redis(client, redis_image, root, log)
+        built["redis"] = build_offline(client, "Dockerfile.redis", redis_image, root, log)
+        built["rabbitmq"] = build_offline(client, "Dockerfile.rabbitmq", rabbitmq_image, root, log)
         worker_base = BASE_IMAGE
     else:
-        built["redis"] = pull_online_redis(client, redis_image, log)
+        built["redis"] = pull_online(client, ONLINE_REDIS_IMAGE, redis_image, log)
+        built["rabbitmq"] = pull_online(client, ONLINE_RABBITMQ_IMAGE, rabbitmq_image, log)
         worker_base = ONLINE_BASE_IMAGE
     built["worker"] = build_worker(client, worker_image, worker_base, root, log)
     return built
@@ -114,31 +141,41 @@ def default_project_root() -> Path:
     )
 
 
-# --- Redis ----------------------------------------------------------------------------------
+# --- brokers ------------------------------------------------------------------------------
 
 
-def build_offline_redis(client: Any, tag: str, root: Path, log: Log) -> str:
-    """Debian's redis-server on the imported base (compose/Dockerfile.redis)."""
+def build_offline(client: Any, dockerfile: str, tag: str, root: Path, log: Log) -> str:
+    """A broker image on the imported base (``compose/<dockerfile>``). Built on the host's
+    network: an ``apt-get`` in it (RabbitMQ) reaches the Debian mirror debootstrap used, as the
+    host does (a proxy on the host's loopback included)."""
     context = root / "compose"
     with timed(log, f"build {tag} from {BASE_IMAGE}"):
-        dockerfile = context / "Dockerfile.redis"
-        _docker_build(client, context, dockerfile, tag, {"BASE_IMAGE": BASE_IMAGE})
+        buildargs = {"BASE_IMAGE": BASE_IMAGE}
+        _docker_build(client, context, context / dockerfile, tag, buildargs, network_mode="host")
     return tag
 
 
-def pull_online_redis(client: Any, tag: str, log: Log) -> str:
-    """Pull the registry's redis:7 and give it the tag callers expect."""
-    repository, version = ONLINE_REDIS_IMAGE.split(":", 1)
-    with timed(log, f"pull {ONLINE_REDIS_IMAGE}"):
+def pull_online(client: Any, source: str, tag: str, log: Log) -> str:
+    """Pull a registry image (``redis:7``) and give it the tag callers expect."""
+    repository, version = split_tag(source)
+    with timed(log, f"pull {source}"):
         try:
             image = client.images.pull(repository, tag=version)
         except Exception as error:
             raise ImageBuildError(
-                f"pull {ONLINE_REDIS_IMAGE} failed ({error}); no registry? use --offline"
+                f"pull {source} failed ({error}); no registry? use --offline"
             ) from None
-    if tag != ONLINE_REDIS_IMAGE:
-        image.tag(*tag.rsplit(":", 1))
+    if tag != source:
+        image.tag(*split_tag(tag))
     return tag
+
+
+def split_tag(image: str) -> tuple[str, str]:
+    """``repository``, ``tag`` of an image name (a registry's ``host:port/`` is no tag)."""
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        return image, "latest"
+    return repository, tag
 
 
 # --- worker ---------------------------------------------------------------------------------
@@ -231,7 +268,12 @@ def missing_in_image(client: Any, base: str, wheelhouse: Path) -> list[str]:
 
 
 def _docker_build(
-    client: Any, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str]
+    client: Any,
+    context: Path,
+    dockerfile: Path,
+    tag: str,
+    buildargs: dict[str, str],
+    network_mode: str | None = None,
 ) -> None:
     """``docker build`` through the SDK, raising with the build log's tail on failure."""
     import docker.errors
@@ -242,6 +284,7 @@ def _docker_build(
             dockerfile=str(dockerfile),
             tag=tag,
             buildargs=buildargs,
+            network_mode=network_mode,
             rm=True,
             forcerm=True,
         )

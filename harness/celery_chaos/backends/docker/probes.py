@@ -82,3 +82,10 @@ def pids_via_exec(container: Any) -> set[int]:
         if pid.isdigit() and not stat.strip().startswith("Z"):
             pids.add(int(pid))
     return pids
+
+
+def address_on(container: Any, network: str) -> str | None:
+    """The container's IP address on ``network`` (None when it is not attached)."""
+    container.reload()
+    networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+    return (networks.get(network) or {}).get("IPAddress") or None

@@ -38,6 +38,12 @@ import psutil
 
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.redis_server import free_port
+from celery_chaos.backends.rabbitmq_config import (
+    advanced_config,
+    connect,
+    login_works,
+    rabbitmq_conf,
+)
 
 READY_DEADLINE = 60.0
 STOP_GRACE = 15.0
@@ -176,33 +182,9 @@ class RabbitMQServer:
         (self.workdir / "rabbitmq-env.conf").write_text("")
         (self.workdir / "enabled_plugins").write_text("[].\n")
         config = self.workdir / "rabbitmq.conf"
-        config.write_text(
-            "\n".join(
-                [
-                    f"default_user = {self.user}",
-                    f"default_pass = {self.password}",
-                    "default_vhost = /",
-                    "default_user_tags.administrator = true",
-                    "default_permissions.configure = .*",
-                    "default_permissions.read = .*",
-                    "default_permissions.write = .*",
-                    "loopback_users = none",
-                    *self._consumer_timeout_lines(),
-                    "",
-                ]
-            )
-        )
+        config.write_text(rabbitmq_conf(self.user, self.password, self.consumer_timeout))
         config.chmod(0o600)
-        # RabbitMQ checks consumer timeouts on its channel tick (every 60 s by default).
-        tick = 500 if self.consumer_timeout is not None else 60_000
-        (self.workdir / "advanced.config").write_text(
-            f"[{{rabbit, [{{channel_tick_interval, {tick}}}]}}].\n"
-        )
-
-    def _consumer_timeout_lines(self) -> list[str]:
-        if self.consumer_timeout is None:
-            return []
-        return [f"consumer_timeout = {int(self.consumer_timeout * 1000)}"]
+        (self.workdir / "advanced.config").write_text(advanced_config(self.consumer_timeout))
 
     def env(self) -> dict[str, str]:
         """The environment of the node and of every ``rabbitmqctl`` aimed at it."""
@@ -284,26 +266,11 @@ class RabbitMQServer:
         return False
 
     def _login_works(self) -> bool:
-        connection = amqp.Connection(
-            f"127.0.0.1:{self.port}",
-            userid=self.user,
-            password=self.password,
-            connect_timeout=2,
-        )
-        try:
-            connection.connect()
-        except (OSError, amqp.exceptions.AMQPError):
-            return False
-        connection.close()
-        return True
+        return login_works("127.0.0.1", self.port, self.user, self.password)
 
     def connection(self) -> amqp.Connection:
         """A connected py-amqp client (for inspection and tests)."""
-        connection = amqp.Connection(
-            f"127.0.0.1:{self.port}", userid=self.user, password=self.password, connect_timeout=5
-        )
-        connection.connect()
-        return connection
+        return connect("127.0.0.1", self.port, self.user, self.password)
 
     def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """Run ``rabbitmqctl`` against this node; its stdout, or :class:`RabbitMQUnavailable`.

@@ -1,0 +1,163 @@
+"""A RabbitMQ broker container for the docker backend: what the local backend's private node is,
+as a testcontainers container, and inspected through the same ``RabbitMQAccess`` protocol.
+
+- published on 127.0.0.1 at a host port fixed at creation, so a restart keeps it;
+- a random administrator user (no ``guest``) and the scenario's ``consumer_timeout``: the same
+  config lines as the local node (:mod:`celery_chaos.backends.rabbitmq_config`), copied into
+  ``/etc/rabbitmq/conf.d`` and ``/etc/rabbitmq/advanced.config`` before the first start (the
+  layout of both the offline Debian image and the registry's ``rabbitmq:3``);
+- ready when an AMQP login succeeds, polled from the host (no fixed sleep);
+- ``rabbitmqctl`` through ``docker exec`` as user ``rabbitmq`` (its HOME holds the cookie the
+  server wrote); a crash is SIGKILL + start of the same container, whose filesystem (mnesia:
+  durable queues, persistent messages) and hostname (the node name) survive.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import amqp
+import docker.errors
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
+
+from celery_chaos.backends.docker.containers import ENGINE_TIMEOUT, LOOPBACK, client_options
+from celery_chaos.backends.rabbitmq_config import (
+    advanced_config,
+    connect,
+    login_works,
+    rabbitmq_conf,
+)
+
+AMQP_PORT = 5672
+RABBITMQ_READY_SECONDS = 120  # ready in ~4 s idle, 5-8 s on a loaded 2-core runner
+READY_POLL_SECONDS = 0.1
+CTL_TIMEOUT_SECONDS = 60
+CTL_USER = "rabbitmq"
+# After the image's own conf.d files (the registry image ships 10-defaults.conf): ours win.
+CONF_PATH = "/etc/rabbitmq/conf.d/90-celery-chaos.conf"
+ADVANCED_CONFIG_PATH = "/etc/rabbitmq/advanced.config"
+
+
+class RabbitMQCtlError(RuntimeError):
+    """``rabbitmqctl`` failed or the container does not run (inspection reads RuntimeError)."""
+
+
+class AmqpLoginWaitStrategy(WaitStrategy):
+    """Ready when the broker user can log in over AMQP; fails at once if the container exits."""
+
+    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+        target: LoopbackRabbitMQ = container  # type: ignore[assignment]
+        if not self._poll(target.login_or_raise):
+            tail = target.log_tail()
+            raise TimeoutError(
+                f"RabbitMQ did not accept a login within {self._startup_timeout:g}s: {tail}"
+            )
+
+
+class LoopbackRabbitMQ(DockerContainer):
+    """A RabbitMQ node with a random administrator, published on 127.0.0.1 at a fixed port."""
+
+    def __init__(self, image: str, host_port: int, consumer_timeout: float | None = None):
+        super().__init__(image, docker_client_kw=client_options())
+        self.user = f"chaos-{secrets.token_hex(4)}"
+        self.password = secrets.token_hex(16)
+        self.host_port = host_port
+        # testcontainers' with_bind_ports cannot name a host address; docker-py takes (ip, port).
+        self.ports[str(AMQP_PORT)] = (LOOPBACK, host_port)  # type: ignore[assignment]
+        conf = rabbitmq_conf(self.user, self.password, consumer_timeout)
+        # World-readable inside the container only (root-owned; the server runs as rabbitmq).
+        self.with_copy_into_container(conf.encode(), CONF_PATH, 0o644)
+        advanced = advanced_config(consumer_timeout)
+        self.with_copy_into_container(advanced.encode(), ADVANCED_CONFIG_PATH, 0o644)
+        self.ready = (
+            AmqpLoginWaitStrategy()
+            .with_poll_interval(READY_POLL_SECONDS)
+            .with_startup_timeout(RABBITMQ_READY_SECONDS)
+        )
+        self.waiting_for(self.ready)
+        self.startup_seconds: float | None = None
+
+    # --- URLs and clients --------------------------------------------------------------
+    def url(self, host: str = LOOPBACK, port: int | None = None) -> str:
+        """An AMQP URL for the default vhost: from the host by default, or by container name."""
+        return f"amqp://{self.user}:{self.password}@{host}:{port or self.host_port}//"
+
+    def connection(self) -> amqp.Connection:
+        """A connected py-amqp client on the loopback port (for inspection and tests)."""
+        return connect(LOOPBACK, self.host_port, self.user, self.password)
+
+    def login_or_raise(self) -> bool:
+        """One readiness poll: a login works; an exited container is an error, not a wait."""
+        if login_works(LOOPBACK, self.host_port, self.user, self.password):
+            return True
+        container = self.get_wrapped_container()
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise RabbitMQCtlError(f"RabbitMQ container exited: {self.log_tail()}")
+        return False
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            output = self.get_wrapped_container().logs(tail=lines)
+        except docker.errors.APIError:
+            return "(no log)"
+        return " | ".join(output.decode(errors="replace").split("\n")).strip()[-600:]
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> LoopbackRabbitMQ:
+        began = time.monotonic()
+        super().start()
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def crash_and_restart(self) -> None:
+        """SIGKILL the node, start the same container again, wait until a login works."""
+        container = self.get_wrapped_container()
+        container.kill(signal="SIGKILL")
+        container.wait(timeout=ENGINE_TIMEOUT)
+        began = time.monotonic()
+        container.start()
+        self.ready.wait_until_ready(self)
+        self.startup_seconds = time.monotonic() - began
+
+    def restart_detail(self) -> str:
+        took = self.startup_seconds or 0.0
+        return (
+            "RabbitMQ container SIGKILLed and restarted (its filesystem, mnesia, kept;"
+            f" up again in {took:.1f}s)"
+        )
+
+    # --- rabbitmqctl -------------------------------------------------------------------
+    def ctl(self, *args: str) -> str:
+        """Run ``rabbitmqctl -q`` in the container as user rabbitmq; its stdout."""
+        command = ["timeout", str(CTL_TIMEOUT_SECONDS), "rabbitmqctl", "-q", *args]
+        try:
+            result = self.get_wrapped_container().exec_run(command, user=CTL_USER, demux=True)
+        except docker.errors.APIError as error:
+            raise RabbitMQCtlError(f"rabbitmqctl {args[0]}: {error.explanation}") from None
+        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
+        if result.exit_code != 0:
+            detail = (stderr or stdout).strip().splitlines()[:1] or ["(no output)"]
+            raise RabbitMQCtlError(f"rabbitmqctl {args[0]} failed: {detail[0]}")
+        return stdout
+
+    def ctl_json(self, *args: str) -> list[dict[str, Any]]:
+        """A ``rabbitmqctl list_*`` command's rows, as dicts."""
+        return json.loads(self.ctl(*args, "--formatter", "json") or "[]")
+
+    def close_connections_from(self, peer_host: str, reason: str) -> list[str]:
+        """Have the node close every client connection whose peer is ``peer_host`` (an IP on
+        the broker network); returns the connection pids it closed."""
+        # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
+        rows = [
+            line.split("\t")
+            for line in self.ctl("list_connections", "pid", "peer_host").splitlines()
+        ]
+        pids = [row[0] for row in rows if len(row) == 2 and row[1].strip() == peer_host]
+        for pid in pids:
+            self.ctl("close_connection", pid, reason)
+        return pids

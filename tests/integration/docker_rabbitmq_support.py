@@ -1,0 +1,76 @@
+"""What the docker RabbitMQ tests share: the scenario list (the default suite on RabbitMQ plus
+scenarios/rabbitmq/, as test_rabbitmq_suite.py runs them locally), split into two halves so
+``--dist loadfile`` runs them on two processes side by side, and one way to run a scenario."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import docker.errors
+import pytest
+from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
+from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
+from celery_chaos.core.fault_kinds import DOCKER, supported_by
+from celery_chaos.core.scenario import Scenario, load_suite, with_broker_kind
+from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
+
+from tests.integration.docker_support import require_images, unavailable
+
+SUITE = Path(__file__).resolve().parents[2] / "scenarios"
+GREEN_POOLS = ("gevent", "eventlet")
+
+
+def _on_docker(scenario: Scenario) -> bool:
+    """Whether the docker backend carries out every fault the scenario names (drop_connections
+    and latency are the local proxy's, for now)."""
+    return {f.kind for f in scenario.faults} <= supported_by(DOCKER)
+
+
+# The default suite minus the scenarios that pin `broker.kind: redis` (Redis transport
+# mechanics), exactly as test_rabbitmq_suite.py selects it, then the RabbitMQ-only scenarios.
+DEFAULT = [s for s in load_suite([SUITE]) if "kind" not in s.broker.model_fields_set]
+SCENARIOS = {s.name: s for s in [*DEFAULT, *load_suite([SUITE / "rabbitmq"])] if _on_docker(s)}
+LOCAL_ONLY = sorted(s.name for s in DEFAULT if not _on_docker(s))
+NAMES = sorted(SCENARIOS)
+HALVES = (NAMES[::2], NAMES[1::2])
+
+
+def require_rabbitmq_image() -> None:
+    require_images()
+    have = {tag for image in docker_client().images.list() for tag in image.tags}
+    if DEFAULT_RABBITMQ_IMAGE not in have:
+        unavailable(f"image not built: {DEFAULT_RABBITMQ_IMAGE}")
+
+
+def require_pool(pool: str) -> None:
+    """Skip a gevent/eventlet scenario where the worker image lacks that library (the default
+    image gets them as extras; until then the worker would die at start-up)."""
+    if pool not in GREEN_POOLS:
+        return
+    try:
+        docker_client().containers.run(
+            DEFAULT_WORKER_IMAGE, ["python", "-c", f"import {pool}"], remove=True,
+            network_mode="none", stderr=True,
+        )  # fmt: skip
+    except docker.errors.ContainerError:
+        pytest.skip(f"workers.pool {pool}: not installed in {DEFAULT_WORKER_IMAGE}")
+
+
+def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
+    """Run a scenario on the docker backend with a RabbitMQ broker; it must pass with its own
+    written expectations (``expect_when`` where RabbitMQ differs) and leave nothing behind."""
+    scenario = with_broker_kind(SCENARIOS[name], "rabbitmq")
+    require_pool(scenario.workers.pool)
+    run_ids: list[str] = []
+    options = RunOptions(
+        backend="docker", report_dir=tmp_path, on_finish=lambda b: run_ids.append(b.run_id)
+    )
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
+    counts = result.verdicts and result.verdicts.counts
+    assert result.status == PASSED, (result.reason, counts, result.expectations)
+    assert result.versions["broker"].startswith("rabbitmq 3."), result.versions
+    (run_id,) = run_ids
+    left = docker_client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+    assert left == [], "a container outlived its run"
+    return json.loads((result.report_dir / "result.json").read_text())

@@ -1,0 +1,118 @@
+"""The docker backend's RabbitMQ broker container, read back from the engine and the node itself:
+published on 127.0.0.1 at a port a crash keeps, its own user and no guest, durable queues and
+persistent messages surviving a SIGKILL, its version in the run's versions, a clear error for a
+missing image, and nothing left after a killed harness once ``celery-chaos cleanup`` ran."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import amqp
+import docker.errors
+import pytest
+from celery_chaos.backends.base import BackendError
+from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
+from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE
+from celery_chaos.core.scenario import load_file
+from celery_chaos.run import versions
+
+from tests.integration.docker_rabbitmq_support import SUITE, require_rabbitmq_image
+from tests.integration.scenario_support import wait_for_line
+
+ROOT = SUITE.parent
+NO_WORKERS = SUITE / "rabbitmq" / "24-rabbitmq-restart-transient.yaml"
+CLOSE_CONNECTION = SUITE / "rabbitmq" / "26-rabbitmq-close-connection.yaml"
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _images() -> None:
+    require_rabbitmq_image()
+
+
+def run_containers(run_id: str) -> list:
+    return docker_client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+
+
+def publish(connection: amqp.Connection, queue: str, body: str, mode: int) -> None:
+    """Publish with a confirm: the broker acks a persistent message once it is on disk."""
+    channel = connection.channel()
+    channel.confirm_select()
+    channel.queue_declare(queue, durable=True, auto_delete=False)
+    channel.basic_publish(amqp.Message(body, delivery_mode=mode), routing_key=queue)
+
+
+def test_broker_container_keeps_its_port_and_durable_messages_across_a_crash(
+    tmp_path: Path,
+) -> None:
+    backend = DockerBackend(load_file(NO_WORKERS), tmp_path)
+    backend.check_runnable()
+    with backend:
+        backend.start()
+        broker = backend.rabbitmq()
+        (container,) = [c for c in run_containers(backend.run_id) if c.name.endswith("-broker")]
+        assert DEFAULT_RABBITMQ_IMAGE in container.image.tags
+        (binding,) = container.attrs["HostConfig"]["PortBindings"]["5672/tcp"]
+        assert (binding["HostIp"], int(binding["HostPort"])) == ("127.0.0.1", broker.host_port)
+        users = broker.ctl_json("list_users")
+        assert [u["user"] for u in users] == [broker.user]  # no guest, ever
+        assert versions.broker_version(backend)["broker"].startswith("rabbitmq 3.")
+        with broker.connection() as connection:
+            publish(connection, "kept", "durable and persistent", mode=2)
+            publish(connection, "dropped", "transient", mode=1)
+        url = backend.broker_url
+        assert "restarted" in backend.restart_broker()
+        assert backend.broker_url == url  # same port, user and password
+        with broker.connection() as connection:
+            channel = connection.channel()
+            kept = channel.basic_get("kept", no_ack=True)
+            assert kept is not None and kept.body == "durable and persistent"
+            assert channel.basic_get("dropped", no_ack=True) is None
+        volumes = [m["Name"] for m in container.attrs["Mounts"] if m.get("Type") == "volume"]
+    assert run_containers(backend.run_id) == []
+    for volume in volumes:  # the image's VOLUME goes with the container
+        with pytest.raises(docker.errors.NotFound):
+            docker_client().volumes.get(volume)
+
+
+def test_missing_rabbitmq_image_is_named(tmp_path: Path) -> None:
+    scenario = load_file(NO_WORKERS)
+    broker = scenario.broker.model_copy(update={"image": "celery-chaos-test/no-such-rabbitmq:0"})
+    scenario = scenario.model_copy(update={"broker": broker})
+    with pytest.raises(BackendError, match="rabbitmq broker image celery-chaos-test/no-such"):
+        DockerBackend(scenario, tmp_path).check_runnable()
+
+
+def test_killed_harness_leaves_a_rabbitmq_container_that_cleanup_removes(tmp_path: Path) -> None:
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "celery_chaos.cli", "run", str(CLOSE_CONNECTION),
+         "--backend", "docker", "--report-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=os.environ | {"TESTCONTAINERS_RYUK_DISABLED": "true"},  # Ryuk would reap them too
+    )  # fmt: skip
+    try:
+        line = wait_for_line(harness, "close_connection: injected", deadline=180)
+    finally:
+        harness.send_signal(signal.SIGKILL)  # no chance to clean up
+        harness.wait(timeout=10)
+    run_id = re.search(r"chaos-([0-9a-f]+)-w\d", line).group(1)
+    left = {c.name: c for c in run_containers(run_id)}
+    broker = left[f"chaos-{run_id}-broker"]
+    assert DEFAULT_RABBITMQ_IMAGE in broker.image.tags
+    volumes = [m["Name"] for m in broker.attrs["Mounts"] if m.get("Type") == "volume"]
+    removed = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "cleanup", "--run-id", run_id],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert removed.returncode == 0, removed.stderr
+    assert f"container chaos-{run_id}-broker" in removed.stdout
+    assert run_containers(run_id) == []
+    assert docker_client().networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}) == []
+    for volume in volumes:
+        with pytest.raises(docker.errors.NotFound):
+            docker_client().volumes.get(volume)
