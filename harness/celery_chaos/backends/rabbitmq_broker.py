@@ -140,9 +140,7 @@ def may_hold_messages(server: RabbitMQAccess, parked: frozenset[str] = frozenset
         counts = queue_counts(server)
     except RuntimeError:
         return True
-    return any(
-        c.ready or c.unacked for q, c in counts.items() if q not in parked or c.consumers
-    )
+    return any(c.ready or c.unacked for q, c in counts.items() if q not in parked or c.consumers)
 
 
 def policy_definitions(server: RabbitMQAccess, counts: dict[str, QueueCount]) -> dict[str, dict]:

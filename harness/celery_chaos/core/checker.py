@@ -97,7 +97,6 @@ from celery_chaos.core.workflows import (
     revoked_ids,
 )
 
-
 TERMINAL = ("SUCCESS", "FAILURE")  # attempt_end states after which Celery acked the message
 
 

@@ -216,8 +216,8 @@ def _settle_waiting(tree: dict[str, Any], tasks: dict[str, _Task]) -> None:
 
 def _outcome(rows: list[dict[str, Any]]) -> tuple[str, str]:
     for outcome, verdict, says in (
-        ("broken", "lost", "never completed and never will"),
         ("broken", "dead_lettered", "was dead-lettered: parked until someone moves it back"),
+        ("broken", "lost", "never completed and never will"),
         ("duplicated", "duplicate_executions", "completed more than once"),
         ("pending", "pending", "has not completed yet but still can"),
     ):
