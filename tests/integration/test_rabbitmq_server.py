@@ -352,7 +352,8 @@ def test_a_quorum_delivery_limit_dead_letters_after_limit_plus_one_deliveries(
 ) -> None:
     """On a real node: limit 1 allows 2 deliveries, then the message is dead-lettered with
     reason delivery_limit into the queue the harness declared (declare_queues); inspection
-    locates it there and reads each quorum queue's limit, from its argument or its policy."""
+    locates it there, reads each quorum queue's limit (from its argument or its policy) and
+    spends no more than one delivery of a ready message per inspection."""
     rabbitmq_broker.declare_queues(rabbit, {"chaos-dlq": {"durable": True, "arguments": {}}})
     rabbit.ctl("set_policy", "--apply-to", "queues", "chaos-limit", "^chaos-by-policy$",
                '{"delivery-limit": 3}')  # fmt: skip
@@ -369,10 +370,17 @@ def test_a_quorum_delivery_limit_dead_letters_after_limit_plus_one_deliveries(
             message = amqp.Message(b"[]", application_headers=headers)
             channel.basic_publish(message, "", "chaos-limited")
             assert _reject_until_gone(channel, "chaos-limited") == 2
-        found = rabbitmq_broker.inspect(rabbit)
+            waiting = amqp.Message(b"[]", application_headers={"task": INGEST, "id": "waiting-1"})
+            channel.basic_publish(waiting, "", "chaos-limited")
+            deadline = time.monotonic() + 10
+            while rabbitmq_broker.queue_counts(rabbit)["chaos-limited"].ready != 1:
+                assert time.monotonic() < deadline, "the published message was never counted"
+        for _ in range(2):  # a queue with nothing unacked is read once per inspection: limit 1
+            found = rabbitmq_broker.inspect(rabbit)  # allows two, so waiting-1 stays put
         assert found.problems == []
         assert found.state.locations == {
-            "limited-1": ["dead_letter:chaos-dlq:delivery_limit:chaos-limited"]
+            "limited-1": ["dead_letter:chaos-dlq:delivery_limit:chaos-limited"],
+            "waiting-1": ["queue:chaos-limited"],
         }
         assert found.state.delivery_limits == {"chaos-limited": 1, "chaos-by-policy": 3}
     finally:

@@ -11,9 +11,11 @@ What this module proves, and how (:func:`inspect`, after the harness froze every
 
 1. ``rabbitmqctl list_queues`` (asks each queue process; not sampled like the management
    plugin's counters) gives per queue the ready and unacked counts.
-2. The ready messages are read with ``basic.get`` (no auto-ack) on a private connection and
-   held, so every ready message is read exactly once: its task id (Celery protocol 2 header
-   ``id``, else ``correlation_id``) is *ready in queue X*.
+2. The ready messages of each queue that also has unacked ones are read with ``basic.get``
+   (no auto-ack) on a private connection and held, so every ready message is read exactly
+   once: its task id (Celery protocol 2 header ``id``, else ``correlation_id``) is *ready in
+   queue X*. A queue with nothing unacked is read in step 4 only (all it holds is ready): a
+   read is a delivery, and a quorum queue counts it toward its delivery limit.
 3. ``rabbitmqctl close_all_connections`` closes every client connection, the frozen workers'
    included: their unacked messages return to their queues, which is awaited until
    ``list_queues`` shows zero unacked (with a deadline).
@@ -36,8 +38,11 @@ Dead letters and delivery limits (measured on RabbitMQ 3.10.8, a real node):
   connection closed), so the history's attempts are a lower bound of RabbitMQ's count.
 - A dead-lettered message carries ``x-death`` (newest first: ``reason``, ``queue`` it died in,
   ``count``), and ``x-first-death-reason``/``-queue``; ``x-delivery-count`` is removed.
-- Reading a message here (``basic.get``, then returning it) is a delivery too: inspecting a
-  quorum queue spends one delivery of each ready message per read.
+- Reading a message here (``basic.get``, then returning it) is a delivery too: the inspection
+  spends one delivery of each message it reads (two for a ready message in a queue that also
+  had unacked ones), so a message at its last allowed delivery may be dropped or dead-lettered
+  by the inspection itself; its location is the one read first, and the count check below
+  reports the difference.
 
 :func:`inspect` reads ``list_queues ... arguments policy type`` and the policies
 (``list_policies``, only when a queue has one) to give each quorum queue's effective limit
@@ -286,19 +291,23 @@ def inspect(server: RabbitMQAccess) -> Inspection:
         before = queue_counts(server)
         policies = policy_definitions(server, before)
         queues = sorted(before)
+        holding = [queue for queue in queues if before[queue].unacked]
         connection = server.connection()
         try:
-            ready = read_held(connection, queues, deaths)
+            ready = read_held(connection, holding, deaths)
         finally:
             connection.close()  # the held ready messages go back, in their places
         after = release_unacked(server, queues)
         connection = server.connection()
         try:
-            everything = read_held(connection, queues)
+            everything = read_held(connection, queues, deaths)
         finally:
             connection.close()  # requeues what we read: the broker keeps every message
     except (RuntimeError, OSError, amqp.exceptions.AMQPError):
         return Inspection(BrokerState(reachable=False))
+    for queue in set(queues) - set(holding):  # nothing unacked: all it holds was ready
+        if queue in everything:
+            ready[queue] = everything[queue]
     return _locate(before, after, ready, everything, deaths, policies)
 
 
