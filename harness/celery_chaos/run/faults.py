@@ -121,9 +121,10 @@ def _latency(backend: Backend, fault: Fault, target: Target, release: Any) -> Ou
 def declare_broker_queues(backend: Backend) -> None:
     """Declare the scenario's ``broker.declare_queues`` (RabbitMQ): once the broker is up, and
     again after a restart (a non-durable queue does not survive one)."""
-    queues = backend.scenario.broker.declare_queues
-    if queues and backend.broker_kind == "rabbitmq":
-        specs = {name: spec.model_dump() for name, spec in queues.items()}
+    # getattr: a stand-in backend (unit tests of the loop and the nemesis) may carry no scenario
+    broker = getattr(getattr(backend, "scenario", None), "broker", None)
+    if broker is not None and broker.declare_queues and broker.kind == "rabbitmq":
+        specs = {name: spec.model_dump() for name, spec in broker.declare_queues.items()}
         rabbitmq_broker.declare_queues(backend.rabbitmq(), specs)
 
 
