@@ -307,7 +307,8 @@ def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(
     rabbit: RabbitMQServer,
 ) -> None:
     """A message rejected without requeue goes to the queue's dead-letter exchange: inspection
-    reports it there (pending), not lost."""
+    reports it there, as a dead letter (reason ``rejected``, from chaos-work), not lost: kept
+    but parked (no worker consumes chaos-dead)."""
     with rabbit.connection() as connection:
         channel = connection.channel()
         channel.exchange_declare("chaos-dlx", "fanout", auto_delete=False)
@@ -324,10 +325,68 @@ def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(
     try:
         found = rabbitmq_broker.inspect(rabbit)
         assert found.problems == []
-        assert found.state.locations == {"dead-1": ["queue:chaos-dead"]}
+        assert found.state.locations == {"dead-1": ["dead_letter:chaos-dead:rejected:chaos-work"]}
     finally:
         with rabbit.connection() as cleanup:
             for queue in ("chaos-work", "chaos-dead"):
+                cleanup.channel().queue_delete(queue)
+
+
+def _reject_until_gone(channel: amqp.Channel, queue: str) -> int:
+    """Deliver and requeue (``basic.reject``) a queue's message until the broker drops or
+    dead-letters it; returns how many deliveries it allowed."""
+    deliveries, deadline = 0, time.monotonic() + 10
+    while time.monotonic() < deadline and deliveries < 10:
+        message = channel.basic_get(queue, no_ack=False)
+        if message is None:
+            if channel.queue_declare(queue, passive=True).message_count == 0:
+                return deliveries
+            continue
+        deliveries += 1
+        channel.basic_reject(message.delivery_tag, requeue=True)
+    return deliveries
+
+
+def test_a_quorum_delivery_limit_dead_letters_after_limit_plus_one_deliveries(
+    rabbit: RabbitMQServer,
+) -> None:
+    """On a real node: limit 1 allows 2 deliveries, then the message is dead-lettered with
+    reason delivery_limit into the queue the harness declared (declare_queues); inspection
+    locates it there, reads each quorum queue's limit (from its argument or its policy) and
+    spends no more than one delivery of a ready message per inspection."""
+    rabbitmq_broker.declare_queues(rabbit, {"chaos-dlq": {"durable": True, "arguments": {}}})
+    rabbit.ctl("set_policy", "--apply-to", "queues", "chaos-limit", "^chaos-by-policy$",
+               '{"delivery-limit": 3}')  # fmt: skip
+    work = {"x-queue-type": "quorum", "x-delivery-limit": 1, "x-dead-letter-exchange": ""}
+    work["x-dead-letter-routing-key"] = "chaos-dlq"
+    try:
+        with rabbit.connection() as connection:
+            channel = connection.channel()
+            channel.queue_declare("chaos-limited", durable=True, auto_delete=False, arguments=work)
+            by_policy = {"x-queue-type": "quorum"}
+            channel.queue_declare("chaos-by-policy", durable=True, auto_delete=False,
+                                  arguments=by_policy)  # fmt: skip
+            headers = {"task": INGEST, "id": "limited-1"}
+            message = amqp.Message(b"[]", application_headers=headers)
+            channel.basic_publish(message, "", "chaos-limited")
+            assert _reject_until_gone(channel, "chaos-limited") == 2
+            waiting = amqp.Message(b"[]", application_headers={"task": INGEST, "id": "waiting-1"})
+            channel.basic_publish(waiting, "", "chaos-limited")
+            deadline = time.monotonic() + 10
+            while rabbitmq_broker.queue_counts(rabbit)["chaos-limited"].ready != 1:
+                assert time.monotonic() < deadline, "the published message was never counted"
+        for _ in range(2):  # a queue with nothing unacked is read once per inspection: limit 1
+            found = rabbitmq_broker.inspect(rabbit)  # allows two, so waiting-1 stays put
+        assert found.problems == []
+        assert found.state.locations == {
+            "limited-1": ["dead_letter:chaos-dlq:delivery_limit:chaos-limited"],
+            "waiting-1": ["queue:chaos-limited"],
+        }
+        assert found.state.delivery_limits == {"chaos-limited": 1, "chaos-by-policy": 3}
+    finally:
+        rabbit.ctl("clear_policy", "chaos-limit")
+        with rabbit.connection() as cleanup:
+            for queue in ("chaos-limited", "chaos-by-policy", "chaos-dlq"):
                 cleanup.channel().queue_delete(queue)
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -51,10 +52,11 @@ def _our_nodes() -> list[int]:
     return found
 
 
-def _run(scenario_name: str, tmp_path: Path) -> dict:
+def _run(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
     scenario = DEFAULT.get(scenario_name) or RABBITMQ_ONLY[scenario_name]
     scenario = with_broker_kind(scenario, "rabbitmq")
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    options = RunOptions(report_dir=tmp_path, on_finish=on_finish)
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.status == PASSED, (result.reason, result.verdicts and result.verdicts.counts)
     assert result.versions["broker"].startswith("rabbitmq 3.")
     assert not _our_nodes(), "a RabbitMQ node outlived its run"
@@ -78,9 +80,31 @@ def test_only_scenarios_about_redis_transport_are_left_on_redis() -> None:
     } == REDIS_ONLY
 
 
-@pytest.mark.parametrize("name", sorted(RABBITMQ_ONLY))
+DEAD_LETTER = "rabbitmq-quorum-dead-letter"  # run by its own test below, with more checks
+
+
+@pytest.mark.parametrize("name", sorted(set(RABBITMQ_ONLY) - {DEAD_LETTER}))
 def test_rabbitmq_scenarios(name: str, tmp_path: Path) -> None:
     _run(name, tmp_path)
+
+
+def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(tmp_path: Path) -> None:
+    """The scenario passes (``dead_lettered: 1``), the message really is in celery.dead per
+    rabbitmqctl once the run is over (workers frozen, before teardown), and the run ended
+    quiescent: the quiet check did not wait for the parked message until the deadline."""
+    queues: dict[str, int] = {}
+
+    def count_messages(backend: Any) -> None:
+        rows = backend.rabbitmq().ctl_json("list_queues", "-p", "/", "name", "messages")
+        queues.update({row["name"]: int(row["messages"]) for row in rows})
+
+    report = _run(DEAD_LETTER, tmp_path, on_finish=count_messages)
+    (task,) = report["tasks"]
+    assert task["in_broker"] == ["dead_letter:celery.dead:delivery_limit:celery"]
+    assert len(task["attempts"]) == 3  # x-delivery-limit 2: three deliveries, then dead-lettered
+    assert {a["queue"] for a in task["attempts"]} == {"celery"}
+    assert queues["celery.dead"] == 1 and queues["celery"] == 0
+    assert report["end_reason"] == "quiescent"
 
 
 def test_killed_worker_is_redelivered_at_once_on_rabbitmq(tmp_path: Path) -> None:

@@ -32,7 +32,10 @@ def start(
     worker: str = WORKER,
     redelivered: bool = False,
     task: str = TASK,
+    queue: str | None = None,
 ) -> Event:
+    """An attempt's start; ``queue``: the queue its message came from, as the agent records."""
+    extra = {} if queue is None else {"queue": queue}
     return event(
         h.ATTEMPT_START,
         ts,
@@ -42,6 +45,7 @@ def start(
         worker=worker,
         pid=pid,
         redelivered=redelivered,
+        **extra,
     )
 
 

@@ -266,6 +266,19 @@ def test_quorum_delivery_limit_with_reject_on_worker_lost() -> None:
     found = finding(findings, "rabbitmq-quorum-delivery-limit")
     assert found.level == audit.WARNING and "x-delivery-limit=2" in found.setting
     assert found.scenario == "rabbitmq-quorum-delivery-limit"
+    assert "dropped_at_delivery_limit" in found.causes
+
+
+def test_quorum_delivery_limit_with_a_dead_letter_exchange_points_at_dead_lettered() -> None:
+    from kombu import Queue
+
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": ""}
+    findings = audit.audit(
+        RABBIT_SAFE | {"task_queues": [Queue("celery", queue_arguments=arguments)]}
+    )
+    found = finding(findings, "rabbitmq-quorum-delivery-limit")
+    assert found.scenario == "rabbitmq-quorum-dead-letter"
+    assert "dead_lettered" in found.causes
 
 
 def test_heartbeat_transient_and_prefetch() -> None:

@@ -108,6 +108,16 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
         "broker: consumer_timeout: a RabbitMQ setting; set kind: rabbitmq",
     ),
     (
+        "declare-queues-on-redis",
+        changed(broker={"declare_queues": {"celery.dead": {}}}),
+        "broker: declare_queues: a RabbitMQ setting; set kind: rabbitmq",
+    ),
+    (
+        "declare-queues-unknown-field",
+        changed(broker={"kind": "rabbitmq", "declare_queues": {"dlq": {"exclusive": True}}}),
+        "broker.declare_queues.dlq.exclusive: Extra inputs are not permitted",
+    ),
+    (
         "min-above-max",
         changed(expect={"ok": {"min": 3, "max": 1}}),
         "expect.ok: min 3 > max 1: no count can meet both",

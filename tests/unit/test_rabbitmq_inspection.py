@@ -8,7 +8,15 @@ import json
 import amqp
 import pytest
 from celery_chaos.backends.local import rabbitmq_server
-from celery_chaos.backends.rabbitmq_broker import QueueCount, _locate, is_task_queue, task_id
+from celery_chaos.backends.rabbitmq_broker import (
+    QueueCount,
+    _locate,
+    death,
+    delivery_limits,
+    is_task_queue,
+    parking_queues,
+    task_id,
+)
 
 
 def test_task_id_from_protocol_2_headers() -> None:
@@ -85,3 +93,57 @@ def test_a_queue_that_vanished_keeps_its_ready_messages_and_is_reported() -> Non
     found = _locate(before, {}, {"auto": ["a"]}, {})
     assert found.state.locations == {"a": ["queue:auto"]}
     assert found.problems[0] == "auto: could not be read (deleted or exclusive)"
+
+
+def dead_letter(reason: str = "delivery_limit", died_in: str = "celery") -> amqp.Message:
+    """A task message as RabbitMQ 3.10 dead-letters it (headers as read from a real node)."""
+    x_death = [{"count": 1, "reason": reason, "queue": died_in, "exchange": ""}]
+    headers = {"task": "t", "id": "a", "x-death": x_death, "x-first-death-reason": reason}
+    return amqp.Message(b"[]", application_headers=headers)
+
+
+def test_a_dead_letter_names_its_newest_death() -> None:
+    assert death(dead_letter("rejected", "work")) == ("rejected", "work")
+    plain = amqp.Message(b"[]", application_headers={"task": "t", "id": "a"})
+    assert death(plain) is None
+
+
+def test_a_dead_letter_in_a_queue_nobody_consumes_is_located_as_parked() -> None:
+    before = {
+        "celery": QueueCount(ready=0, unacked=0, consumers=1),
+        "dead": QueueCount(ready=1, unacked=0, consumers=0),
+    }
+    deaths = {("dead", "a"): ("delivery_limit", "celery")}
+    found = _locate(before, before, {"celery": [], "dead": ["a"]}, {"celery": [], "dead": ["a"]},
+                    deaths)  # fmt: skip
+    assert found.problems == []
+    assert found.state.locations == {"a": ["dead_letter:dead:delivery_limit:celery"]}
+
+
+@pytest.mark.parametrize(
+    ("queue", "parked"),
+    [
+        (QueueCount(1, 0, consumers=1), False),  # a worker consumes it: ready work
+        (QueueCount(1, 0, arguments={"x-message-ttl": 500, "x-dead-letter-exchange": ""}), False),
+        (QueueCount(1, 0, arguments={"x-dead-letter-exchange": ""}), True),
+        (QueueCount(1, 0, arguments={"x-message-ttl": 500}), True),
+        (QueueCount(1, 0, policy="wait"), False),  # the policy makes it a waiting room
+    ],
+)
+def test_only_a_queue_where_messages_stay_parks_them(queue: QueueCount, parked: bool) -> None:
+    policies = {"wait": {"message-ttl": 500, "dead-letter-exchange": "retry"}}
+    assert (parking_queues({"q": queue}, policies) == {"q"}) is parked
+
+
+def test_the_effective_delivery_limit_is_the_lower_of_argument_and_policy() -> None:
+    """Measured on RabbitMQ 3.10.8: argument 2 + policy 5 allowed 3 deliveries (limit 2),
+    argument 4 + policy 1 allowed 2 (limit 1). Classic queues have no delivery limit."""
+    counts = {
+        "arg": QueueCount(0, 0, kind="quorum", arguments={"x-delivery-limit": 2}),
+        "both": QueueCount(0, 0, kind="quorum", arguments={"x-delivery-limit": 4}, policy="p1"),
+        "policy": QueueCount(0, 0, kind="quorum", policy="p5"),
+        "none": QueueCount(0, 0, kind="quorum"),
+        "classic": QueueCount(0, 0, arguments={"x-delivery-limit": 2}),
+    }
+    policies = {"p1": {"delivery-limit": 1}, "p5": {"delivery-limit": 5}}
+    assert delivery_limits(counts, policies) == {"arg": 2, "both": 1, "policy": 5}

@@ -217,8 +217,24 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
         host=socket.gethostname(),
         redelivered=bool(delivery.get("redelivered")),
         retries=request.retries,
+        queue=_delivery_queue(task.app, delivery),
     )
     _current.attempt = (task_id, number)
+
+
+def _delivery_queue(app: Celery, delivery: dict[str, Any]) -> str | None:
+    """The queue a message came from (the checker looks up its delivery limit): the consumed
+    queue bound with the delivery's exchange and routing key, else the routing key (the queue's
+    name when published through the default exchange)."""
+    exchange, key = delivery.get("exchange") or "", delivery.get("routing_key")
+    try:
+        for name, queue in app.amqp.queues.items():
+            bound = queue.exchange.name if queue.exchange is not None else ""
+            if queue.routing_key == key and (bound or "") == exchange:
+                return name
+    except Exception:  # never let bookkeeping cost the attempt_start record
+        pass
+    return key
 
 
 def _on_postrun(task_id: str = "", state: str | None = None, **_: Any) -> None:

@@ -7,6 +7,7 @@ scenario is reported as not runnable with that reason instead of passing silentl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -164,7 +165,7 @@ class Backend(ABC):
         for problem in found.problems:
             self.log(f"   broker inspection: {problem}")
         if found.problems:
-            return BrokerState(reachable=False, locations=found.state.locations)
+            return dataclasses.replace(found.state, reachable=False)
         return found.state
 
     def broker_may_hold(self, task_ids: set[str]) -> bool:
@@ -180,7 +181,8 @@ class Backend(ABC):
             return state.may_hold(task_ids), not state.reachable or bool(state.locations)
         now = time.monotonic()
         if self._held is None or now - self._held[0] >= RABBITMQ_COUNT_INTERVAL:
-            self._held = (now, rabbitmq_broker.may_hold_messages(self.rabbitmq()))
+            parked = frozenset(self.scenario.broker.declare_queues)  # dead-letter queues
+            self._held = (now, rabbitmq_broker.may_hold_messages(self.rabbitmq(), parked))
         return self._held[1], self._held[1]
 
     def broker_answers(self) -> bool:

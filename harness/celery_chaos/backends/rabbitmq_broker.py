@@ -11,9 +11,11 @@ What this module proves, and how (:func:`inspect`, after the harness froze every
 
 1. ``rabbitmqctl list_queues`` (asks each queue process; not sampled like the management
    plugin's counters) gives per queue the ready and unacked counts.
-2. The ready messages are read with ``basic.get`` (no auto-ack) on a private connection and
-   held, so every ready message is read exactly once: its task id (Celery protocol 2 header
-   ``id``, else ``correlation_id``) is *ready in queue X*.
+2. The ready messages of each queue that also has unacked ones are read with ``basic.get``
+   (no auto-ack) on a private connection and held, so every ready message is read exactly
+   once: its task id (Celery protocol 2 header ``id``, else ``correlation_id``) is *ready in
+   queue X*. A queue with nothing unacked is read in step 4 only (all it holds is ready): a
+   read is a delivery, and a quorum queue counts it toward its delivery limit.
 3. ``rabbitmqctl close_all_connections`` closes every client connection, the frozen workers'
    included: their unacked messages return to their queues, which is awaited until
    ``list_queues`` shows zero unacked (with a deadline).
@@ -23,6 +25,32 @@ So the task id of every message is known, ready and unacked alike, and a task fo
 provably gone from the broker (``lost`` unless it completed). The totals of steps 2 and 4 are
 checked against step 1's counts; a difference (a worker that was not frozen, a message
 published meanwhile) is reported in :attr:`Inspection.problems`, never hidden.
+
+Dead letters and delivery limits (measured on RabbitMQ 3.10.8, a real node):
+
+- A quorum queue's delivery limit N (argument ``x-delivery-limit`` or policy ``delivery-limit``;
+  with both, the lower one wins: argument 2 + policy 5 gave 3 deliveries, argument 4 + policy 1
+  gave 2) allows N + 1 deliveries: the message carries ``x-delivery-count`` 0, 1, ..., N, and
+  when the (N + 1)-th delivery is returned (``basic.reject`` with requeue, or its channel or
+  connection closed: a killed worker) the count would pass N and the message is dropped, or
+  dead-lettered with reason ``delivery_limit`` if the queue has a dead-letter exchange. Limit 0:
+  one delivery. Every delivery counts, also one that never reached a task (prefetched, then its
+  connection closed), so the history's attempts are a lower bound of RabbitMQ's count.
+- A dead-lettered message carries ``x-death`` (newest first: ``reason``, ``queue`` it died in,
+  ``count``), and ``x-first-death-reason``/``-queue``; ``x-delivery-count`` is removed.
+- Reading a message here (``basic.get``, then returning it) is a delivery too: the inspection
+  spends one delivery of each message it reads (two for a ready message in a queue that also
+  had unacked ones), so a message at its last allowed delivery may be dropped or dead-lettered
+  by the inspection itself; its location is the one read first, and the count check below
+  reports the difference.
+
+:func:`inspect` reads ``list_queues ... arguments policy type`` and the policies
+(``list_policies``, only when a queue has one) to give each quorum queue's effective limit
+(:attr:`BrokerState.delivery_limits`). A ready message with ``x-death`` in a queue that no
+worker consumes (no consumer at step 1) is located ``dead_letter:<queue>:<reason>:<died in>``:
+parked, nothing runs it unless someone moves it back. Not so in a queue whose messages leave by
+themselves (a message TTL and a dead-letter exchange: a retry "waiting room"), nor in a queue a
+worker consumes: there it is ready work like any other.
 
 What it cannot tell: which channel (which worker) held an unacked message, nor whether that
 channel's worker was alive (frozen) or already dead: a dead worker's channel is closed by the
@@ -40,11 +68,11 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import amqp
 
-from celery_chaos.core.broker_state import BrokerState
+from celery_chaos.core.broker_state import BrokerState, dead_letter_location
 
 REQUEUE_DEADLINE = 10.0
 # Celery's own broadcast/event queues: exclusive or transient, never a task message.
@@ -70,6 +98,9 @@ class QueueCount:
     ready: int
     unacked: int
     consumers: int = 0
+    kind: str = "classic"  # RabbitMQ's queue type: classic, quorum, stream
+    arguments: dict[str, Any] = field(default_factory=dict)  # x-arguments it was declared with
+    policy: str = ""  # the name of the policy that applies to it, if any
 
 
 @dataclass
@@ -85,28 +116,115 @@ def is_task_queue(name: str) -> bool:
     return not any(marker in name for marker in SYSTEM_QUEUE_MARKERS)
 
 
+COUNT_COLUMNS = ("messages_ready", "messages_unacknowledged", "consumers", "type", "arguments")
+
+
 def queue_counts(server: RabbitMQAccess) -> dict[str, QueueCount]:
-    """Ready/unacked/consumer counts of every task queue in ``/`` (no side effect)."""
-    rows = server.ctl_json(
-        "list_queues", "-p", "/", "name", "messages_ready", "messages_unacknowledged", "consumers"
-    )
+    """Ready/unacked/consumer counts, type, arguments and policy of every task queue in ``/``
+    (no side effect; one ``rabbitmqctl`` call)."""
+    rows = server.ctl_json("list_queues", "-p", "/", "name", *COUNT_COLUMNS, "policy")
     return {
         row["name"]: QueueCount(
             int(row["messages_ready"] or 0),
             int(row["messages_unacknowledged"] or 0),
             int(row["consumers"] or 0),
+            str(row.get("type") or "classic"),
+            {arg[0]: arg[-1] for arg in row.get("arguments") or [] if arg},
+            str(row.get("policy") or ""),
         )
         for row in rows
         if is_task_queue(row["name"])
     }
 
 
-def may_hold_messages(server: RabbitMQAccess) -> bool:
-    """Whether any task queue holds a message, ready or unacked (True if unreachable)."""
+def may_hold_messages(server: RabbitMQAccess, parked: frozenset[str] = frozenset()) -> bool:
+    """Whether any task queue holds a message, ready or unacked (True if unreachable). The
+    ``parked`` queues (dead-letter queues the scenario declared) count only while a worker
+    consumes them: a dead-lettered message never moves, so waiting for it would never end."""
     try:
-        return any(c.ready or c.unacked for c in queue_counts(server).values())
+        counts = queue_counts(server)
     except RuntimeError:
         return True
+    return any(c.ready or c.unacked for q, c in counts.items() if q not in parked or c.consumers)
+
+
+def policy_definitions(server: RabbitMQAccess, counts: dict[str, QueueCount]) -> dict[str, dict]:
+    """The definition of every policy that applies to a task queue (no call when none does)."""
+    if not any(count.policy for count in counts.values()):
+        return {}
+    rows = server.ctl_json("list_policies", "-p", "/")
+    return {row["name"]: _json_object(row.get("definition")) for row in rows}
+
+
+def _json_object(value: Any) -> dict:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _setting(count: QueueCount, policies: dict[str, dict], key: str) -> list[Any]:
+    """A queue setting from its ``x-<key>`` argument and its policy's ``<key>``, if set."""
+    found = [count.arguments.get(f"x-{key}"), policies.get(count.policy, {}).get(key)]
+    return [value for value in found if value is not None]
+
+
+def delivery_limits(counts: dict[str, QueueCount], policies: dict[str, dict]) -> dict[str, int]:
+    """Each quorum queue's effective delivery limit: the lower of argument and policy
+    (measured, see the module docstring); classic queues have none."""
+    limits = {}
+    for queue, count in counts.items():
+        values = [int(v) for v in _setting(count, policies, "delivery-limit")]
+        if count.kind == "quorum" and values:
+            limits[queue] = min(values)
+    return limits
+
+
+def parking_queues(counts: dict[str, QueueCount], policies: dict[str, dict]) -> set[str]:
+    """Queues where a dead-lettered message stays: no consumer, and not a waiting room whose
+    messages expire onward by themselves (message TTL plus a dead-letter exchange)."""
+    return {
+        queue
+        for queue, count in counts.items()
+        if not count.consumers
+        and not (
+            _setting(count, policies, "message-ttl")
+            and _setting(count, policies, "dead-letter-exchange")
+        )
+    }
+
+
+def death(message: amqp.Message) -> tuple[str, str] | None:
+    """(reason, queue it died in) of a dead-lettered message, from its newest ``x-death``."""
+    headers = message.properties.get("application_headers") or {}
+    deaths = headers.get("x-death") or []
+    newest = deaths[0] if deaths and isinstance(deaths[0], dict) else {}
+    reason = newest.get("reason") or headers.get("x-first-death-reason")
+    if not reason:
+        return None
+    return str(reason), str(newest.get("queue") or headers.get("x-first-death-queue") or "?")
+
+
+def declare_queues(server: RabbitMQAccess, queues: dict[str, dict[str, Any]]) -> None:
+    """Declare the scenario's extra queues (e.g. a dead-letter queue no worker consumes): Celery
+    declares only the queues it consumes or publishes to, and RabbitMQ drops a dead letter
+    routed to no queue. Idempotent; a queue declared before with other arguments raises."""
+    if not queues:
+        return
+    connection = server.connection()
+    try:
+        channel = connection.channel()
+        for name, spec in queues.items():
+            channel.queue_declare(
+                name,
+                durable=spec.get("durable", True),
+                auto_delete=False,
+                arguments=spec.get("arguments") or {},
+            )
+    finally:
+        connection.close()
 
 
 def task_id(message: amqp.Message) -> str | None:
@@ -125,9 +243,15 @@ def task_id(message: amqp.Message) -> str | None:
     return None
 
 
-def read_held(connection: amqp.Connection, queues: list[str]) -> dict[str, list[str]]:
+Deaths = dict[tuple[str, str], tuple[str, str]]  # (queue, task id) -> (reason, died in)
+
+
+def read_held(
+    connection: amqp.Connection, queues: list[str], deaths: Deaths | None = None
+) -> dict[str, list[str]]:
     """``basic.get`` every ready message of ``queues`` without acking, on channels that keep
-    holding them (so none is read twice); closing the connection requeues them all.
+    holding them (so none is read twice); closing the connection requeues them all. The
+    dead-lettered ones are noted in ``deaths``.
 
     A queue that cannot be read (gone, or exclusive to another connection) is left out of the
     result; the caller reports it."""
@@ -138,6 +262,9 @@ def read_held(connection: amqp.Connection, queues: list[str]) -> dict[str, list[
         try:
             while (message := channel.basic_get(queue, no_ack=False)) is not None:
                 ids.append(task_id(message) or "")
+                died = death(message)
+                if deaths is not None and died and ids[-1]:
+                    deaths[(queue, ids[-1])] = died
         except amqp.exceptions.ChannelError:
             continue  # the broker closed this channel only; its held messages went back
         found[queue] = ids
@@ -159,23 +286,37 @@ def release_unacked(server: RabbitMQAccess, queues: list[str]) -> dict[str, Queu
 
 def inspect(server: RabbitMQAccess) -> Inspection:
     """Snapshot where every task message sits (see the module docstring for the method)."""
+    deaths: Deaths = {}
     try:
         before = queue_counts(server)
+        policies = policy_definitions(server, before)
         queues = sorted(before)
+        holding = [queue for queue in queues if before[queue].unacked]
         connection = server.connection()
         try:
-            ready = read_held(connection, queues)
+            ready = read_held(connection, holding, deaths)
         finally:
             connection.close()  # the held ready messages go back, in their places
         after = release_unacked(server, queues)
         connection = server.connection()
         try:
-            everything = read_held(connection, queues)
+            everything = read_held(connection, queues, deaths)
         finally:
             connection.close()  # requeues what we read: the broker keeps every message
     except (RuntimeError, OSError, amqp.exceptions.AMQPError):
         return Inspection(BrokerState(reachable=False))
-    return _locate(before, after, ready, everything)
+    for queue in set(queues) - set(holding):  # nothing unacked: all it holds was ready
+        if queue in everything:
+            ready[queue] = everything[queue]
+    return _locate(before, after, ready, everything, deaths, policies)
+
+
+def _ready_location(queue: str, task: str, deaths: Deaths, parking: set[str]) -> str:
+    """``queue:<name>``, or ``dead_letter:...`` for a dead letter parked where it stays."""
+    died = deaths.get((queue, task))
+    if died is not None and queue in parking:
+        return dead_letter_location(queue, *died)
+    return f"queue:{queue}"
 
 
 def _locate(
@@ -183,9 +324,13 @@ def _locate(
     after: dict[str, QueueCount],
     ready: dict[str, list[str]],
     everything: dict[str, list[str]],
+    deaths: Deaths | None = None,
+    policies: dict[str, dict] | None = None,
 ) -> Inspection:
     locations: dict[str, list[str]] = defaultdict(list)
     problems = []
+    deaths, policies = deaths or {}, policies or {}
+    parking = parking_queues(before, policies)
     for queue, count in before.items():
         if queue not in ready or queue not in everything:
             problems.append(f"{queue}: could not be read (deleted or exclusive)")
@@ -204,32 +349,37 @@ def _locate(
                 continue
             if task in unread_ready:
                 unread_ready.remove(task)
-                locations[task].append(f"queue:{queue}")
+                locations[task].append(_ready_location(queue, task, deaths, parking))
             else:
                 locations[task].append("unacked")
-    return Inspection(BrokerState(reachable=True, locations=dict(locations)), before, problems)
+    state = BrokerState(True, dict(locations), delivery_limits(before, policies))
+    return Inspection(state, before, problems)
 
 
 def inspect_live(server: RabbitMQAccess) -> Inspection:
     """Where the *ready* messages sit, without closing anyone's connection (a shared pytest
     environment lives on). Unacknowledged messages cannot be named this way: their count is
     reported as a problem, so the caller knows the reading is partial."""
+    deaths: Deaths = {}
     try:
         before = queue_counts(server)
+        policies = policy_definitions(server, before)
         connection = server.connection()
         try:
-            ready = read_held(connection, sorted(before))
+            ready = read_held(connection, sorted(before), deaths)
         finally:
             connection.close()  # requeues what we read
     except (RuntimeError, OSError, amqp.exceptions.AMQPError):
         return Inspection(BrokerState(reachable=False))
+    parking = parking_queues(before, policies)
     locations: dict[str, list[str]] = defaultdict(list)
     for queue, ids in ready.items():
         for task in filter(None, ids):
-            locations[task].append(f"queue:{queue}")
+            locations[task].append(_ready_location(queue, task, deaths, parking))
     problems = [
         f"{queue}: {count.unacked} unacked message(s) held by a live connection (not named)"
         for queue, count in before.items()
         if count.unacked
     ]
-    return Inspection(BrokerState(reachable=True, locations=dict(locations)), before, problems)
+    state = BrokerState(True, dict(locations), delivery_limits(before, policies))
+    return Inspection(state, before, problems)

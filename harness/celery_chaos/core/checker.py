@@ -14,6 +14,12 @@ Semantics, per dispatched task (the *outcome*, exactly one of):
 - ``pending``: never completed, but the message still sits in the broker (queue or unacked set)
   or an attempt is still running: it would come back (after the visibility timeout) or finish.
   Only the broker's state can tell this apart from ``lost``.
+- ``dead_lettered``: never completed, not running, and its only message in the broker is a
+  *dead letter* (RabbitMQ: a dead-letter exchange moved it, with an ``x-death`` reason such as
+  ``delivery_limit``, ``rejected`` or ``expired``, to a queue no worker consumes; the location
+  ``dead_letter:<queue>:<reason>:<died in>`` says where and why). It is kept, but parked:
+  unlike ``pending`` it will not come back by itself; nothing runs it unless someone moves it
+  back to a work queue. A message that is also ready or unacked elsewhere makes it ``pending``.
 - ``lost``: never completed, not in the broker and not running: nothing will ever run it again.
   A task Celery marked failed (e.g. ``WorkerLostError``) is lost too: its work never happened.
 
@@ -27,6 +33,13 @@ Labels a task may carry on top of its outcome:
   ``lost`` with this label: nothing was meant to run it.
 - ``redelivery_loop``: more deliveries than ``redelivery_threshold`` (a poison message); the
   attempts a ``Retry`` asked for are not counted as deliveries.
+- ``dropped_at_delivery_limit``: a ``lost`` task whose current message (the attempts since its
+  last ``Retry``, which publishes a new message) was delivered more times than the delivery
+  limit N of the queue its last attempt came from (``BrokerState.delivery_limits``; a RabbitMQ
+  quorum queue allows N + 1 deliveries, then drops the message), and whose last attempt did not
+  end in SUCCESS or FAILURE (those ack it): the broker dropped it at the limit. The history's
+  attempts are a lower bound of the broker's count (a prefetched delivery that never started
+  counts there too), so a task dropped partly by such deliveries stays plain ``lost``.
 
 Run-wide findings, each counted once per offending item:
 
@@ -63,7 +76,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery_chaos.core import history as h
-from celery_chaos.core.broker_state import BrokerState
+from celery_chaos.core.broker_state import BrokerState, is_dead_letter
 from celery_chaos.core.crashes import worker_crashes
 from celery_chaos.core.verdicts import (
     DEFAULT_REDELIVERY_THRESHOLD,
@@ -83,6 +96,8 @@ from celery_chaos.core.workflows import (
     revoked_but_ran,
     revoked_ids,
 )
+
+TERMINAL = ("SUCCESS", "FAILURE")  # attempt_end states after which Celery acked the message
 
 
 class _Builder:
@@ -132,6 +147,7 @@ def _on_start(b: _Builder, e: h.Event) -> None:
             pid=e.get("pid"),
             redelivered=bool(e.get("redelivered")),
             started=e["ts"],
+            queue=e.get("queue"),
         )
     )
 
@@ -207,24 +223,40 @@ def _interrupted(report: TaskReport) -> bool:
     return any(a.state not in ("SUCCESS", RETRY) for a in report.attempts)
 
 
-def _classify(report: TaskReport, redelivery_threshold: int) -> None:
+def _dropped_at_limit(report: TaskReport, limits: dict[str, int]) -> bool:
+    """Whether the history proves the broker dropped the task's message at its queue's delivery
+    limit (see ``dropped_at_delivery_limit`` in the module docstring)."""
+    retried = [i for i, a in enumerate(report.attempts) if a.state == RETRY]
+    current = report.attempts[retried[-1] + 1 if retried else 0 :]
+    if not current or current[-1].state in TERMINAL or current[-1].queue not in limits:
+        return False
+    return len(current) > limits[current[-1].queue]
+
+
+def _outcome(report: TaskReport, successes: int) -> str:
+    if successes >= 2:
+        return "duplicate_executions"
+    if successes == 1:
+        return "recovered" if _interrupted(report) else "ok"
+    if any(a.running for a in report.attempts):
+        return "pending"
+    if report.in_broker and all(is_dead_letter(where) for where in report.in_broker):
+        return "dead_lettered"
+    return "pending" if report.in_broker else "lost"
+
+
+def _classify(report: TaskReport, redelivery_threshold: int, limits: dict[str, int]) -> None:
     successes = sum(1 for a in report.attempts if a.state == "SUCCESS")
     retries = sum(1 for a in report.attempts if a.state == RETRY)
-    running = any(a.running for a in report.attempts)
-    if successes >= 2:
-        report.outcome = "duplicate_executions"
-    elif successes == 1:
-        report.outcome = "recovered" if _interrupted(report) else "ok"
-    elif report.in_broker or running:
-        report.outcome = "pending"
-    else:
-        report.outcome = "lost"
+    report.outcome = _outcome(report, successes)
     if successes == 0 and report.failures:
         report.labels.append("failed")
     if retries:
         report.labels.append("retried")
     if len(report.attempts) - retries > redelivery_threshold:
         report.labels.append("redelivery_loop")
+    if report.outcome == "lost" and _dropped_at_limit(report, limits):
+        report.labels.append("dropped_at_delivery_limit")
     for interrupted in report.attempts:
         if interrupted.died is None:
             continue
@@ -296,7 +328,7 @@ def _check(
     tasks = sorted(builder.tasks.values(), key=lambda t: (t.index is None, t.index or 0))
     for report in [*tasks, *builder.unexpected.values()]:
         report.in_broker = broker.locations.get(report.task_id, [])
-        _classify(report, redelivery_threshold)
+        _classify(report, redelivery_threshold, broker.delivery_limits)
     workflows = judge(history, builder.tasks)  # may move waiting members to pending
     for task_id in revoked_ids(history):
         if task_id in builder.tasks:

@@ -24,6 +24,14 @@ from celery_chaos.core.scenario_base import (
 from celery_chaos.core.workflows import check_one_form, leaves
 
 
+class QueueDeclaration(Strict):
+    """A queue the harness declares on a RabbitMQ broker (e.g. a dead-letter queue that no
+    worker consumes: Celery declares only the queues it consumes or publishes to)."""
+
+    durable: bool = True
+    arguments: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
 class BrokerSpec(Strict):
     kind: Literal["redis", "rabbitmq"] = "redis"
     persistence: Literal["none", "aof"] = "none"
@@ -31,11 +39,16 @@ class BrokerSpec(Strict):
     # RabbitMQ only: the node's consumer_timeout (seconds; RabbitMQ's default is 30 minutes),
     # checked every second instead of every minute so a scenario can reach it.
     consumer_timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+    # RabbitMQ only: queues declared once the broker is up (and again after restart_broker).
+    declare_queues: dict[Annotated[str, Field(min_length=1)], QueueDeclaration] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="after")
     def _rabbitmq_options(self) -> BrokerSpec:
-        if self.consumer_timeout is not None and self.kind != "rabbitmq":
-            raise ValueError("consumer_timeout: a RabbitMQ setting; set kind: rabbitmq")
+        for option in ("consumer_timeout", "declare_queues"):
+            if getattr(self, option) and self.kind != "rabbitmq":
+                raise ValueError(f"{option}: a RabbitMQ setting; set kind: rabbitmq")
         return self
 
 

@@ -15,8 +15,8 @@ from celery_chaos.core.workflows import (
     WorkflowReport,
 )
 
-OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "lost")
-LABELS = ("failed", "retried", "redelivery_loop", "revoked")
+OUTCOMES = ("ok", "recovered", "duplicate_executions", "pending", "dead_lettered", "lost")
+LABELS = ("failed", "retried", "redelivery_loop", "dropped_at_delivery_limit", "revoked")
 FINDINGS = (
     "duplicate_side_effects",
     "stuck_locks",
@@ -42,6 +42,7 @@ class Attempt:
     exit_reason: str | None = None  # human text
     exit_reason_code: str | None = None  # a code of core.exit_reasons (tools rely on it)
     interrupted_by: int | None = None  # index of the fault that hit this attempt
+    queue: str | None = None  # the queue its message was delivered from (agent's attempt_start)
     checkpoints: int = 0
     last_checkpoint: str | None = None
 

@@ -7,8 +7,9 @@ The schema (``core/scenario.py``) uses the shape helpers; the harness lays a wor
 Workflow semantics (one outcome per workflow):
 
 - ``workflow_completed``: every member (the chord callback included) succeeded exactly once.
-- ``workflow_broken``: a member never completed and never will (``lost``), so the rest of the
-  chain, or the chord's callback, never ran either. Members that were never published because
+- ``workflow_broken``: a member never completed and never will (``lost``), or only if someone
+  moves its dead letter back (``dead_lettered``), so the rest of the chain, or the chord's
+  callback, never ran either. Members that were never published because
   something before them is lost are ``lost`` too: their work never happened.
 - ``workflow_duplicated``: a member or the chord callback completed more than once.
 - ``workflow_pending``: not finished, but it still can: a member is ``pending`` (in the broker
@@ -215,6 +216,7 @@ def _settle_waiting(tree: dict[str, Any], tasks: dict[str, _Task]) -> None:
 
 def _outcome(rows: list[dict[str, Any]]) -> tuple[str, str]:
     for outcome, verdict, says in (
+        ("broken", "dead_lettered", "was dead-lettered: parked until someone moves it back"),
         ("broken", "lost", "never completed and never will"),
         ("duplicated", "duplicate_executions", "completed more than once"),
         ("pending", "pending", "has not completed yet but still can"),

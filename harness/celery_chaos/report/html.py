@@ -19,7 +19,7 @@ import yaml
 from jinja2 import ChainableUndefined, Environment, PackageLoader, Undefined
 
 from celery_chaos.core import history as h
-from celery_chaos.core.checker import OUTCOMES, VERDICTS
+from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS
 from celery_chaos.report import timeline as tl
 
 REPORT_NAME = "report.html"
@@ -31,9 +31,11 @@ FAULT_LABEL_ROWS = 3  # fault labels that would overlap go one row down (timelin
 TAG_WORDS = {
     "lost": "LOST",
     "pending": "PENDING",
+    "dead_lettered": "DEAD-LETTERED",
     "duplicate_executions": "RAN TWICE",
     "failed": "FAILED",
     "redelivery_loop": "REDELIVERY LOOP",
+    "dropped_at_delivery_limit": "DROPPED AT DELIVERY LIMIT",
     "unexpected": "NEVER DISPATCHED",
 }
 AXIS_HEIGHT = 26
@@ -85,7 +87,7 @@ def _task_name(task: dict[str, Any]) -> str:
 
 def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]:
     """What made ``verdict`` non-zero: each item has a text and the task ids it links to."""
-    if verdict in OUTCOMES or verdict in ("failed", "redelivery_loop", "retried", "revoked"):
+    if verdict in OUTCOMES or verdict in LABELS:
         return [
             {"text": _task_name(t), "tasks": [t["task_id"]], "note": _last_exit(t)}
             for t in result.get("tasks") or []

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from celery_chaos.backends.base import Backend
@@ -26,6 +26,7 @@ from celery_chaos.core.checker import BrokerState
 from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
 from celery_chaos.run import workload
+from celery_chaos.run.faults import declare_broker_queues
 from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import DEFAULT_WORKER_LOST_WAIT, Watcher
 from celery_chaos.run.watcher import MARGIN as WATCHER_MARGIN
@@ -131,6 +132,7 @@ class Loop:
         on_event: Callable[[h.Event], None] | None = None,
     ):
         self.backend = backend
+        declare_broker_queues(backend)  # the started broker gets the scenario's extra queues
         self.ledger = ledger
         self.start = ledger._read_offset
         self.dispatches = dispatches
@@ -252,8 +254,7 @@ class Loop:
         state = self.backend.broker_state(live=live)
         held = self.ledger.held_locks()
         if keep is not None:
-            state = BrokerState(
-                state.reachable, {t: w for t, w in state.locations.items() if keep(t)}
-            )
+            kept = {t: w for t, w in state.locations.items() if keep(t)}
+            state = replace(state, locations=kept)
             held = {name: owner for name, owner in held.items() if keep(owner)}
         return self.history(keep), state, held

@@ -83,16 +83,19 @@ def _quorum_delivery_limit(ctx: Context) -> list[Finding]:
     if not (quorum and rejecting):
         return []
     limits = ", ".join(f"{q}: x-delivery-limit={a.get('x-delivery-limit')}" for q, a in quorum)
+    dead_letter = any(a.get("x-dead-letter-exchange") is not None for _, a in quorum)
     return [
         Finding(
             WARNING,
             "rabbitmq-quorum-delivery-limit",
             limits,
             "reject_on_worker_lost requeues the message each time its process dies; a quorum"
-            " queue counts those deliveries and past x-delivery-limit drops the message (or"
-            " dead-letters it if x-dead-letter-exchange is set): a poison or OOM loop ends as a"
-            " lost task, not a retried one (without a limit, RabbitMQ 3.x loops forever)",
-            "rabbitmq-quorum-delivery-limit",
+            " queue counts those deliveries, allows x-delivery-limit + 1 of them (measured on"
+            " RabbitMQ 3.10), then drops the message (verdict: lost, dropped_at_delivery_limit)"
+            " or, with x-dead-letter-exchange set, parks it in the dead-letter queue (verdict:"
+            " dead_lettered: nothing runs it unless someone moves it back): a poison or OOM loop"
+            " ends without the task, not retried (without a limit, RabbitMQ 3.x loops forever)",
+            "rabbitmq-quorum-dead-letter" if dead_letter else "rabbitmq-quorum-delivery-limit",
             _names(rejecting),
         )
     ]

@@ -29,6 +29,7 @@ REPLACEMENT_DELAY = 0.5
 EXPECT = {
     "lost": 0,
     "pending": 0,
+    "dead_lettered": 0,
     "duplicate_executions": 0,
     "failed": 0,
     "redelivery_loop": 0,

@@ -180,6 +180,15 @@ def _pending(view: AppView, spec: ReproSpec, task: Any, rabbitmq: bool = False) 
     return Verdict("PENDING", headline + ".", _why_pending(view, task, spec.celery, rabbitmq))
 
 
+def _dead_lettered(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
+    where = ", ".join(task.in_broker)
+    headline = (
+        "DEAD-LETTERED: the task never completed; RabbitMQ moved its message to a dead-letter"
+        f" queue ({where}): nothing runs it unless someone moves it back."
+    )
+    return Verdict("DEAD-LETTERED", headline, [])
+
+
 def _duplicated(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
     successes = sum(1 for a in task.attempts if a.state == "SUCCESS")
     reasons = [
@@ -217,6 +226,7 @@ def _ok(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
 BY_OUTCOME: dict[str, Callable[[AppView, ReproSpec, Any], Verdict]] = {
     "lost": _lost,
     "pending": _pending,
+    "dead_lettered": _dead_lettered,
     "duplicate_executions": _duplicated,
     "recovered": _recovered,
     "ok": _ok,
