@@ -5,6 +5,7 @@ files as the local backend, with the same verdicts where the fault exists on bot
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,14 +35,29 @@ def _images() -> None:
 
 
 def run(path: Path, tmp_path: Path) -> ScenarioResult:
-    options = RunOptions(backend="docker", report_dir=tmp_path)
+    """Run a scenario on docker; afterwards, no container of that run is left (other test
+    processes may run docker scenarios of their own at the same time: only ours count)."""
+    run_ids: list[str] = []
+    options = RunOptions(
+        backend="docker", report_dir=tmp_path, on_finish=lambda b: run_ids.append(b.run_id)
+    )
     result = run_scenario(load_file(path), options, tmp_path, log=lambda _: None)
     assert result.verdicts is not None, result.reason
+    assert run_ids and labelled_containers(run_ids[0]) == []  # everything removed after the run
     return result
 
 
-def labelled_containers() -> list:
-    return docker_client().containers.list(all=True, filters={"label": RUN_LABEL})
+def run_id_in(text: str) -> str:
+    """The run id in a worker's name (``w0@chaos-<run id>``) found in a run's output."""
+    found = re.search(r"@chaos-([0-9a-f]{10})\b", text)
+    assert found, "no worker name in the run's output"
+    return found.group(1)
+
+
+def labelled_containers(run_id: str) -> list:
+    """The containers of one run (by its label)."""
+    filters = {"label": f"{RUN_LABEL}={run_id}"}
+    return docker_client().containers.list(all=True, filters=filters)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +76,6 @@ def test_same_verdicts_as_local(tmp_path: Path, name: str, outcomes: list[str]) 
     result = run(SCENARIOS / name, tmp_path)
     assert [task.outcome for task in result.verdicts.tasks] == outcomes
     assert result.status == PASSED, result.expectations
-    assert labelled_containers() == []  # everything removed after the run
     assert (result.report_dir / "logs" / "worker-w0.log").stat().st_size > 0
 
 
@@ -93,7 +108,7 @@ def test_run_is_built_of_labelled_testcontainers_on_loopback(tmp_path: Path) -> 
     backend.check_runnable()
     with backend:
         backend.start()
-        containers = labelled_containers()
+        containers = labelled_containers(backend.run_id)
         by_role = {c.labels["celery-chaos.role"]: c for c in containers}
         assert set(by_role) == {"broker", "ledger", "worker"}
         for container in containers:
@@ -112,7 +127,7 @@ def test_run_is_built_of_labelled_testcontainers_on_loopback(tmp_path: Path) -> 
         assert not [m for m in worker["Mounts"] if "docker.sock" in m["Source"]]
         run_networks = {"label": f"{RUN_LABEL}={backend.run_id}"}
         assert len(docker_client().networks.list(filters=run_networks)) == 2
-    assert labelled_containers() == []
+    assert labelled_containers(backend.run_id) == []
     assert docker_client().networks.list(filters=run_networks) == []
 
 
@@ -131,7 +146,8 @@ def test_ryuk_on_without_its_image_still_runs_and_cleans_up(tmp_path: Path) -> N
         docker_client().images.get(RYUK_IMAGE)
     except docker.errors.ImageNotFound:
         assert "Ryuk reaper off" in result.stdout + result.stderr
-    assert labelled_containers() == []
+    report = next(tmp_path.glob("*/*/result.json")).read_text()
+    assert labelled_containers(run_id_in(report)) == []
 
 
 def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -> None:
@@ -160,9 +176,8 @@ def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -
             break
     harness.send_signal(signal.SIGKILL)  # no chance to clean up
     harness.wait(timeout=10)
-    left = labelled_containers()
-    assert left, "the killed run should have left its containers behind"
-    run_id = left[0].labels[RUN_LABEL]
+    run_id = run_id_in(line)
+    assert labelled_containers(run_id), "the killed run should have left its containers behind"
     removed = subprocess.run(
         [sys.executable, "-m", "celery_chaos.cli", "cleanup", "--run-id", run_id],
         cwd=ROOT,
@@ -172,9 +187,9 @@ def test_killed_harness_leaves_containers_that_cleanup_removes(tmp_path: Path) -
     )
     assert removed.returncode == 0, removed.stderr
     deadline = time.monotonic() + 30
-    while labelled_containers() and time.monotonic() < deadline:
+    while labelled_containers(run_id) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert labelled_containers() == []
+    assert labelled_containers(run_id) == []
     assert docker_client().networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}) == []
 
 

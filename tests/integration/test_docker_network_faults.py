@@ -82,6 +82,7 @@ def fault_details(result: ScenarioResult) -> list[str]:
         "22a-ack-late-drop-connections-mid-task.yaml",
         "22b-ack-late-drop-connections-cancel-on-loss.yaml",
         "23-broker-latency.yaml",
+        "27-broker-bandwidth-starved.yaml",
     ],
 )
 def test_proxy_faults_meet_the_written_expectations(tmp_path: Path, name: str) -> None:

@@ -138,3 +138,14 @@ def test_nightly_storm_runs_the_nightly_folder_on_its_own_job() -> None:
     assert uploads and uploads[0]["if"] == "always()"
     storm = (ROOT / "scenarios" / "nightly" / "storm-recommended-10min.yaml").read_text()
     assert "duration: 600" in storm
+
+
+def test_nightly_runs_the_suite_on_rabbitmq_containers_on_its_own_job() -> None:
+    job = load()["jobs"]["rabbitmq"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "celery-chaos images build" in runs
+    assert (
+        "celery-chaos run scenarios/ scenarios/rabbitmq/ --backend docker --broker rabbitmq" in runs
+    )
+    uploads = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload")]
+    assert uploads and uploads[0]["if"] == "always()"
