@@ -3,8 +3,8 @@
 
 a. environment ready: ledger + broker Redis + 1 prefork worker (concurrency 2) reporting
    ``worker_ready``: backend construction (+ ``check_runnable()`` on docker) + ``start()``; median.
-   a2. the same with a RabbitMQ broker (a private ``rabbitmq-server`` node; local backend, where
-   ``rabbitmq-server`` is installed; no target: Erlang's start-up dominates).
+   a2. the same with a RabbitMQ broker (local: a private ``rabbitmq-server`` node, where it is
+   installed; docker: the RabbitMQ image's container; no target: Erlang's start-up dominates).
 b. harness overhead of scenarios/03-ack-late-reject-child-kill.yaml: the wall time of
    ``run_scenario`` minus the workload's own time, where the workload time is the span of its
    history from the first ``dispatch`` to the last ``attempt_end`` (what the tasks themselves
@@ -118,21 +118,30 @@ def environment_ready(scenario: Scenario, runs: int, backend: str) -> list[float
     return samples
 
 
-def rabbitmq_ready_figure(scenario: Scenario, runs: int) -> list[Figure]:
-    """a2: environment ready with a RabbitMQ broker on the local backend (none without it)."""
+def rabbitmq_ready_figure(scenario: Scenario, runs: int, backends: list[str]) -> list[Figure]:
+    """a2: environment ready with a RabbitMQ broker, on each backend that can start one (local:
+    where rabbitmq-server is installed; docker: the RabbitMQ image)."""
     from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
     from celery_chaos.core.scenario import with_broker_kind
 
-    try:
-        find_rabbitmq()
-    except RabbitMQUnavailable as missing:
-        print(f"skipping the RabbitMQ broker: {missing}")
-        return []
-    print("measuring local with a RabbitMQ broker ...", flush=True)
-    samples = environment_ready(with_broker_kind(scenario, "rabbitmq"), runs, "local")
-    label = "a2. environment ready, RabbitMQ broker (local)"
-    note = ["a private rabbitmq-server node (its own epmd, ports, user) instead of Redis"]
-    return [Figure("environment_ready_rabbitmq_s", label, {"local": samples}, {"local": note}, {})]
+    notes = {
+        "local": ["a private rabbitmq-server node (its own epmd, ports, user) instead of Redis"],
+        "docker": [f"a {images.DEFAULT_RABBITMQ_IMAGE} container instead of the Redis one"],
+    }
+    figure = Figure("environment_ready_rabbitmq_s", "a2. environment ready, RabbitMQ broker",
+                    {}, {}, {})  # fmt: skip
+    for backend in backends:
+        if backend == "local":
+            try:
+                find_rabbitmq()
+            except RabbitMQUnavailable as missing:
+                print(f"skipping the local RabbitMQ broker: {missing}")
+                continue
+        print(f"measuring {backend} with a RabbitMQ broker ...", flush=True)
+        rabbitmq = with_broker_kind(scenario, "rabbitmq")
+        figure.samples[backend] = environment_ready(rabbitmq, runs, backend)
+        figure.details[backend] = notes[backend]
+    return [figure] if figure.samples else []
 
 
 # --- b./c. scenario runs ------------------------------------------------------------------
@@ -579,7 +588,7 @@ def main() -> int:
         overhead.samples[backend], overhead.details[backend] = figures["overhead"]
         delay.samples[backend], delay.details[backend] = figures["delay"]
         delay.extra[backend] = figures["extra"]
-    ready_rabbitmq = rabbitmq_ready_figure(scenario, args.runs)
+    ready_rabbitmq = rabbitmq_ready_figure(scenario, args.runs, backends)
     print("measuring the checker ...\n", flush=True)
     checker = Figure(
         "checker_1m_events_s",
