@@ -136,3 +136,15 @@ def test_on_finish_sees_frozen_workers_and_a_live_ledger(tmp_path: Path) -> None
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.status == PASSED
     assert seen == {"ledger_answers": True, "worker_state": psutil.STATUS_STOPPED}
+
+
+@pytest.mark.parametrize(
+    "name", ["19-cold-shutdown-soft-timeout.yaml", "20-kill-worker-restore-cadence.yaml"]
+)
+def test_version_dependent_scenarios_meet_the_rule_for_the_installed_versions(
+    tmp_path: Path, name: str
+) -> None:
+    """Their `expect_when` rules pick the expectation for the installed Celery/Kombu (the matrix
+    tests run them on other versions)."""
+    result = run(name, tmp_path)
+    assert result.status == PASSED, (result.reason, result.expectations)
