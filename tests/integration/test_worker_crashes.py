@@ -20,8 +20,10 @@ from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.run import workload
-from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 from celery_chaos.run.watcher import Watcher
+
+from tests.integration.scenario_support import run as run_file
 
 pytestmark = pytest.mark.integration
 REAP_DEADLINE = 20.0
@@ -168,3 +170,16 @@ def test_a_worker_that_dies_at_a_broker_restart_is_a_crash(tmp_path: Path) -> No
     assert verdicts.counts["worker_crashes"] == 1
     assert verdicts.crashes[0].reason_code == "exit:1"
     assert "CRITICAL" in verdicts.offenders("worker_crashes")[0]
+
+
+def test_a_broker_restart_with_unacked_messages_crashes_the_worker(tmp_path: Path) -> None:
+    """Scenario 28 (Kombu 5.7, Redis): the worker dies of an AttributeError in Kombu's restore
+    after a broker restart, its acks lost, and the replacement runs both tasks again."""
+    result = run_file("28-ack-late-broker-restart-crashes-worker.yaml", tmp_path)
+    assert result.status == PASSED, (result.reason, result.expectations)
+    (crash,) = result.verdicts.crashes
+    assert crash.reason_code == "exit:1"
+    assert (
+        "'NoneType' object has no attribute 'hostname'"
+        in result.verdicts.offenders("worker_crashes")[0]
+    )
