@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +40,27 @@ REDIS_ONLY = {s.name for s in load_suite([SUITE])} - set(DEFAULT)
 RABBITMQ_ONLY = {s.name: s for s in load_suite([SUITE / "rabbitmq"])}
 
 
-def _our_nodes() -> list[int]:
-    """Processes of RabbitMQ nodes (and their epmd) this test process started and still runs."""
+def _our_nodes() -> list[str]:
+    """Processes of RabbitMQ nodes (their epmd, their rabbitmqctl VMs) this test process started
+    and that still run, as ``pid name``."""
     mine = owner_marker(os.getpid())
     found = []
-    for proc in psutil.process_iter():
+    for proc in psutil.process_iter(["name"]):
         try:
-            if proc.environ().get(OWNER_ENV) == mine:
-                found.append(proc.pid)
+            if proc.environ().get(OWNER_ENV) == mine and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.pid} {proc.info['name']}")
         except psutil.Error:
             continue
     return found
+
+
+def _no_node_left(deadline: float = 5.0) -> list[str]:
+    """What still runs once the run is over, waiting up to ``deadline`` s for processes that
+    were killed and are still exiting (a SIGKILLed group's members go one by one)."""
+    end = time.monotonic() + deadline
+    while (left := _our_nodes()) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
 
 
 def _run(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
@@ -59,7 +70,8 @@ def _run(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.status == PASSED, (result.reason, result.verdicts and result.verdicts.counts)
     assert result.versions["broker"].startswith("rabbitmq 3.")
-    assert not _our_nodes(), "a RabbitMQ node outlived its run"
+    left = _no_node_left()
+    assert not left, f"a RabbitMQ node outlived its run: {left}"
     return json.loads((result.report_dir / "result.json").read_text())
 
 

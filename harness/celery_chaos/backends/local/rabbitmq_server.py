@@ -48,6 +48,7 @@ from celery_chaos.backends.rabbitmq_config import (
 READY_DEADLINE = 60.0
 STOP_GRACE = 15.0
 CTL_TIMEOUT = 60.0
+CLI_GRACE = 2.0  # seconds for a rabbitmqctl VM's leftovers to exit after SIGKILL
 SBIN_ENV = "CHAOS_RABBITMQ_SBIN"  # a directory holding rabbitmq-server and rabbitmqctl
 DEBIAN_SBIN = "/usr/lib/rabbitmq/bin"
 INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install rabbitmq-server)"
@@ -276,21 +277,27 @@ class RabbitMQServer:
         """Run ``rabbitmqctl`` against this node; its stdout, or :class:`RabbitMQUnavailable`.
 
         Refused while our epmd is down: the CLI would start an ``epmd -daemon`` of its own
-        (``-start_epmd false`` does not stop it), which outlives everything."""
+        (``-start_epmd false`` does not stop it), which outlives everything. The CLI's Erlang VM
+        runs in a process group of its own, stopped with whatever of it is left once it answered
+        (or did not answer in time)."""
         if self.epmd is None or self.epmd.poll() is not None:
             raise RabbitMQUnavailable(f"{self.name}: the node is not running")
         sbin, _ = find_rabbitmq()
         cmd = [str(sbin / "rabbitmqctl"), "-q", "-n", self.nodename, *args]
+        cli = subprocess.Popen(
+            cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
         try:
-            done = subprocess.run(
-                cmd, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
-            )
+            stdout, stderr = cli.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RabbitMQUnavailable(f"rabbitmqctl {args[0]}: no answer in {timeout:g}s") from None
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()[:1] or ["(no output)"]
+        finally:
+            processes.stop(cli, sig=signal.SIGKILL, grace=CLI_GRACE)
+        if cli.returncode != 0:
+            detail = (stderr or stdout).strip().splitlines()[:1] or ["(no output)"]
             raise RabbitMQUnavailable(f"rabbitmqctl {args[0]} failed: {detail[0]}")
-        return done.stdout
+        return stdout
 
     def ctl_json(self, *args: str) -> list[dict]:
         """A ``rabbitmqctl list_*`` command's rows, as dicts."""
