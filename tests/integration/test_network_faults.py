@@ -5,7 +5,6 @@ connection while their tasks keep running, and the verdicts come from the record
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -58,20 +57,32 @@ def test_proxy_faults_on_a_real_redis(broker) -> None:
     assert time.monotonic() - began < 0.2  # the duration ended
 
 
-def test_proxy_adds_under_a_millisecond_to_a_round_trip(broker) -> None:
+def test_bandwidth_paces_and_in_flight_bytes_are_seen(broker) -> None:
+    """A bandwidth limit paces the bytes (a 2,000-byte write at 1,000 bytes/s takes about 2 s),
+    and while a partition holds a command the hub reports bytes in flight (what keeps a run from
+    ending while a message may be in transit). The proxy's own cost is a benchmark figure
+    (benchmarks/storm_bench.py --only-proxy), not asserted here."""
     server, proxy = broker
-    direct = redis.Redis(port=server.port, password=server.password)
-    proxied = redis.Redis(port=proxy.port, password=server.password)
-
-    def median(client: redis.Redis) -> float:
-        times = []
-        for _ in range(500):
-            began = time.perf_counter()
-            client.ping()
-            times.append(time.perf_counter() - began)
-        return statistics.median(times)
-
-    assert median(proxied) - median(direct) < 0.001
+    client = redis.Redis(port=proxy.port, password=server.password, socket_timeout=10)
+    assert client.ping() and not proxy.hub.holds_data()
+    proxy.limit_bandwidth(1000, duration=60)
+    began = time.monotonic()
+    client.set("blob", "x" * 2000)
+    assert time.monotonic() - began >= 1.5
+    proxy.limit_bandwidth(1000, duration=0.01)
+    time.sleep(0.1)
+    assert proxy.rate is None  # the duration ended
+    held = redis.Redis(port=proxy.port, password=server.password, socket_timeout=0.5)
+    assert held.ping()  # connected before the partition
+    proxy.partition()
+    with pytest.raises(redis.TimeoutError):
+        held.ping()  # its PING is held by the partition, in flight on an open link
+    assert proxy.hub.holds_data()
+    proxy.heal()
+    deadline = time.monotonic() + 5
+    while proxy.hub.holds_data() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not proxy.hub.holds_data()
 
 
 def test_partition_mid_task_duplicates_an_acks_late_task(tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ class Proxy:
         self.rate: int | None = None  # bytes per second each way (None: unlimited)
         # Bytes read from one side and not yet written to the other: held by a partition, a
         # latency or a bandwidth limit. A task message may be among them (see ProxyHub.holds_data).
+        # A connection opened during a partition is not counted: it has no broker side yet, so
+        # no message can be on it.
         self.in_flight = 0
         self.links: set[_Link] = set()
         self._server: asyncio.base_events.Server | None = None
