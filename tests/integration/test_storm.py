@@ -49,7 +49,7 @@ def test_short_storm_on_recommended_settings(tmp_path: Path) -> None:
     assert latency["count"] > 0 and latency["p50"] <= latency["p95"] <= latency["max"]
     print(f"storm totals {totals}; redelivery latency {latency}")
     # Measured, not asserted: on these settings storms lose a task now and then (a message in
-    # flight to a worker whose connection died: scenario 15; README "Measured, not assumed").
+    # flight to a worker whose connection died: scenario 26; README "Measured, not assumed").
     # The nightly storm's expect (lost: 0) reports it; here the totals must agree with the tasks.
     outcomes = [task.outcome for task in result.verdicts.tasks]
     assert totals["lost"] == outcomes.count("lost")
