@@ -10,6 +10,7 @@ locally it runs whole in test_rabbitmq_suite.py."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import docker.errors
@@ -79,3 +80,15 @@ def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
     left = docker_client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
     assert left == [], "a container outlived its run"
     return json.loads((result.report_dir / "result.json").read_text())
+
+
+def half_of_the_suite(half: int) -> Callable[[str, Path], None]:
+    """The test of one half of the list (``half`` 0 or 1): one test file each, so that
+    ``--dist loadfile`` gives the halves a process each."""
+
+    @pytest.mark.parametrize("name", HALVES[half])
+    def test_scenario_on_docker_rabbitmq(name: str, tmp_path: Path) -> None:
+        require_rabbitmq_image()
+        run_on_rabbitmq(name, tmp_path)
+
+    return test_scenario_on_docker_rabbitmq

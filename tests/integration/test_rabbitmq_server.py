@@ -21,7 +21,6 @@ import pytest
 from celery import Celery
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends import rabbitmq_broker
-from celery_chaos.backends.base import worker_arguments
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.rabbitmq_server import (
     RabbitMQServer,
@@ -29,6 +28,7 @@ from celery_chaos.backends.local.rabbitmq_server import (
     find_rabbitmq,
 )
 from celery_chaos.backends.local.redis_server import RedisServer
+from celery_chaos.backends.worker_command import worker_arguments
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 from celery_chaos.run.workload import make_client

@@ -23,6 +23,7 @@ import redis
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.redis_broker import inspect
+from celery_chaos.backends.worker_command import worker_app, worker_arguments
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.scenario import ResultsSpec, Scenario, parse_size
@@ -39,27 +40,6 @@ BROKER_URL_ENVS = ("BROKER_URL", "CELERY_BROKER_URL")
 # A RabbitMQ queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check
 # reuses an answer for this long rather than keeping a core busy.
 RABBITMQ_COUNT_INTERVAL = 1.0
-BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
-APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
-
-
-def worker_app(app: str) -> tuple[str, dict[str, str]]:
-    """The ``-A`` argument and the extra environment that run ``app`` with the agent loaded:
-    always through the bootstrap, so an app that never calls ``install(app)`` (a Django
-    project's ``proj.celery:app``) is instrumented too; ``install`` is idempotent, so an app
-    that does call it is not instrumented twice."""
-    if app == BOOTSTRAP_APP:  # already the bootstrap (its CHAOS_APP is in workers.env)
-        return app, {}
-    return BOOTSTRAP_APP, {APP_ENV: app}
-
-
-def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[str]:
-    """``celery worker`` arguments after the executable. Gossip, mingle and heartbeats are off:
-    they add start-up time and remote-control chatter that no scenario measures."""
-    return [
-        "-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency), "-l", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
 
 
 class BackendError(RuntimeError):
@@ -313,9 +293,26 @@ class Backend(ABC):
     def pause_worker(self, worker: Worker, paused: bool) -> str:
         """Freeze (SIGSTOP / docker pause) or thaw the whole worker."""
 
-    @abstractmethod
     def restart_broker(self) -> str:
-        """Crash the broker and start it again with the scenario's persistence."""
+        """Crash the broker and start it again with the scenario's persistence; the scenario's
+        extra queues are declared again (a non-durable one does not survive a restart)."""
+        rabbit = self.rabbitmq() if self.broker_kind == "rabbitmq" else None
+        note = rabbitmq_broker.flush_metadata_log(rabbit) if rabbit else ""
+        detail = self._crash_and_restart_broker() + note
+        self._declare_scenario_queues()
+        return detail
+
+    @abstractmethod
+    def _crash_and_restart_broker(self) -> str:
+        """SIGKILL the broker and start it again; returns a detail line."""
+
+    def _declare_scenario_queues(self) -> None:
+        """Declare the scenario's ``broker.declare_queues`` (RabbitMQ) on the broker just
+        started or restarted: e.g. a dead-letter queue no worker consumes."""
+        broker = self.scenario.broker
+        if broker.declare_queues and broker.kind == "rabbitmq":
+            specs = {name: spec.model_dump() for name, spec in broker.declare_queues.items()}
+            rabbitmq_broker.declare_queues(self.rabbitmq(), specs)
 
     def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
         """Lower the worker's memory limit to usage + ``headroom``, ``release`` the task, wait

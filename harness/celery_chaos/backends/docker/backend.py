@@ -119,6 +119,7 @@ class DockerBackend(ContainerWatch, Backend):
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
         _in_parallel(net.create for net in self.networks.values())
         self._start_services()
+        self._declare_scenario_queues()
         broker_network = self.networks["broker"].name
         self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
@@ -266,7 +267,7 @@ class DockerBackend(ContainerWatch, Backend):
         (container.pause if paused else container.unpause)()
         return f"docker {'pause' if paused else 'unpause'} {container.name}"
 
-    def restart_broker(self) -> str:
+    def _crash_and_restart_broker(self) -> str:
         broker = self.services["broker"]
         try:
             broker.crash_and_restart()

@@ -132,6 +132,7 @@ class LocalBackend(Backend):
             self.broker.start()
         except (RedisUnavailable, RabbitMQUnavailable) as error:
             raise BackendError(str(error)) from None
+        self._declare_scenario_queues()
         self.ledger = Ledger(self.ledger_server.client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
@@ -269,7 +270,7 @@ class LocalBackend(Backend):
         processes.signal_group(worker.handle, sig)
         return f"{signal.Signals(sig).name} to process group of {worker.name}"
 
-    def restart_broker(self) -> str:
+    def _crash_and_restart_broker(self) -> str:
         self.broker.restart(signal.SIGKILL)
         if isinstance(self.broker, RabbitMQServer):
             took = self.broker.startup_seconds or 0.0

@@ -1,0 +1,26 @@
+"""The ``celery worker`` command a backend launches: the app loaded through the agent's
+bootstrap, and the arguments every backend passes."""
+
+from __future__ import annotations
+
+BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
+APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
+
+
+def worker_app(app: str) -> tuple[str, dict[str, str]]:
+    """The ``-A`` argument and the extra environment that run ``app`` with the agent loaded:
+    always through the bootstrap, so an app that never calls ``install(app)`` (a Django
+    project's ``proj.celery:app``) is instrumented too; ``install`` is idempotent, so an app
+    that does call it is not instrumented twice."""
+    if app == BOOTSTRAP_APP:  # already the bootstrap (its CHAOS_APP is in workers.env)
+        return app, {}
+    return BOOTSTRAP_APP, {APP_ENV: app}
+
+
+def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[str]:
+    """``celery worker`` arguments after the executable. Gossip, mingle and heartbeats are off:
+    they add start-up time and remote-control chatter that no scenario measures."""
+    return [
+        "-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency), "-l", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip

@@ -1,0 +1,40 @@
+"""``broker.declare_queues`` on a real local RabbitMQ node: the backend declares the scenario's
+extra queues as soon as the broker is up, and again after ``restart_broker``, because a
+non-durable queue does not survive a crash of the node. (What RabbitMQ does with a dead letter
+routed there is proven by the rabbitmq-quorum-dead-letter scenario.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from celery_chaos.backends.local.backend import LocalBackend
+from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+from celery_chaos.core.scenario import parse_scenario
+
+try:
+    find_rabbitmq()
+except RabbitMQUnavailable as missing:
+    pytest.skip(str(missing), allow_module_level=True)
+
+pytestmark = pytest.mark.integration
+QUEUES = {"chaos.parked": {"durable": True}, "chaos.scratch": {"durable": False}}
+
+
+def declared_queues(backend: LocalBackend) -> dict[str, bool]:
+    """Queue name -> durable, as the node lists them."""
+    rows = backend.rabbitmq().ctl_json("list_queues", "name", "durable")
+    return {row["name"]: row["durable"] for row in rows}
+
+
+def test_extra_queues_are_declared_at_start_and_again_after_a_broker_crash(
+    tmp_path: Path,
+) -> None:
+    data = {"name": "declare", "description": "declare_queues on a real node", "timeout": 30}
+    data |= {"broker": {"kind": "rabbitmq", "declare_queues": QUEUES}, "workers": {"count": 0}}
+    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
+    with LocalBackend(parse_scenario(data, "declare.yaml"), tmp_path) as backend:
+        backend.start()
+        assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}
+        assert "SIGKILLed and restarted" in backend.restart_broker()
+        assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}
