@@ -1,7 +1,8 @@
 """``broker.declare_queues`` on a real local RabbitMQ node: the backend declares the scenario's
 extra queues as soon as the broker is up, and again after ``restart_broker``, because a
 non-durable queue does not survive a crash of the node. (What RabbitMQ does with a dead letter
-routed there is proven by the rabbitmq-quorum-dead-letter scenario.)"""
+routed there is proven by the rabbitmq-quorum-dead-letter scenario.) Once started, the node's
+metadata log was flushed (``rabbitmq_broker.flush_metadata_log``)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ def test_extra_queues_are_declared_at_start_and_again_after_a_broker_crash(
     data = {"name": "declare", "description": "declare_queues on a real node", "timeout": 30}
     data |= {"broker": {"kind": "rabbitmq", "declare_queues": QUEUES}, "workers": {"count": 0}}
     data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
-    with LocalBackend(parse_scenario(data, "declare.yaml"), tmp_path) as backend:
+    logged: list[str] = []
+    with LocalBackend(parse_scenario(data, "declare.yaml"), tmp_path, log=logged.append) as backend:
         backend.start()
         assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}
+        assert not [line for line in logged if "not flushed" in line]
         assert "SIGKILLed and restarted" in backend.restart_broker()
         assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}

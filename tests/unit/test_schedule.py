@@ -160,7 +160,7 @@ def test_checkpoint_trigger_arms_the_dispatched_task_and_fires_on_its_attempt() 
 
 
 def test_after_fault_fires_delay_after_the_fault_it_follows() -> None:
-    backend = SimpleNamespace(workers=[], restart_broker=lambda: "broker restarted")
+    backend = SimpleNamespace(workers=[], restart_broker=lambda down_for: "broker restarted")
     faults = [
         {"kind": "restart_broker", "when": {"at": 1.0}},
         {"kind": "restart_broker", "when": {"after_fault": 0, "delay": 2.0}},

@@ -16,17 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import redis
 
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.redis_broker import inspect
-from celery_chaos.backends.worker_command import worker_app, worker_arguments
+from celery_chaos.backends.worker_command import results_url, worker_app, worker_arguments
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
-from celery_chaos.core.scenario import ResultsSpec, Scenario, parse_size
+from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 # In a Celery setting's value: the run's own folder (see Backend.worker_files_dir).
@@ -293,18 +293,27 @@ class Backend(ABC):
     def pause_worker(self, worker: Worker, paused: bool) -> str:
         """Freeze (SIGSTOP / docker pause) or thaw the whole worker."""
 
-    def restart_broker(self) -> str:
-        """Crash the broker and start it again with the scenario's persistence; the scenario's
-        extra queues are declared again (a non-durable one does not survive a restart)."""
-        rabbit = self.rabbitmq() if self.broker_kind == "rabbitmq" else None
-        note = rabbitmq_broker.flush_metadata_log(rabbit) if rabbit else ""
-        detail = self._crash_and_restart_broker() + note
+    def restart_broker(self, down_for: float = 0.0) -> str:
+        """Crash the broker, keep it down ``down_for`` s (a real restart is never instant: what
+        a client does depends on whether the broker is back when it reconnects), start it again
+        with the scenario's persistence, and declare the scenario's extra queues again."""
+        detail = self._crash_and_restart_broker(down_for)
         self._declare_scenario_queues()
-        return detail
+        return detail + (f", down for {down_for:g}s" if down_for else "")
 
     @abstractmethod
-    def _crash_and_restart_broker(self) -> str:
-        """SIGKILL the broker and start it again; returns a detail line."""
+    def _crash_and_restart_broker(self, down_for: float) -> str:
+        """SIGKILL the broker, wait ``down_for`` s, start it again; returns a detail line."""
+
+    def _settle_broker(self) -> None:
+        """Once the initial workers declared their queues: on RabbitMQ, write the node's cached
+        metadata to disk (:func:`rabbitmq_broker.flush_metadata_log`), so that a crash soon
+        after measures the crash, not RabbitMQ's 2 s window for a just-declared queue."""
+        failed = self.broker_kind == "rabbitmq" and rabbitmq_broker.flush_metadata_log(
+            self.rabbitmq()
+        )
+        if failed:
+            self.log(failed)
 
     def _declare_scenario_queues(self) -> None:
         """Declare the scenario's ``broker.declare_queues`` (RabbitMQ) on the broker just
@@ -407,11 +416,3 @@ class Backend(ABC):
     @abstractmethod
     def freeze(self) -> None:
         """Stop all workers from doing anything more, so the final broker snapshot is stable."""
-
-
-def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
-    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
-    if spec is None:
-        return None
-    parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

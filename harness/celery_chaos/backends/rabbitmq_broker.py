@@ -208,17 +208,16 @@ def death(message: amqp.Message) -> tuple[str, str] | None:
 
 
 def flush_metadata_log(server: RabbitMQAccess) -> str:
-    """Have the node write its cached metadata decisions to disk before a crash, as a node whose
-    queues were declared a while ago already has. Measured on RabbitMQ 3.10 (OTP 25): mnesia
-    logs the "committed" decision of a durable queue's declaration asynchronously and disk_log
-    caches it for up to 2 s, so a SIGKILL in that window loses the queue and its messages at
-    recovery (4 of 54 crashes 0.02-0.5 s after a declare; none of 24 after this flush). Without
-    it, a crash soon after the workers declared their queues would measure that window instead.
-    Returns a note for the fault's detail when the flush could not be done."""
+    """Have the node write its cached metadata decisions to disk, as a node whose queues were
+    declared a while ago already has. Measured on RabbitMQ 3.10 (OTP 25): mnesia logs the
+    "committed" decision of a durable queue's declaration asynchronously and disk_log caches it
+    for up to 2 s, so a SIGKILL in that window loses the queue and its messages at recovery (4
+    of 54 crashes 0.02-0.5 s after a declare; none of 24 after this flush). Returns why the
+    flush failed, or "" (it takes 0.6-2 s: a CLI VM)."""
     try:
         server.ctl("eval", "disk_log:sync(latest_log).")
     except RuntimeError as error:
-        return f" (metadata log not flushed first: {error})"
+        return f"RabbitMQ metadata log not flushed: {error}"
     return ""
 
 

@@ -1,7 +1,11 @@
 """The ``celery worker`` command a backend launches: the app loaded through the agent's
-bootstrap, and the arguments every backend passes."""
+bootstrap, the arguments every backend passes, and the result backend it is given."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from celery_chaos.core.scenario import ResultsSpec
 
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
 APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
@@ -24,3 +28,11 @@ def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[s
         "-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency), "-l", "INFO",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
+
+
+def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
+    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
+    if spec is None:
+        return None
+    parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

@@ -122,7 +122,7 @@ def _bandwidth(backend: Backend, fault: Fault, target: Target, release: Any) -> 
 
 
 def _restart_broker(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:
-    return Outcome(INJECTED, backend.restart_broker())
+    return Outcome(INJECTED, backend.restart_broker(fault.duration or 0.0))
 
 
 def _close_connection(backend: Backend, fault: Fault, target: Target, release: Any) -> Outcome:

@@ -125,8 +125,10 @@ def draw_faults(
         kind = fault.kind
         if kind == "kill_child" and pool in WHOLE_WORKER_POOLS:
             kind = "kill_worker"
-        if kind == "restart_broker" or kind == "kill_child":
-            workers.emit(kind, at)  # kill_child: a random running attempt, chosen when it fires
+        if kind == "restart_broker":
+            workers.emit(kind, at, duration=fault.duration)  # down for duration s, if given
+        elif kind == "kill_child":
+            workers.emit(kind, at)  # a random running attempt, chosen when it fires
         elif not workers.alive:
             continue  # every worker is down, waiting for its replacement
         elif kind in WORKER_TARGETED:

@@ -126,6 +126,7 @@ class DockerBackend(ContainerWatch, Backend):
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
+        self._settle_broker()
 
     def _start_services(self) -> None:
         """Ledger and broker, started side by side (each waits until it answers: a Redis
@@ -267,10 +268,10 @@ class DockerBackend(ContainerWatch, Backend):
         (container.pause if paused else container.unpause)()
         return f"docker {'pause' if paused else 'unpause'} {container.name}"
 
-    def _crash_and_restart_broker(self) -> str:
+    def _crash_and_restart_broker(self, down_for: float) -> str:
         broker = self.services["broker"]
         try:
-            broker.crash_and_restart()
+            broker.crash_and_restart(down_for)
         except (redis.RedisError, RuntimeError, TimeoutError) as error:
             raise BackendError(f"broker container did not come back: {error}") from None
         if isinstance(broker, LoopbackRabbitMQ):

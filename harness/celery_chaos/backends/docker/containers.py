@@ -14,6 +14,7 @@ reaper. What it lacks for celery-chaos is added here, small and on top:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -135,11 +136,13 @@ class LoopbackRedis(RedisContainer):
         options = {"socket_timeout": 5, "socket_connect_timeout": 2} | kwargs
         return redis.Redis(host=LOOPBACK, port=self.host_port, password=self.password, **options)
 
-    def crash_and_restart(self) -> None:
-        """SIGKILL the server, start the same container again, wait until it answers."""
+    def crash_and_restart(self, down_for: float = 0.0) -> None:
+        """SIGKILL the server, start the same container again ``down_for`` s later, wait until
+        it answers."""
         container = self.get_wrapped_container()
         container.kill(signal="SIGKILL")
         container.wait(timeout=ENGINE_TIMEOUT)
+        time.sleep(down_for)
         container.start()
         self.ready.wait_until_ready(self)
 

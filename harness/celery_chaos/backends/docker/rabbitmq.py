@@ -114,11 +114,13 @@ class LoopbackRabbitMQ(DockerContainer):
         self.startup_seconds = time.monotonic() - began
         return self
 
-    def crash_and_restart(self) -> None:
-        """SIGKILL the node, start the same container again, wait until a login works."""
+    def crash_and_restart(self, down_for: float = 0.0) -> None:
+        """SIGKILL the node, start the same container again ``down_for`` s later, wait until a
+        login works."""
         container = self.get_wrapped_container()
         container.kill(signal="SIGKILL")
         container.wait(timeout=ENGINE_TIMEOUT)
+        time.sleep(down_for)
         began = time.monotonic()
         container.start()
         self.ready.wait_until_ready(self)

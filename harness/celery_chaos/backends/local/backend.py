@@ -137,6 +137,7 @@ class LocalBackend(Backend):
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
+        self._settle_broker()
 
     def close(self) -> None:
         for worker in self.workers:
@@ -270,8 +271,8 @@ class LocalBackend(Backend):
         processes.signal_group(worker.handle, sig)
         return f"{signal.Signals(sig).name} to process group of {worker.name}"
 
-    def _crash_and_restart_broker(self) -> str:
-        self.broker.restart(signal.SIGKILL)
+    def _crash_and_restart_broker(self, down_for: float) -> str:
+        self.broker.restart(signal.SIGKILL, down_for=down_for)
         if isinstance(self.broker, RabbitMQServer):
             took = self.broker.startup_seconds or 0.0
             return (

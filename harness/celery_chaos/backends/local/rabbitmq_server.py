@@ -343,8 +343,11 @@ class RabbitMQServer:
                 else:
                     entry.unlink(missing_ok=True)
 
-    def restart(self, sig: int = signal.SIGKILL, keep_data: bool = True) -> None:
-        """Crash the node (SIGKILL by default) and start it again on the same ports and epmd.
+    def restart(
+        self, sig: int = signal.SIGKILL, keep_data: bool = True, down_for: float = 0.0
+    ) -> None:
+        """Crash the node (SIGKILL by default) and start it again on the same ports and epmd,
+        ``down_for`` s later.
 
         With ``keep_data`` durable queues and persistent messages survive (what Celery declares
         and publishes by default); without it the data directory is wiped, like a Redis broker
@@ -353,4 +356,5 @@ class RabbitMQServer:
         self._stop_node(sig)
         if not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        time.sleep(down_for)
         self.start(keep_ports=True)

@@ -135,7 +135,9 @@ class RedisServer:
             processes.stop(self.process, sig=sig, grace=5)
             self.process = None
 
-    def restart(self, sig: int = signal.SIGKILL) -> None:
-        """Kill (SIGKILL by default: a crash, no final save) and start again on the same port."""
+    def restart(self, sig: int = signal.SIGKILL, down_for: float = 0.0) -> None:
+        """Kill (SIGKILL by default: a crash, no final save) and start again on the same port,
+        ``down_for`` s later."""
         self.stop(sig)
+        time.sleep(down_for)
         self.start(keep_port=True)
