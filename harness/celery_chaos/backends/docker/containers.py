@@ -140,11 +140,17 @@ class LoopbackRedis(RedisContainer):
         """SIGKILL the server, start the same container again ``down_for`` s later, wait until
         it answers."""
         container = self.get_wrapped_container()
-        container.kill(signal="SIGKILL")
-        container.wait(timeout=ENGINE_TIMEOUT)
-        time.sleep(down_for)
+        crash(container, down_for)
         container.start()
         self.ready.wait_until_ready(self)
+
+
+def crash(container: Any, down_for: float) -> None:
+    """SIGKILL a broker container, wait until the engine saw it exit, then ``down_for`` s more
+    (the caller starts the same container again: its filesystem and published port stay)."""
+    container.kill(signal="SIGKILL")
+    container.wait(timeout=ENGINE_TIMEOUT)
+    time.sleep(down_for)
 
 
 class WorkerContainer(DockerContainer):

@@ -24,7 +24,7 @@ import docker.errors
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
-from celery_chaos.backends.docker.containers import ENGINE_TIMEOUT, LOOPBACK, client_options
+from celery_chaos.backends.docker.containers import LOOPBACK, client_options, crash
 from celery_chaos.backends.rabbitmq_config import (
     advanced_config,
     connect,
@@ -118,9 +118,7 @@ class LoopbackRabbitMQ(DockerContainer):
         """SIGKILL the node, start the same container again ``down_for`` s later, wait until a
         login works."""
         container = self.get_wrapped_container()
-        container.kill(signal="SIGKILL")
-        container.wait(timeout=ENGINE_TIMEOUT)
-        time.sleep(down_for)
+        crash(container, down_for)
         began = time.monotonic()
         container.start()
         self.ready.wait_until_ready(self)
