@@ -8,6 +8,7 @@ agent needs (attempt counters, armed breakpoints, locks).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +44,10 @@ class Ledger:
     _start_attempt: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_url(cls, url: str) -> Ledger:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5))
+    def from_url(cls, url: str, socket_timeout: float = 10) -> Ledger:
+        return cls(
+            redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=5)
+        )
 
     def record(self, event_type: str, **fields: Any) -> Event:
         event = make_event(event_type, **fields)
@@ -89,6 +92,23 @@ class Ledger:
         """Let a task blocked at an armed checkpoint go on (no-op if it already died)."""
         self.client.srem(BREAKPOINTS_KEY, point)
         self.client.rpush(RELEASE_KEY.format(point=point), "go")
+
+    def wait_for_release(self, point: str, timeout: float) -> bool:
+        """Block until the harness releases ``point`` (True) or ``timeout`` passes (False).
+
+        Waits in slices shorter than the client's socket timeout: a fault can take longer to
+        inject than one socket read may block (a RabbitMQ container restarts in ~10 s), and a
+        read timeout would fail the task the breakpoint holds instead of letting it go on.
+        """
+        read_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        step = max(0.1, read_timeout / 2) if read_timeout else timeout
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            # BLPOP takes fractional seconds (Redis >= 6); under 1 ms it would mean "forever".
+            wait = max(0.01, min(step, remaining))
+            if self.client.blpop([RELEASE_KEY.format(point=point)], timeout=wait):
+                return True
+        return False
 
     def held_locks(self) -> dict[str, str]:
         """Locks held right now, as lock name -> owning task id."""

@@ -63,3 +63,19 @@ def test_concurrent_attempts_get_distinct_numbers_in_history_order(server, ledge
         thread.join()
     numbers = [e["attempt"] for e in ledger.read_all()]
     assert numbers == list(range(1, 201))  # atomic: the list order is the numbering order
+
+
+def test_a_breakpoint_holds_longer_than_one_socket_read(server):
+    """A fault can take longer to inject than the ledger's socket timeout (a RabbitMQ container
+    restart takes ~10 s): the held task must wait it out, not fail with a read timeout."""
+    held = Ledger.from_url(server.url, socket_timeout=0.5)
+    harness = Ledger.from_url(server.url)
+    releasing = threading.Event()
+    threading.Timer(1.5, lambda: (releasing.set(), harness.release_breakpoint("p"))).start()
+    assert held.wait_for_release("p", timeout=30)
+    assert releasing.is_set()
+
+
+def test_a_breakpoint_nobody_releases_times_out(server):
+    held = Ledger.from_url(server.url, socket_timeout=0.5)
+    assert not held.wait_for_release("never", timeout=1.2)

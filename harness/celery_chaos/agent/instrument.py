@@ -93,7 +93,7 @@ def checkpoint(name: str) -> None:
     pipe.sismember(h.BREAKPOINTS_KEY, point)
     _, armed = pipe.execute()
     if armed:
-        current.client.blpop([h.RELEASE_KEY.format(point=point)], timeout=BREAKPOINT_WAIT_SECONDS)
+        current.wait_for_release(point, BREAKPOINT_WAIT_SECONDS)
 
 
 def side_effect(key: str, applied: bool = True, idempotent: bool = False) -> None:
