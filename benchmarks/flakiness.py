@@ -2,13 +2,15 @@
 """Flakiness of the default suite: run it N times and count verdicts that missed their expectation.
 
 Each run is what a user types, ``celery-chaos run SUITE --report-dir DIR`` in a subprocess, on the
-local backend; every scenario's ``result.json`` is then read back. A scenario whose verdicts differ
+local backend unless ``--backend``/``--broker`` say otherwise; every scenario's ``result.json`` is
+then read back. A scenario whose verdicts differ
 from its ``expect:`` in any run is flaky (or wrong): the target is 0 such runs for every scenario.
 Scenarios the machine cannot run (``not_runnable``, e.g. ``oom`` without a writable memory cgroup)
 and runs that errored are counted apart, never as passes.
 
-Usage: python benchmarks/flakiness.py [--runs 20] [--suite PATH] [--only NAME]... [--json PATH]
-                                      [--keep-reports DIR]
+Usage: python benchmarks/flakiness.py [--runs 20] [--suite PATH] [--only NAME]...
+                                      [--backend local|docker] [--broker redis|rabbitmq]
+                                      [--json PATH] [--keep-reports DIR]
 Exit 0 when every scenario met its expectations in every run, 1 otherwise.
 """
 
@@ -45,11 +47,12 @@ def built_in_suite() -> Path:
     return Path(str(resources.files("celery_chaos.scenarios")))
 
 
-def run_once(suite: Path, only: list[str], report_dir: Path) -> tuple[float, int, str]:
+def run_once(args: argparse.Namespace, suite: Path, report_dir: Path) -> tuple[float, int, str]:
     """One ``celery-chaos run``; its wall time, exit code and the tail of its output."""
     command = [sys.executable, "-m", "celery_chaos.cli", "run", str(suite)]
-    command += ["--report-dir", str(report_dir)]
-    command += [arg for name in only for arg in ("--only", name)]
+    command += ["--report-dir", str(report_dir), "--backend", args.backend]
+    command += ["--broker", args.broker] if args.broker else []
+    command += [arg for name in args.only for arg in ("--only", name)]
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
     return time.monotonic() - start, done.returncode, (done.stdout + done.stderr)[-2000:]
@@ -116,6 +119,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=20, help="how many runs of the suite (20)")
     parser.add_argument("--suite", type=Path, default=None, help="default: the built-in suite")
     parser.add_argument("--only", action="append", default=[], help="scenario name (repeatable)")
+    parser.add_argument("--backend", choices=["local", "docker"], default="local")
+    parser.add_argument(
+        "--broker",
+        choices=["redis", "rabbitmq"],
+        default=None,
+        help="every scenario on this broker (default: each scenario's own)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--keep-reports", type=Path, default=None, help="keep the reports here")
     args = parser.parse_args(argv)
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = args.keep_reports or Path(scratch)
         for run in range(1, args.runs + 1):
             report_dir = reports / f"run-{run:02d}"
-            wall, code, tail = run_once(suite, args.only, report_dir)
+            wall, code, tail = run_once(args, suite, report_dir)
             results = read_results(report_dir)
             if not results:
                 print(f"run {run}: exit {code}, no result.json written:\n{tail}", file=sys.stderr)
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     differed = print_report(tallies, walls, args.runs)
     if args.json:
         document = {"suite": str(suite), "runs": args.runs, "wall_per_run_s": walls}
+        document |= {"backend": args.backend, "broker": args.broker}
         document["scenarios"] = {name: vars(entry) for name, entry in sorted(tallies.items())}
         args.json.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return 1 if differed else 0

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+from celery_chaos.backends.rabbitmq_broker import ctl_rows
 from celery_chaos.core.scenario import parse_scenario
 
 try:
@@ -24,7 +25,7 @@ QUEUES = {"chaos.parked": {"durable": True}, "chaos.scratch": {"durable": False}
 
 def declared_queues(backend: LocalBackend) -> dict[str, bool]:
     """Queue name -> durable, as the node lists them."""
-    rows = backend.rabbitmq().ctl_json("list_queues", "name", "durable")
+    rows = ctl_rows(backend.rabbitmq(), "list_queues", "name", "durable")
     return {row["name"]: row["durable"] for row in rows}
 
 

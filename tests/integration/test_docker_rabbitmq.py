@@ -60,7 +60,7 @@ def test_broker_container_keeps_its_port_and_durable_messages_across_a_crash(
         assert DEFAULT_RABBITMQ_IMAGE in container.image.tags
         (binding,) = container.attrs["HostConfig"]["PortBindings"]["5672/tcp"]
         assert (binding["HostIp"], int(binding["HostPort"])) == ("127.0.0.1", broker.host_port)
-        users = broker.ctl_json("list_users")
+        users = rabbitmq_broker.ctl_rows(broker, "list_users")
         assert [u["user"] for u in users] == [broker.user]  # no guest, ever
         assert versions.broker_version(backend)["broker"].startswith("rabbitmq 3.")
         with broker.connection() as connection:

@@ -86,9 +86,6 @@ class RabbitMQAccess(Protocol):
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl`` against the node; raise a ``RuntimeError`` on failure."""
 
-    def ctl_json(self, *args: str) -> list[dict]:
-        """A ``rabbitmqctl list_*`` command's rows (``--formatter json``)."""
-
     def connection(self) -> amqp.Connection:
         """A connected AMQP client with full rights on ``/``."""
 
@@ -112,6 +109,17 @@ class Inspection:
     problems: list[str] = field(default_factory=list)
 
 
+def ctl_rows(server: RabbitMQAccess, *args: str) -> list[dict[str, Any]]:
+    """A ``rabbitmqctl list_*`` command's rows, as dicts (``--formatter json``)."""
+    return json.loads(server.ctl(*args, "--formatter", "json") or "[]")
+
+
+def ctl_failure(args: tuple[str, ...], stdout: str, stderr: str) -> str:
+    """The one line that says why a ``rabbitmqctl`` command failed."""
+    detail = (stderr or stdout).strip().splitlines()[:1] or ["(no output)"]
+    return f"rabbitmqctl {args[0]} failed: {detail[0]}"
+
+
 def is_task_queue(name: str) -> bool:
     return not any(marker in name for marker in SYSTEM_QUEUE_MARKERS)
 
@@ -122,7 +130,7 @@ COUNT_COLUMNS = ("messages_ready", "messages_unacknowledged", "consumers", "type
 def queue_counts(server: RabbitMQAccess) -> dict[str, QueueCount]:
     """Ready/unacked/consumer counts, type, arguments and policy of every task queue in ``/``
     (no side effect; one ``rabbitmqctl`` call)."""
-    rows = server.ctl_json("list_queues", "-p", "/", "name", *COUNT_COLUMNS, "policy")
+    rows = ctl_rows(server, "list_queues", "-p", "/", "name", *COUNT_COLUMNS, "policy")
     return {
         row["name"]: QueueCount(
             int(row["messages_ready"] or 0),
@@ -152,7 +160,7 @@ def policy_definitions(server: RabbitMQAccess, counts: dict[str, QueueCount]) ->
     """The definition of every policy that applies to a task queue (no call when none does)."""
     if not any(count.policy for count in counts.values()):
         return {}
-    rows = server.ctl_json("list_policies", "-p", "/")
+    rows = ctl_rows(server, "list_policies", "-p", "/")
     return {row["name"]: _json_object(row.get("definition")) for row in rows}
 
 

@@ -14,10 +14,8 @@ as a testcontainers container, and inspected through the same ``RabbitMQAccess``
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-from typing import Any
 
 import amqp
 import docker.errors
@@ -25,6 +23,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 from celery_chaos.backends.docker.containers import LOOPBACK, client_options, crash
+from celery_chaos.backends.rabbitmq_broker import ctl_failure
 from celery_chaos.backends.rabbitmq_config import (
     advanced_config,
     connect,
@@ -141,13 +140,8 @@ class LoopbackRabbitMQ(DockerContainer):
             raise RabbitMQCtlError(f"rabbitmqctl {args[0]}: {error.explanation}") from None
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
         if result.exit_code != 0:
-            detail = (stderr or stdout).strip().splitlines()[:1] or ["(no output)"]
-            raise RabbitMQCtlError(f"rabbitmqctl {args[0]} failed: {detail[0]}")
+            raise RabbitMQCtlError(ctl_failure(args, stdout, stderr))
         return stdout
-
-    def ctl_json(self, *args: str) -> list[dict[str, Any]]:
-        """A ``rabbitmqctl list_*`` command's rows, as dicts."""
-        return json.loads(self.ctl(*args, "--formatter", "json") or "[]")
 
     def close_connections_from(self, peer_host: str, reason: str) -> list[str]:
         """Have the node close every client connection whose peer is ``peer_host`` (an IP on

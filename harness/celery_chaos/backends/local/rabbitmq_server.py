@@ -21,7 +21,6 @@ switches user; the real scripts live in ``/usr/lib/rabbitmq/bin`` and run as who
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -38,6 +37,7 @@ import psutil
 
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.redis_server import free_port
+from celery_chaos.backends.rabbitmq_broker import ctl_failure
 from celery_chaos.backends.rabbitmq_config import (
     advanced_config,
     connect,
@@ -295,13 +295,8 @@ class RabbitMQServer:
         finally:
             processes.stop(cli, sig=signal.SIGKILL, grace=CLI_GRACE)
         if cli.returncode != 0:
-            detail = (stderr or stdout).strip().splitlines()[:1] or ["(no output)"]
-            raise RabbitMQUnavailable(f"rabbitmqctl {args[0]} failed: {detail[0]}")
+            raise RabbitMQUnavailable(ctl_failure(args, stdout, stderr))
         return stdout
-
-    def ctl_json(self, *args: str) -> list[dict]:
-        """A ``rabbitmqctl list_*`` command's rows, as dicts."""
-        return json.loads(self.ctl(*args, "--formatter", "json") or "[]")
 
     def pids(self) -> list[int]:
         """Every live process of this node and its epmd (for tests and leak checks)."""
