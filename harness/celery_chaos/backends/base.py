@@ -139,7 +139,7 @@ class Backend(ABC):
         (a shared pytest environment). A count that does not add up is logged and makes the
         state unreachable, so no task is called gone on a doubtful reading."""
         if self.broker_kind != "rabbitmq":
-            return inspect(self.broker_client())
+            return inspect(self.broker_client(), explain=True)
         read = rabbitmq_broker.inspect_live if live else rabbitmq_broker.inspect
         found = read(self.rabbitmq())
         for problem in found.problems:
@@ -157,7 +157,7 @@ class Backend(ABC):
         message at all), without side effects: the quiet check. RabbitMQ: any message in a task
         queue, ready or unacked, counted at most once per :data:`RABBITMQ_COUNT_INTERVAL`."""
         if self.broker_kind != "rabbitmq":
-            state = self.broker_state()
+            state = inspect(self.broker_client())
             return state.may_hold(task_ids), not state.reachable or bool(state.locations)
         now = time.monotonic()
         if self._held is None or now - self._held[0] >= RABBITMQ_COUNT_INTERVAL:

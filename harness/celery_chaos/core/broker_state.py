@@ -35,6 +35,9 @@ class BrokerState:
     reachable: bool = True
     locations: dict[str, list[str]] = field(default_factory=dict)
     delivery_limits: dict[str, int] = field(default_factory=dict)
+    # Facts about the broker that explain where messages sit, e.g. that no worker can restore
+    # an unacknowledged message yet (Redis: Kombu's restore mutex left held by a dead worker).
+    notes: list[str] = field(default_factory=list)
 
     def may_hold(self, task_ids: set[str]) -> bool:
         """Whether a message of these tasks may still be in the broker (an unreachable broker

@@ -358,6 +358,7 @@ def _check(
         crashes,
         workflows,
         revoked_ran,
+        list(broker.notes),
     )
 
 

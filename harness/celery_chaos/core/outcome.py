@@ -97,8 +97,11 @@ def unmet_line(verdicts: Verdicts | None, unmet: ExpectationResult) -> str:
 
 
 def unmet_text(result: ScenarioResult) -> str:
-    """Every unmet expectation of ``result`` on one line."""
-    return "; ".join(unmet_line(result.verdicts, unmet) for unmet in result.unmet)
+    """Every unmet expectation of ``result`` on one line, then what the broker showed about
+    why (e.g. that no worker could restore a message yet)."""
+    lines = [unmet_line(result.verdicts, unmet) for unmet in result.unmet]
+    notes = result.verdicts.broker_notes if result.verdicts and lines else []
+    return "; ".join(lines + [f"broker: {note}" for note in notes])
 
 
 def conclude(result: ScenarioResult, unproven: list[str]) -> None:

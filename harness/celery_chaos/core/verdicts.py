@@ -98,6 +98,7 @@ class Verdicts:
     crashes: list[WorkerCrash] = field(default_factory=list)
     workflows: list[WorkflowReport] = field(default_factory=list)
     revoked_ran: list[str] = field(default_factory=list)
+    broker_notes: list[str] = field(default_factory=list)  # BrokerState.notes, as found
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""
@@ -130,6 +131,7 @@ class Verdicts:
             "worker_crashes": [asdict(crash) for crash in self.crashes],
             "workflows": [asdict(w) | {"verdict": w.verdict} for w in self.workflows],
             "revoked_but_ran": self.revoked_ran,
+            "broker_notes": self.broker_notes,
             "totals": self.totals(),
             "redelivery_latency": redelivery_distribution(self.tasks),
         }

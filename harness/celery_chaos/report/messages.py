@@ -55,8 +55,9 @@ def counts_text(verdicts: Verdicts | None) -> str:
 
 
 def _verdict_lines(verdicts: Verdicts) -> list[str]:
-    lines = [f"all verdicts: {counts_text(verdicts)}", "tasks:"]
-    return lines + [f"  {line}" for line in describe_tasks(verdicts)]
+    lines = [f"all verdicts: {counts_text(verdicts)}"]
+    lines += [f"broker: {note}" for note in verdicts.broker_notes]
+    return lines + ["tasks:"] + [f"  {line}" for line in describe_tasks(verdicts)]
 
 
 def assert_verdicts(verdicts: Verdicts, **expected: int | dict[str, int] | Range) -> None:

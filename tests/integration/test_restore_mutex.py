@@ -1,0 +1,60 @@
+"""Kombu's restore mutex on a real Redis broker with real workers: a worker SIGKILLed inside its
+restore sweep leaves ``unacked_mutex`` held for ``unacked_mutex_expire`` (300 s), live workers
+cannot take it, and the final broker inspection says so (the CI flake of scenario 16c: a task
+left ``pending`` because no worker restored its message for the rest of the run).
+
+The sweep runs every 10 ms here, so a kill at a random moment lands inside it often (measured:
+5 of 30); the test kills until one does, within a bounded number of rounds."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from celery_chaos.backends.local.backend import LocalBackend
+from celery_chaos.backends.redis_broker import RESTORE_MUTEX_KEY, restore_blocked
+from celery_chaos.core.checker import check
+from celery_chaos.core.scenario import parse_scenario
+
+pytestmark = pytest.mark.integration
+MAX_KILLS = 60
+SWEEP = {"visibility_timeout": 2, "unacked_restore_interval": 0.01, "unacked_restore_throttle": 1}
+
+
+def spec():
+    data = {"name": "restore-mutex", "description": "kill inside the sweep", "timeout": 600}
+    data |= {"celery": {"broker_transport_options": SWEEP}, "workers": {"count": 0}}
+    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
+    return parse_scenario(data, "restore-mutex.yaml")
+
+
+def kill_inside_a_sweep(backend: LocalBackend) -> int:
+    """Start and SIGKILL workers at random moments until one dies holding the mutex; the
+    number of kills it took."""
+    client = backend.broker_client()
+    for kills in range(1, MAX_KILLS + 1):
+        worker = backend.start_worker()
+        time.sleep(random.uniform(0.2, 0.6))
+        backend.kill_worker(worker)
+        if restore_blocked(client):
+            return kills
+    pytest.fail(f"no kill of {MAX_KILLS} landed inside a restore sweep")
+
+
+def test_a_worker_killed_inside_its_restore_sweep_blocks_every_restore(tmp_path: Path) -> None:
+    with LocalBackend(spec(), tmp_path, log=lambda _: None) as backend:
+        backend.start()
+        kill_inside_a_sweep(backend)
+        client = backend.broker_client()
+        owner, ttl = client.get(RESTORE_MUTEX_KEY), client.ttl(RESTORE_MUTEX_KEY)
+        assert ttl > 250  # unacked_mutex_expire: 300 s
+        backend.start_worker()  # a live worker sweeps every 10 ms and cannot take it
+        time.sleep(0.5)
+        assert client.get(RESTORE_MUTEX_KEY) == owner
+        state = backend.broker_state()
+        assert backend.ledger is not None
+        verdicts = check(backend.ledger.read_all(), state)
+    (note,) = verdicts.broker_notes
+    assert "unacked_mutex is held for another" in note and "restore sweep" in note
