@@ -323,3 +323,12 @@ def test_task_queues_as_a_mapping_are_read_too() -> None:
     )
     transient = {"celery": {"durable": False}}
     assert "rabbitmq-transient" in codes(audit.audit(RABBIT_SAFE | {"task_queues": transient}))
+
+
+def test_a_long_restore_mutex_expiry_with_acks_late_on_redis_is_noted() -> None:
+    found = finding(audit.audit(SAFE), "restore-mutex-held-by-killed-worker")
+    assert found.level == audit.INFO and "300s" in found.setting and found.scenario is None
+    bounded = SAFE | {"broker_transport_options": {"visibility_timeout": 600,
+                                                   "unacked_mutex_expire": 10}}  # fmt: skip
+    assert "restore-mutex-held-by-killed-worker" not in codes(audit.audit(bounded))
+    assert "restore-mutex-held-by-killed-worker" not in codes(audit.audit(REDIS))  # acks early

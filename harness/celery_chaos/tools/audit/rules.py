@@ -156,6 +156,32 @@ def _killed_worker_wait(ctx: Context) -> list[Finding]:
     ]
 
 
+KOMBU_MUTEX_EXPIRE = 300.0  # Kombu's unacked_mutex_expire
+MUTEX_EXPIRE_NOTICE = 60.0  # longer than this and a stuck restore mutex is worth a note
+
+
+def _restore_mutex(ctx: Context) -> list[Finding]:
+    """README "A kill inside the restore sweep": measured, not demonstrated by a scenario (a
+    kill lands inside the millisecond sweep only now and then)."""
+    late = ctx.where(lambda p: p.acks_late)
+    transport = ctx.config["broker_transport_options"] or {}
+    expire = float(transport.get("unacked_mutex_expire", KOMBU_MUTEX_EXPIRE))
+    if not (ctx.redis and late) or expire <= MUTEX_EXPIRE_NOTICE:
+        return []
+    return [
+        Finding(
+            INFO,
+            "restore-mutex-held-by-killed-worker",
+            f"broker_transport_options.unacked_mutex_expire={expire:g}s",
+            "a worker killed inside Kombu's restore sweep leaves the sweep's lock held: no worker"
+            f" restores an unacknowledged message for up to {expire:g}s; a sweep takes"
+            " milliseconds, so a lower value (e.g. 10) bounds the stall",
+            None,
+            _names(late),
+        )
+    ]
+
+
 def _prefetch(ctx: Context) -> list[Finding]:
     multiplier = ctx.config["worker_prefetch_multiplier"]
     late = ctx.where(lambda p: p.acks_late)
@@ -289,6 +315,7 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     _late_without_reject,
     _visibility_shorter,
     _killed_worker_wait,
+    _restore_mutex,
     _prefetch,
     _soft_shutdown,
     _poison,
