@@ -188,7 +188,7 @@ def test_index_lists_scenarios_in_run_order_with_working_links(run, browser):
 
 def test_an_inconclusive_run_with_versions_and_a_worker_crash_renders(run, browser, tmp_path):
     """The fields newer runs add (status inconclusive, versions, worker_exit events,
-    worker_crashes) are shown when present."""
+    worker_crashes, broker_notes) are shown when present."""
     source = run["defaults-child-kill"].parent
     folder = tmp_path / "inconclusive"
     shutil.copytree(source, folder)
@@ -199,6 +199,7 @@ def test_an_inconclusive_run_with_versions_and_a_worker_crash_renders(run, brows
     result["versions"] = {"celery": "5.4.0", "kombu": "5.4.2", "redis-server": "7.2.4"}
     result["verdicts"]["worker_crashes"] = 1
     result["worker_crashes"] = [{"worker": worker, "reason": "exit code -9"}]
+    result["broker_notes"] = ["Kombu's unacked_mutex is held for another 287s <b>x</b>"]
     (folder / "result.json").write_text(json.dumps(result))
     history = h.read_jsonl(str(folder / "history.jsonl"))
     end = history[-1]["ts"]
@@ -211,6 +212,8 @@ def test_an_inconclusive_run_with_versions_and_a_worker_crash_renders(run, brows
     assert "7.2.4" in opened.page.locator("#versions").inner_text()
     assert worker in opened.page.locator("li.anomaly[data-verdict='worker_crashes']").inner_text()
     assert opened.count("#timeline g.mark-exit") == 1
+    notes = opened.page.locator("ul.broker-notes")
+    assert notes.is_visible() and "held for another 287s <b>x</b>" in notes.inner_text()
 
 
 def test_a_few_hundred_attempts_stay_readable(browser, tmp_path):
