@@ -1,14 +1,16 @@
-"""What integration tests share: running a suite scenario by file name, and waiting for a line of
-a harness subprocess's output with a deadline (never a fixed sleep)."""
+"""What integration tests share: running a suite scenario by file name, a scenario with no
+initial workers (for tests that drive a backend themselves), and waiting for a line of a harness
+subprocess's output with a deadline (never a fixed sleep)."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from celery_chaos.core.scenario import load_file
+from celery_chaos.core.scenario import Scenario, load_file, parse_scenario
 from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -20,6 +22,14 @@ def run(name: str, tmp_path: Path) -> ScenarioResult:
     result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
     assert result.verdicts is not None, result.reason
     return result
+
+
+def workerless(name: str, **spec: Any) -> Scenario:
+    """A scenario whose backend starts broker and ledger but no worker (``spec`` adds fields,
+    e.g. ``broker`` or ``celery``), for a test that starts and kills workers itself."""
+    data = {"name": name, "description": f"{name} (integration test)", "timeout": 600}
+    data |= {"workers": {"count": 0}, "workload": [{"task": "sample_tasks.tasks.work"}], **spec}
+    return parse_scenario(data, f"{name}.yaml")
 
 
 def wait_for_line(process: subprocess.Popen, needle: str, deadline: float = 90) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 from celery_chaos.backends.local.backend import LocalBackend
-from celery_chaos.core.scenario import parse_scenario
+
+from tests.integration.scenario_support import workerless
 
 pytestmark = pytest.mark.integration
 DOWN_FOR = 1.5
@@ -36,10 +37,7 @@ def longest_refusal(url: str, restarting: threading.Thread) -> float:
 
 
 def test_the_broker_stays_down_for_the_faults_duration(tmp_path: Path) -> None:
-    data = {"name": "downtime", "description": "restart_broker duration", "timeout": 30}
-    data |= {"broker": {"persistence": "aof"}, "workers": {"count": 0}}
-    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
-    with LocalBackend(parse_scenario(data, "downtime.yaml"), tmp_path) as backend:
+    with LocalBackend(workerless("downtime", broker={"persistence": "aof"}), tmp_path) as backend:
         backend.start()
         client = redis.Redis.from_url(backend.broker_url)
         client.set("kept", "yes")

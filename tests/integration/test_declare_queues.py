@@ -12,7 +12,8 @@ import pytest
 from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 from celery_chaos.backends.rabbitmq_broker import ctl_rows
-from celery_chaos.core.scenario import parse_scenario
+
+from tests.integration.scenario_support import workerless
 
 try:
     find_rabbitmq()
@@ -32,11 +33,9 @@ def declared_queues(backend: LocalBackend) -> dict[str, bool]:
 def test_extra_queues_are_declared_at_start_and_again_after_a_broker_crash(
     tmp_path: Path,
 ) -> None:
-    data = {"name": "declare", "description": "declare_queues on a real node", "timeout": 30}
-    data |= {"broker": {"kind": "rabbitmq", "declare_queues": QUEUES}, "workers": {"count": 0}}
-    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
+    spec = workerless("declare", broker={"kind": "rabbitmq", "declare_queues": QUEUES})
     logged: list[str] = []
-    with LocalBackend(parse_scenario(data, "declare.yaml"), tmp_path, log=logged.append) as backend:
+    with LocalBackend(spec, tmp_path, log=logged.append) as backend:
         backend.start()
         assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}
         assert not [line for line in logged if "not flushed" in line]

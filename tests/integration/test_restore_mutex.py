@@ -16,18 +16,12 @@ import pytest
 from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.backends.redis_broker import RESTORE_MUTEX_KEY, restore_blocked
 from celery_chaos.core.checker import check
-from celery_chaos.core.scenario import parse_scenario
+
+from tests.integration.scenario_support import workerless
 
 pytestmark = pytest.mark.integration
 MAX_KILLS = 60
 SWEEP = {"visibility_timeout": 2, "unacked_restore_interval": 0.01, "unacked_restore_throttle": 1}
-
-
-def spec():
-    data = {"name": "restore-mutex", "description": "kill inside the sweep", "timeout": 600}
-    data |= {"celery": {"broker_transport_options": SWEEP}, "workers": {"count": 0}}
-    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
-    return parse_scenario(data, "restore-mutex.yaml")
 
 
 def kill_inside_a_sweep(backend: LocalBackend) -> int:
@@ -44,7 +38,8 @@ def kill_inside_a_sweep(backend: LocalBackend) -> int:
 
 
 def test_a_worker_killed_inside_its_restore_sweep_blocks_every_restore(tmp_path: Path) -> None:
-    with LocalBackend(spec(), tmp_path, log=lambda _: None) as backend:
+    spec = workerless("restore-mutex", celery={"broker_transport_options": SWEEP})
+    with LocalBackend(spec, tmp_path, log=lambda _: None) as backend:
         backend.start()
         kill_inside_a_sweep(backend)
         client = backend.broker_client()
