@@ -119,3 +119,40 @@ def test_the_workers_versions_replace_the_harness_ones() -> None:
         "worker_python": "3.11.7",
     }
     assert worker_versions([{"type": "dispatch"}]) == {}
+
+
+def test_an_error_cell_prints_its_reason_not_none() -> None:
+    """matrix.json holds why a cell did not run; the console, matrix.md and the HTML index say
+    it too (they printed ``error: none``)."""
+    matrix = sample()
+    gevent = cell("green", "5.4", "error") | {
+        "reason": "workers.pool: gevent needs the gevent package: No module named 'gevent'"
+    }
+    setuptools = cell("green", "5.5", "not_runnable") | {
+        "reason": "ModuleNotFoundError: No module named 'pkg_resources'\n  traceback line"
+    }
+    matrix["cells"] += [gevent, setuptools]
+    texts = [e["text"] for e in dict(table.rows(matrix))["green"]]
+    assert texts == [
+        "error: workers.pool: gevent needs the gevent package: No module named 'gevent'",
+        "not_runnable: ModuleNotFoundError: No module named 'pkg_resources'",
+    ]
+    assert f"| green | {texts[0]} | **{texts[1]} \\*** |" in table.markdown(matrix)
+    from rich.console import Console
+
+    console = Console(width=400, record=True)
+    console.print(table.console_table(matrix))
+    assert "No module named 'gevent'" in console.export_text()
+    long = cell("x", "5.4", "error") | {"reason": "x" * 500}
+    assert len(table.cell_text(long)) == len("error: ") + table.REASON_CHARS
+    assert table.cell_text(cell("y", "5.4", "error")) == "error: none"  # no reason known
+
+
+def test_the_matrix_index_shows_an_error_cells_reason(tmp_path: Path) -> None:
+    from celery_chaos.report.html import write_matrix_index
+
+    matrix = sample()
+    matrix["cells"].append(cell("green", "5.4", "error") | {"reason": "No module named <gevent>"})
+    columns = [c["label"] for c in matrix["columns"]]
+    page = write_matrix_index(tmp_path, columns, "5.4", table.rows(matrix)).read_text()
+    assert '<span class="cell-reason muted">No module named &lt;gevent&gt;</span>' in page

@@ -55,11 +55,26 @@ def differs(matrix: dict[str, Any], found: dict[str, Any]) -> bool:
     return (base["status"], base["counts"]) != (found["status"], found["counts"])
 
 
+REASON_CHARS = 160  # a cell quotes at most this much of its run's reason
+
+
+def cell_reason(found: dict[str, Any]) -> str:
+    """Why a cell that counted nothing did not run: the first line of its run's reason (e.g.
+    ``No module named 'gevent'``), cut to :data:`REASON_CHARS`; matrix.json keeps it whole."""
+    lines = str(found.get("reason") or "").strip().splitlines()
+    reason = " ".join(lines[0].split()) if lines else ""
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 3] + "..."
+
+
 def cell_text(found: dict[str, Any] | None) -> str:
+    """``status: counts``; a cell with no counts whose run gave a reason (an error, a scenario
+    not runnable there) shows that reason instead of ``none``."""
     if found is None:
         return "-"
-    counts = ", ".join(f"{key}={value}" for key, value in found["counts"].items()) or "none"
-    return f"{found['status']}: {counts}"
+    counts = ", ".join(f"{key}={value}" for key, value in found["counts"].items())
+    if not counts and found["status"] != PASSED:
+        counts = cell_reason(found)
+    return f"{found['status']}: {counts or 'none'}"
 
 
 def exit_code(matrix: dict[str, Any]) -> int:
@@ -83,6 +98,7 @@ def rows(matrix: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
                     "status": found["status"] if found else "-",
                     "counts": list((found or {}).get("counts", {}).items()),
                     "href": found["report"] if found else None,
+                    "reason": cell_reason(found) if found and found["status"] != PASSED else "",
                 }
             )
         table.append((name, line))
