@@ -79,10 +79,24 @@ def env_key(version_set: VersionSet, sources: Sources) -> str:
 
 
 def uv_executable() -> str:
+    """The uv to build environments with, looked up where ``pip install 'celery-chaos[matrix]'``
+    puts it even when its environment is not activated (so not on PATH): beside this Python
+    first, then wherever the ``uv`` package's own lookup finds it (e.g. a ``--user`` install),
+    then PATH."""
+    beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    try:
+        from uv import find_uv_bin  # the ``uv`` wheel's own module
+
+        return str(find_uv_bin())
+    except (ImportError, OSError):  # not installed, or its binary is missing (FileNotFoundError)
+        pass
     found = shutil.which("uv")
     if found is None:
         raise EnvBuildError(
-            "uv not found on PATH: install it (pip install uv) to build matrix envs"
+            f"uv not found (beside {sys.executable}, by the uv package, on PATH): install it"
+            " with pip install 'celery-chaos[matrix]' to build matrix envs"
         )
     return found
 
