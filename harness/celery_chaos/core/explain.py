@@ -1,0 +1,286 @@
+"""Why each finding happened, in the user's terms: one line per ``pending``, ``lost``,
+``duplicate_executions`` and ``redelivery_loop`` task and per stuck lock, naming the settings and
+timings that caused it (visibility timeout, Kombu's restore sweep, acks mode, prefetch, time
+limits, the run's own length) and what would change it.
+
+Pure: verdicts + history + the run's settings in, lines out. It never reads a scenario's
+expectations (a line says why a count is what it is, not whether anyone wanted it). The facts it
+stands on are in :mod:`celery_chaos.core.explain_facts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery_chaos.core import history as h
+from celery_chaos.core.explain_facts import (
+    GREEN_POOLS,
+    SAMPLE_APP,
+    WORKER_KILLING,
+    Facts,
+    RunSettings,
+    clock_of,
+    how_it_died,
+    last_attempt,
+    sweep_of,
+    task_name,
+)
+from celery_chaos.core.explain_lost import lost_reason
+from celery_chaos.core.verdicts import Attempt, TaskReport, Verdicts
+
+EXPLAINED = ("pending", "lost", "duplicate_executions", "redelivery_loop", "stuck_locks")
+NETWORK_FAULTS = ("drop_connections", "partition")
+
+
+def run_settings(scenario: Any, versions: Mapping[str, Any] | None = None) -> RunSettings:
+    """A scenario's settings as the explanation reads them (never its ``expect``)."""
+    return RunSettings(
+        celery=dict(scenario.celery),
+        defaults_known=scenario.workers.app == SAMPLE_APP,
+        broker=scenario.broker.kind,
+        persistence=scenario.broker.persistence,
+        pool=scenario.workers.pool,
+        timeout=scenario.timeout,
+        kombu=(versions or {}).get("kombu"),
+        redelivery_threshold=scenario.redelivery_threshold,
+    )
+
+
+def facts_of(verdicts: Verdicts, history: list[h.Event], settings: RunSettings) -> Facts:
+    sweep = sweep_of(settings.transport, settings.kombu)
+    return Facts(settings, sweep, clock_of(history), tuple(verdicts.broker_notes))
+
+
+def explain(verdicts: Verdicts, history: list[h.Event], settings: RunSettings) -> list[str]:
+    """One line per finding: ``<verdict> <task or lock>: <why>; would change it: <what>``."""
+    facts = facts_of(verdicts, history, settings)
+    lines = []
+    for task in verdicts.tasks:
+        for verdict in task.verdicts:
+            reason = REASONS.get(verdict)
+            if reason is not None:
+                lines.append(f"{verdict} {task_name(task)}: {reason(task, facts)}")
+    owners = {t.task_id: t for t in verdicts.tasks}
+    for lock in verdicts.locks:
+        if lock.stuck:
+            owner = owners.get(lock.owner or "")
+            lines.append(f"stuck_locks lock {lock.name}: {_stuck_reason(owner, facts)}")
+    return lines
+
+
+# --- pending -------------------------------------------------------------------------------------
+
+
+def _pending(task: TaskReport, facts: Facts) -> str:
+    last = last_attempt(task)
+    if last is not None and last.running:
+        return _still_running(last, facts)
+    where = task.in_broker
+    if "unacked" in where and facts.settings.broker == "rabbitmq":
+        return (
+            "RabbitMQ still had its message unacknowledged on a live connection when "
+            + facts.run_end()
+            + ": a worker held it (paused, busy past the deadline, or an ETA/countdown not yet"
+            " due); it returns to the queue the moment that connection closes; would change it:"
+            " a longer timeout, or a task_time_limit that ends a stuck task"
+        )
+    if "unacked" in where:
+        return _unacked(task, facts)
+    if where:
+        live = facts.clock.live_workers()
+        who = "no worker was alive to take it" if not live else "no worker had taken it yet"
+        return (
+            f"its message waits in {', '.join(where)}: {who} when {facts.run_end()};"
+            " would change it: a longer timeout (or a worker consuming that queue)"
+        )
+    return (
+        "it never ran and is not in the broker by itself: it waits for an earlier member of its"
+        " workflow, which is pending; it runs once that member completes"
+    )
+
+
+def _still_running(attempt: Attempt, facts: Facts) -> str:
+    limit = facts.settings.value("task_time_limit")
+    bound = (
+        f"{facts.settings.show('task_time_limit')} would end it"
+        if limit
+        else f"{facts.settings.show('task_time_limit')}: nothing bounds how long it runs"
+    )
+    return (
+        f"attempt {attempt.attempt} on {attempt.worker or '?'} (started at"
+        f" {facts.at(attempt.started)}) was still running when {facts.run_end()}; {bound};"
+        " would change it: a longer timeout, or a time limit for the task"
+    )
+
+
+def _why_unacked(task: TaskReport, facts: Facts) -> str:
+    """How the message came to sit in the unacked set with nobody to ack or reject it."""
+    last, settings = last_attempt(task), facts.settings
+    if last is None:
+        return (
+            f"it was prefetched (never started) by a worker that died;"
+            f" {settings.show('worker_prefetch_multiplier')} lets each pool process reserve"
+            " that many messages, and a dead worker's reserved messages wait like running ones"
+        )
+    if last.state == "RETRY":
+        return (
+            f"its retry (a countdown/ETA message) was held unacknowledged in memory by"
+            f" {last.worker or 'a worker'}, which died before it was due"
+        )
+    fault = facts.clock.faults.get(last.interrupted_by) if last.interrupted_by is not None else None
+    whole = fault is not None and (
+        fault.get("kind") in WORKER_KILLING or settings.pool in GREEN_POOLS
+    )
+    died = how_it_died(last, facts) if last.died is not None else "its worker died"
+    if whole:
+        return (
+            f"{died}, taking the whole worker with it: with {settings.show('task_acks_late')}"
+            " nobody was left to acknowledge or reject the message"
+        )
+    return f"{died} and its message was not acknowledged ({settings.show('task_acks_late')})"
+
+
+def _unacked(task: TaskReport, facts: Facts) -> str:
+    """Redis: the message comes back after the visibility timeout, at the next restore sweep
+    of a live worker; say which of those the run's end came before."""
+    sweep, clock = facts.sweep, facts.clock
+    last = last_attempt(task)
+    delivered = last.started if last is not None else task.dispatched
+    why = f"its message sits in Redis's unacked set: {_why_unacked(task, facts)}"
+    rule = (
+        f"Redis gives it back only once {sweep.visibility_text()} has passed since delivery"
+        f" and a live worker runs {sweep.text()}"
+    )
+    change = (
+        "would change it: a shorter visibility_timeout (still above the longest task and"
+        " ETA/countdown), unacked_restore_interval/unacked_restore_throttle for a sooner sweep,"
+        " or a timeout past the restore; on RabbitMQ it would be requeued at once"
+    )
+    if delivered is None or clock.end is None:
+        return f"{why}; {rule}; {change}"
+    restorable = delivered + sweep.visibility
+    if clock.end < restorable:
+        when = (
+            f"{facts.run_end()}, before the visibility timeout had passed (at"
+            f" {facts.at(restorable)}), so no sweep could restore it yet"
+        )
+        return f"{why}; {rule}; {when}; {change}"
+    return f"{why}; {rule}; {_sweep_timing(restorable, facts)}; {change}"
+
+
+def _sweep_timing(restorable: float, facts: Facts) -> str:
+    """The visibility timeout had passed before the end: was a sweep due before the end?"""
+    sweep, clock = facts.sweep, facts.clock
+    live = clock.live_workers()
+    if not live:
+        return f"it was restorable from {facts.at(restorable)}, but no worker was alive to sweep"
+    if facts.settings.pool in GREEN_POOLS:
+        return (
+            f"a {facts.settings.pool} worker consumes with Celery's synchronous loop, where Kombu"
+            " restores only when a poll comes back empty (broker_transport_options.polling_interval"
+            " above Celery's 2 s drain timeout), not on the sweep timer"
+        )
+    worker, started = min(live.items(), key=lambda item: sweep.next_after(item[1], restorable))
+    due = sweep.next_after(started, restorable)
+    assert clock.end is not None
+    if due > clock.end:
+        return (
+            f"it was restorable from {facts.at(restorable)}, but the next sweep of a live worker"
+            f" ({worker}, consuming since {facts.at(started)}) was due at {facts.at(due)}, after"
+            f" {facts.run_end()}: the restore sweep outlasted the run"
+        )
+    mutex = [note for note in facts.broker_notes if "mutex" in note]
+    blocked = f" ({mutex[0]})" if mutex else ""
+    return (
+        f"a sweep of {worker} was due at {facts.at(due)}, before {facts.run_end()}, yet the"
+        f" message stayed{blocked}"
+    )
+
+
+# --- duplicate_executions, redelivery_loop, stuck_locks ------------------------------------------
+
+
+def _duplicated(task: TaskReport, facts: Facts) -> str:
+    done = [a for a in task.attempts if a.state == "SUCCESS"]
+    overlap = next(
+        (
+            (a, b)
+            for a in task.attempts
+            for b in task.attempts
+            if b.started > a.started and (a.ended is None or b.started < a.ended)
+        ),
+        None,
+    )
+    network = [
+        f
+        for f in facts.clock.faults.values()
+        if f.get("kind") in NETWORK_FAULTS and f.get("status") == "injected"
+    ]
+    head = f"it completed {len(done)} times ({len(task.attempts)} attempts)"
+    if overlap is not None and network:
+        return (
+            f"{head}: {facts.clock.fault_text(network[0].get('fault'))} cut the worker off its"
+            " broker while attempt"
+            f" {overlap[0].attempt} ran; on reconnect Kombu restored the unacknowledged message"
+            " and the first run went on; would change it:"
+            " worker_cancel_long_running_tasks_on_connection_loss=True, an idempotent task"
+        )
+    if overlap is not None and facts.settings.broker == "redis":
+        first, second = overlap
+        return (
+            f"{head}: attempt {second.attempt} started at {facts.at(second.started)} while"
+            f" attempt {first.attempt} (started at {facts.at(first.started)}) still ran: the"
+            f" task ran longer than {facts.sweep.visibility_text()}, so {facts.sweep.text()}"
+            " handed the still-unacknowledged message to a worker again; would change it: a"
+            " visibility_timeout above the longest task and ETA/countdown, and a"
+            f" task_time_limit below it ({facts.settings.show('task_time_limit')})"
+        )
+    return (
+        f"{head}: a later attempt ran a task that had already succeeded: its acknowledgement"
+        " never reached the broker (the worker died or lost its connection between the"
+        " task's success and the ack), so the message was delivered again; would change it:"
+        " an idempotent task (at-least-once delivery re-runs it)"
+    )
+
+
+def _loop(task: TaskReport, facts: Facts) -> str:
+    reasons = sorted({a.exit_reason for a in task.attempts if a.exit_reason})
+    died = f" ({'; '.join(reasons[:3])})" if reasons else ""
+    settings = facts.settings
+    return (
+        f"delivered {len(task.attempts)} times, more than redelivery_threshold"
+        f" {settings.redelivery_threshold}: each attempt died{died} and with"
+        f" {settings.show('task_acks_late')} + {settings.show('task_reject_on_worker_lost')}"
+        " every death puts the message back: a poison message; would change it: a delivery"
+        " limit (RabbitMQ quorum queue x-delivery-limit), a task that does not kill its"
+        " process, or task_reject_on_worker_lost=False (the message is then dropped)"
+    )
+
+
+def _stuck_reason(owner: TaskReport | None, facts: Facts) -> str:
+    if owner is None:
+        return "its owner is no task of this run; nothing of this run will release it"
+    last = last_attempt(owner)
+    died = how_it_died(last, facts) if last is not None and last.died is not None else None
+    head = f"held by {task_name(owner)}, whose " + (died or "last attempt never released it")
+    if owner.outcome == "pending":
+        return (
+            f"{head}; the task is still pending (in {', '.join(owner.in_broker) or 'flight'}):"
+            " its redelivered attempt would reclaim the lock if the lock is reclaimable by task"
+            f" id; {owner.outcome} explains when that comes; would change it: a run long enough"
+            " for the redelivery, a lock with a TTL"
+        )
+    return (
+        f"{head}; the task is {owner.outcome}, so nothing will release it; would change it: a"
+        " lock with a TTL or one its redelivered attempt reclaims (by task id), with"
+        " task_acks_late + task_reject_on_worker_lost so the task comes back"
+    )
+
+
+REASONS: dict[str, Callable[[TaskReport, Facts], str]] = {
+    "pending": _pending,
+    "lost": lambda task, facts: lost_reason(task, facts),
+    "duplicate_executions": _duplicated,
+    "redelivery_loop": _loop,
+}

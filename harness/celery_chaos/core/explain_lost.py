@@ -1,0 +1,111 @@
+"""Why a task is ``lost`` (see :mod:`celery_chaos.core.explain`): the first of these that the
+history shows, each with the setting behind it and what would change it."""
+
+from __future__ import annotations
+
+from celery_chaos.core.explain_facts import Facts, how_it_died, last_attempt
+from celery_chaos.core.verdicts import TaskReport
+
+BROKER_FAULTS = ("restart_broker",)
+
+
+def lost_reason(task: TaskReport, facts: Facts) -> str:
+    for reason in (_revoked, _dropped, _rerun_failed, _timed_out, _broker_restart, _killed):
+        found = reason(task, facts)
+        if found:
+            return found
+    last = last_attempt(task)
+    ended = f"its last attempt ended {last.state or 'without a result'}" if last else "it never ran"
+    return (
+        f"{ended} and its message was gone from the broker when {facts.run_end()}; nothing will"
+        " run it again"
+    )
+
+
+def _revoked(task: TaskReport, facts: Facts) -> str:
+    if "revoked" not in task.labels:
+        return ""
+    return "the workload revoked it, so no worker was meant to run it (a lost task by design)"
+
+
+def _dropped(task: TaskReport, facts: Facts) -> str:
+    if "dropped_at_delivery_limit" not in task.labels:
+        return ""
+    queue = task.attempts[-1].queue if task.attempts else "?"
+    return (
+        f"RabbitMQ dropped its message at queue {queue}'s delivery limit after"
+        f" {len(task.attempts)} deliveries; would change it: a higher x-delivery-limit, or a"
+        " dead-letter exchange that keeps the message"
+    )
+
+
+def _rerun_failed(task: TaskReport, facts: Facts) -> str:
+    rerun = [a for a in task.attempts[1:] if a.state == "FAILURE"]
+    if not rerun:
+        return ""
+    raised = ", ".join(f for f in task.failures if f != "WorkerLostError") or "an error"
+    return (
+        f"its message was redelivered, but attempt {rerun[-1].attempt} failed ({raised}):"
+        " the task is not safe to run again (a lock it took itself, a half-written record);"
+        " would change it: a task that reclaims its own lock and resumes idempotently"
+    )
+
+
+def _timed_out(task: TaskReport, facts: Facts) -> str:
+    if "TimeLimitExceeded" not in task.failures:
+        return ""
+    settings = facts.settings
+    return (
+        f"it exceeded its hard time limit ({settings.show('task_time_limit')}, or the task's"
+        f" own); with {settings.show('task_acks_on_failure_or_timeout')} the timed-out message"
+        " is acknowledged and not run again; would change it: a longer time limit, or"
+        " task_acks_on_failure_or_timeout=False (requeued on Celery 5.7+)"
+    )
+
+
+def _broker_restart(task: TaskReport, facts: Facts) -> str:
+    restarts = [
+        f
+        for f in facts.clock.faults.values()
+        if f.get("kind") in BROKER_FAULTS and f.get("status") == "injected"
+    ]
+    if not restarts:
+        return ""
+    settings = facts.settings
+    kept = (
+        f"persistence: {settings.persistence}"
+        if settings.broker == "redis"
+        else "transient queues or messages are not kept"
+    )
+    fix = "broker persistence: aof" if settings.broker == "redis" else "durable queues"
+    return (
+        f"{facts.clock.fault_text(restarts[0].get('fault'))} restarted the {settings.broker}"
+        f" broker ({kept}), which forgot the message the task was in; would change it: {fix}"
+    )
+
+
+def _killed(task: TaskReport, facts: Facts) -> str:
+    """The attempt died and the acks mode decided the message's fate."""
+    last, settings = last_attempt(task), facts.settings
+    if last is None or last.died is None:
+        return ""
+    died = how_it_died(last, facts)
+    late = settings.value("task_acks_late")
+    if "WorkerLostError" in task.failures and late:
+        return (
+            f"{died}; with {settings.show('task_acks_late')} but"
+            f" {settings.show('task_reject_on_worker_lost')} the worker acknowledged the message"
+            " and marked the task failed (WorkerLostError) instead of requeueing it; would"
+            " change it: task_reject_on_worker_lost=True"
+        )
+    if settings.known("task_acks_late") and not late:
+        return (
+            f"{died}; with {settings.show('task_acks_late')} the message was acknowledged before"
+            " the task ran, so the broker had already forgotten it; would change it:"
+            " task_acks_late=True with task_reject_on_worker_lost=True"
+        )
+    return (
+        f"{died} and its message left the broker ({settings.show('task_acks_late')},"
+        f" {settings.show('task_reject_on_worker_lost')}); nothing will"
+        " run it again"
+    )

@@ -1,0 +1,259 @@
+"""The explanation lines (pure): each finding says which settings and timings caused it and what
+would change it; the restore sweep's figure follows Kombu's own rules."""
+
+from __future__ import annotations
+
+import pytest
+from celery_chaos.core import history as h
+from celery_chaos.core.broker_state import BrokerState
+from celery_chaos.core.checker import check
+from celery_chaos.core.explain import explain, run_settings
+from celery_chaos.core.explain_facts import RunSettings, sweep_of
+from celery_chaos.core.scenario import parse_scenario
+
+from tests.unit.histories import (
+    WORKER,
+    dispatch,
+    end,
+    event,
+    fault,
+    process_exit,
+    start,
+)
+
+LATE = {"task_acks_late": True, "task_reject_on_worker_lost": True}
+REPLACEMENT = "w1@chaos-test"
+
+
+def killed_worker_history(run_end: float, replacement_ready: float = 1.1) -> list[dict]:
+    """kill_worker at 0.6 s while task a (delivered at 0.1 s) ran; a replacement is ready at
+    ``replacement_ready``; the run ends at ``run_end``."""
+    return [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.05),
+        start("a", 1, 0.1),
+        fault(0, 0.6, [("a", 1)], kind="kill_worker", worker=WORKER, offset=0.6),
+        event(h.WORKER_EXIT, 0.65, worker=WORKER),
+        event(h.WORKER_READY, replacement_ready, worker=REPLACEMENT),
+        event(h.RUN_END, run_end, reason="deadline"),
+    ]
+
+
+def settings(transport: dict | None = None, **changes) -> RunSettings:
+    celery = LATE | ({"broker_transport_options": transport} if transport else {})
+    return RunSettings(celery=celery, timeout=90.0, **changes)
+
+
+def lines_for(history: list[dict], settings: RunSettings, broker: BrokerState | None = None):
+    return explain(check(history, broker), history, settings)
+
+
+UNACKED = BrokerState(locations={"a": ["unacked"]})
+
+
+def test_the_issue_case_says_the_restore_sweep_outlasted_the_run() -> None:
+    """kill_worker, visibility_timeout 15, timeout 90 s: the message became restorable at 15.1 s
+    but the replacement's next sweep (Kombu's default 100 s cadence) was due at 101.1 s."""
+    history = killed_worker_history(run_end=90.0)
+    (line,) = lines_for(history, settings({"visibility_timeout": 15}), UNACKED)
+    assert line.startswith("pending #0 sample_tasks.tasks.work[a]: ")
+    for words in (
+        "Redis's unacked set",
+        "attempt 1 on w0@chaos-test died at 0.6s (fault 0 kill_worker at 0.6s)",
+        "task_acks_late=True nobody was left to acknowledge or reject",
+        "visibility_timeout=15s",
+        "Kombu's restore sweep every 100s (unacked_restore_interval=10s x"
+        " unacked_restore_throttle=10, Kombu defaults)",
+        "restorable from 15.1s",
+        f"({REPLACEMENT}, consuming since 1.1s) was due at 101.1s",
+        "the run ended at 90.0s (deadline, timeout 90s)",
+        "the restore sweep outlasted the run",
+        "would change it:",
+    ):
+        assert words in line
+
+
+def test_a_run_ending_before_the_visibility_timeout_says_so() -> None:
+    (line,) = lines_for(killed_worker_history(run_end=10.0), settings(), UNACKED)
+    assert "visibility_timeout=3600s (Kombu default)" in line
+    assert "before the visibility timeout had passed (at 3600.1s)" in line
+
+
+def test_a_sweep_due_before_the_end_is_not_blamed() -> None:
+    transport = {
+        "visibility_timeout": 15,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    notes = ["Kombu's unacked_mutex is held for another 287s"]
+    broker = BrokerState(locations={"a": ["unacked"]}, notes=notes)
+    (line,) = lines_for(killed_worker_history(run_end=40.0), settings(transport), broker)
+    assert "every 1s (unacked_restore_interval=1s x unacked_restore_throttle=1)" in line
+    assert "was due at 15.1s, before the run ended" in line
+    assert "unacked_mutex is held" in line and "outlasted" not in line
+
+
+def test_old_kombu_ignores_the_sweep_options() -> None:
+    transport = {
+        "visibility_timeout": 15,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    old = settings(transport, kombu="5.6.2")
+    (line,) = lines_for(killed_worker_history(run_end=45.0), old, UNACKED)
+    assert "every 100s" in line and "Kombu before 5.7 ignores both options" in line
+    assert "the restore sweep outlasted the run" in line
+
+
+@pytest.mark.parametrize(
+    ("transport", "period"),
+    [
+        ({}, 100.0),
+        ({"unacked_restore_interval": 2}, 20.0),
+        ({"unacked_restore_interval": 0, "unacked_restore_throttle": 0}, 10.0),
+        ({"unacked_restore_interval": 1, "unacked_restore_throttle": 1}, 1.0),
+    ],
+)
+def test_the_sweep_period_is_interval_times_throttle(transport: dict, period: float) -> None:
+    assert sweep_of(transport, "5.7.0").period == period
+
+
+def test_a_sweep_comes_at_a_workers_start_and_every_period_after() -> None:
+    sweep = sweep_of({})
+    assert sweep.next_after(1.0, 0.5) == 1.0
+    assert sweep.next_after(1.0, 1.0) == 1.0
+    assert sweep.next_after(1.0, 15.0) == 101.0
+    assert sweep.next_after(1.0, 101.0) == 101.0
+
+
+def test_green_pools_restore_only_on_an_empty_poll() -> None:
+    green = settings({"visibility_timeout": 2}, pool="gevent")
+    (line,) = lines_for(killed_worker_history(run_end=25.0), green, UNACKED)
+    assert "gevent worker consumes with Celery's synchronous loop" in line
+    assert "polling_interval" in line
+
+
+def test_a_prefetched_task_names_the_prefetch_multiplier() -> None:
+    history = killed_worker_history(run_end=20.0)
+    history.insert(2, dispatch("b", 1, ts=0.06))
+    broker = BrokerState(locations={"a": ["unacked"], "b": ["unacked"]})
+    lines = lines_for(history, settings(), broker)
+    (prefetched,) = [line for line in lines if "[b]" in line]
+    assert "prefetched (never started)" in prefetched
+    assert "worker_prefetch_multiplier=4 (Celery default)" in prefetched
+
+
+def test_rabbitmq_unacked_on_a_live_connection() -> None:
+    rabbit = settings(broker="rabbitmq")
+    (line,) = lines_for(killed_worker_history(run_end=20.0), rabbit, UNACKED)
+    assert "unacknowledged on a live connection" in line and "Kombu" not in line
+
+
+def test_a_still_running_attempt_names_the_time_limit() -> None:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        event(h.RUN_END, 30.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings())
+    assert "attempt 1 on w0@chaos-test (started at 0.1s) was still running" in line
+    assert "task_time_limit=None (Celery default): nothing bounds" in line
+
+
+def child_killed(failures: list[str]) -> list[dict]:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        fault(0, 0.5, [("a", 1)], offset=0.5),
+        process_exit("a", 1, 0.55),
+    ]
+    history += [event(h.TASK_FAILURE, 0.6, task_id="a", exc_type=exc) for exc in failures]
+    return history + [event(h.RUN_END, 2.0, reason="quiescent")]
+
+
+def test_lost_with_early_acks() -> None:
+    (line,) = lines_for(child_killed(["WorkerLostError"]), RunSettings())  # failed: no line
+    assert line.startswith("lost #0 ")
+    assert "died at 0.5s (fault 0 kill_child at 0.5s)" in line
+    assert "task_acks_late=False (Celery default) the message was acknowledged before" in line
+    assert "task_acks_late=True with task_reject_on_worker_lost=True" in line
+
+
+def test_lost_with_acks_late_but_no_reject() -> None:
+    late_only = RunSettings(celery={"task_acks_late": True})
+    (line,) = lines_for(child_killed(["WorkerLostError"]), late_only)
+    assert "task_reject_on_worker_lost=None (Celery default) the worker acknowledged" in line
+    assert "would change it: task_reject_on_worker_lost=True" in line
+
+
+def test_lost_after_a_broker_restart_without_persistence() -> None:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    (line,) = lines_for(history, settings())
+    assert "fault 0 restart_broker at 0.5s restarted the redis broker (persistence: none)" in line
+    assert "broker persistence: aof" in line
+
+
+def test_an_apps_own_settings_are_never_claimed_as_celery_defaults() -> None:
+    unknown = RunSettings(defaults_known=False)
+    (line,) = lines_for(child_killed([]), unknown)
+    assert "task_acks_late (your app's value)" in line and "Celery default" not in line
+
+
+def test_duplicate_execution_by_a_short_visibility_timeout() -> None:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        start("a", 2, 2.2, worker=REPLACEMENT, redelivered=True),
+        end("a", 1, 3.0),
+        end("a", 2, 5.0),
+        event(h.RUN_END, 6.0, reason="quiescent"),
+    ]
+    (line,) = lines_for(history, settings({"visibility_timeout": 2}))
+    assert line.startswith("duplicate_executions #0 ")
+    assert "it completed 2 times (2 attempts)" in line
+    assert "attempt 2 started at 2.2s while attempt 1 (started at 0.1s) still ran" in line
+    assert "visibility_timeout=2s" in line and "task_time_limit below it" in line
+
+
+def test_a_redelivery_loop_names_acks_and_threshold() -> None:
+    history = [dispatch("a", 0, ts=0.0)]
+    for n in range(1, 8):
+        history += [start("a", n, n), process_exit("a", n, n + 0.5, reason="SIGSEGV")]
+    history.append(event(h.RUN_END, 9.0, reason="deadline"))
+    lines = lines_for(history, settings(), BrokerState(locations={"a": ["queue"]}))
+    (loop,) = [line for line in lines if line.startswith("redelivery_loop")]
+    assert "delivered 7 times, more than redelivery_threshold 5" in loop
+    assert "(SIGSEGV)" in loop and "task_reject_on_worker_lost=True" in loop
+
+
+def test_a_stuck_lock_names_its_owner_and_fate() -> None:
+    history = child_killed(["WorkerLostError"])
+    history.insert(2, event(h.LOCK_ACQUIRED, 0.2, task_id="a", attempt=1, name="doc"))
+    verdicts = check(history)
+    assert [(lock.name, lock.stuck) for lock in verdicts.locks] == [("doc", True)]
+    lines = explain(verdicts, history, RunSettings())
+    (stuck,) = [line for line in lines if line.startswith("stuck_locks")]
+    assert "lock doc: held by #0 sample_tasks.tasks.work[a], whose attempt 1" in stuck
+    assert "the task is lost, so nothing will release it" in stuck
+
+
+def test_no_finding_no_line_and_expectations_are_not_read() -> None:
+    history = [dispatch("a", 0, ts=0.0), start("a", 1, 0.1), end("a", 1, 0.2)]
+    assert lines_for(history, settings()) == []
+    scenario = parse_scenario(
+        {
+            "name": "x",
+            "description": "x",
+            "celery": {"task_acks_late": True},
+            "workload": [{"task": "t"}],
+            "expect": {"lost": 0},
+        },
+        "x.yaml",
+    )
+    read = run_settings(scenario, {"kombu": "5.7.0"})
+    assert read.celery == {"task_acks_late": True} and read.kombu == "5.7.0"
+    assert not hasattr(read, "expect")
