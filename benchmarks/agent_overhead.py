@@ -34,18 +34,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from celery import Celery  # noqa: E402
+from celery import Celery, Task, signals  # noqa: E402
+from celery_chaos import install  # noqa: E402
+from celery_chaos.agent import instrument  # noqa: E402
 from celery_chaos.backends.local.redis_server import RedisServer  # noqa: E402
+from celery_chaos.core import history as h  # noqa: E402
 
 TARGET_PERCENT = 5.0
 TASKS = {"no-op": "overhead_app.noop", "10 ms task": "overhead_app.sleep_10ms"}
 DRAIN_DEADLINE_PER_TASK = 0.2  # seconds; generous, a stuck worker still ends the run
+SMOKE = {"tasks": 50, "handler_calls": 50}  # --smoke: every code path once, in seconds
+SMOKE_NOTE = (
+    "smoke run (--smoke): tiny N, so the figures prove the benchmark runs, not the agent's cost"
+)
 
 
 def _worker(broker: str, ledger: str | None, concurrency: int, log: Path) -> subprocess.Popen:
@@ -95,19 +101,36 @@ def measure(task: str, with_agent: bool, args: argparse.Namespace, env: dict) ->
     finally:
         _stop(worker)
     if with_agent:
-        recorded = ledger.client().llen("chaos:history")
+        recorded = ledger.client().llen(h.HISTORY_KEY)
         assert recorded >= 2 * args.tasks, f"the agent recorded only {recorded} events"
-        env["in_worker_us"].append(float(in_worker))
+        if in_worker is not None:  # None: the end mark ran in a pool process that ran no task
+            env["in_worker_us"].append(float(in_worker))
     return args.tasks / (end - start)
 
 
-def handler_cost(ledger: RedisServer, calls: int = 2000) -> tuple[float, float, float]:
-    """µs per attempt of the agent's prerun + postrun, its Redis round trips, µs per PING."""
-    os.environ["CHAOS_LEDGER_URL"] = ledger.url
-    from celery_chaos.agent import instrument
+def _timed_task() -> Task:
+    """A real task of a real app, with a request as a worker would push it: the agent's handlers
+    read whatever a task has (``app``, ``name``, ``request``), so the benchmark never fakes one."""
+    app = Celery("bench-handlers", set_as_current=False)
 
-    request = SimpleNamespace(hostname="w0@bench", delivery_info={"redelivered": False}, retries=0)
-    task = SimpleNamespace(name="overhead_app.noop", request=request)
+    @app.task(name="overhead_app.noop", ignore_result=True, shared=False)
+    def noop() -> None:
+        """What the pool process would run (the timing loop never calls it)."""
+
+    task = app.tasks[noop.name]
+    delivery = {"redelivered": False, "exchange": "", "routing_key": "celery"}
+    task.push_request(hostname="w0@bench", delivery_info=delivery, retries=0)
+    install(app)
+    return task
+
+
+def handler_cost(ledger: RedisServer, calls: int = 2000) -> tuple[float, float, float]:
+    """µs per attempt of the agent's prerun + postrun, its Redis round trips, µs per PING.
+
+    The handlers run as Celery runs them, through ``task_prerun``/``task_postrun.send`` (the
+    agent's receivers are whatever ``install(app)`` connected), not by their private names."""
+    os.environ["CHAOS_LEDGER_URL"] = ledger.url
+    task = _timed_task()
     agent_client = instrument.ledger().client
     sent = [0]
     execute = agent_client.execute_command
@@ -119,8 +142,10 @@ def handler_cost(ledger: RedisServer, calls: int = 2000) -> tuple[float, float, 
     agent_client.execute_command = counted
 
     def attempt(number: int) -> None:
-        instrument._on_prerun(task_id=f"handler-{number}", task=task)
-        instrument._on_postrun(task_id=f"handler-{number}", state="SUCCESS")
+        task_id = f"handler-{number}"
+        signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=(), kwargs={})
+        signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=(), kwargs={},
+                                  retval=None, state="SUCCESS")  # fmt: skip
 
     attempt(-1)  # loads the agent's Lua script once
     sent[0] = 0
@@ -129,6 +154,8 @@ def handler_cost(ledger: RedisServer, calls: int = 2000) -> tuple[float, float, 
         attempt(number)
     per_attempt = (time.perf_counter() - started) / calls * 1e6
     round_trips = sent[0] / calls
+    recorded = ledger.client().llen(h.HISTORY_KEY)
+    assert recorded >= 2 * calls, f"the agent's handlers recorded only {recorded} events"
     client = ledger.client()
     started = time.perf_counter()
     for _ in range(calls):
@@ -138,12 +165,23 @@ def handler_cost(ledger: RedisServer, calls: int = 2000) -> tuple[float, float, 
     return per_attempt, round_trips, ping
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--handler-calls", type=int, default=2000, help="in-process timing loop")
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"tiny N ({SMOKE}): proves it runs, seconds"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.tasks, args.repeat, args.handler_calls = SMOKE["tasks"], 1, SMOKE["handler_calls"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="agent-overhead-") as folder:
         broker, ledger = RedisServer("broker", Path(folder)), RedisServer("ledger", Path(folder))
         broker.start()
@@ -154,19 +192,24 @@ def main() -> None:
         try:
             rows = [_row(label, task, args, env) for label, task in TASKS.items()]
             ledger.client().flushdb()
-            handlers = handler_cost(ledger)
+            handlers = handler_cost(ledger, args.handler_calls)
         finally:
             client.close()
             broker.stop()
             ledger.stop()
     _print(rows, args)
-    in_worker = statistics.median(env["in_worker_us"])
-    print(f"agent handlers (prerun + postrun) inside the pool process: {in_worker:.0f} µs per task")
+    if env["in_worker_us"]:
+        in_worker = statistics.median(env["in_worker_us"])
+        print(f"agent handlers (prerun + postrun) inside the pool process: {in_worker:.0f} µs"
+              " per task")  # fmt: skip
     per_attempt, round_trips, ping = handlers
     print(
         f"agent handlers (prerun + postrun) in-process: {per_attempt:.0f} µs per attempt,"
         f" {round_trips:.1f} Redis round trips (PING here: {ping:.0f} µs)"
     )
+    if args.smoke:
+        print(SMOKE_NOTE)
+    return 0
 
 
 def _row(label: str, task: str, args: argparse.Namespace, env: dict) -> tuple:
@@ -191,4 +234,4 @@ def _print(rows: list[tuple], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
