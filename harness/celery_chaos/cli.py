@@ -1,9 +1,11 @@
 """The ``celery-chaos`` command line.
 
-Exit codes of ``run``: 0 every scenario passed; 1 at least one failed (an expectation not met);
-3 none failed but one was inconclusive (a fault skipped or failed); 2 bad input or an environment
-that cannot run a scenario (the message names the file/field and why); 130 interrupted. When
-scenarios end differently the first of 1, 3, 2 that applies wins.
+Exit codes of ``run``: 0 every scenario passed (or was skipped: an optional extra such as gevent
+is not installed; ``--require-all`` makes that a 2); 1 at least one failed (an expectation not
+met, or with ``--strict`` a non-zero anomaly verdict no expectation names); 3 none failed but one
+was inconclusive (a fault skipped or failed); 2 bad input or an environment that cannot run a
+scenario (the message names the file/field and why); 130 interrupted. When scenarios end
+differently the first of 1, 3, 2 that applies wins.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from celery_chaos.cli_common import (
     console,
     interruptible,
     report_dir_option,
+    strictness_options,
 )
 from celery_chaos.cli_common import load_scenarios as _load
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
@@ -94,6 +97,7 @@ def main() -> None:
 @click.option("--worker-image", default=None, help="docker backend: the worker image to use.")
 @click.option("--redis-image", default=None, help="docker backend: the Redis image to use.")
 @shard_options
+@strictness_options
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
 @click.option(
     "-j",
@@ -113,6 +117,8 @@ def run(
     redis_image: str | None,
     shard: str | None,
     durations_from: Path | None,
+    strict: bool,
+    require_all: bool,
     verbose: bool,
     jobs: int | None,
 ) -> None:
@@ -120,9 +126,9 @@ def run(
     task's fate.
 
     Writes REPORT_DIR/<timestamp>/ with one folder per scenario (result.json, history.jsonl,
-    logs/), junit.xml and summary.md; REPORT_DIR/latest points at it. Exit 0 all passed, 1 one
-    failed, 3 one inconclusive (a fault did not land), 2 bad input or not runnable here, 130
-    interrupted (1 before 3 before 2).
+    logs/), junit.xml and summary.md; REPORT_DIR/latest points at it. Exit 0 all passed (or
+    skipped: an optional extra missing), 1 one failed, 3 one inconclusive (a fault did not land),
+    2 bad input or not runnable here, 130 interrupted (1 before 3 before 2).
     """
     from celery_chaos.report.progress import live_progress
     from celery_chaos.run.runner import RunOptions, run_suite
@@ -137,6 +143,7 @@ def run(
     _writable_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
     options.jobs = min(jobs or default_jobs(), len(scenarios))
+    options.strict, options.require_all = strict, require_all
     _plain(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1
     try:
@@ -146,11 +153,21 @@ def run(
             )
     except BackendError as error:
         raise UsageProblem(str(error)) from None
+    _print_summary(suite)
+    sys.exit(suite.exit_code)
+
+
+def _print_summary(suite: Any) -> None:
+    """The closing line, and one line per scenario skipped for a missing extra (with the hint):
+    a skip exits 0, so it must be said, not only shown in the report."""
+    skipped = suite.skipped
+    also = f", {len(skipped)} skipped (an optional extra is not installed)" if skipped else ""
     console.print(
-        f"\n{suite.passed}/{len(suite.results)} scenarios met their expectations."
+        f"\n{suite.passed}/{len(suite.results)} scenarios met their expectations{also}."
         f" Report: {suite.run_dir / 'index.html'}"
     )
-    sys.exit(suite.exit_code)
+    for result in skipped:
+        _plain(f"   skipped {result.scenario.name}: {result.reason}")
 
 
 def _fault_table() -> Any:

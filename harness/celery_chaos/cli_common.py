@@ -71,6 +71,23 @@ def _line(text: str, style: str | None = None) -> None:
     console.print(Text(mask(text), style=style or ""), soft_wrap=True)
 
 
+def strictness_options(command: Any) -> Any:
+    """``--strict`` (an unclaimed anomaly verdict fails the scenario) and ``--require-all`` (a
+    scenario whose optional extra is missing fails the run instead of being skipped)."""
+    command = click.option(
+        "--require-all",
+        is_flag=True,
+        help="A scenario that needs a missing extra (gevent, eventlet) is not_runnable (exit 2),"
+        " not skipped: for a job that must run everything.",
+    )(command)
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="Fail a scenario whose non-zero anomaly verdict (lost, pending, failed, stuck_locks,"
+        " worker_crashes, ...) its expect does not name, as if each said strict: true.",
+    )(command)
+
+
 def backend_option(help_text: str) -> Any:
     """``--backend local|docker``."""
     from celery_chaos.backends import BACKENDS

@@ -12,10 +12,17 @@ both ``name`` and ``workload``. So ``pytest scenarios/`` runs the suite, while `
 never picks up YAML fixtures or CI workflows.
 
 Outcomes: expectations met -> passed; unmet -> failed, naming the unmet expectations, the
-offending tasks, every task's verdicts and the seed to replay with; a fault that was skipped or
-failed (status ``inconclusive``) -> failed, naming the fault; the backend cannot inject a fault ->
-skipped with the reason; the environment broke (status ``error``) -> error at setup. A
-``chaos_env`` test that passed although a fault it armed never landed gets an error at teardown.
+offending tasks, every task's verdicts and the seed to replay with; with ``--chaos-strict`` (or
+the ``chaos_strict`` ini option, or the scenario's ``strict: true``) a non-zero anomaly verdict
+the scenario's expectations do not name -> failed too (``unclaimed: ...``); a fault that was
+skipped or failed (status ``inconclusive``) -> failed, naming the fault; the backend cannot
+inject a fault, or an optional extra (gevent, eventlet) is not installed -> skipped with the
+reason; the environment broke (status ``error``) -> error at setup. A ``chaos_env`` test that
+passed although a fault it armed never landed gets an error at teardown.
+
+Long scenarios (a ``timeout`` over :data:`LONG_SECONDS`, e.g. the nightly storm) carry the
+``long`` marker and are deselected unless asked for: ``--chaos-long``, a ``-m`` expression about
+``long``, or the file named on the command line.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
 YAML_SUFFIXES = (".yaml", ".yml")
 SCENARIO_KEYS = ("name", "workload")
 DEFAULT_SCENARIO_PATHS = ["scenarios"]
+LONG_SECONDS = 300.0  # a scenario allowed longer than this is ``long`` (pytest-timeout's usual)
 
 _SESSION = pytest.StashKey["ChaosSession"]()
 _EXPLICIT = pytest.StashKey[set[Path]]()
@@ -77,6 +85,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="seed for random triggers/targets; a failure prints the seed to replay it",
     )
+    group.addoption(
+        "--chaos-strict",
+        action="store_true",
+        default=False,
+        help="fail a scenario whose non-zero anomaly verdict (lost, pending, failed,"
+        " stuck_locks, worker_crashes, ...) its expect does not name",
+    )
+    group.addoption(
+        "--chaos-long",
+        action="store_true",
+        default=False,
+        help=f"also run long scenarios (timeout over {LONG_SECONDS:g} s, marker 'long'),"
+        " deselected by default",
+    )
+    parser.addini(
+        "chaos_strict",
+        type="bool",
+        default=False,
+        help="run every scenario strict, as --chaos-strict does",
+    )
     parser.addini(
         "chaos_scenario_paths",
         type="linelist",
@@ -90,6 +118,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "chaos(celery={...}, workers={...}, broker={...}, faults=[...]): settings of the"
         " chaos_env environment (tests with equal settings share one); also set on scenario items",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"long: a scenario allowed over {LONG_SECONDS:g} s; deselected unless --chaos-long",
     )
 
 
@@ -112,6 +144,8 @@ def _chaos(config: pytest.Config) -> ChaosSession:
             broker=config.getoption("chaos_broker"),
             app_broker_kind=_app_broker_kind,
         )
+        strict = config.getoption("chaos_strict") or config.getini("chaos_strict")
+        config.stash[_SESSION].options.strict = bool(strict)
     return config.stash[_SESSION]
 
 
@@ -125,6 +159,24 @@ def _app_broker_kind(app_spec: str) -> str | None:
         return broker_kind(import_app(app_spec, Path.cwd()).conf.broker_url)
     except AppImportError:
         return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect long scenarios unless asked for (see the module docstring)."""
+    asked = config.getoption("chaos_long") or "long" in (config.getoption("markexpr") or "")
+    if asked:
+        return
+    explicit = _explicit_files(config)
+    dropped = [
+        item
+        for item in items
+        if isinstance(item, ScenarioItem)
+        and item.get_closest_marker("long")
+        and item.path.resolve() not in explicit
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -216,12 +268,14 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
         self.result: ScenarioResult | None = None
         self.add_marker("chaos")
+        if scenario.timeout > LONG_SECONDS:
+            self.add_marker("long")
 
     def setup(self) -> None:
         self.result = result = _chaos(self.config).run(self.scenario)
         self.user_properties.append(("chaos_seed", result.seed))
         self.user_properties.append(("chaos_report", str(result.report_dir)))
-        if result.status == "not_runnable":
+        if result.status in ("not_runnable", "skipped"):
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
         if result.status == "error":  # failing in setup makes it an error, not a failure
             from celery_chaos.report.mask import mask_text

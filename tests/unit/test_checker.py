@@ -358,8 +358,39 @@ def test_lock_of_a_killed_owner_never_redelivered_is_stuck() -> None:
     assert verdicts.counts["stuck_locks"] == 1
     (stuck,) = verdicts.locks
     assert (stuck.name, stuck.owner, stuck.owner_attempt, stuck.stuck) == ("doc:doc-0", A, 1, True)
-    assert stuck.reason == "owner has no running attempt"
+    assert stuck.reason == "owner has no running attempt and no message in the broker"
     assert verdicts.offenders("stuck_locks") == [f"lock doc:doc-0 (owner {A})"]
+
+
+@pytest.mark.parametrize("location", ["unacked", "queue:celery"])
+def test_lock_of_an_owner_pending_in_the_broker_is_held_not_stuck(location: str) -> None:
+    """The redelivered attempt of the same task id reclaims the lock (agent ``lock()``): it is
+    released when the message comes back, so the finding is the pending task, not the lock."""
+    history = [
+        dispatch(A, 0),
+        start(A, 1, 0.1),
+        lock_acquired(A, 1, "doc:doc-0", 0.2),
+        fault(0, 0.5, [(A, 1)]),
+        process_exit(A, 1, 0.51),
+    ]
+    verdicts = check(history, BrokerState(locations={A: [location]}))
+
+    assert verdicts.counts["stuck_locks"] == 0 and verdicts.counts["pending"] == 1
+    (held,) = verdicts.locks
+    assert not held.stuck and held.owner == A
+    assert held.reason == (
+        f"owner pending in the broker ({location}): its redelivered attempt reclaims the lock"
+    )
+
+
+def test_lock_of_an_owner_only_dead_lettered_is_stuck() -> None:
+    """A dead letter is parked: nothing redelivers it, so nothing releases the lock."""
+    history = [*killed(A, 0), lock_acquired(A, 1, "doc:doc-0", 0.2)]
+    parked = "dead_letter:celery.dlq:delivery_limit:celery"
+    verdicts = check(history, BrokerState(locations={A: [parked]}))
+
+    assert verdicts.tasks[0].outcome == "dead_lettered"
+    assert verdicts.counts["stuck_locks"] == 1
 
 
 def test_lock_reclaimed_and_released_by_the_redelivered_attempt_is_not_stuck() -> None:
@@ -548,9 +579,22 @@ def test_a_worker_killed_by_a_signal_no_fault_sent_is_a_crash() -> None:
     assert "SIGSEGV" in crash.reason
 
 
-@pytest.mark.parametrize("kind", ["kill_worker", "restart_worker", "terminate", "quit", "oom"])
-def test_an_exit_after_a_killing_fault_on_that_worker_is_not_a_crash(kind: str) -> None:
-    history = [fault(0, 1.0, hits=[], kind=kind, worker=WORKER), worker_exit(1.5, signal=9)]
+@pytest.mark.parametrize(
+    ("kind", "blame"),
+    [
+        ("kill_worker", "worker"),
+        ("restart_worker", "worker"),
+        ("terminate", "worker"),
+        ("quit", "worker"),
+        ("kill_child", "worker"),  # a pool without child processes: the whole worker
+        ("oom", None),  # the kernel picks the process in the worker's cgroup
+    ],
+)
+def test_an_exit_after_a_killing_fault_on_that_worker_is_not_a_crash(
+    kind: str, blame: str | None
+) -> None:
+    killing = fault(0, 1.0, hits=[], kind=kind, worker=WORKER, blame=blame)
+    history = [killing, worker_exit(1.5, signal=9)]
     verdicts = check(history)
     assert verdicts.counts["worker_crashes"] == 0
     assert verdicts.offenders("worker_crashes") == []
@@ -559,12 +603,12 @@ def test_an_exit_after_a_killing_fault_on_that_worker_is_not_a_crash(kind: str) 
 @pytest.mark.parametrize(
     "killing_fault",
     [
-        fault(0, 1.0, hits=[], kind="kill_worker", worker="w1@chaos-test"),  # another worker
+        fault(0, 1.0, hits=[], kind="kill_worker", worker="w1@chaos-test", blame="worker"),
         fault(0, 1.0, hits=[], kind="restart_broker", worker=None),  # not a killing kind
-        fault(0, 1.0, hits=[], kind="kill_child", worker=WORKER),  # kills a pool process only
+        fault(0, 1.0, hits=[], kind="kill_child", worker=WORKER, blame="pid"),  # a child only
         fault(0, 1.0, hits=[], kind="pause", worker=WORKER),
         {**fault(0, 1.0, hits=[], kind="kill_worker", worker=WORKER), "status": "skipped"},
-        fault(0, 3.0, hits=[], kind="kill_worker", worker=WORKER),  # after the exit
+        fault(0, 3.0, hits=[], kind="kill_worker", worker=WORKER, blame="worker"),  # too late
     ],
     ids=["other-worker", "restart_broker", "kill_child", "pause", "skipped", "after-the-exit"],
 )

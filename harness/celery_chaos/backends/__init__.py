@@ -12,7 +12,13 @@ if TYPE_CHECKING:
 
 BACKENDS = ("local", "docker")
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "Unsupported", "make_backend"]
+
+class MissingExtra(Unsupported):
+    """The scenario needs an optional extra that is not installed (e.g. a gevent pool): the run
+    reports it ``skipped`` with the install hint, unless ``--require-all`` (README: Exit codes)."""
+
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "MissingExtra", "Unsupported", "make_backend"]
 
 
 def make_backend(name: str, scenario: Scenario, run_dir: Path, **options: object) -> Backend:

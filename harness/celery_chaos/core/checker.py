@@ -45,7 +45,12 @@ Run-wide findings, each counted once per offending item:
 
 - ``duplicate_side_effects``: an effect key applied more than once (idempotent effects that were
   only *attempted* again are listed but not counted).
-- ``stuck_locks``: a lock still held at the end whose owner has no running attempt left.
+- ``stuck_locks``: a lock still held at the end that nothing will ever release: its owner has
+  no running attempt left and no message of it is in the broker (queue, unacked set, scheduled
+  retry; a dead letter does not count). A lock whose owner is ``pending`` in the broker is *not*
+  stuck: the agent's ``lock()`` lets an attempt of the same task id reclaim its own lock, so the
+  redelivered (or retried) attempt takes it over and releases it. It is listed as held, not
+  counted; the ``pending`` task is the finding.
 - ``unexpected``: a task id that executed but was never dispatched.
 - ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault of a
   killing kind (kill_worker, restart_worker, terminate, quit, oom) had hit that worker before:
@@ -274,10 +279,32 @@ def _locks(b: _Builder, held: dict[str, str] | None) -> list[LockReport]:
     for name, (owner, number) in sorted(holders.items()):
         acquired = b.lock_holder.get(name, (owner, number))
         owner_task = b.tasks.get(owner) or b.unexpected.get(owner)
-        alive = bool(owner_task and any(a.running for a in owner_task.attempts))
-        reason = "owner still running" if alive else "owner has no running attempt"
-        reports.append(LockReport(name, owner, acquired[1], stuck=not alive, reason=reason))
+        reason = _held_because(owner_task)
+        reports.append(
+            LockReport(
+                name,
+                owner,
+                acquired[1],
+                stuck=reason is None,
+                reason=reason or "owner has no running attempt and no message in the broker",
+            )
+        )
     return reports
+
+
+def _held_because(owner: TaskReport | None) -> str | None:
+    """Why a held lock will still be released (None: it never will; see ``stuck_locks``)."""
+    if owner is None:
+        return None
+    if any(a.running for a in owner.attempts):
+        return "owner still running"
+    waiting = [where for where in owner.in_broker if not is_dead_letter(where)]
+    if waiting:
+        return (
+            f"owner pending in the broker ({', '.join(waiting)}): its redelivered attempt"
+            " reclaims the lock"
+        )
+    return None
 
 
 def _effects(b: _Builder) -> list[EffectReport]:

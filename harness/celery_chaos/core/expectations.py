@@ -9,6 +9,26 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from celery_chaos.core.scenario import Range, Scenario
+from celery_chaos.core.verdicts import FINDINGS, VERDICTS
+from celery_chaos.core.workflows import WORKFLOW_VERDICTS
+
+# The verdicts that say something went wrong (README: Strict). A scenario run strict must name
+# each of them that is non-zero in its expectations, so no finding passes unclaimed. Not
+# anomalies: ``ok``, ``recovered`` (redelivered and completed once: what surviving a fault
+# looks like), ``retried`` (the task asked to run again), ``revoked`` (the harness revoked it on
+# purpose) and ``workflow_completed``.
+ANOMALIES: tuple[str, ...] = (
+    "lost",
+    "pending",
+    "dead_lettered",
+    "duplicate_executions",
+    "failed",
+    "redelivery_loop",
+    "dropped_at_delivery_limit",
+    *FINDINGS,
+    *(v for v in WORKFLOW_VERDICTS if v != "workflow_completed"),
+)
+assert set(ANOMALIES) <= set(VERDICTS)
 
 
 @dataclass
@@ -61,3 +81,9 @@ def evaluate(expect: dict[str, int | Range], counts: dict[str, int]) -> list[Exp
         met = (low is None or actual >= low) and (high is None or actual <= high)
         results.append(ExpectationResult(verdict, text, actual, met))
     return results
+
+
+def unclaimed(expect: dict[str, int | Range], counts: dict[str, int]) -> list[str]:
+    """The anomaly verdicts that are non-zero although ``expect`` (the expectations that apply
+    to this run, :func:`expected_for`) does not name them, in vocabulary order."""
+    return [v for v in ANOMALIES if counts.get(v, 0) > 0 and v not in expect]

@@ -3,10 +3,16 @@
 Statuses, from the history and the expectations only:
 
 - ``passed``: every fault fired and every expectation was met.
-- ``failed``: an expectation was not met, every fault fired.
+- ``failed``: an expectation was not met, every fault fired; or the run is *strict* (the
+  scenario's ``strict: true``, ``run --strict``, ``--chaos-strict``) and an anomaly verdict
+  (:data:`celery_chaos.core.expectations.ANOMALIES`) is non-zero without being named in the
+  expectations that apply: a finding nobody claimed is never a pass.
 - ``inconclusive``: a fault was ``skipped`` (no target) or ``failed`` (its injection raised):
   the run did not test what the scenario claims, whatever the verdicts say.
 - ``not_runnable``: this backend/host cannot inject a fault of the scenario.
+- ``skipped``: the scenario needs an optional extra that is not installed (a gevent/eventlet
+  pool): the hint says what to install. It does not fail the suite unless ``--require-all``
+  asked for every scenario to run (then it is ``not_runnable``).
 - ``error``: the environment broke, or the checker or the report raised.
 """
 
@@ -23,11 +29,12 @@ from celery_chaos.core.expectations import ExpectationResult
 from celery_chaos.core.scenario import Scenario
 
 PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
-NOT_RUNNABLE, ERROR = "not_runnable", "error"
-STATUSES = (PASSED, FAILED, INCONCLUSIVE, NOT_RUNNABLE, ERROR)
+NOT_RUNNABLE, ERROR, SKIPPED = "not_runnable", "error", "skipped"
+STATUSES = (PASSED, FAILED, INCONCLUSIVE, NOT_RUNNABLE, ERROR, SKIPPED)
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-# The suite's exit code is the first of these any scenario has (1 before 3 before 2).
+# The suite's exit code is the first of these any scenario has (1 before 3 before 2); ``passed``
+# and ``skipped`` exit 0.
 EXIT_PRECEDENCE = (
     (FAILED, EXIT_FAILED),
     (INCONCLUSIVE, EXIT_INCONCLUSIVE),
@@ -50,6 +57,10 @@ class ScenarioResult:
     timings: dict[str, float] = field(default_factory=dict)
     schedule: list[str] = field(default_factory=list)
     versions: dict[str, Any] = field(default_factory=dict)
+    # core.explain's lines: why each finding happened (report.explained.fill sets them)
+    explanations: list[str] = field(default_factory=list)
+    strict: bool = False  # an unclaimed anomaly verdict fails the run
+    unclaimed: list[str] = field(default_factory=list)  # anomaly verdicts expect does not name
 
     @property
     def unmet(self) -> list[ExpectationResult]:
@@ -70,6 +81,10 @@ class SuiteResult:
     @property
     def passed(self) -> int:
         return sum(1 for r in self.results if r.status == PASSED)
+
+    @property
+    def skipped(self) -> list[ScenarioResult]:
+        return [r for r in self.results if r.status == SKIPPED]
 
 
 def unproven_faults(history: list[h.Event], drawn: Collection[int] = ()) -> list[str]:
@@ -96,10 +111,21 @@ def unmet_line(verdicts: Verdicts | None, unmet: ExpectationResult) -> str:
     return line + (" (" + ", ".join(offenders[:10]) + ")" if offenders else "")
 
 
+def unclaimed_line(verdicts: Verdicts | None, verdict: str) -> str:
+    """One unclaimed anomaly verdict, e.g. ``unclaimed: stuck_locks = 1 (lock doc:7 ...)``."""
+    offenders = verdicts.offenders(verdict) if verdicts else []
+    count = verdicts.counts.get(verdict, 0) if verdicts else 0
+    listed = " (" + ", ".join(offenders[:10]) + ")" if offenders else ""
+    return f"unclaimed: {verdict} = {count}{listed}"
+
+
 def unmet_text(result: ScenarioResult) -> str:
-    """Every unmet expectation of ``result`` on one line, then what the broker showed about
-    why (e.g. that no worker could restore a message yet)."""
+    """Every unmet expectation of ``result`` on one line (and, when the run is strict, every
+    unclaimed anomaly verdict), then what the broker showed about why (e.g. that no worker
+    could restore a message yet)."""
     lines = [unmet_line(result.verdicts, unmet) for unmet in result.unmet]
+    if result.strict:
+        lines += [unclaimed_line(result.verdicts, verdict) for verdict in result.unclaimed]
     notes = result.verdicts.broker_notes if result.verdicts and lines else []
     return "; ".join(lines + [f"broker: {note}" for note in notes])
 
@@ -107,13 +133,15 @@ def unmet_text(result: ScenarioResult) -> str:
 def conclude(result: ScenarioResult, unproven: list[str]) -> None:
     """Set ``status``/``reason`` once verdicts and expectations are known. A fault that did not
     land makes the run inconclusive even when expectations are unmet: the verdicts then say
-    nothing about the fault the scenario is about."""
+    nothing about the fault the scenario is about. A strict run with an unclaimed anomaly
+    verdict fails like an unmet expectation."""
     if unproven:
         result.status = INCONCLUSIVE
         unmet = unmet_text(result)
         result.reason = "; ".join(unproven) + (f"; also unmet: {unmet}" if unmet else "")
     else:
-        result.status = FAILED if result.unmet else PASSED
+        failed = result.unmet or (result.strict and result.unclaimed)
+        result.status = FAILED if failed else PASSED
         result.reason = ""
 
 

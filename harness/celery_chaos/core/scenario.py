@@ -68,6 +68,8 @@ class Scenario(Strict):
     # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
     exclusive: bool = False
     storm: StormSpec | None = None
+    # Every non-zero anomaly verdict must be named in expect/expect_when (README: Strict).
+    strict: bool = False
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:

@@ -20,11 +20,12 @@ from celery_chaos.core.outcome import (
     INCONCLUSIVE,
     NOT_RUNNABLE,
     PASSED,
+    SKIPPED,
     ScenarioResult,
     SuiteResult,
     failure_message,
 )
-from celery_chaos.report import html
+from celery_chaos.report import explained, html
 from celery_chaos.report.mask import mask_event, mask_report, mask_text
 from celery_chaos.report.messages import counts_text
 
@@ -34,6 +35,7 @@ STATUS_STYLE = {
     INCONCLUSIVE: "magenta",
     NOT_RUNNABLE: "yellow",
     ERROR: "red",
+    SKIPPED: "yellow",
 }
 
 
@@ -62,6 +64,9 @@ def result_document(result: ScenarioResult, **extra: Any) -> dict[str, Any]:
         "schedule": result.schedule,
         "timings": result.timings,
         "expectations": [vars(e) for e in result.expectations],
+        "explanations": result.explanations,
+        "strict": result.strict,
+        "unclaimed": result.unclaimed,  # anomaly verdicts no expectation names (README: Strict)
         "verdicts": dict.fromkeys(VERDICTS, 0),
     }
     if result.verdicts is not None:
@@ -72,6 +77,7 @@ def result_document(result: ScenarioResult, **extra: Any) -> dict[str, Any]:
 def write_scenario(result: ScenarioResult, history: list[h.Event], **extra: Any) -> None:
     """``result.json`` and ``history.jsonl`` into the result's folder, secrets masked."""
     result.report_dir.mkdir(parents=True, exist_ok=True)
+    explained.fill(result, history)
     (result.report_dir / "result.json").write_text(
         json.dumps(result_document(result, **extra), indent=2, default=str), encoding="utf-8"
     )
@@ -115,9 +121,10 @@ def junit_xml(suite: SuiteResult) -> str:
             if result.status == INCONCLUSIVE:
                 message = f"inconclusive: {message}"
             ET.SubElement(case, "error", message=message, type=result.status)
-        elif result.status == NOT_RUNNABLE:
+        elif result.status in (NOT_RUNNABLE, SKIPPED):
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", message=why(result))
+        explained.junit_out(case, result)
     for key, value in counts.items():
         root.set(key, str(value))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
@@ -140,6 +147,7 @@ def markdown_summary(suite: SuiteResult) -> str:
             f"| {result.scenario.name} | {result.status} | {tasks} | {counts_text(result.verdicts)}"
             f" | {expectation.replace('|', '/')} | [report]({result.scenario.name}/report.html) |"
         )
+    lines += explained.markdown_section(suite.results)
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +190,8 @@ def scenario_table(result: ScenarioResult) -> Table:
         if not counts.get(verdict) and rule is None:
             continue
         met = "" if rule is None else ("yes" if rule.met else "[red]NO[/red]")
+        if rule is None and result.strict and verdict in result.unclaimed:
+            met = "[red]unclaimed[/red]"
         table.add_row(verdict, str(counts.get(verdict, 0)), rule.wanted if rule else "", met)
     return table
 
@@ -193,4 +203,4 @@ def scenario_footer(result: ScenarioResult) -> str:
     lines = [f"   {tasks} tasks, ended: {result.end_reason or '-'}, report: {page}"]
     if result.status != PASSED:
         lines.append(f"   why: {why(result)}")
-    return "\n".join(lines)
+    return "\n".join(lines + ([explained.console_text(result)] if result.explanations else []))

@@ -89,5 +89,6 @@ def scenario_failure(result: ScenarioResult, replay: str) -> str:
     ]
     if result.verdicts is not None:
         lines += _verdict_lines(result.verdicts)
+    lines += [f"explained: {line}" for line in result.explanations[:TASK_LINES]]
     lines += [f"replay: {replay}", f"report: {result.report_dir}"]
     return mask_text("\n".join(lines))

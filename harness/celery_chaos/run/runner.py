@@ -17,17 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends import Backend, BackendError, Unsupported, make_backend
+from celery_chaos.backends import Backend, BackendError, MissingExtra, Unsupported, make_backend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.distribution import redelivery_distribution
-from celery_chaos.core.expectations import evaluate, expected_for
+from celery_chaos.core.expectations import evaluate, expected_for, unclaimed
 from celery_chaos.core.outcome import (
     ERROR,
     FAILED,
     INCONCLUSIVE,
     NOT_RUNNABLE,
     PASSED,
+    SKIPPED,
     ScenarioResult,
     SuiteResult,
     conclude,
@@ -46,6 +47,7 @@ __all__ = [
     "INCONCLUSIVE",
     "NOT_RUNNABLE",
     "PASSED",
+    "SKIPPED",
     "RunOptions",
     "ScenarioResult",
     "SuiteResult",
@@ -67,6 +69,9 @@ class RunOptions:
     jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
     # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
     stop: threading.Event = field(default_factory=threading.Event)
+    strict: bool = False  # every scenario strict (``--strict``), as if each said ``strict: true``
+    # A scenario whose optional extra is missing is not_runnable (exit 2), not skipped.
+    require_all: bool = False
 
 
 def _drive(
@@ -120,6 +125,7 @@ def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
     result.timings["checker"] = round(time.monotonic() - checked, 4)
     expect = expected_for(result.scenario, expectation_context(result))
     result.expectations = evaluate(expect, result.verdicts.counts)
+    result.unclaimed = unclaimed(expect, result.verdicts.counts)
     drawn = range(len(result.scenario.faults)) if result.scenario.storm is not None else ()
     conclude(result, unproven_faults(history, drawn))
 
@@ -145,6 +151,9 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             closing = time.monotonic()
         result.timings["teardown"] = round(time.monotonic() - closing, 3)
         _judge(result, snapshot)
+    except MissingExtra as error:  # before Unsupported, which it is
+        result.status = NOT_RUNNABLE if options.require_all else SKIPPED
+        result.reason = str(error)
     except Unsupported as error:
         result.status, result.reason = NOT_RUNNABLE, str(error)
     except BackendError as error:
@@ -162,6 +171,7 @@ def run_scenario(
     seed = pick_seed(scenario.seed, options.seed)
     scenario = storm.expand(scenario, seed)  # a storm becomes a fixed schedule drawn from seed
     result = ScenarioResult(scenario, ERROR, seed, options.backend, run_root / scenario.name)
+    result.strict = options.strict or scenario.strict
     result.versions = versions.library_versions()
     log(f"== {scenario.name} (backend {options.backend}, seed {seed})")
     history = _execute(result, options, lambda line: log(mask_text(line)))

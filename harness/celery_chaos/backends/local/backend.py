@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import redis
 
+from celery_chaos.backends import MissingExtra
 from celery_chaos.backends.base import (
     Backend,
     BackendError,
@@ -45,6 +46,14 @@ from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported here (an import hook that refuses it counts as not)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class LocalBackend(Backend):
@@ -89,8 +98,8 @@ class LocalBackend(Backend):
     def check_runnable(self) -> None:
         super().check_runnable()
         pool = self.scenario.workers.pool
-        if pool in ("gevent", "eventlet") and importlib.util.find_spec(pool) is None:
-            raise Unsupported(
+        if pool in ("gevent", "eventlet") and not _installed(pool):
+            raise MissingExtra(
                 f"workers.pool {pool}: not installed (pip install 'celery-chaos[{pool}]')"
             )
         closes = any(f.kind == "close_connection" for f in self.scenario.faults)
