@@ -257,3 +257,38 @@ def test_no_finding_no_line_and_expectations_are_not_read() -> None:
     read = run_settings(scenario, {"kombu": "5.7.0"})
     assert read.celery == {"task_acks_late": True} and read.kombu == "5.7.0"
     assert not hasattr(read, "expect")
+
+
+def test_every_report_carries_the_lines(tmp_path) -> None:
+    """Console footer, result.json, junit.xml (system-out), summary.md and the pytest failure
+    text all carry the same lines, computed once from the run's history."""
+    import json
+    from xml.etree import ElementTree as ET
+
+    from celery_chaos.core.outcome import FAILED, ScenarioResult, SuiteResult
+    from celery_chaos.report import files
+    from celery_chaos.report.messages import scenario_failure
+
+    data = {
+        "name": "cadence",
+        "description": "issue 17's case",
+        "celery": LATE | {"broker_transport_options": {"visibility_timeout": 15}},
+        "workload": [{"task": "t"}],
+        "timeout": 90,
+        "expect": {"recovered": 1},
+    }
+    history = killed_worker_history(run_end=90.0)
+    result = ScenarioResult(
+        parse_scenario(data, "x.yaml"), FAILED, 1, "local", tmp_path / "cadence"
+    )
+    result.verdicts = check(history, UNACKED)
+    files.write_scenario(result, history)
+    (line,) = result.explanations
+    assert "the restore sweep outlasted the run" in line
+    assert json.loads((tmp_path / "cadence" / "result.json").read_text())["explanations"] == [line]
+    assert f"   explained: {line}" in files.scenario_footer(result)
+    suite = SuiteResult([result], tmp_path)
+    case = ET.fromstring(files.junit_xml(suite)).find("testcase")
+    assert case is not None and case.findtext("system-out") == line
+    assert f"- {line}" in files.markdown_summary(suite)
+    assert f"explained: {line}" in scenario_failure(result, "replay")
