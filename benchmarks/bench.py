@@ -67,6 +67,7 @@ TARGETS = {
     "redelivery_delay_s": 0.2,
     "checker_1m_events_s": 5.0,
 }
+SMOKE_EVENTS = 20_000  # --smoke: figure d on a small history
 # Celery's prefork pool runs maintain_pool every 5 s; a redelivery slower than this waited for it.
 TIMER_MODE_S = 2.0
 # Siblings are forked within seconds; a larger gap between their pids means the pid counter wrapped.
@@ -555,7 +556,14 @@ def main() -> int:
         default="1,2,4",
         help="figure e: --jobs values to run the default suite with ('' skips it)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"1 run, local, {SMOKE_EVENTS:,} events, no figure e: proves it runs, in seconds",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.backend, args.events, args.suite_jobs = 1, "local", SMOKE_EVENTS, ""
     os.chdir(ROOT)
 
     try:
@@ -613,6 +621,8 @@ def main() -> int:
             results["figures"]["suite_wall_s"] = suite_wall.as_json(suites)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    if args.smoke:
+        print("smoke run (--smoke): tiny N, so the figures prove the benchmark runs, not its speed")
     return 0
 
 

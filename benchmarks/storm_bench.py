@@ -1,7 +1,7 @@
 """Storm benchmarks (issue 12): the checker on a storm-shaped history, and the proxy's latency.
 
 ```
-python benchmarks/storm_bench.py [--events 1000000] [--runs 3] [--pings 5000]
+python benchmarks/storm_bench.py [--events 1000000] [--runs 3] [--pings 5000] [--smoke]
 ```
 
 e. checker on a storm history: bench.py's synthetic run (5% of attempts killed and redelivered)
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import synthetic_history  # noqa: E402
 
 CHECKER_TARGET, PROXY_TARGET = 5.0, 0.001
+SMOKE = {"events": 20_000, "runs": 1, "pings": 200}  # --smoke: seconds, every figure once
 
 
 def storm_faults(events: list[h.Event], seed: int = 0) -> list[h.Event]:
@@ -175,10 +176,17 @@ def main() -> int:
     parser.add_argument("--docker", action="store_true", help="figure f on docker too")
     parser.add_argument("--worker-image", default="celery-chaos/worker:latest")
     parser.add_argument("--only-proxy", action="store_true", help="figure f only")
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"tiny N ({SMOKE}), local only: proves it runs"
+    )
     options = parser.parse_args()
+    if options.smoke:
+        vars(options).update(SMOKE, docker=False)
     if not options.only_proxy:
         checker_figure(options)
     proxy_figure(options)
+    if options.smoke:
+        print("smoke run (--smoke): tiny N, so the figures prove the benchmark runs, not its speed")
     return 0
 
 
