@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery_chaos.core.outcome import failure_message
 from celery_chaos.core.scenario import Scenario, load_file, parse_scenario
 from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
 
@@ -17,10 +18,14 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def run(name: str, tmp_path: Path) -> ScenarioResult:
-    """Run ``scenarios/<name>`` on the local backend; the result must carry verdicts."""
+    """Run ``scenarios/<name>`` on the local backend, strict (README: Strict): the result must
+    carry verdicts, and every non-zero anomaly verdict must be named in the scenario's expect,
+    so the project's own suite never passes with a finding nobody claimed."""
     scenario = load_file(SCENARIOS / name)
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    options = RunOptions(report_dir=tmp_path, strict=True)
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.verdicts is not None, result.reason
+    assert not result.unclaimed, f"{name}: {failure_message(result)}"
     return result
 
 

@@ -132,9 +132,9 @@ def test_on_finish_sees_frozen_workers_and_a_live_ledger(tmp_path: Path) -> None
         seen["worker_state"] = psutil.Process(backend.workers[0].handle.pid).status()
 
     scenario = load_file(SCENARIOS / "09b-broker-restart-aof.yaml")
-    options = RunOptions(report_dir=tmp_path, on_finish=on_finish)
+    options = RunOptions(report_dir=tmp_path, on_finish=on_finish, strict=True)
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
-    assert result.status == PASSED
+    assert result.status == PASSED, result.reason or result.unclaimed
     assert seen == {"ledger_answers": True, "worker_state": psutil.STATUS_STOPPED}
 
 

@@ -149,3 +149,18 @@ def test_nightly_runs_the_suite_on_rabbitmq_containers_on_its_own_job() -> None:
     )
     uploads = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload")]
     assert uploads and uploads[0]["if"] == "always()"
+
+
+def test_every_job_that_runs_scenarios_installs_the_extras_and_requires_all() -> None:
+    """A missing gevent/eventlet extra is a red nightly run (exit 2), never a silent skip."""
+    runners = []
+    for name, job in load()["jobs"].items():
+        scripts = [step.get("run", "") for step in job["steps"]]
+        runs = [line for s in scripts for line in s.splitlines() if "celery-chaos run " in line]
+        if not runs:
+            continue
+        runners.append(name)
+        assert all("--require-all" in line for line in runs), name
+        install = next(s for s in scripts if "pip install -e" in s)
+        assert "gevent" in install and "eventlet" in install, name
+    assert sorted(runners) == ["rabbitmq", "storm", "suite"]
