@@ -202,3 +202,36 @@ def test_bad_workflow_repro_names_the_option(changes: dict, message: str) -> Non
     with pytest.raises(ReproError) as error:
         spec(**changes)
     assert message in str(error.value)
+
+
+def test_the_repro_page_says_what_the_console_says_and_no_expectation(tmp_path: Path) -> None:
+    """report.html of a repro: the verdict sentence, its reasons, the settings and the probes
+    the console prints; not the internal expectations the user never wrote."""
+    import json
+
+    from celery_chaos.report.html import write_scenario_html
+
+    document = {
+        "scenario": "repro-ingest",
+        "status": "failed",
+        "reason": "",
+        "expectations": [{"verdict": "lost", "wanted": "== 0", "actual": 1, "met": False}],
+        "verdicts": {"lost": 1, "ok": 0, "failed": 1},
+        "tasks": [{"task_id": "t1", "index": 0, "task": "ingest", "outcome": "lost",
+                   "verdicts": ["lost", "failed"], "attempts": []}],
+        "explanations": ["lost #0 ingest[t1]: the message was acknowledged <early>"],
+        "repro": {"verdict": "LOST", "headline": "LOST: the task never completed.",
+                  "reasons": ["task_acks_late=False (Celery default): acknowledged <early>"],
+                  "settings": ["acks_late=False, reject_on_worker_lost=False"],
+                  "task": "ingest", "app": "app:app", "fault": "kill_child", "at": "1",
+                  "broker": "redis", "exit_code": 1},
+        "probes": [{"name": "document lock", "kind": "redis", "summary": "HELD: lock:doc:42"}],
+    }  # fmt: skip
+    (tmp_path / "result.json").write_text(json.dumps(document))
+    page = write_scenario_html(tmp_path).read_text()
+    assert "LOST: the task never completed." in page
+    assert "because task_acks_late=False (Celery default): acknowledged &lt;early&gt;" in page
+    assert "acks_late=False, reject_on_worker_lost=False" in page
+    assert "document lock (redis): HELD: lock:doc:42" in page
+    assert "the message was acknowledged &lt;early&gt;" in page  # the anomaly's why
+    assert "Unmet" not in page and 'id="expectations"' not in page

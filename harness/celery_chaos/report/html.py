@@ -32,7 +32,7 @@ TAG_WORDS = {
     "lost": "LOST",
     "pending": "PENDING",
     "dead_lettered": "DEAD-LETTERED",
-    "duplicate_executions": "RAN TWICE",
+    "duplicate_executions": "RAN {times} TIMES",  # the number of successful runs
     "failed": "FAILED",
     "redelivery_loop": "REDELIVERY LOOP",
     "dropped_at_delivery_limit": "DROPPED AT DELIVERY LIMIT",
@@ -89,10 +89,11 @@ def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]
     """What made ``verdict`` non-zero: each item has a text and the task ids it links to."""
     if verdict in OUTCOMES or verdict in LABELS:
         return [
-            {"text": _task_name(t), "tasks": [t["task_id"]], "note": _last_exit(t)}
+            {"text": _task_name(t), "tasks": [t["task_id"]], "note": _last_exit(t),
+             "why": _why(result, f"{verdict} ", f"[{t['task_id']}]: ")}
             for t in result.get("tasks") or []
             if verdict in (t.get("verdicts") or [t.get("outcome")])
-        ]
+        ]  # fmt: skip
     if verdict == "stuck_locks":
         return [
             {"text": f"lock {lock['name']}", "tasks": [lock.get("owner")] if lock.get("owner")
@@ -120,6 +121,15 @@ def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]
     return [_generic_item(item) for item in result.get(verdict) or []]
 
 
+def _why(result: dict[str, Any], prefix: str, marker: str) -> str:
+    """One finding's explanation line (core.explain) after its head: the first line that
+    starts with ``prefix`` and holds ``marker``, from the end of ``marker`` on."""
+    for line in result.get("explanations") or []:
+        if line.startswith(prefix) and marker in line:
+            return line.split(marker, 1)[1]
+    return ""
+
+
 def _generic_item(item: Any) -> dict[str, Any]:
     """A finding of a kind this page does not know in detail (e.g. ``worker_crashes``)."""
     if not isinstance(item, dict):
@@ -133,6 +143,8 @@ def _generic_item(item: Any) -> dict[str, Any]:
 def _last_exit(task: dict[str, Any]) -> str:
     attempts = task.get("attempts") or []
     parts = [f"{len(attempts)} attempt(s)"]
+    if successes(task) > 1:
+        parts.append(f"ran to completion {times_text(successes(task)).lower()}")
     if attempts and attempts[-1].get("exit_reason"):
         parts.append(f"last died: {attempts[-1]['exit_reason']}")
     if task.get("failures"):
@@ -187,12 +199,28 @@ def replay_command(result: dict[str, Any]) -> str:
     return command + f" --backend {result.get('backend') or 'local'}"
 
 
+def times_text(times: int) -> str:
+    """``TWICE``, ``9 TIMES``: how often a duplicated task ran to completion."""
+    return {1: "ONCE", 2: "TWICE"}.get(times, f"{times} TIMES")
+
+
+def tag_word(verdict: str, task: dict[str, Any]) -> str:
+    """The timeline's word for a verdict; a duplicated task says how many times it ran."""
+    if verdict == "duplicate_executions":
+        return f"RAN {times_text(successes(task))}"
+    return TAG_WORDS.get(verdict, verdict.upper())
+
+
+def successes(task: dict[str, Any]) -> int:
+    return sum(1 for a in task.get("attempts") or [] if a.get("state") == "SUCCESS")
+
+
 def timeline_tags(result: dict[str, Any]) -> dict[str, list[str]]:
     """What to write next to each anomalous task on the timeline."""
     tags: dict[str, list[str]] = {}
     for task in result.get("tasks") or []:
         verdicts = [v for v in task.get("verdicts") or [] if v not in GOOD_VERDICTS]
-        words = [TAG_WORDS.get(v, v.upper()) for v in verdicts]
+        words = [tag_word(v, task) for v in verdicts]
         if words:
             tags[task["task_id"]] = words
     for lock in result.get("locks") or []:
@@ -248,6 +276,8 @@ def scenario_context(result: dict[str, Any], events: list[h.Event]) -> dict[str,
         "r": result,
         "status": result.get("status") or "unknown",
         "counts": verdict_counts(result),
+        "found": [c for c in verdict_counts(result) if c[1]],
+        "zeros": [c for c in verdict_counts(result) if not c[1]],
         "anomalies": anomalies(result),
         "tasks": _task_rows(result, events),
         "scenario_yaml": yaml.safe_dump(_prune(config), sort_keys=False) if config else "",

@@ -15,7 +15,12 @@ from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, Sce
 from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
 from celery_chaos.tools.repro.probes import snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
-from celery_chaos.tools.repro.verdict import Verdict, judge, settings_lines
+from celery_chaos.tools.repro.verdict import (
+    Verdict,
+    explain_with_app_settings,
+    judge,
+    settings_lines,
+)
 
 BROKER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
@@ -67,10 +72,14 @@ def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
         "exit_code": outcome.exit_code,
     }
     document["probes"] = outcome.probes
+    document["explanations"] = outcome.result.explanations
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(mask_report(document), indent=2, default=str), encoding="utf-8")
     from celery_chaos.report import files as report
+    from celery_chaos.report import html
 
+    # report.html again, now that result.json holds the verdict, the settings and the probes
+    report._write_html(html.write_scenario_html, outcome.result.report_dir)
     report.write_suite(runner.SuiteResult([outcome.result], outcome.run_dir))
 
 
@@ -95,6 +104,7 @@ def run_repro(
 
     options.on_finish = snapshot
     result = runner.run_scenario(scenario, options, run_dir, log)
+    explain_with_app_settings(result, view)
     outcome = ReproOutcome(
         result, judge(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
     )

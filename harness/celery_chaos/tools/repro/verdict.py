@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery_chaos.core import history as h
+from celery_chaos.core.explain import explain
+from celery_chaos.core.explain_facts import RunSettings, sweep_of
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.tools import audit
 from celery_chaos.tools.repro.app import AppView
@@ -45,13 +48,15 @@ def _task_value(view: AppView, option: str, overrides: dict[str, Any]) -> str:
 
 
 def _visibility(view: AppView, overrides: dict[str, Any] | None = None) -> str:
+    """The visibility timeout and, beside it, Kombu's restore sweep cadence (both decide when a
+    dead worker's message comes back)."""
     transport = view.settings.get("broker_transport_options") or {}
     value = transport.get("visibility_timeout")
+    sweep = f"; {sweep_of(transport).text()}"
     if not value:
-        return "visibility_timeout=3600s (Kombu default)"
-    return f"visibility_timeout={value}s" + (
-        " (--set)" if "broker_transport_options" in (overrides or {}) else ""
-    )
+        return f"visibility_timeout=3600s (Kombu default){sweep}"
+    given = " (--set)" if "broker_transport_options" in (overrides or {}) else ""
+    return f"visibility_timeout={value}s{given}{sweep}"
 
 
 def _visibility_seconds(view: AppView) -> float:
@@ -252,10 +257,45 @@ def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
         verdict = BY_BROKER[task.outcome](view, spec, task, rabbitmq)
     else:
         verdict = BY_OUTCOME.get(task.outcome, _ok)(view, spec, task)
+    verdict.reasons += _explained(result, task.task_id)
     for workflow in result.verdicts.workflows:  # the workflow's fate beside its member's
         verdict.reasons.append(f"workflow ({workflow.kind}): {workflow.verdict}: {workflow.reason}")
     verdict.exit_code = EXIT_UNSAFE if result.status == FAILED else EXIT_OK
     return verdict
+
+
+def _explained(result: ScenarioResult, task_id: str) -> list[str]:
+    """The task's explanation lines (core.explain): the timings behind its verdict."""
+    marker = f"[{task_id}]: "
+    return [line.split(marker, 1)[1] for line in result.explanations if marker in line]
+
+
+def explain_with_app_settings(result: ScenarioResult, view: AppView) -> None:
+    """Explain the repro's findings with the app's own settings (the scenario only holds the
+    ``--set`` overrides; the harness read the rest from the imported app), the task's own
+    options winning as Celery resolves them."""
+    path = result.report_dir / "history.jsonl"
+    if result.verdicts is None or not path.exists():
+        return
+    policy = view.policy
+    known = dict(view.settings) | {
+        "task_acks_late": policy.acks_late,
+        "task_reject_on_worker_lost": policy.reject_on_worker_lost,
+        "task_time_limit": policy.time_limit,
+        "task_soft_time_limit": policy.soft_time_limit,
+    }
+    celery = {k: v for k, v in known.items() if v != audit.CELERY_DEFAULTS.get(k, object())}
+    scenario = result.scenario
+    settings = RunSettings(
+        celery=celery,
+        broker=scenario.broker.kind,
+        persistence=scenario.broker.persistence,
+        pool=scenario.workers.pool,
+        timeout=scenario.timeout,
+        kombu=result.versions.get("kombu"),
+        redelivery_threshold=scenario.redelivery_threshold,
+    )
+    result.explanations = explain(result.verdicts, h.read_jsonl(str(path)), settings)
 
 
 def settings_lines(view: AppView, overrides: dict[str, Any]) -> list[str]:
