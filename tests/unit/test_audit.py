@@ -64,7 +64,10 @@ def test_default_visibility_timeout_with_acks_late_warns_of_the_hour() -> None:
     config = SAFE | {"broker_transport_options": {}, "task_time_limit": None}
     found = finding(audit.audit(config), "ack-late-kill-worker-default-visibility")
     assert found.level == audit.WARNING and "an hour" in found.causes
-    assert found.setting == "visibility_timeout=3600s (Kombu default)"
+    assert found.setting.startswith(
+        "visibility_timeout=3600s (Kombu default); Kombu's restore sweep every 100s"
+        " (unacked_restore_interval=10s x unacked_restore_throttle=10"
+    )
 
 
 def test_visibility_shorter_than_a_task_time_limit_is_an_error() -> None:
@@ -332,3 +335,28 @@ def test_a_long_restore_mutex_expiry_with_acks_late_on_redis_is_noted() -> None:
                                                    "unacked_mutex_expire": 10}}  # fmt: skip
     assert "restore-mutex-held-by-killed-worker" not in codes(audit.audit(bounded))
     assert "restore-mutex-held-by-killed-worker" not in codes(audit.audit(REDIS))  # acks early
+
+
+def test_every_finding_that_states_the_visibility_timeout_states_the_sweep(monkeypatch) -> None:
+    """A dead worker's message comes back at the first restore sweep after the visibility
+    timeout: wherever audit quotes the one, it quotes the other (issue 17, item 7)."""
+    from celery_chaos.tools.audit import settings as audit_settings
+
+    monkeypatch.setattr(audit_settings, "installed_kombu", lambda: "5.7.0")
+    transport = {"visibility_timeout": 15, "unacked_restore_interval": 2}
+    config = SAFE | {"broker_transport_options": transport, "worker_prefetch_multiplier": 4}
+    tasks = {"t": {"acks_late": True, "time_limit": 30}}
+    findings = audit.audit(config, tasks, max_eta=60)
+    quoting = [f for f in findings if "visibility_timeout=" in f.setting]
+    assert {f.code for f in quoting} >= {
+        "visibility-shorter-than-task",
+        "visibility-shorter-than-eta",
+        "ack-late-kill-worker-default-visibility",
+    }
+    for found in quoting:
+        assert "Kombu's restore sweep every 20s (unacked_restore_interval=2s x" in found.setting
+    waiting = finding(findings, "ack-late-kill-worker-default-visibility")
+    assert "after 15s, at the next restore sweep (up to 20s later)" in waiting.causes
+    monkeypatch.setattr(audit_settings, "installed_kombu", lambda: "5.6.2")
+    old = finding(audit.audit(config, tasks), "ack-late-kill-worker-default-visibility")
+    assert "every 100s" in old.setting and "Kombu before 5.7 ignores both options" in old.setting

@@ -149,7 +149,9 @@ def _killed_worker_wait(ctx: Context) -> list[Finding]:
             "ack-late-kill-worker-default-visibility",
             _visibility(ctx),
             "when a whole worker dies (SIGKILL, host loss, eviction) nobody rejects its messages:"
-            f" they stay in Redis's unacked set and come back {when}, plus Kombu's restore sweep",
+            f" they stay in Redis's unacked set and come back {when}, at the next restore sweep"
+            f" (up to {ctx.sweep.period:g}s later): a run or an outage shorter than that sees"
+            " them pending",
             "ack-late-kill-worker-default-visibility",
             _names(late),
         )

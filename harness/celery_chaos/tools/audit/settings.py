@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
+
+from celery_chaos.core.explain_facts import Sweep, sweep_of
 
 # Celery's and Kombu's documented defaults for the settings the rules read, so a partial mapping
 # (a unit test, a config dict) audits like an app that left them alone.
@@ -152,6 +155,7 @@ class Context:
     visibility_explicit: bool
     celery_version: tuple[int, int]
     max_eta: float | None
+    sweep: Sweep = field(default_factory=Sweep)  # Kombu's restore sweep, as the app has it
 
     def where(self, predicate: Callable[[TaskPolicy], bool]) -> list[TaskPolicy]:
         return [p for p in self.policies if predicate(p)]
@@ -175,4 +179,13 @@ def context(
         visibility_explicit=visibility is not None,
         celery_version=celery_version,
         max_eta=max_eta,
+        sweep=sweep_of(transport, installed_kombu()),
     )
+
+
+def installed_kombu() -> str | None:
+    """The Kombu the app runs with here (before 5.7 it ignores the sweep options)."""
+    try:
+        return metadata.version("kombu")
+    except metadata.PackageNotFoundError:
+        return None
