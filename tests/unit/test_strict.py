@@ -5,6 +5,7 @@ optional extra is missing is ``skipped``, exit 0, unless ``--require-all``."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -174,3 +175,19 @@ def test_run_passes_strict_and_require_all_and_says_what_was_skipped(
     assert plain.exit_code == 0, plain.output
     assert "1/2 scenarios met their expectations, 1 skipped" in plain.output
     assert "skipped strict: workers.pool gevent: not installed (pip install" in plain.output
+
+
+def test_every_default_scenario_is_run_strict_by_an_integration_test() -> None:
+    """The default suite runs strict in the project's own tests: each file is run through
+    ``scenario_support.run`` (strict, failing on an unclaimed anomaly) by some integration test,
+    so a new scenario cannot join the suite with a finding nobody claimed."""
+    root = Path(__file__).resolve().parents[2]
+    strict_runners = [
+        path.read_text(encoding="utf-8")
+        for path in (root / "tests" / "integration").glob("test_*.py")
+        if re.search(r"scenario_support import .*\brun\b", path.read_text(encoding="utf-8"))
+    ]
+    files = sorted(path.name for path in (root / "scenarios").glob("*.yaml"))
+    assert len(files) > 30
+    unrun = [name for name in files if not any(f'"{name}"' in text for text in strict_runners)]
+    assert unrun == []
