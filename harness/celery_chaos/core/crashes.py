@@ -1,8 +1,11 @@
 """The ``worker_crashes`` finding: worker main processes that died when nothing we did killed them.
 
 Pure, like the checker: it reads only the history. A ``worker_exit`` event (written by the
-harness when it sees a worker's main process gone) counts as a crash unless a fault of a killing
-kind was carried out on that worker earlier in the history.
+harness when it sees a worker's main process gone) counts as a crash unless a fault carried out on
+that worker earlier in the history was one whose effect takes the whole worker down. The fault
+event says so itself: ``blame: "worker"`` (a kill_worker, a terminate, and a kill_child on a pool
+without child processes, which kills the whole worker). No list of kinds is kept here to drift
+from what :mod:`celery_chaos.run.faults` actually did.
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ class WorkerCrash:
     log_tail: list[str]
 
 
-# Faults that end a worker's main process on purpose: its exit after one is not a crash.
-KILLING_FAULTS = frozenset({"kill_worker", "restart_worker", "terminate", "quit", "oom"})
+# An OOM fault lowers the memory limit of the worker's whole cgroup: the kernel may kill any of
+# its processes, the main one included, so a worker exit after one is the harness's doing too
+# (the fault event blames no process: the kernel chose it).
+WHOLE_CGROUP_FAULTS = frozenset({"oom"})
+
+
+def kills_whole_worker(event: h.Event) -> bool:
+    """Whether a ``fault`` event's carried-out effect may have ended its worker's main process."""
+    if event.get("status") == "skipped":
+        return False
+    return event.get("blame") == "worker" or event.get("kind") in WHOLE_CGROUP_FAULTS
 
 
 def crash_text(crash: WorkerCrash) -> str:
@@ -36,13 +48,13 @@ def crash_text(crash: WorkerCrash) -> str:
 
 
 def worker_crashes(history: list[h.Event]) -> list[WorkerCrash]:
-    """Every ``worker_exit`` not preceded (in history order) by a killing fault that was carried
-    out (not ``skipped``) on that worker."""
+    """Every ``worker_exit`` not preceded (in history order) by a fault carried out (not
+    ``skipped``) on that worker whose effect kills the whole worker (:func:`kills_whole_worker`)."""
     hit: set[str] = set()
     crashes = []
     for event in history:
         if event["type"] == h.FAULT:
-            if event.get("kind") in KILLING_FAULTS and event.get("status") != "skipped":
+            if kills_whole_worker(event):
                 hit.add(event.get("worker") or "")
         elif event["type"] == h.WORKER_EXIT and event.get("worker") not in hit:
             number = event.get("signal")

@@ -172,6 +172,9 @@ def apply(backend: Backend, fault: Fault, target: Target, release: Callable[[], 
     if FAULT_TABLE[fault.kind].needs_task and target.attempt is None:
         return Outcome(SKIPPED, "no running attempt of the target task")
     if handler.needs_worker and target.worker is None:
+        task = fault.target_task() if fault.target.worker is None else None
+        if task is not None:  # the nemesis never aims it at another worker instead
+            return Outcome(SKIPPED, f"task {task} is not running: no worker to target")
         return Outcome(SKIPPED, "no worker to target")
     try:
         return handler.apply(backend, fault, target, release)

@@ -176,11 +176,16 @@ class Nemesis:
         return self.rng.choice(candidates) if candidates else None
 
     def _target_worker(self, fault: Fault, attempt: LiveAttempt | None) -> Worker | None:
+        """The named worker, else the worker running the target task, else the first one. A
+        fault aimed at a task that is not running (finished, not started) has no worker: it is
+        ``skipped``, never carried out on some other worker."""
         workers = self.backend.workers
         if fault.target.worker is not None:
             return next((w for w in workers if w.index == fault.target.worker), None)
         if attempt is not None:
             return self.backend.worker_named(attempt.worker)
+        if fault.target_task() is not None:
+            return None
         return workers[0] if workers else None
 
     def _fire(self, planned: PlannedFault, now: float, running: Mapping[Any, LiveAttempt]) -> None:
