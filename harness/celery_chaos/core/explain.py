@@ -188,7 +188,8 @@ def _sweep_timing(restorable: float, facts: Facts) -> str:
         return (
             f"it was restorable from {facts.at(restorable)}, but the next sweep of a live worker"
             f" ({worker}, consuming since {facts.at(started)}) was due at {facts.at(due)}, after"
-            f" {facts.run_end()}: the restore sweep outlasted the run"
+            f" {facts.run_end()}: the restore sweep outlasted the run (a run longer than"
+            f" {facts.at(due)} would have seen it restored)"
         )
     mutex = [note for note in facts.broker_notes if "mutex" in note]
     blocked = f" ({mutex[0]})" if mutex else ""
