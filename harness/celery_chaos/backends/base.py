@@ -23,7 +23,7 @@ import redis
 from celery_chaos.agent import instrument as agent
 from celery_chaos.backends import rabbitmq_broker
 from celery_chaos.backends.redis_broker import inspect
-from celery_chaos.backends.worker_command import results_url, worker_app, worker_arguments
+from celery_chaos.backends.worker_command import launch_arguments, results_url, worker_app
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.scenario import Scenario, parse_size
@@ -213,8 +213,7 @@ class Backend(ABC):
         index = self._next_index
         self._next_index += 1
         name = f"w{index}@chaos-{self.run_id}"
-        spec = self.scenario.workers
-        arguments = worker_arguments(worker_app(self.app)[0], name, spec.pool, spec.concurrency)
+        arguments = launch_arguments(worker_app(self.app)[0], name, self.scenario.workers)
         worker = self._launch_worker(index, name, arguments)
         self.workers.append(worker)
         self.ledger.record(h.WORKER_STARTED, worker=name, **self._worker_location(worker))
@@ -222,12 +221,13 @@ class Backend(ABC):
 
     @abstractmethod
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
-        """Start ``celery`` with ``arguments`` (see :func:`worker_arguments`) as worker ``name``,
+        """Start ``celery`` with ``arguments`` (see :func:`launch_arguments`) as worker ``name``,
         not waiting for it to be ready."""
 
     @abstractmethod
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
-        """Where the worker runs, for its ``worker_started`` event (a pid, a container name)."""
+        """Where the worker runs and how it was launched, for its ``worker_started`` event (a
+        pid or a container name, and ``argv``: the exact command line)."""
 
     def agent_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
         """The scenario's ``workers.env`` plus what the in-worker agent reads: where the ledger

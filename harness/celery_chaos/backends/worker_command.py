@@ -1,11 +1,13 @@
 """The ``celery worker`` command a backend launches: the app loaded through the agent's
-bootstrap, the arguments every backend passes, and the result backend it is given."""
+bootstrap, the arguments every backend passes (Celery's defaults otherwise, and the scenario's
+``workers.args``: docs/worker-command.md), and the result backend it is given."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from celery_chaos.core.scenario import ResultsSpec
+from celery_chaos.core.scenario import ResultsSpec, WorkersSpec
 
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
 APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)
@@ -21,13 +23,24 @@ def worker_app(app: str) -> tuple[str, dict[str, str]]:
     return BOOTSTRAP_APP, {APP_ENV: app}
 
 
-def worker_arguments(app: str, name: str, pool: str, concurrency: int) -> list[str]:
-    """``celery worker`` arguments after the executable. Gossip, mingle and heartbeats are off:
-    they add start-up time and remote-control chatter that no scenario measures."""
-    return [
-        "-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency), "-l", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
+def worker_arguments(
+    app: str, name: str, pool: str, concurrency: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """``celery worker`` arguments after the executable: what identifies and sizes the worker,
+    then the team's own options (``workers.args``), which win. Nothing else: gossip, mingle and
+    heartbeats stay Celery's defaults, since turning them off changes what a dying worker does
+    (docs/worker-command.md). The harness's ``-l INFO`` yields to a ``-l`` in ``extra``."""
+    arguments = ["-A", app, "worker", "-n", name, "-P", pool, "-c", str(concurrency)]
+    if not any(
+        arg in ("-l", "--loglevel") or arg.startswith(("-l", "--loglevel=")) for arg in extra
+    ):
+        arguments += ["-l", "INFO"]
+    return [*arguments, *extra]
+
+
+def launch_arguments(app: str, name: str, spec: WorkersSpec) -> list[str]:
+    """:func:`worker_arguments` for a scenario's ``workers`` section."""
+    return worker_arguments(app, name, spec.pool, spec.concurrency, spec.args)
 
 
 def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:

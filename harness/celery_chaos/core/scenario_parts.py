@@ -5,6 +5,7 @@ results, faults with their triggers and targets, and storms. The whole file is
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -57,6 +58,96 @@ POOLS = ("prefork", "solo", "threads", "gevent", "eventlet")
 Pool = Literal[POOLS]  # type: ignore[valid-type]
 
 
+# ``workers.args`` (docs/worker-command.md): the options the harness owns, refused with why...
+_OWN = "the harness names each worker (wN@chaos-<run>); the history tells workers apart by it"
+REFUSED_WORKER_OPTIONS = {
+    "-n": _OWN,
+    "--hostname": _OWN,
+    "-D": "a detached worker leaves the process the harness watches",
+    "--detach": "a detached worker leaves the process the harness watches",
+    "-f": "the harness reads the worker's output to say why it exited",
+    "--logfile": "the harness reads the worker's output to say why it exited",
+    "-b": "the harness starts the broker the workers use",
+    "--broker": "the harness starts the broker the workers use",
+    "--result-backend": "a scenario chooses the result backend with results:",
+}
+# ...and the ones that set a field of the workers section (the pool matters to the faults).
+ADOPTED_WORKER_OPTIONS = {
+    "-A": "app",
+    "--app": "app",
+    "-P": "pool",
+    "--pool": "pool",
+    "-c": "concurrency",
+    "--concurrency": "concurrency",
+}
+_WITH_VALUE = [*ADOPTED_WORKER_OPTIONS, "-n", "--hostname", "-f", "--logfile", "-b", "--broker"]
+
+
+def _option(token: str) -> tuple[str, str | None] | None:
+    """``token`` as (option, attached value) if it is one the harness looks at: ``-Pthreads``,
+    ``--pool=threads``, ``--pool`` (value in the next token)."""
+    for name in [*REFUSED_WORKER_OPTIONS, *ADOPTED_WORKER_OPTIONS]:
+        if token == name:
+            return name, None
+        if name.startswith("--") and token.startswith(name + "="):
+            return name, token[len(name) + 1 :]
+        if len(name) == 2 and name in _WITH_VALUE and token.startswith(name) and len(token) > 2:
+            return name, token[2:]
+    return None
+
+
+def _worker_options(tokens: list[str]) -> list[str]:
+    """The tokens after ``worker`` in a whole command line (``celery -A proj worker -c 4``); a
+    list of options alone is returned as it is. Before ``worker`` only ``-A`` may stand."""
+    if tokens[:1] == ["celery"] or tokens[:1] and tokens[0].endswith("/celery"):
+        tokens = tokens[1:]
+    elif tokens[1:3] == ["-m", "celery"]:
+        tokens = tokens[3:]
+    elif tokens[:1] != ["worker"]:
+        return tokens
+    if "worker" not in tokens:
+        raise ValueError("a celery command line without the worker sub-command")
+    at, index = tokens.index("worker"), 0
+    while index < at:
+        name, value = _option(tokens[index]) or (tokens[index], "")
+        if name not in ("-A", "--app"):
+            raise ValueError(f"{name!r} before 'worker': only -A may come first")
+        index += 1 if value is not None else 2
+    return [*tokens[:at], *tokens[at + 1 :]]
+
+
+def split_worker_args(raw: Any) -> tuple[dict[str, str], list[str]]:
+    """A team's worker command line (a list of strings, or one string split like a shell) as
+    the fields it sets (``app``, ``pool``, ``concurrency`` from -A/-P/-c) and the other options,
+    in order. Options that would break the run are refused (ValueError)."""
+    if isinstance(raw, str):
+        try:
+            raw = shlex.split(raw)
+        except ValueError as error:
+            raise ValueError(f"{raw!r}: cannot split like a shell ({error})") from None
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ValueError("expected a list of strings or one command-line string")
+    tokens, adopted, rest = _worker_options(list(raw)), {}, []
+    while tokens:
+        token = tokens.pop(0)
+        found = _option(token)
+        if found is None:
+            rest.append(token)
+            continue
+        name, value = found
+        if name in REFUSED_WORKER_OPTIONS:
+            raise ValueError(f"{token}: {REFUSED_WORKER_OPTIONS[name]}")
+        if value is None:
+            if not tokens:
+                raise ValueError(f"{name} needs a value")
+            value = tokens.pop(0)
+        field = ADOPTED_WORKER_OPTIONS[name]
+        if adopted.get(field, value) != value:
+            raise ValueError(f"{name} given twice ({adopted[field]}, {value})")
+        adopted[field] = value
+    return adopted, rest
+
+
 class WorkersSpec(Strict):
     count: int = Field(default=1, ge=0, le=MAX_WORKERS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
@@ -65,6 +156,29 @@ class WorkersSpec(Strict):
     env: dict[str, str] = Field(default_factory=dict)
     memory_limit: str | int | None = None
     image: str | None = None
+    # The team's own ``celery worker`` options, after the harness's, so they win (see
+    # docs/worker-command.md); -A/-P/-c in them set app/pool/concurrency.
+    args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _team_args(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("args") is None:
+            return data
+        try:
+            adopted, rest = split_worker_args(data["args"])
+        except ValueError:
+            return data  # reported by _args below, under workers.args
+        for field, value in adopted.items():
+            given = data.get(field)
+            if given is not None and str(given) != value:
+                raise ValueError(f"args: {field} {value}, but {field}: {given}: give it once")
+        return {**data, **adopted, "args": rest}
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _args(cls, value: Any) -> Any:
+        return split_worker_args(value)[1]  # already split above: only a refusal raises here
 
     @field_validator("memory_limit")
     @classmethod

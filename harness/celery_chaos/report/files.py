@@ -78,11 +78,22 @@ def write_scenario(result: ScenarioResult, history: list[h.Event], **extra: Any)
     """``result.json`` and ``history.jsonl`` into the result's folder, secrets masked."""
     result.report_dir.mkdir(parents=True, exist_ok=True)
     explained.fill(result, history)
+    extra = {"worker_commands": worker_commands(history), **extra}
     (result.report_dir / "result.json").write_text(
         json.dumps(result_document(result, **extra), indent=2, default=str), encoding="utf-8"
     )
     h.write_jsonl(map(mask_event, history), str(result.report_dir / "history.jsonl"))
     _write_html(html.write_scenario_html, result.report_dir)
+
+
+def worker_commands(history: list[h.Event]) -> dict[str, list[str]]:
+    """Each worker's exact command line, from its ``worker_started`` event: what a team compares
+    with its own (docs/worker-command.md)."""
+    return {
+        e["worker"]: e["argv"]
+        for e in history
+        if e["type"] == h.WORKER_STARTED and e.get("argv") is not None
+    }
 
 
 def _write_html(writer: Any, *args: Any) -> None:

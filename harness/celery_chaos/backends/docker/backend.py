@@ -88,6 +88,7 @@ class DockerBackend(ContainerWatch, Backend):
         self.client: Any = None
         self.networks: dict[str, RunNetwork] = {}
         self.services: dict[str, Any] = {}  # role -> LoopbackRedis | LoopbackRabbitMQ
+        self.worker_argv: dict[str, list[str]] = {}  # worker name -> the container's command
         self.proxies = network.BrokerProxies()  # drop_connections/latency (network.py)
 
     def check_runnable(self) -> None:
@@ -206,9 +207,10 @@ class DockerBackend(ContainerWatch, Backend):
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         broker_url = self.proxies.open(index, self._internal_url("broker"))  # or direct
         env = self.agent_env(self._internal_url("ledger"), broker_url)
+        self.worker_argv[name] = ["celery", *arguments]  # the image's entrypoint, if any, runs it
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
-            .with_command(["celery", *arguments])
+            .with_command(self.worker_argv[name])
             .with_name(f"chaos-{self.run_id}-w{index}")
             .with_volume_mapping(str(run_files_dir(self.run_dir)), WORKER_FILES_MOUNT, "rw")
         )
@@ -225,7 +227,7 @@ class DockerBackend(ContainerWatch, Backend):
         return WORKER_FILES_MOUNT  # every worker container of the run, replacements included
 
     def _worker_location(self, worker: Worker) -> dict[str, Any]:
-        return {"container": engine(worker).name}
+        return {"container": engine(worker).name, "argv": self.worker_argv.get(worker.name)}
 
     def _memory_limit_options(self) -> dict[str, int]:
         limit = self.scenario.workers.memory_limit

@@ -90,6 +90,7 @@ class LocalBackend(Backend):
         self._reaped: set[str] = set()  # workers whose exit was already reported
         self.state = RunState.new(self.run_id, run_dir)
         self.watchdog: subprocess.Popen | None = None
+        self.worker_argv: dict[str, list[str]] = {}  # worker name -> the command it runs
         self.proxy_hub: ProxyHub | None = None
         self.proxies: dict[int, Proxy] = {}  # worker index -> its own proxy to the broker
         for server in (self.ledger_server, self.broker):
@@ -189,6 +190,7 @@ class LocalBackend(Backend):
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         spec = self.scenario.workers
         cmd = [self.python, "-m", "celery", *arguments]
+        self.worker_argv[name] = list(cmd)  # as /proc shows it (a cgroup wrapper execs it)
         cgroup = None
         if self.needs_cgroup:
             cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
@@ -206,7 +208,7 @@ class LocalBackend(Backend):
         return Worker(index=index, name=name, handle=process, cgroup=cgroup)
 
     def _worker_location(self, worker: Worker) -> dict[str, object]:
-        return {"pid": worker.handle.pid}
+        return {"pid": worker.handle.pid, "argv": self.worker_argv.get(worker.name)}
 
     def _log_tail(self, worker: Worker) -> list[str]:
         """The last lines of the worker's own log that explain how it ended."""
