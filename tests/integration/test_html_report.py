@@ -230,3 +230,62 @@ def test_a_few_hundred_attempts_stay_readable(browser, tmp_path):
     opened.page.click("#zoom-in")
     opened.page.click("#zoom-in")
     assert opened.errors == []
+
+
+def test_only_non_zero_verdicts_show_the_zeros_are_folded(run, browser):
+    """23 badges, mostly zeros, buried the findings: the non-zero ones are shown, the zeros sit
+    in a closed <details> that opens on a click."""
+    page = run["defaults-child-kill"]
+    result = json.loads((page.parent / "result.json").read_text())
+    found = {name for name, count in result["verdicts"].items() if count}
+    assert found >= {"lost", "failed"}
+    opened = Opened(browser, page)
+    shown = opened.page.locator("#verdicts > .chips .chip")
+    assert sorted(shown.nth(i).get_attribute("title") for i in range(shown.count())) == sorted(
+        found
+    )
+    zeros = opened.page.locator("#zero-verdicts .chip")
+    assert zeros.count() == len(result["verdicts"]) - len(found)
+    assert not zeros.first.is_visible()
+    opened.page.click("#zero-verdicts summary")
+    assert zeros.first.is_visible() and "0" in zeros.first.inner_text()
+    opened.assert_clean()
+
+
+def test_each_finding_says_why_in_the_users_terms(run, browser):
+    """The lost task's explanation line (core.explain) is under its anomaly, as text."""
+    opened = Opened(browser, run["defaults-child-kill"])
+    why = opened.page.locator("li.anomaly[data-verdict='lost'] .why").inner_text()
+    assert "task_acks_late=False (Celery default)" in why
+    assert "kill_child" in why and "would change it: task_acks_late=True" in why
+    opened.assert_clean()
+
+
+def test_a_task_that_ran_nine_times_says_so(browser, tmp_path):
+    """A duplicated task is labelled with how many times it ran, not "RAN TWICE"."""
+    from celery_chaos.core.checker import check
+
+    folder = tmp_path / "nine"
+    folder.mkdir()
+    events = [
+        {"type": "worker_ready", "ts": 100.0, "worker": "w0@x", "pid": 1},
+        {"type": "dispatch", "ts": 100.1, "task_id": "t-9", "task": "work", "index": 0},
+    ]
+    for n in range(1, 10):
+        events += [
+            {"type": "attempt_start", "ts": 100 + n, "task_id": "t-9", "task": "work",
+             "attempt": n, "worker": "w0@x", "pid": 1, "redelivered": n > 1},
+            {"type": "attempt_end", "ts": 100.5 + n, "task_id": "t-9", "attempt": n,
+             "state": "SUCCESS", "pid": 1},
+        ]  # fmt: skip
+    events.append({"type": "run_end", "ts": 111.0, "reason": "quiescent"})
+    h.write_jsonl(events, str(folder / "history.jsonl"))
+    result = check(events).as_dict() | {"scenario": "nine", "status": "failed"}
+    assert result["verdicts"]["duplicate_executions"] == 1
+    (folder / "result.json").write_text(json.dumps(result))
+    opened = Opened(browser, write_scenario_html(folder))
+    opened.assert_clean()
+    tag = opened.page.locator("#timeline g.tag").first.text_content()
+    assert "RAN 9 TIMES" in tag and "TWICE" not in tag
+    item = opened.page.locator("li.anomaly[data-verdict='duplicate_executions']").inner_text()
+    assert "ran to completion 9 times" in item

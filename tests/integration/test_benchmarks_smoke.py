@@ -1,0 +1,131 @@
+"""Every benchmark runs: each script in benchmarks/ once with ``--smoke`` (tiny N, seconds), as a
+subprocess, exactly as a person runs it. A benchmark that crashes fails here; a missed target does
+not (it prints MISS, exit 0), so what is asserted is that each figure is printed beside its goal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+# Modules the benchmarks import, not benchmarks themselves.
+HELPERS = {"overhead_app.py"}
+GRADE = r"\s+(PASS|MISS)\b"
+SMOKE_TIMEOUT = 240  # seconds; a smoke run takes 1-20 s on an idle 2-CPU machine
+
+
+def smoke(script: str, *arguments: str, cwd: Path | None = None) -> str:
+    """Run ``benchmarks/<script> --smoke``; its output, after asserting it exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *arguments],
+        capture_output=True, text=True, timeout=SMOKE_TIMEOUT, cwd=cwd, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{script} --smoke exited {done.returncode}:\n{output[-3000:]}"
+    assert "smoke run (--smoke)" in done.stdout, output[-3000:]
+    return done.stdout
+
+
+def assert_lines(output: str, patterns: list[str]) -> None:
+    missing = [p for p in patterns if not re.search(p, output, re.MULTILINE)]
+    assert missing == [], f"figures not printed beside their goals: {missing}\n{output[-3000:]}"
+
+
+def test_every_benchmark_script_has_a_smoke_test() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")} - HELPERS
+    tested = {name.removeprefix("test_").removesuffix("_smoke") + ".py" for name in globals()}
+    assert scripts - tested == set(), "a benchmark without a smoke test in this file"
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    output = smoke("bench.py", "--json", str(tmp_path / "bench.json"))
+    assert_lines(
+        output,
+        [
+            rf"^a\. environment ready .* <= 1\.5 s{GRADE}",
+            rf"^b\. 03-ack-late-reject-child-kill overhead .* <= 1 s{GRADE}",
+            rf"^c\. child kill -> redelivered attempt_start .* <= 0\.2 s{GRADE}",
+            rf"^d\. checker on a 20,000-event history .* <= 5 s{GRADE}",
+        ],
+    )
+    figures = json.loads((tmp_path / "bench.json").read_text())["figures"]
+    assert figures["checker_1m_events_s"]["local"]["pass"] in (True, False)
+
+
+def test_agent_overhead_smoke() -> None:
+    output = smoke("agent_overhead.py")
+    assert_lines(
+        output,
+        [
+            rf"^no-op\s+\d+ t/s\s+\d+ t/s\s+[-+][\d.]+%\s+<= 5% slower{GRADE}",
+            rf"^10 ms task\s+\d+ t/s\s+\d+ t/s\s+[-+][\d.]+%\s+<= 5% slower{GRADE}",
+            r"in-process: \d+ µs per attempt, [\d.]+ Redis round trips",
+        ],
+    )
+
+
+def test_storm_bench_smoke() -> None:
+    output = smoke("storm_bench.py")
+    assert_lines(
+        output,
+        [
+            rf"^e\. checker on a 20,000-event storm history: [\d.]+ s\s+target <= 5 s{GRADE}",
+            rf"^f\. proxy added latency .* target < 1 ms{GRADE}",
+        ],
+    )
+
+
+def test_suite_wall_smoke() -> None:
+    output = smoke("suite_wall.py")
+    assert_lines(
+        output,
+        [
+            rf"^  one at a time \(--jobs 1\)\s+([\d.]+ s|n/a)\s+< 60 s{GRADE}",
+            r"^  one at a time \(--jobs 1\): [\d.]+ s, exit \d+, \d/2 passed",
+        ],
+    )
+
+
+def test_flakiness_smoke(tmp_path: Path) -> None:
+    summary, table = tmp_path / "flakiness.json", tmp_path / "flakiness.md"
+    output = smoke("flakiness.py", "--json", str(summary), "--markdown", str(table))
+    assert_lines(
+        output,
+        [
+            r"^run 1/1: exit \d+, 2 scenarios",
+            r"^defaults-child-kill\s+\d+\s+\d+\s+\d+\s+\d+\s+0\s+median",
+            r"^ack-late-no-reject-child-kill\s+\d+\s+\d+\s+\d+\s+\d+\s+0\s+median",
+            rf"^verdict flips: 0 in 0 scenarios\s+target 0{GRADE}",
+            rf"^verdicts that differed from their expectation: \d+\s+target 0{GRADE}",
+        ],
+    )
+    document = json.loads(summary.read_text())
+    assert document["runs_completed"] == 1
+    assert set(document["scenarios"]) == {"defaults-child-kill", "ack-late-no-reject-child-kill"}
+    assert table.read_text().startswith("# Flakiness: 1 of 1 runs, backend local")
+
+
+def test_matrix_wall_smoke() -> None:
+    from celery_chaos.tools.matrix import envs
+
+    try:
+        envs.uv_executable()
+    except envs.EnvBuildError as missing:  # uv comes with the dev and matrix extras
+        pytest.skip(str(missing))
+    output = smoke("matrix_wall.py")
+    assert_lines(
+        output,
+        [
+            r"^matrix wall time \(celery-chaos matrix, 1 cells, exit \d\): [\d.]+ s .*"
+            r"target: none \(informative\)",
+            r"^  celery-[\d.]+_kombu-[\d.]+: environment [\d.]+ s \((cached|built)\), cells "
+            r"[\d.]+ s\s+target: none \(informative\)",
+        ],
+    )
