@@ -157,6 +157,15 @@ def _print_repro(outcome: Any) -> None:
     help="Worker pool (default prefork; gevent and eventlet are extras to install).",
 )
 @click.option(
+    "--worker-args",
+    "worker_args",
+    default=None,
+    metavar="ARGS",
+    help="Your worker command line, e.g. 'celery -A proj worker -O fair --prefetch-multiplier 1'"
+    " or just its options: workers start as you start them (-A/-P/-c set --app/--pool/"
+    "--concurrency; -n, --detach, --logfile, --broker are refused).",
+)
+@click.option(
     "--duration",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -205,6 +214,7 @@ def repro(
     workers: int | None,
     concurrency: int | None,
     pool: str | None,
+    worker_args: str | None,
     duration: float | None,
     latency: float | None,
     broker: str | None,
@@ -234,7 +244,7 @@ def repro(
     given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
     given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout, "broker": broker}
     given |= {"workflow": workflow_json, "member": member, "duration": duration}
-    given |= {"latency": latency}
+    given |= {"latency": latency, "worker_args": worker_args}
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}

@@ -28,6 +28,7 @@ from celery_chaos.tools.repro.spec import (
 )
 
 CLIENT_DEFAULT_QUEUE = "celery"
+DEFAULT_CONCURRENCY = 2
 
 
 @dataclass
@@ -40,17 +41,30 @@ class AppView:
     workload: dict[str, Any] | None = None  # a workflow's item, routed (see _workflow_item)
 
 
-def _consumed_queue(app: Any, task: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
-    """The queue to publish to so a worker started without ``-Q`` consumes it: the task's route
-    when a worker consumes that queue, else the app's default queue (None: the client's own)."""
+def worker_queues(worker_args: list[str]) -> list[str] | None:
+    """The queues a ``-Q``/``--queues`` in the team's worker options names (None: not given)."""
+    for index, arg in enumerate(worker_args):
+        if arg in ("-Q", "--queues") and index + 1 < len(worker_args):
+            return worker_args[index + 1].split(",")
+        if arg.startswith(("-Q", "--queues=")) and len(arg) > 2:
+            return arg.removeprefix("--queues=").removeprefix("-Q").split(",")
+    return None
+
+
+def _consumed_queue(
+    app: Any, task: str, args: list[Any], kwargs: dict[str, Any], queues: list[str] | None = None
+) -> str | None:
+    """The queue to publish to so the workers consume it: the task's route when a worker
+    consumes that queue (the app's queues, or ``queues`` from ``-Q``), else the app's default
+    queue, or the first ``-Q`` queue (None: the client's own)."""
     try:
-        consumed = list(app.amqp.queues.keys())
+        consumed = queues or list(app.amqp.queues.keys())
         route = app.amqp.router.route({}, task, args, kwargs)
         name = route["queue"].name
     except Exception:  # an unusual router: fall back to the default queue
-        consumed, name = [], None
+        consumed, name = queues or [], None
     if name not in consumed:
-        name = app.conf.task_default_queue
+        name = queues[0] if queues else app.conf.task_default_queue
     return None if name == CLIENT_DEFAULT_QUEUE else name
 
 
@@ -70,7 +84,8 @@ def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
     collected = audit.collect(app)
     settings = audit.effective_config(collected.config)
     policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
-    queue = _consumed_queue(app, spec.task or "", spec.args, spec.kwargs)
+    queues = worker_queues(list(spec.worker_args))
+    queue = _consumed_queue(app, spec.task or "", spec.args, spec.kwargs, queues)
     return AppView(settings, policy, queue, _workflow_item(spec, app))
 
 
@@ -105,7 +120,8 @@ def _workflow_item(spec: ReproSpec, app: Any) -> dict[str, Any] | None:
     workflow = json.loads(json.dumps(spec.workflow))  # a copy the routing can fill in
     spec_copy = spec.model_copy(update={"workflow": workflow})
     for leaf in _tree(spec_copy):
-        queue = _consumed_queue(app, leaf["task"], leaf.get("args", []), leaf.get("kwargs", {}))
+        call = (leaf.get("args", []), leaf.get("kwargs", {}), worker_queues(list(spec.worker_args)))
+        queue = _consumed_queue(app, leaf["task"], *call)
         if queue and not (leaf.get("options") or {}).get("queue"):
             leaf["options"] = {**(leaf.get("options") or {}), "queue": queue}
     return workflow
@@ -167,10 +183,11 @@ def build_scenario(
             "broker": {"kind": broker},
             "workers": {
                 "count": spec.workers,
-                "concurrency": spec.concurrency,
-                "pool": spec.pool,
+                "concurrency": spec.concurrency or DEFAULT_CONCURRENCY,
+                "pool": spec.pool or "prefork",
                 "app": "celery_chaos.agent.bootstrap",
                 "env": {**spec.env, "CHAOS_APP": spec.app},
+                "args": spec.worker_args,
             },
             "workload": [item],
             "faults": faults,

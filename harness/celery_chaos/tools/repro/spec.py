@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from celery_chaos.core.fault_kinds import repro_kinds
 from celery_chaos.core.scenario import first_error
-from celery_chaos.core.scenario_parts import Pool
+from celery_chaos.core.scenario_parts import Pool, split_worker_args
 from celery_chaos.core.yaml_input import InputError, read_yaml
 
 FAULTS: tuple[str, ...] = repro_kinds()  # from the one fault table
@@ -77,8 +77,11 @@ class ReproSpec(Strict):
     celery: dict[str, Any] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     workers: int = Field(default=1, ge=1)
-    concurrency: int = Field(default=2, ge=1)
-    pool: Pool = "prefork"
+    concurrency: int | None = Field(default=None, ge=1)  # None: 2, or -c in worker_args
+    pool: Pool | None = None  # None: prefork, or -P in worker_args
+    # Your team's own worker command line (``celery -A proj worker -O fair ...`` or its options;
+    # a string is split like a shell): started as you start it (docs/worker-command.md).
+    worker_args: list[str] | str = Field(default_factory=list)
     # partition and latency: how long the fault lasts, and the delay latency adds
     duration: float = Field(default=5.0, gt=0, le=3600)
     latency: float = Field(default=0.2, gt=0, le=60)
@@ -181,6 +184,20 @@ def load_spec(path: Path | None) -> ReproSpec:
     return _validated(data, str(path))
 
 
+def worker_command(spec: ReproSpec) -> ReproSpec:
+    """``worker_args`` split (see :func:`split_worker_args`): its -A/-P/-c set ``app``, ``pool``
+    and ``concurrency`` unless those say otherwise (an error); the rest stays, in order."""
+    try:
+        adopted, rest = split_worker_args(spec.worker_args)
+    except ValueError as error:
+        raise ReproError(f"--worker-args: {error}") from None
+    for field, value in adopted.items():
+        given = getattr(spec, field)
+        if given is not None and str(given) != value:
+            raise ReproError(f"--worker-args: {field} {value}, but --{field} {given}: give it once")
+    return _validated(spec.model_dump() | adopted | {"worker_args": rest}, "--worker-args")
+
+
 def merge(spec: ReproSpec, **given: Any) -> ReproSpec:
     """The file's values overridden by the options given on the command line (not None)."""
     data = spec.model_dump()
@@ -188,7 +205,7 @@ def merge(spec: ReproSpec, **given: Any) -> ReproSpec:
         if value is None:
             continue
         data[key] = data[key] | value if key in ("celery", "env") else value
-    merged = _validated(data, "command line")
+    merged = worker_command(_validated(data, "command line"))
     if merged.workflow is not None:
         merged.task = workflow_member(merged.workflow, merged.member).task
     for name in ("app", "task", "at"):
