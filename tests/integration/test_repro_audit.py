@@ -61,6 +61,7 @@ def test_unsafe_config_loses_the_task_and_leaves_the_document_locked(tmp_path: P
     assert sorted(k for k in document if k.startswith("part:")) == ["part:0", "part:1"]
     assert found["ingested"]["total"] == 0
     assert "HELD: lock:doc:42" in done.stdout
+    assert_page_says_what_the_console_says(tmp_path, done.stdout)
     assert result["config"]["celery"] == {}  # nothing of the app's config was overridden
 
 
@@ -125,6 +126,54 @@ def test_worker_kill_with_a_long_visibility_timeout_is_pending(tmp_path: Path) -
     assert result["tasks"][0]["in_broker"] == ["unacked"]
     assert probes(result)["document lock"]["held"] is True
     assert [f["kind"] for f in result["faults"]] == ["kill_worker", "start_worker"]
+    # why, in the user's terms: the run ended long before the timeout let a sweep restore it
+    assert "before the visibility timeout had passed (at 600" in done.stdout
+    assert "Kombu's restore sweep every 100s" in done.stdout
+    assert_page_says_what_the_console_says(tmp_path, done.stdout)
+
+
+def page_text(tmp_path: Path) -> str:
+    """The repro's report.html as a reader sees it: tags dropped, entities decoded, spaces
+    collapsed."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.hidden = 0
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            self.hidden += tag in ("script", "style")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.hidden -= tag in ("script", "style")
+
+        def handle_data(self, data: str) -> None:
+            if not self.hidden:
+                self.parts.append(data)
+
+    (page,) = [p for p in tmp_path.glob("*/repro-*/report.html") if "latest" not in p.parts]
+    parser = Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return " ".join(" ".join(parser.parts).split())
+
+
+def assert_page_says_what_the_console_says(tmp_path: Path, stdout: str) -> None:
+    """One document, the same facts: the verdict sentence, every reason, every setting and
+    probe the console printed are on report.html, and no expectation the user never wrote."""
+    text = page_text(tmp_path)
+    lines = [" ".join(line.split()) for line in stdout.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith(("PENDING", "LOST")))
+    facts = [
+        line
+        for line in lines[start:]
+        if line and not line.startswith(("Settings in effect", "Probes:", "Report:"))
+    ]
+    assert len(facts) >= 5
+    for fact in facts:
+        assert fact in text, fact
+    assert "Unmet" not in text and "Expectations" not in text
 
 
 def test_an_amqp_app_is_reproduced_on_rabbitmq_where_a_killed_worker_recovers(
