@@ -22,8 +22,10 @@ import os
 import platform
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
@@ -237,11 +239,28 @@ def _delivery_queue(app: Celery, delivery: dict[str, Any]) -> str | None:
     return key
 
 
-def _on_postrun(task_id: str = "", state: str | None = None, **_: Any) -> None:
+def _on_postrun(task_id: str = "", state: str | None = None, retval: Any = None, **_: Any) -> None:
     attempt = current_attempt()
     number = attempt[1] if attempt and attempt[0] == task_id else None
-    _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state)
+    if state == "RETRY":  # the run may not end before the retry is due (run.loop.DueTimes)
+        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state, due=_due(retval))
+    else:
+        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state)
     _current.attempt = None
+
+
+def _due(retry: Any) -> float | None:
+    """When a retry may run (epoch seconds): ``Retry.when`` is its countdown in seconds or its
+    ETA (a naive one is UTC, Celery's default ``enable_utc``)."""
+    when = getattr(retry, "when", None)
+    try:  # never let bookkeeping cost the attempt_end record
+        if isinstance(when, str):
+            when = datetime.fromisoformat(when)
+        if isinstance(when, datetime):
+            return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        return time.time() + float(when) if isinstance(when, (int, float)) else None
+    except ValueError:
+        return None
 
 
 def _on_failure(task_id: str = "", exception: BaseException | None = None, **_: Any) -> None:

@@ -24,7 +24,9 @@ LOCK_KEY_PREFIX = "chaos:lock:"
 EFFECT_KEY_PREFIX = "chaos:effect:"
 
 # Event types. Harness-written first, agent-written after.
-DISPATCH = "dispatch"  # task_id, task, index, args, kwargs, options
+# dispatch: task_id, task, index, args, kwargs, options; ``due`` (epoch s) when a countdown/ETA
+# holds it: the run may not end before it while a live worker may hold the message
+DISPATCH = "dispatch"
 WORKER_STARTED = "worker_started"  # worker, pid (harness view: process launched)
 WORKER_READY = "worker_ready"  # worker, pid, host, versions (agent: consumer is consuming)
 WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
@@ -33,7 +35,9 @@ FAULT = "fault"  # fault, kind, status (injected|skipped|failed), target, detail
 PROCESS_EXIT = "process_exit"  # pid, worker, task_id, attempt, reason, reason_code
 WORKER_EXIT = "worker_exit"  # worker, pid, exitcode, signal, log_tail
 ATTEMPT_START = "attempt_start"  # task_id, task, attempt, worker, pid, redelivered, queue
-ATTEMPT_END = "attempt_end"  # task_id, attempt, pid, state (SUCCESS|FAILURE|RETRY|...)
+# attempt_end: task_id, attempt, pid, state (SUCCESS|FAILURE|RETRY|...); a RETRY's ``due``
+# (epoch s): when the retry it published may run (its countdown/ETA; None if unknown)
+ATTEMPT_END = "attempt_end"
 TASK_FAILURE = "task_failure"  # task_id, pid, exc_type, exc (child or worker main process)
 CHECKPOINT = "checkpoint"  # task_id, attempt, name, pid
 SIDE_EFFECT = "side_effect"  # task_id, attempt, key, applied, idempotent

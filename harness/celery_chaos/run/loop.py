@@ -116,6 +116,40 @@ class Outcomes:
         return bool(self.latest) and all(done for _, done in self.latest.values())
 
 
+class DueTimes:
+    """When each unresolved task may still run from a message a live worker holds in memory: a
+    dispatch's countdown/ETA (``due`` in its ``dispatch`` event) or a retry's (``due`` in the
+    ``attempt_end`` RETRY of the attempt that asked for it). A worker holds such a message,
+    unacknowledged, until it is due; after a broker lost its data nothing else shows it exists.
+    The due time stops counting once a later attempt starts (the message was run) or the task
+    ends terminally. Chain members after the first are published when their predecessor ends,
+    so their countdown is counted from their dispatch: a lower bound."""
+
+    def __init__(self) -> None:
+        self.due: dict[str, tuple[int, float]] = {}  # task_id -> (after attempt N, epoch due)
+        self.started: dict[str, int] = {}  # task_id -> its latest attempt started
+
+    def observe(self, event: h.Event) -> None:
+        task_id, kind = event.get("task_id"), event["type"]
+        if not task_id:
+            return
+        if kind == h.ATTEMPT_START:
+            self.started[task_id] = max(self.started.get(task_id, 0), event["attempt"])
+        elif kind == h.DISPATCH and event.get("due") is not None:
+            self.due[task_id] = (0, float(event["due"]))
+        elif kind == h.ATTEMPT_END and event.get("state") == "RETRY" and event.get("due"):
+            self.due[task_id] = (event.get("attempt") or 0, float(event["due"]))
+        elif kind == h.ATTEMPT_END and event.get("state") in TERMINAL_STATES:
+            self.due.pop(task_id, None)
+        after, _ = self.due.get(task_id, (None, 0.0))
+        if after is not None and self.started.get(task_id, 0) > after:
+            del self.due[task_id]  # a later attempt started: the held message was run
+
+    def pending(self, now: float) -> list[str]:
+        """The tasks whose due time (epoch seconds) has not come at ``now``."""
+        return [task_id for task_id, (_, due) in self.due.items() if due > now]
+
+
 class Loop:
     """One run over ``backend``: the history from ``ledger``'s cursor on, ``dispatches`` to
     send (or already sent by a test), ``faults`` planned with ``seed``."""
@@ -139,6 +173,8 @@ class Loop:
         self.watcher = Watcher(backend, ledger, worker_lost_wait=lost_wait)
         self.nemesis = Nemesis(faults, dispatches, backend, ledger, seed, log)
         self.outcomes = Outcomes()
+        self.dues = DueTimes()
+        self.exited: set[str] = set()  # workers whose worker_exit the history holds
         self.proven = False  # set by quiet(): nothing can be in flight (see Outcomes)
         self.settled_in = 0.0  # seconds the final quiet window took (result.json timings)
         self.began = time.monotonic()
@@ -178,6 +214,9 @@ class Loop:
             self.watcher.observe(event)
             self.nemesis.observe(event, now)
             self.outcomes.observe(event)
+            self.dues.observe(event)
+            if event["type"] == h.WORKER_EXIT:
+                self.exited.add(event.get("worker") or "")
             if self.on_event is not None:
                 self.on_event(event)
         self._record_worker_exits()
@@ -189,10 +228,20 @@ class Loop:
         for gone in self.backend.reap_worker_exits():
             self.ledger.record(h.WORKER_EXIT, **asdict(gone))  # the WorkerExit fields as they are
 
+    def held_in_memory(self) -> bool:
+        """Whether a live worker may hold a message of an unresolved task that is not due yet
+        (:class:`DueTimes`): the run may not end before it is due. Provably nobody holds it once
+        every worker's exit is in the history (a worker started later could only take it from
+        the broker, which the quiet check reads)."""
+        if not self.dues.pending(time.time()):
+            return False
+        return any(w.name not in self.exited for w in self.backend.workers)
+
     def quiet(self, fire: bool = True) -> bool:
         """Nothing more can happen: every task sent and every fault fired (when firing), no
         attempt running or awaiting its worker's report, no bytes held by a network fault (a
-        message in transit), none of our messages in the broker. Sets ``proven`` when, besides,
+        message in transit), no live worker holding a task that is not due yet, none of our
+        messages in the broker. Sets ``proven`` when, besides,
         every task seen is done and the broker holds no task message at all (nothing in flight:
         :class:`Outcomes`)."""
         self.proven = False
@@ -201,6 +250,8 @@ class Loop:
         if fire and any(d.revoke and not d.revoked for d in self.dispatches):
             return False
         if not self.watcher.settled() or self.backend.network_holds_data():
+            return False
+        if self.held_in_memory():
             return False
         may_hold, anything = self.backend.broker_occupancy(self.task_ids)
         if may_hold:
@@ -237,9 +288,11 @@ class Loop:
 
     # --- the end -------------------------------------------------------------------------
     def stop_faults(self) -> None:
-        """Faults still waiting for their trigger are recorded ``skipped``; parked tasks go on."""
+        """Faults still waiting for their trigger are recorded ``skipped``; parked tasks go on;
+        a worker that exited since the last pass is recorded now, before the run's end."""
         self.nemesis.give_up(self.now())
         self.nemesis.release_all()
+        self._record_worker_exits()
 
     def history(self, keep: Keep | None = None) -> list[h.Event]:
         events = self.ledger.read_from(self.start)
@@ -248,7 +301,9 @@ class Loop:
     def snapshot(self, keep: Keep | None = None, live: bool = False) -> Snapshot:
         """Broker and locks first, history last: a task that moves in between is then seen
         later in the history than in the broker, never missing from both (no false ``lost``).
-        ``live``: the environment goes on (see ``Backend.broker_state``)."""
+        ``live``: the environment goes on (see ``Backend.broker_state``). A worker exit not
+        yet recorded is reaped first: the checker must see every crash."""
+        self._record_worker_exits()
         state = self.backend.broker_state(live=live)
         held = self.ledger.held_locks()
         if keep is not None:

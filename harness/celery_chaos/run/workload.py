@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -158,7 +159,18 @@ def send(client: Celery, ledger: Ledger, dispatch: Dispatch) -> None:
     dispatch.sent = True
 
 
+def due_time(options: dict[str, Any], now: float) -> float | None:
+    """When a task sent at epoch ``now`` with these options may run at the earliest (epoch
+    seconds): its countdown or ETA (a scenario's ``eta`` is an offset in seconds, like
+    :func:`_send_options` sends it). None: at once. The run may not end before it (run.loop)."""
+    delay = options.get("eta", options.get("countdown"))
+    return None if delay is None else now + float(delay)
+
+
 def _record_dispatch(ledger: Ledger, dispatch: Dispatch, **extra: Any) -> None:
+    due = due_time(dispatch.options, time.time())
+    if due is not None:
+        extra["due"] = due
     ledger.record(
         h.DISPATCH,
         task_id=dispatch.task_id,
