@@ -204,19 +204,44 @@ def test_an_apps_own_settings_are_never_claimed_as_celery_defaults() -> None:
 
 
 def test_duplicate_execution_by_a_short_visibility_timeout() -> None:
-    history = [
-        dispatch("a", 0, ts=0.0),
-        start("a", 1, 0.1),
-        start("a", 2, 2.2, worker=REPLACEMENT, redelivered=True),
-        end("a", 1, 3.0),
-        end("a", 2, 5.0),
-        event(h.RUN_END, 6.0, reason="quiescent"),
-    ]
+    """As measured on scenario 05: each attempt ran 4 s with visibility_timeout 2 s; the
+    restored message waited for the other (busy) worker, so the attempts do not overlap."""
+    history = [dispatch("a", 0, ts=0.0)]
+    for n, worker in ((1, WORKER), (2, REPLACEMENT), (3, REPLACEMENT)):
+        history += [start("a", n, 4.0 * n - 3.9, worker=worker), end("a", n, 4.0 * n + 0.1)]
+    history.append(event(h.RUN_END, 13.0, reason="quiescent"))
     (line,) = lines_for(history, settings({"visibility_timeout": 2}))
     assert line.startswith("duplicate_executions #0 ")
-    assert "it completed 2 times (2 attempts)" in line
-    assert "attempt 2 started at 2.2s while attempt 1 (started at 0.1s) still ran" in line
-    assert "visibility_timeout=2s" in line and "task_time_limit below it" in line
+    assert "it completed 3 times (3 attempts): attempt 1 ran 4.0s, longer than" in line
+    assert "visibility_timeout=2s" in line and "Kombu's restore sweep every 100s" in line
+    assert "attempt 2 (started at 4.1s) ran it again" in line
+    assert "task_time_limit below it" in line
+
+
+def test_a_duplicate_within_the_visibility_timeout_is_a_lost_ack() -> None:
+    history = [dispatch("a", 0, ts=0.0), start("a", 1, 0.1), end("a", 1, 0.5)]
+    history += [start("a", 2, 1.0), end("a", 2, 1.5), event(h.RUN_END, 3.0, reason="quiescent")]
+    (line,) = lines_for(history, settings({"visibility_timeout": 2}))
+    assert "its acknowledgement never reached the broker" in line
+
+
+def test_a_message_requeued_to_a_live_worker_is_not_blamed_on_the_timeout() -> None:
+    """Measured on scenario 08 (poison): the pool process died, reject_on_worker_lost put the
+    message back, the same live worker took it again and the run ended before it started it."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.05),
+        start("a", 1, 0.1),
+        process_exit("a", 1, 0.5, reason="died of SIGKILL (signal 9) with no fault injected"),
+        event(h.RUN_END, 2.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings(), UNACKED)
+    assert "held by a live worker" in line and f"{WORKER} (alive) took it again" in line
+    assert "visibility timeout matters only if that worker dies too" in line
+    reserved = [event(h.WORKER_READY, 0.0, worker=WORKER), dispatch("a", 0, ts=0.05)]
+    reserved.append(event(h.RUN_END, 2.0, reason="deadline"))
+    (line,) = lines_for(reserved, settings(), UNACKED)
+    assert "reserved (worker_prefetch_multiplier=4 (Celery default)) and not yet started" in line
 
 
 def test_a_redelivery_loop_names_acks_and_threshold() -> None:

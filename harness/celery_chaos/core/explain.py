@@ -141,11 +141,39 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
     return f"{died} and its message was not acknowledged ({settings.show('task_acks_late')})"
 
 
+def _live_holder(task: TaskReport, facts: Facts) -> str:
+    """An unacked message a live worker holds (requeued after its pool process died and
+    delivered again, or prefetched while no worker died): it runs when that worker gets to it,
+    not after the visibility timeout."""
+    last, settings, live = last_attempt(task), facts.settings, facts.clock.live_workers()
+    head = "its message is unacknowledged in Redis, held by a live worker"
+    if last is None and not facts.clock.dead and live:
+        return (
+            f"{head}: reserved ({settings.show('worker_prefetch_multiplier')}) and not yet"
+            f" started when {facts.run_end()}; would change it: a longer timeout, or"
+            " worker_prefetch_multiplier=1 so that a busy worker reserves no more"
+        )
+    fault = facts.clock.faults.get(last.interrupted_by) if last is not None else None
+    whole = fault is not None and fault.get("kind") in WORKER_KILLING
+    if last is None or last.died is None or whole or last.worker not in live:
+        return ""
+    return (
+        f"{head}: {how_it_died(last, facts)}, and with {settings.show('task_acks_late')} +"
+        f" {settings.show('task_reject_on_worker_lost')} the worker put the message back and"
+        f" {last.worker} (alive) took it again, but had not started it when {facts.run_end()};"
+        " it would run it (the visibility timeout matters only if that worker dies too);"
+        " would change it: a longer timeout"
+    )
+
+
 def _unacked(task: TaskReport, facts: Facts) -> str:
     """Redis: the message comes back after the visibility timeout, at the next restore sweep
     of a live worker; say which of those the run's end came before."""
     sweep, clock = facts.sweep, facts.clock
     last = last_attempt(task)
+    held = _live_holder(task, facts)
+    if held:
+        return held
     delivered = last.started if last is not None else task.dispatched
     why = f"its message sits in Redis's unacked set: {_why_unacked(task, facts)}"
     rule = (
@@ -202,8 +230,15 @@ def _sweep_timing(restorable: float, facts: Facts) -> str:
 # --- duplicate_executions, redelivery_loop, stuck_locks ------------------------------------------
 
 
+def _ran_for(attempt: Attempt, facts: Facts) -> float:
+    """How long an attempt ran: to its end, its death, or the run's end."""
+    stop = attempt.ended or attempt.died or facts.clock.end or attempt.started
+    return stop - attempt.started
+
+
 def _duplicated(task: TaskReport, facts: Facts) -> str:
     done = [a for a in task.attempts if a.state == "SUCCESS"]
+    head = f"it completed {len(done)} times ({len(task.attempts)} attempts)"
     overlap = next(
         (
             (a, b)
@@ -218,24 +253,29 @@ def _duplicated(task: TaskReport, facts: Facts) -> str:
         for f in facts.clock.faults.values()
         if f.get("kind") in NETWORK_FAULTS and f.get("status") == "injected"
     ]
-    head = f"it completed {len(done)} times ({len(task.attempts)} attempts)"
     if overlap is not None and network:
         return (
             f"{head}: {facts.clock.fault_text(network[0].get('fault'))} cut the worker off its"
-            " broker while attempt"
-            f" {overlap[0].attempt} ran; on reconnect Kombu restored the unacknowledged message"
-            " and the first run went on; would change it:"
+            f" broker while attempt {overlap[0].attempt} ran; on reconnect Kombu restored the"
+            " unacknowledged message and the first run went on; would change it:"
             " worker_cancel_long_running_tasks_on_connection_loss=True, an idempotent task"
         )
-    if overlap is not None and facts.settings.broker == "redis":
-        first, second = overlap
+    visibility = facts.sweep.visibility
+    over = [
+        (a, b)
+        for a in task.attempts
+        for b in task.attempts[a.attempt :]
+        if _ran_for(a, facts) > visibility and b.started > a.started
+    ]
+    if facts.settings.broker == "redis" and over:
+        first, again = over[0]
         return (
-            f"{head}: attempt {second.attempt} started at {facts.at(second.started)} while"
-            f" attempt {first.attempt} (started at {facts.at(first.started)}) still ran: the"
-            f" task ran longer than {facts.sweep.visibility_text()}, so {facts.sweep.text()}"
-            " handed the still-unacknowledged message to a worker again; would change it: a"
-            " visibility_timeout above the longest task and ETA/countdown, and a"
-            f" task_time_limit below it ({facts.settings.show('task_time_limit')})"
+            f"{head}: attempt {first.attempt} ran {_ran_for(first, facts):.1f}s, longer than"
+            f" {facts.sweep.visibility_text()}, so {facts.sweep.text()} gave its"
+            " still-unacknowledged message back while it ran, and attempt"
+            f" {again.attempt} (started at {facts.at(again.started)}) ran it again;"
+            " would change it: a visibility_timeout above the longest task and ETA/countdown,"
+            f" and a task_time_limit below it ({facts.settings.show('task_time_limit')})"
         )
     return (
         f"{head}: a later attempt ran a task that had already succeeded: its acknowledgement"
