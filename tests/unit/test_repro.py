@@ -235,3 +235,4 @@ def test_the_repro_page_says_what_the_console_says_and_no_expectation(tmp_path: 
     assert "document lock (redis): HELD: lock:doc:42" in page
     assert "the message was acknowledged &lt;early&gt;" in page  # the anomaly's why
     assert "Unmet" not in page and 'id="expectations"' not in page
+    assert "Your app's own configuration" in page and "Celery's defaults" not in page
