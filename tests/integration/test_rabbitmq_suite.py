@@ -24,6 +24,7 @@ from celery_chaos.backends.local.rabbitmq_server import (
     owner_marker,
 )
 from celery_chaos.backends.rabbitmq_broker import ctl_rows
+from celery_chaos.core.outcome import failure_message
 from celery_chaos.core.scenario import load_suite, with_broker_kind
 from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
 
@@ -67,9 +68,13 @@ def _no_node_left(deadline: float = 5.0) -> list[str]:
 def _run(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
     scenario = DEFAULT.get(scenario_name) or RABBITMQ_ONLY[scenario_name]
     scenario = with_broker_kind(scenario, "rabbitmq")
-    options = RunOptions(report_dir=tmp_path, on_finish=on_finish)
+    options = RunOptions(report_dir=tmp_path, on_finish=on_finish, strict=True)
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
-    assert result.status == PASSED, (result.reason, result.verdicts and result.verdicts.counts)
+    # strict: a non-zero anomaly verdict the scenario does not name fails it (README: Strict)
+    assert result.status == PASSED, (
+        failure_message(result),
+        result.verdicts and result.verdicts.counts,
+    )
     assert result.versions["broker"].startswith("rabbitmq 3.")
     left = _no_node_left()
     assert not left, f"a RabbitMQ node outlived its run: {left}"
