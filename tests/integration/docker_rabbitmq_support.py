@@ -17,6 +17,7 @@ import docker.errors
 import pytest
 from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
 from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
+from celery_chaos.core.outcome import failure_message
 from celery_chaos.core.scenario import Scenario, load_suite, with_broker_kind
 from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
 
@@ -70,11 +71,14 @@ def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
     require_pool(scenario.workers.pool)
     run_ids: list[str] = []
     options = RunOptions(
-        backend="docker", report_dir=tmp_path, on_finish=lambda b: run_ids.append(b.run_id)
+        backend="docker",
+        report_dir=tmp_path,
+        on_finish=lambda b: run_ids.append(b.run_id),
+        strict=True,  # a non-zero anomaly verdict the scenario does not name fails it
     )
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     counts = result.verdicts and result.verdicts.counts
-    assert result.status == PASSED, (result.reason, counts, result.expectations)
+    assert result.status == PASSED, (failure_message(result), counts, result.expectations)
     assert result.versions["broker"].startswith("rabbitmq 3."), result.versions
     (run_id,) = run_ids
     left = docker_client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})

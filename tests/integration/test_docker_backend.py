@@ -17,6 +17,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
+from celery_chaos.core.outcome import failure_message
 from celery_chaos.core.scenario import load_file
 from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
 from testcontainers.core.config import testcontainers_config
@@ -35,14 +36,19 @@ def _images() -> None:
 
 
 def run(path: Path, tmp_path: Path) -> ScenarioResult:
-    """Run a scenario on docker; afterwards, no container of that run is left (other test
-    processes may run docker scenarios of their own at the same time: only ours count)."""
+    """Run a default-suite scenario on docker, strict (README: Strict); afterwards, no container
+    of that run is left (other test processes may run docker scenarios of their own at the same
+    time: only ours count)."""
     run_ids: list[str] = []
     options = RunOptions(
-        backend="docker", report_dir=tmp_path, on_finish=lambda b: run_ids.append(b.run_id)
+        backend="docker",
+        report_dir=tmp_path,
+        on_finish=lambda b: run_ids.append(b.run_id),
+        strict=True,
     )
     result = run_scenario(load_file(path), options, tmp_path, log=lambda _: None)
     assert result.verdicts is not None, result.reason
+    assert not result.unclaimed, failure_message(result)
     assert run_ids and labelled_containers(run_ids[0]) == []  # everything removed after the run
     return result
 
