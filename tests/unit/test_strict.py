@@ -43,7 +43,7 @@ def judged(history: list[dict[str, Any]], strict: bool, **changes: Any) -> Scena
         changes["strict"] = changes.pop("strict_field")
     scenario = parse_scenario(copy.deepcopy(BASE) | changes, "inline")
     result = ScenarioResult(scenario, PASSED, 1, "local", Path("/tmp/x"))
-    result.strict = strict or scenario.strict
+    result.strict = strict if scenario.strict is None else scenario.strict
     result.verdicts = check(history, BrokerState())
     expect = expected_for(scenario, {"broker": "redis", "celery": "5.6.0"})
     result.expectations = evaluate(expect, result.verdicts.counts)
@@ -83,6 +83,31 @@ def test_the_scenario_field_makes_it_strict_and_naming_every_anomaly_passes() ->
     assert field.status == FAILED and field.unclaimed == ["stuck_locks"]
     named = judged(KILLED_HOLDER, strict=True, expect={"ok": 1, "lost": 1, "stuck_locks": 1})
     assert named.status == PASSED and named.unclaimed == []
+    opted_out = judged(KILLED_HOLDER, strict=True, expect={"ok": 1, "lost": 1}, strict_field=False)
+    assert opted_out.status == PASSED and opted_out.unclaimed == ["stuck_locks"]
+
+
+def test_the_runner_takes_the_scenario_field_over_the_run_option(tmp_path: Path) -> None:
+    """``strict: true``/``false`` decide; a scenario that says nothing follows ``--strict``."""
+    from celery_chaos.run import runner
+
+    calls = {}
+    for field in (None, True, False):
+        for option in (False, True):
+            data = copy.deepcopy(BASE) | ({} if field is None else {"strict": field})
+            scenario = parse_scenario(data, "inline")
+            # an unknown backend: the run ends at once (error), strict already decided
+            options = runner.RunOptions(backend="no-such-backend", strict=option)
+            result = runner.run_scenario(scenario, options, tmp_path, log=lambda _: 0)
+            calls[(field, option)] = result.strict
+    assert calls == {
+        (None, False): False,
+        (None, True): True,
+        (True, False): True,
+        (True, True): True,
+        (False, False): False,
+        (False, True): False,
+    }
 
 
 def test_a_verdict_named_only_by_an_expect_when_that_applies_is_claimed() -> None:

@@ -4,9 +4,9 @@ Statuses, from the history and the expectations only:
 
 - ``passed``: every fault fired and every expectation was met.
 - ``failed``: an expectation was not met, every fault fired; or the run is *strict* (the
-  scenario's ``strict: true``, ``run --strict``, ``--chaos-strict``) and an anomaly verdict
-  (:data:`celery_chaos.core.expectations.ANOMALIES`) is non-zero without being named in the
-  expectations that apply: a finding nobody claimed is never a pass.
+  scenario's ``strict: true``; ``run --strict``/``--chaos-strict`` unless it says ``strict:
+  false``) and an anomaly verdict (:data:`celery_chaos.core.expectations.ANOMALIES`) is non-zero
+  without being named in the expectations that apply: a finding nobody claimed is never a pass.
 - ``inconclusive``: a fault was ``skipped`` (no target) or ``failed`` (its injection raised):
   the run did not test what the scenario claims, whatever the verdicts say.
 - ``not_runnable``: this backend/host cannot inject a fault of the scenario.

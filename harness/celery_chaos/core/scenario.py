@@ -69,7 +69,9 @@ class Scenario(Strict):
     exclusive: bool = False
     storm: StormSpec | None = None
     # Every non-zero anomaly verdict must be named in expect/expect_when (README: Strict).
-    strict: bool = False
+    # None: as the run says (--strict); false: never, even under --strict (e.g. a storm, whose
+    # expectation is only the settings' promise and whose other findings are measured).
+    strict: bool | None = None
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:

@@ -171,7 +171,7 @@ def run_scenario(
     seed = pick_seed(scenario.seed, options.seed)
     scenario = storm.expand(scenario, seed)  # a storm becomes a fixed schedule drawn from seed
     result = ScenarioResult(scenario, ERROR, seed, options.backend, run_root / scenario.name)
-    result.strict = options.strict or scenario.strict
+    result.strict = options.strict if scenario.strict is None else scenario.strict
     result.versions = versions.library_versions()
     log(f"== {scenario.name} (backend {options.backend}, seed {seed})")
     history = _execute(result, options, lambda line: log(mask_text(line)))
