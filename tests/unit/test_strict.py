@@ -69,6 +69,7 @@ def test_strict_fails_on_an_unclaimed_anomaly_naming_it_and_its_offenders() -> N
     assert result.unclaimed == ["stuck_locks"]
     assert result.status == FAILED
     assert failure_message(result) == "unclaimed: stuck_locks = 1 (lock doc:doc-0 (owner t0))"
+    assert result.reason == failure_message(result)  # what result.json and report.html show
 
 
 def test_without_strict_an_unclaimed_anomaly_is_recorded_but_passes() -> None:

@@ -140,9 +140,11 @@ def conclude(result: ScenarioResult, unproven: list[str]) -> None:
         unmet = unmet_text(result)
         result.reason = "; ".join(unproven) + (f"; also unmet: {unmet}" if unmet else "")
     else:
-        failed = result.unmet or (result.strict and result.unclaimed)
-        result.status = FAILED if failed else PASSED
-        result.reason = ""
+        unclaimed = result.strict and bool(result.unclaimed)
+        result.status = FAILED if result.unmet or unclaimed else PASSED
+        # An unclaimed finding is not an expectation, so only the reason can carry it to
+        # every report (result.json, report.html, index.html read ``reason``).
+        result.reason = unmet_text(result) if unclaimed else ""
 
 
 def failure_message(result: ScenarioResult) -> str:
