@@ -175,3 +175,27 @@ def test_every_command_audit_prints_works_as_printed(installed: Installed) -> No
     printed = shlex.split("celery-chaos run --only defaults-child-kill")
     done = installed.run(*printed, "--report-dir", str(installed.empty.parent / "audit-reports"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_green_pool_scenarios_are_skipped_without_their_extras(installed: Installed) -> None:
+    """Issue 17: no extras installed, the built-in gevent/eventlet scenarios are skipped with the
+    install hint and the run exits 0; ``--require-all`` (a job that must run everything) exits
+    2."""
+    probe = "import importlib.util as u; print(u.find_spec('gevent'), u.find_spec('eventlet'))"
+    assert installed.run(str(installed.python), "-c", probe).stdout.split() == ["None", "None"]
+    green = ["--only", "gevent-kill-is-whole-worker", "--only", "eventlet-kill-is-whole-worker"]
+    reports = installed.empty.parent / "green-reports"
+    done = installed.run("celery-chaos", "run", *green, "--report-dir", str(reports))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0/2 scenarios met their expectations, 2 skipped" in done.stdout
+    for name, pool in (
+        ("gevent-kill-is-whole-worker", "gevent"),
+        ("eventlet-kill-is-whole-worker", "eventlet"),
+    ):
+        result = json.loads((reports / "latest" / name / "result.json").read_text())
+        hint = f"workers.pool {pool}: not installed (pip install 'celery-chaos[{pool}]')"
+        assert (result["status"], result["reason"]) == ("skipped", hint)
+    required = installed.run(
+        "celery-chaos", "run", *green, "--require-all", "--report-dir", str(reports)
+    )
+    assert required.returncode == 2, required.stdout + required.stderr
