@@ -241,10 +241,9 @@ def repro(
 
     if worker_image and backend != "docker":
         raise UsageProblem("--worker-image: only with --backend docker")
-    given = {"app": app_spec, "task": task, "fault": fault, "at": at, "workers": workers}
-    given |= {"concurrency": concurrency, "pool": pool, "timeout": timeout, "broker": broker}
-    given |= {"workflow": workflow_json, "member": member, "duration": duration}
-    given |= {"latency": latency, "worker_args": worker_args}
+    given = dict(app=app_spec, task=task, fault=fault, at=at, workers=workers, pool=pool)
+    given |= dict(concurrency=concurrency, timeout=timeout, broker=broker, workflow=workflow_json)
+    given |= dict(member=member, duration=duration, latency=latency, worker_args=worker_args)
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     _writable_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}
