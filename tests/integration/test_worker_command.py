@@ -8,6 +8,8 @@ queue instead of starting one of them while it dies (celery#10180, fixed in Cele
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from celery_chaos.run.runner import RunOptions, run_scenario
 pytestmark = pytest.mark.integration
 TEAM_ARGS = ["-O", "fair", "--prefetch-multiplier", "1", "--without-mingle"]
 WITHOUT = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scenario(name: str, workers: dict[str, Any], **more: Any) -> Scenario:
@@ -111,3 +114,26 @@ def test_sigterm_returns_prefetched_messages_with_celerys_defaults(tmp_path: Pat
     assert dying not in by_worker, f"a prefetched task started on the dying worker: {by_worker}"
     assert len(set(by_worker.get(replacement, []))) == 4
     assert result.verdicts.counts["ok"] == 5 and result.verdicts.counts["lost"] == 0
+
+
+def test_repro_worker_args_start_the_teams_worker(tmp_path: Path) -> None:
+    """``repro --worker-args``: a whole command line, as a Procfile holds it."""
+    line = "celery -A examples.ingest_app.app:app worker -P threads -c 1 -O fair --without-gossip"
+    done = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "repro", "--app", "examples.ingest_app.app:app"]
+        + ["--task", "ingest_app.ingest", "--args", "[3]", "--at", "checkpoint:part-2"]
+        + ["--worker-args", line, "--timeout", "30", "--report-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # a verdict, either way
+    result = json.loads(next(tmp_path.glob("*/repro-*/result.json")).read_text())
+    assert (result["config"]["workers"]["pool"], result["config"]["workers"]["concurrency"]) == (
+        "threads",
+        1,
+    )
+    for argv in result["worker_commands"].values():
+        assert argv[-3:] == ["-O", "fair", "--without-gossip"], argv
+        assert argv[argv.index("-P") + 1] == "threads" and "--without-heartbeat" not in argv
