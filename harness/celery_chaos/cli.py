@@ -31,6 +31,7 @@ from celery_chaos.cli_common import (
 )
 from celery_chaos.cli_common import load_scenarios as _load
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
+from celery_chaos.cli_schema import schema
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import BROKER_KINDS, with_broker_kind
@@ -302,6 +303,7 @@ main.add_command(repro)
 main.add_command(audit_app)
 main.add_command(matrix)
 main.add_command(report_group)
+main.add_command(schema)
 
 
 if __name__ == "__main__":  # pragma: no cover
