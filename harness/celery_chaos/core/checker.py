@@ -52,9 +52,12 @@ Run-wide findings, each counted once per offending item:
   redelivered (or retried) attempt takes it over and releases it. It is listed as held, not
   counted; the ``pending`` task is the finding.
 - ``unexpected``: a task id that executed but was never dispatched.
-- ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault of a
-  killing kind (kill_worker, restart_worker, terminate, quit, oom) had hit that worker before:
-  Celery's "Unrecoverable error" after a broker restart, a crash in the consumer, a signal.
+- ``worker_crashes``: a worker main process that exited (``worker_exit``) although no fault
+  carried out on that worker before had an effect that takes the whole worker down (its ``fault``
+  event blames the worker, ``blame: "worker"``: kill_worker, restart_worker, terminate, quit, and
+  kill_child on a pool without child processes; or an oom, which may kill any process of the
+  worker's cgroup; :mod:`celery_chaos.core.crashes`): Celery's "Unrecoverable error" after a
+  broker restart, a crash in the consumer, a signal.
 
 - ``revoked_but_ran``: a revoked task (``revoke`` event) with an attempt that started after the
   revoke was recorded: the worker should have discarded it (e.g. a restart forgot the revoke
