@@ -160,6 +160,21 @@ def test_a_still_running_attempt_names_the_time_limit() -> None:
     assert "task_time_limit=None (Celery default): nothing bounds" in line
 
 
+def test_an_earlier_attempt_still_running_is_named_when_the_last_died() -> None:
+    """Pending because attempt 1 still runs (checker: any running attempt), although attempt 2,
+    started on another worker, died: the line names attempt 1, never 'it never ran'."""
+    history = [
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        start("a", 2, 1.0, pid=200, worker=REPLACEMENT),
+        event(h.PROCESS_EXIT, 1.5, task_id="a", attempt=2, pid=200, worker=REPLACEMENT),
+        event(h.RUN_END, 3.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings())
+    assert "attempt 1 on w0@chaos-test (started at 0.1s) was still running" in line
+    assert "never ran" not in line
+
+
 def child_killed(failures: list[str]) -> list[dict]:
     history = [
         dispatch("a", 0, ts=0.0),

@@ -73,9 +73,11 @@ def explain(verdicts: Verdicts, history: list[h.Event], settings: RunSettings) -
 
 
 def _pending(task: TaskReport, facts: Facts) -> str:
-    last = last_attempt(task)
-    if last is not None and last.running:
-        return _still_running(last, facts)
+    # Any running attempt, not only the last: the checker calls a task pending while one runs
+    # (e.g. attempt 1 still runs on a cut-off worker while attempt 2's process died).
+    running = [a for a in task.attempts if a.running]
+    if running:
+        return _still_running(running[-1], facts)
     where = task.in_broker
     if "unacked" in where and facts.settings.broker == "rabbitmq":
         return (
