@@ -240,6 +240,25 @@ def test_a_duplicate_within_the_visibility_timeout_is_a_lost_ack() -> None:
     assert "its acknowledgement never reached the broker" in line
 
 
+def test_an_attempt_that_died_before_the_next_began_is_no_overlap() -> None:
+    """A partition in the run, but attempt 1 died before attempt 2 started: no attempt was cut
+    off while another ran, so the line must not say 'the first run went on'."""
+    history = [
+        dispatch("a", 0, ts=0.0),
+        fault(0, 0.2, [], kind="partition", worker=WORKER, offset=0.2),
+        start("a", 1, 0.1),
+        process_exit("a", 1, 0.5, reason="SIGSEGV"),
+        start("a", 2, 1.0),
+        end("a", 2, 1.2),
+        start("a", 3, 1.5),
+        end("a", 3, 1.7),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    (line,) = lines_for(history, settings({"visibility_timeout": 2}))
+    assert line.startswith("duplicate_executions #0 ")
+    assert "the first run went on" not in line
+
+
 def test_a_message_requeued_to_a_live_worker_is_not_blamed_on_the_timeout() -> None:
     """Measured on scenario 08 (poison): the pool process died, reject_on_worker_lost put the
     message back, the same live worker took it again and the run ended before it started it."""

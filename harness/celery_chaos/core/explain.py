@@ -238,6 +238,12 @@ def _ran_for(attempt: Attempt, facts: Facts) -> float:
     return stop - attempt.started
 
 
+def _running_at(attempt: Attempt, moment: float) -> bool:
+    """Whether ``attempt`` was still running at ``moment`` (neither ended nor died before)."""
+    stop = attempt.ended if attempt.ended is not None else attempt.died
+    return stop is None or moment < stop
+
+
 def _duplicated(task: TaskReport, facts: Facts) -> str:
     done = [a for a in task.attempts if a.state == "SUCCESS"]
     head = f"it completed {len(done)} times ({len(task.attempts)} attempts)"
@@ -246,7 +252,7 @@ def _duplicated(task: TaskReport, facts: Facts) -> str:
             (a, b)
             for a in task.attempts
             for b in task.attempts
-            if b.started > a.started and (a.ended is None or b.started < a.ended)
+            if b.started > a.started and _running_at(a, b.started)
         ),
         None,
     )
