@@ -133,6 +133,22 @@ def test_green_pools_restore_only_on_an_empty_poll() -> None:
     assert "polling_interval" in line
 
 
+def test_a_kill_child_on_a_threads_pool_took_the_whole_worker() -> None:
+    """On solo/threads (not only gevent/eventlet) kill_child kills the worker itself
+    (fault_kinds.WHOLE_WORKER_POOLS): nobody is left to ack or reject the message."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.05),
+        start("a", 1, 0.1),
+        fault(0, 0.6, [("a", 1)], worker=WORKER, blame="worker", offset=0.6),
+        process_exit("a", 1, 0.62),
+        event(h.WORKER_EXIT, 0.65, worker=WORKER),
+        event(h.RUN_END, 5.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings(pool="threads"), UNACKED)
+    assert "taking the whole worker with it" in line
+
+
 def test_a_prefetched_task_names_the_prefetch_multiplier() -> None:
     history = killed_worker_history(run_end=20.0)
     history.insert(2, dispatch("b", 1, ts=0.06))

@@ -27,6 +27,7 @@ from celery_chaos.core.explain_facts import (
     task_name,
 )
 from celery_chaos.core.explain_lost import lost_reason
+from celery_chaos.core.fault_kinds import WHOLE_WORKER_POOLS
 from celery_chaos.core.verdicts import Attempt, TaskReport, Verdicts
 
 EXPLAINED = ("pending", "lost", "duplicate_executions", "redelivery_loop", "stuck_locks")
@@ -131,8 +132,9 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
             f" {last.worker or 'a worker'}, which died before it was due"
         )
     fault = facts.clock.faults.get(last.interrupted_by) if last.interrupted_by is not None else None
+    # On a pool without child processes the attempt's process is the worker's own.
     whole = fault is not None and (
-        fault.get("kind") in WORKER_KILLING or settings.pool in GREEN_POOLS
+        fault.get("kind") in WORKER_KILLING or settings.pool in WHOLE_WORKER_POOLS
     )
     died = how_it_died(last, facts) if last.died is not None else "its worker died"
     if whole:
