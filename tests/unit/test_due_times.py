@@ -26,6 +26,9 @@ def test_a_countdown_or_eta_dispatch_is_due_that_many_seconds_after_it_is_sent()
     assert due_time({"countdown": 4}, 100.0) == 104.0
     assert due_time({"eta": 2.5}, 100.0) == 102.5  # a scenario's eta is an offset in seconds
     assert due_time({"priority": 3}, 100.0) is None
+    # both given: Celery's as_task_v2 turns a non-zero countdown into the ETA, replacing eta
+    assert due_time({"eta": 2.5, "countdown": 6}, 100.0) == 106.0
+    assert due_time({"eta": 2.5, "countdown": 0}, 100.0) == 102.5
 
 
 def test_a_retry_is_due_at_its_countdown_or_its_eta() -> None:

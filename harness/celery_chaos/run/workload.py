@@ -162,8 +162,10 @@ def send(client: Celery, ledger: Ledger, dispatch: Dispatch) -> None:
 def due_time(options: dict[str, Any], now: float) -> float | None:
     """When a task sent at epoch ``now`` with these options may run at the earliest (epoch
     seconds): its countdown or ETA (a scenario's ``eta`` is an offset in seconds, like
-    :func:`_send_options` sends it). None: at once. The run may not end before it (run.loop)."""
-    delay = options.get("eta", options.get("countdown"))
+    :func:`_send_options` sends it). None: at once. The run may not end before it (run.loop).
+    A non-zero countdown wins over an eta, as Celery's ``amqp.as_task_v2`` makes it."""
+    countdown, eta = options.get("countdown"), options.get("eta")
+    delay = countdown if countdown or eta is None else eta
     return None if delay is None else now + float(delay)
 
 
