@@ -236,3 +236,17 @@ def test_the_repro_page_says_what_the_console_says_and_no_expectation(tmp_path: 
     assert "the message was acknowledged &lt;early&gt;" in page  # the anomaly's why
     assert "Unmet" not in page and 'id="expectations"' not in page
     assert "Your app's own configuration" in page and "Celery's defaults" not in page
+
+
+def test_the_repro_states_the_sweep_as_the_installed_kombu_runs_it(monkeypatch) -> None:
+    """Kombu before 5.7 ignores unacked_restore_interval/throttle: the settings line says so,
+    as audit and the explanation lines (result.versions) do, never a 1 s sweep it does not run."""
+    from celery_chaos.tools.repro import verdict
+    from celery_chaos.tools.repro.app import AppView
+
+    transport = {"visibility_timeout": 15, "unacked_restore_interval": 1}
+    view = AppView({"broker_transport_options": transport}, None, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(verdict, "installed_kombu", lambda: "5.6.2")
+    assert "Kombu before 5.7 ignores both options" in verdict._visibility(view)
+    monkeypatch.setattr(verdict, "installed_kombu", lambda: "5.7.0")
+    assert "restore sweep every 10s" in verdict._visibility(view)

@@ -12,6 +12,7 @@ from celery_chaos.core.explain import explain
 from celery_chaos.core.explain_facts import RunSettings, sweep_of
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.tools import audit
+from celery_chaos.tools.audit.settings import installed_kombu
 from celery_chaos.tools.repro.app import AppView
 from celery_chaos.tools.repro.spec import (
     EXIT_OK,
@@ -52,7 +53,7 @@ def _visibility(view: AppView, overrides: dict[str, Any] | None = None) -> str:
     dead worker's message comes back)."""
     transport = view.settings.get("broker_transport_options") or {}
     value = transport.get("visibility_timeout")
-    sweep = f"; {sweep_of(transport).text()}"
+    sweep = f"; {sweep_of(transport, installed_kombu()).text()}"  # as audit and explain say it
     if not value:
         return f"visibility_timeout=3600s (Kombu default){sweep}"
     given = " (--set)" if "broker_transport_options" in (overrides or {}) else ""
