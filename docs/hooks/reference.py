@@ -7,7 +7,9 @@ A page asks for one with an HTML comment on a line of its own:
   ``celery-chaos schema`` prints (itself read off the pydantic models);
 - ``<!-- anomalies -->``: the anomaly verdicts a strict scenario must name
   (``core.expectations.ANOMALIES``);
-- ``<!-- docstring: MODULE -->``: a module's docstring (the checker's semantics live there).
+- ``<!-- docstring: MODULE -->``: a module's docstring (the checker's semantics live there);
+- ``<!-- include: README.md#Heading -->``: one ``##`` section of the project's README (the
+  concept table lives there, where every contributor reads it first).
 
 The built site also carries ``scenario.schema.json`` for editors.
 """
@@ -21,12 +23,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-MARKER = re.compile(r"^<!-- (fault-kinds|scenario-schema|anomalies|docstring: [\w.]+) -->$", re.M)
+MARKER = re.compile(
+    r"^<!-- (fault-kinds|scenario-schema|anomalies|docstring: [\w.]+|include: [\w.]+#[^>]+) -->$",
+    re.M,
+)
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
-    """Replace each marker by what the code says today."""
-    return MARKER.sub(lambda match: _render(match.group(1)), markdown)
+def on_page_markdown(markdown: str, page: Any, config: Any, **_: Any) -> str:
+    """Replace each marker by what the code (or README) says today."""
+    root = Path(config["config_file_path"]).parent
+    depth = page.file.src_uri.count("/")
+    return MARKER.sub(lambda match: _render(match.group(1), root, depth), markdown)
 
 
 def on_post_build(config: Any, **_: Any) -> None:
@@ -37,7 +44,10 @@ def on_post_build(config: Any, **_: Any) -> None:
     target.write_text(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
 
-def _render(what: str) -> str:
+def _render(what: str, root: Path, depth: int) -> str:
+    if what.startswith("include: "):
+        path, heading = what.split(": ", 1)[1].split("#", 1)
+        return readme_section((root / path).read_text(encoding="utf-8"), heading, depth)
     if what == "fault-kinds":
         return fault_kinds_table()
     if what == "scenario-schema":
@@ -48,6 +58,13 @@ def _render(what: str) -> str:
         return ", ".join(f"`{name}`" for name in ANOMALIES) + "."
     module = importlib.import_module(what.split(": ", 1)[1])
     return rst_to_markdown(inspect.getdoc(module) or "")
+
+
+def readme_section(text: str, heading: str, depth: int) -> str:
+    """The body of ``## heading``, its links into ``docs/`` made relative to the page."""
+    body = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0].strip()
+    up = "../" * depth
+    return body.replace("](docs/", f"]({up}")
 
 
 def rst_to_markdown(text: str) -> str:
