@@ -228,6 +228,23 @@ def test_lost_after_a_broker_restart_without_persistence() -> None:
     assert "broker persistence: aof" in line
 
 
+def test_a_broker_restart_before_the_dispatch_is_not_blamed() -> None:
+    """A storm restarts the broker, then a task sent later is killed with early acks: the line
+    names the kill and the acks mode, not a restart that came before its message existed."""
+    history = [
+        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
+        dispatch("a", 0, ts=1.0),
+        start("a", 1, 1.1),
+        fault(1, 1.5, [("a", 1)], offset=1.5),
+        process_exit("a", 1, 1.55),
+        event(h.TASK_FAILURE, 1.6, task_id="a", exc_type="WorkerLostError"),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    (line,) = lines_for(history, RunSettings())
+    assert "restarted the redis broker" not in line
+    assert "the message was acknowledged before the task ran" in line
+
+
 def test_an_apps_own_settings_are_never_claimed_as_celery_defaults() -> None:
     unknown = RunSettings(defaults_known=False)
     (line,) = lines_for(child_killed([]), unknown)

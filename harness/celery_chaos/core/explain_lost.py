@@ -64,10 +64,14 @@ def _timed_out(task: TaskReport, facts: Facts) -> str:
 
 
 def _broker_restart(task: TaskReport, facts: Facts) -> str:
+    # A restart before the task was sent cannot have forgotten its message.
+    sent = task.dispatched
     restarts = [
         f
         for f in facts.clock.faults.values()
-        if f.get("kind") in BROKER_FAULTS and f.get("status") == "injected"
+        if f.get("kind") in BROKER_FAULTS
+        and f.get("status") == "injected"
+        and (sent is None or f["ts"] >= sent)
     ]
     if not restarts:
         return ""
