@@ -73,6 +73,14 @@ def test_a_retry_countdown_is_pending_until_the_next_attempt_starts() -> None:
     )
 
 
+def test_a_retry_whose_attempt_number_is_unknown_still_holds_the_end() -> None:
+    """The agent records ``attempt: None`` when it cannot tell the attempt (attempt_end with no
+    current attempt): the retry is held until the attempt after the latest one starts."""
+    history = [dispatch(A, 0), start(A, 1, 0.1), {**retried(1, 0.2, 5.0), "attempt": None}]
+    assert observed(*history).pending(1.0) == [A]
+    assert observed(*history, start(A, 2, 5.0)).pending(1.0) == []
+
+
 def test_a_task_that_ended_terminally_is_held_by_nobody() -> None:
     history = [held(0.0, 5.0), end(A, 1, 0.5, state="FAILURE")]  # e.g. reported by the worker
     assert observed(*history).pending(1.0) == []

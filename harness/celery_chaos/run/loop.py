@@ -138,7 +138,10 @@ class DueTimes:
         elif kind == h.DISPATCH and event.get("due") is not None:
             self.due[task_id] = (0, float(event["due"]))
         elif kind == h.ATTEMPT_END and event.get("state") == "RETRY" and event.get("due"):
-            self.due[task_id] = (event.get("attempt") or 0, float(event["due"]))
+            # an attempt the agent could not number is taken as the latest one started (as 0,
+            # any start would count as the retry's and the held retry would hold nothing)
+            after = event.get("attempt") or self.started.get(task_id, 0)
+            self.due[task_id] = (after, float(event["due"]))
         elif kind == h.ATTEMPT_END and event.get("state") in TERMINAL_STATES:
             self.due.pop(task_id, None)
         after, _ = self.due.get(task_id, (None, 0.0))
