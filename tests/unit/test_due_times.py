@@ -86,6 +86,13 @@ def test_a_task_that_ended_terminally_is_held_by_nobody() -> None:
     assert observed(*history).pending(1.0) == []
 
 
+def test_an_older_attempts_late_end_does_not_release_a_newer_retry() -> None:
+    """Attempt 1 (cut off, still running) ends SUCCESS after attempt 2 asked for a retry: the
+    retry's message is still held and may run (a duplicate), so the end must wait for it."""
+    history = [dispatch(A, 0), start(A, 1, 0.1), start(A, 2, 0.2), retried(2, 0.3, 5.0)]
+    assert observed(*history, end(A, 1, 0.4)).pending(1.0) == [A]
+
+
 def loop_over(workers: list[str], history: list[dict[str, Any]]) -> Loop:
     """A Loop's bookkeeping only (no backend calls): its workers and the events it polled."""
     loop = Loop.__new__(Loop)

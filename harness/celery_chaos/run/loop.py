@@ -143,7 +143,9 @@ class DueTimes:
             after = event.get("attempt") or self.started.get(task_id, 0)
             self.due[task_id] = (after, float(event["due"]))
         elif kind == h.ATTEMPT_END and event.get("state") in TERMINAL_STATES:
-            self.due.pop(task_id, None)
+            after, _ = self.due.get(task_id, (0, 0.0))
+            if (event.get("attempt") or 0) >= after:  # not an older attempt's late end
+                self.due.pop(task_id, None)
         after, _ = self.due.get(task_id, (None, 0.0))
         if after is not None and self.started.get(task_id, 0) > after:
             del self.due[task_id]  # a later attempt started: the held message was run
