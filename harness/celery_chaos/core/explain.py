@@ -335,3 +335,4 @@ REASONS: dict[str, Callable[[TaskReport, Facts], str]] = {
     "duplicate_executions": _duplicated,
     "redelivery_loop": _loop,
 }
+assert set(EXPLAINED) == {*REASONS, "stuck_locks"}, "EXPLAINED names what explain() covers"
