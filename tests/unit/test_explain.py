@@ -311,6 +311,19 @@ def test_a_message_requeued_to_a_live_worker_is_not_blamed_on_the_timeout() -> N
     assert "reserved (worker_prefetch_multiplier=4 (Celery default)) and not yet started" in line
 
 
+def test_a_countdown_not_due_at_the_deadline_is_held_not_prefetched() -> None:
+    """A countdown task (dispatch ``due`` at 50 s) reserved by a live worker when the run hit its
+    30 s timeout: the line names the due time, not the prefetch multiplier."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        {**dispatch("a", 0, ts=0.0), "due": 50.0},
+        event(h.RUN_END, 30.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings(), UNACKED)
+    assert "its countdown/ETA was due only at 50.0s, after the run ended at 30.0s" in line
+    assert "prefetch" not in line
+
+
 def test_a_redelivery_loop_names_acks_and_threshold() -> None:
     history = [dispatch("a", 0, ts=0.0)]
     for n in range(1, 8):

@@ -146,11 +146,21 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
 
 
 def _live_holder(task: TaskReport, facts: Facts) -> str:
-    """An unacked message a live worker holds (requeued after its pool process died and
-    delivered again, or prefetched while no worker died): it runs when that worker gets to it,
-    not after the visibility timeout."""
+    """An unacked message a live worker holds (a countdown/ETA not due at the end, requeued
+    after its pool process died and delivered again, or prefetched while no worker died): it
+    runs when that worker gets to it, not after the visibility timeout."""
     last, settings, live = last_attempt(task), facts.settings, facts.clock.live_workers()
     head = "its message is unacknowledged in Redis, held by a live worker"
+    due, end = facts.clock.due.get(task.task_id), facts.clock.end
+    waiting = last is None or last.state == "RETRY"  # its countdown/ETA message never started
+    held = live and not facts.clock.dead  # every worker alive: one of them holds it
+    if waiting and held and due is not None and end is not None and due > end:
+        return (
+            f"{head}: its countdown/ETA was due only at {facts.at(due)}, after {facts.run_end()};"
+            " a worker keeps such a message reserved, unacknowledged, until it is due (the run"
+            " waits for it only up to its timeout); would change it: a timeout past"
+            f" {facts.at(due)}"
+        )
     if last is None and not facts.clock.dead and live:
         return (
             f"{head}: reserved ({settings.show('worker_prefetch_multiplier')}) and not yet"

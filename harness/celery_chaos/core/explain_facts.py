@@ -156,6 +156,8 @@ class Clock:
     ready: dict[str, float] = field(default_factory=dict)  # worker -> when it last became ready
     dead: dict[str, float] = field(default_factory=dict)  # worker -> when it exited or was killed
     faults: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> fault event
+    # task_id -> when its latest countdown/ETA message is due (``due`` of dispatch / RETRY end)
+    due: dict[str, float] = field(default_factory=dict)
 
     def t(self, ts: float | None) -> float | None:
         return None if ts is None else ts - self.origin
@@ -192,6 +194,8 @@ def clock_of(history: list[h.Event]) -> Clock:
             clock.ready[event["worker"]] = event["ts"]
         elif kind == h.WORKER_EXIT and event.get("worker"):
             clock.dead[event["worker"]] = event["ts"]
+        elif kind in (h.DISPATCH, h.ATTEMPT_END) and event.get("due") and event.get("task_id"):
+            clock.due[event["task_id"]] = float(event["due"])
         elif kind == h.RUN_END:
             clock.end, clock.end_reason = event["ts"], event.get("reason")
     dispatches = [e["ts"] for e in history if e["type"] == h.DISPATCH]
