@@ -182,7 +182,7 @@ class FakeLedger:
 def test_the_loop_records_each_worker_exit_the_backend_reaps() -> None:
     exits = [[WorkerExit("w0@x", 42, None, 9, ["Killed"])], []]
     backend = SimpleNamespace(
-        scenario=SimpleNamespace(celery={}), reap_worker_exits=lambda: exits.pop(0)
+        scenario=SimpleNamespace(celery={}), reap_worker_exits=lambda force=False: exits.pop(0)
     )
     ledger = FakeLedger()
     loop = Loop(backend, ledger, [], [], seed=1, log=lambda _: None)  # type: ignore[arg-type]

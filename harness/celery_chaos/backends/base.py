@@ -403,8 +403,9 @@ class Backend(ABC):
         ``core.exit_reasons`` (``signal:N``/``exit:N``), where the backend can tell."""
         return None
 
-    def reap_worker_exits(self) -> list[WorkerExit]:
-        """Worker main processes that exited since the last call, each reported once."""
+    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
+        """Worker main processes that exited since the last call, each reported once.
+        ``force``: look now, even where looking is rate-limited (the run's last look)."""
         return []
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:

@@ -229,8 +229,8 @@ class Loop:
         if fire:
             self.nemesis.tick(now, self.watcher.running)
 
-    def _record_worker_exits(self) -> None:
-        for gone in self.backend.reap_worker_exits():
+    def _record_worker_exits(self, force: bool = False) -> None:
+        for gone in self.backend.reap_worker_exits(force=force):
             self.ledger.record(h.WORKER_EXIT, **asdict(gone))  # the WorkerExit fields as they are
 
     def held_in_memory(self) -> bool:
@@ -297,7 +297,7 @@ class Loop:
         a worker that exited since the last pass is recorded now, before the run's end."""
         self.nemesis.give_up(self.now())
         self.nemesis.release_all()
-        self._record_worker_exits()
+        self._record_worker_exits(force=True)
 
     def history(self, keep: Keep | None = None) -> list[h.Event]:
         events = self.ledger.read_from(self.start)
@@ -308,7 +308,7 @@ class Loop:
         later in the history than in the broker, never missing from both (no false ``lost``).
         ``live``: the environment goes on (see ``Backend.broker_state``). A worker exit not
         yet recorded is reaped first: the checker must see every crash."""
-        self._record_worker_exits()
+        self._record_worker_exits(force=True)
         state = self.backend.broker_state(live=live)
         held = self.ledger.held_locks()
         if keep is not None:

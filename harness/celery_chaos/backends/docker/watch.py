@@ -81,12 +81,13 @@ class ContainerWatch:
         code, oom_killed = state.get("ExitCode"), state.get("OOMKilled")
         return f"container exited (ExitCode={code}, OOMKilled={oom_killed})"
 
-    def reap_worker_exits(self) -> list[WorkerExit]:
+    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
         """Worker containers that stopped since the last call, each once: the exit code (above
         128: the signal) and the log lines that explain it. Read at most every
-        ``ALIVE_CHECK_SECONDS`` (an engine call per worker)."""
+        ``ALIVE_CHECK_SECONDS`` (an engine call per worker) unless ``force`` (the run's last
+        look before its end and its snapshot: a crash in those last moments must be seen)."""
         now = time.monotonic()
-        if now - self._exits_checked < ALIVE_CHECK_SECONDS:
+        if not force and now - self._exits_checked < ALIVE_CHECK_SECONDS:
             return []
         self._exits_checked = now
         exits = []

@@ -231,8 +231,8 @@ class LocalBackend(Backend):
                     f"worker {worker.name} exited during startup ({code}): {tail[-1]} (log: {log})"
                 )
 
-    def reap_worker_exits(self) -> list[WorkerExit]:
-        exits = []
+    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
+        exits = []  # a poll per worker: always current, so ``force`` changes nothing here
         for worker in self.workers:
             code = worker.handle.poll()
             if code is None or worker.name in self._reaped:
