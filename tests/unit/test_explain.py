@@ -397,3 +397,21 @@ def test_every_report_carries_the_lines(tmp_path) -> None:
     assert case is not None and case.findtext("system-out") == line
     assert f"- {line}" in files.markdown_summary(suite)
     assert f"explained: {line}" in scenario_failure(result, "replay")
+
+
+def test_a_held_retry_says_what_the_history_shows() -> None:
+    """A RETRY whose countdown message sits unacked: with no worker exit in the history the line
+    claims no death; with one it names the worker and when, against the retry's due time."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        {**end("a", 1, 0.2, state="RETRY"), "due": 5.0},
+        event(h.RUN_END, 30.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings(), UNACKED)
+    assert "died" not in line and "no worker exited in the run" in line
+    assert "it was due at 5.0s, before the run ended at 30.0s" in line
+    history.insert(4, event(h.WORKER_EXIT, 3.0, worker=WORKER))
+    (line,) = lines_for(history, settings(), UNACKED)
+    assert f"workers that exited: {WORKER} at 3.0s (before it was due)" in line

@@ -127,10 +127,7 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
             " that many messages, and a dead worker's reserved messages wait like running ones"
         )
     if last.state == "RETRY":
-        return (
-            f"its retry (a countdown/ETA message) was held unacknowledged in memory by"
-            f" {last.worker or 'a worker'}, which died before it was due"
-        )
+        return _held_retry(task, last, facts)
     fault = facts.clock.faults.get(last.interrupted_by) if last.interrupted_by is not None else None
     # On a pool without child processes the attempt's process is the worker's own.
     whole = fault is not None and (
@@ -143,6 +140,31 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
             " nobody was left to acknowledge or reject the message"
         )
     return f"{died} and its message was not acknowledged ({settings.show('task_acks_late')})"
+
+
+def _held_retry(task: TaskReport, last: Attempt, facts: Facts) -> str:
+    """A retry's countdown/ETA message, reserved unacknowledged until due: say what the history
+    shows (its due time against the run's end, which workers exited and when), no more."""
+    clock = facts.clock
+    due = clock.due.get(task.task_id)
+    head = (
+        f"attempt {last.attempt} on {last.worker or '?'} ended in RETRY and its retry (a"
+        " countdown/ETA message) was reserved, unacknowledged, by a worker until due"
+    )
+    if due is None:
+        when = "its due time is not in the history"
+    elif clock.end is not None and due > clock.end:
+        when = f"it was due at {facts.at(due)}, after {facts.run_end()}"
+    else:
+        when = f"it was due at {facts.at(due)}, before {facts.run_end()}"
+    exits = sorted(clock.dead.items(), key=lambda item: item[1])
+    if not exits:
+        return f"{head}; {when}; no worker exited in the run"
+    gone = ", ".join(
+        f"{worker} at {facts.at(ts)}" + (" (before it was due)" if due and ts < due else "")
+        for worker, ts in exits
+    )
+    return f"{head}; {when}; workers that exited: {gone}"
 
 
 def _live_holder(task: TaskReport, facts: Facts) -> str:
