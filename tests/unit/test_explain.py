@@ -32,7 +32,7 @@ def killed_worker_history(run_end: float, replacement_ready: float = 1.1) -> lis
         event(h.WORKER_READY, 0.0, worker=WORKER),
         dispatch("a", 0, ts=0.05),
         start("a", 1, 0.1),
-        fault(0, 0.6, [("a", 1)], kind="kill_worker", worker=WORKER, offset=0.6),
+        fault(0, 0.6, [("a", 1)], kind="kill_worker", worker=WORKER, blame="worker", offset=0.6),
         event(h.WORKER_EXIT, 0.65, worker=WORKER),
         event(h.WORKER_READY, replacement_ready, worker=REPLACEMENT),
         event(h.RUN_END, run_end, reason="deadline"),
@@ -147,6 +147,21 @@ def test_a_kill_child_on_a_threads_pool_took_the_whole_worker() -> None:
     ]
     (line,) = lines_for(history, settings(pool="threads"), UNACKED)
     assert "taking the whole worker with it" in line
+
+
+def test_whole_worker_kills_come_from_the_fault_event_as_for_worker_crashes() -> None:
+    """One source (crashes.kills_whole_worker): a fault whose event blames the whole worker
+    took it, whatever its kind and pool, even when the worker's exit was not seen."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.05),
+        start("a", 1, 0.1),
+        fault(0, 0.6, [("a", 1)], worker=WORKER, blame="worker", offset=0.6),
+        process_exit("a", 1, 0.62),
+        event(h.RUN_END, 5.0, reason="deadline"),
+    ]
+    (line,) = lines_for(history, settings(), UNACKED)
+    assert "taking the whole worker with it" in line and "(alive)" not in line
 
 
 def test_a_prefetched_task_names_the_prefetch_multiplier() -> None:

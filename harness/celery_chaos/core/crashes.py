@@ -42,6 +42,16 @@ def kills_whole_worker(event: h.Event) -> bool:
     return event.get("blame") == "worker" or event.get("kind") in WHOLE_CGROUP_FAULTS
 
 
+def killed_worker(event: h.Event) -> bool:
+    """Whether a ``fault`` event certainly ended its worker: injected, blaming the whole worker
+    (an oom only may: the kernel chose the process, and a ``worker_exit`` says if it was)."""
+    return (
+        event.get("status") == "injected"
+        and kills_whole_worker(event)
+        and event.get("kind") not in WHOLE_CGROUP_FAULTS
+    )
+
+
 def crash_text(crash: WorkerCrash) -> str:
     why = f": {crash.log_tail[-1]}" if crash.log_tail else ""
     return f"worker {crash.worker} pid {crash.pid} ({crash.reason}){why}"

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.crashes import kills_whole_worker
 from celery_chaos.core.explain_facts import (
     GREEN_POOLS,
     SAMPLE_APP,
-    WORKER_KILLING,
     Facts,
     RunSettings,
     clock_of,
@@ -129,9 +129,11 @@ def _why_unacked(task: TaskReport, facts: Facts) -> str:
     if last.state == "RETRY":
         return _held_retry(task, last, facts)
     fault = facts.clock.faults.get(last.interrupted_by) if last.interrupted_by is not None else None
-    # On a pool without child processes the attempt's process is the worker's own.
+    # The fault event says whether it took the whole worker (crashes.kills_whole_worker; an oom
+    # only if the worker's exit is in the history); without children the process is the worker.
     whole = fault is not None and (
-        fault.get("kind") in WORKER_KILLING or settings.pool in WHOLE_WORKER_POOLS
+        (kills_whole_worker(fault) and (last.worker or "") in facts.clock.dead)
+        or settings.pool in WHOLE_WORKER_POOLS
     )
     died = how_it_died(last, facts) if last.died is not None else "its worker died"
     if whole:
@@ -190,7 +192,7 @@ def _live_holder(task: TaskReport, facts: Facts) -> str:
             " worker_prefetch_multiplier=1 so that a busy worker reserves no more"
         )
     fault = facts.clock.faults.get(last.interrupted_by) if last is not None else None
-    whole = fault is not None and fault.get("kind") in WORKER_KILLING
+    whole = fault is not None and kills_whole_worker(fault)
     if last is None or last.died is None or whole or last.worker not in live:
         return ""
     return (

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.crashes import killed_worker
 from celery_chaos.core.verdicts import Attempt, TaskReport
 
 SAMPLE_APP = "celery_chaos.sample_tasks.app"
@@ -173,9 +174,6 @@ class Clock:
         return f"fault {index} {fault.get('kind')} at {self.t(fault['ts']):.1f}s"
 
 
-WORKER_KILLING = ("kill_worker", "restart_worker", "terminate", "quit")
-
-
 def clock_of(history: list[h.Event]) -> Clock:
     """The run's clock: t=0 is the nemesis's (a fault's ``ts - offset``), else the first
     dispatch; the end is the ``run_end`` event."""
@@ -187,8 +185,7 @@ def clock_of(history: list[h.Event]) -> Clock:
             clock.faults.setdefault(event.get("fault"), event)
             if origin is None and event.get("offset") is not None:
                 origin = event["ts"] - float(event["offset"])
-            killed = event.get("status") == "injected" and event.get("kind") in WORKER_KILLING
-            if killed and event.get("worker"):
+            if killed_worker(event) and event.get("worker"):
                 clock.dead[event["worker"]] = event["ts"]
         elif kind == h.WORKER_READY and event.get("worker"):
             clock.ready[event["worker"]] = event["ts"]
