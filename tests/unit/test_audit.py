@@ -360,3 +360,14 @@ def test_every_finding_that_states_the_visibility_timeout_states_the_sweep(monke
     monkeypatch.setattr(audit_settings, "installed_kombu", lambda: "5.6.2")
     old = finding(audit.audit(config, tasks), "ack-late-kill-worker-default-visibility")
     assert "every 100s" in old.setting and "Kombu before 5.7 ignores both options" in old.setting
+
+
+def test_one_table_of_celery_defaults_and_it_is_celerys() -> None:
+    """The audit reads the core's table (the explanation lines quote the same defaults), and
+    every value in it is what celery.app.defaults has."""
+    from celery.app.defaults import DEFAULTS
+    from celery_chaos.core import explain_facts
+
+    assert audit.CELERY_DEFAULTS is explain_facts.CELERY_DEFAULTS
+    for key, value in audit.CELERY_DEFAULTS.items():
+        assert DEFAULTS[key] == value, key

@@ -11,30 +11,15 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from celery_chaos.core.explain_facts import Sweep, sweep_of
+from celery_chaos.core.explain_facts import (
+    CELERY_DEFAULTS,
+    KOMBU_VISIBILITY_TIMEOUT,
+    Sweep,
+    sweep_of,
+)
 
-# Celery's and Kombu's documented defaults for the settings the rules read, so a partial mapping
-# (a unit test, a config dict) audits like an app that left them alone.
-CELERY_DEFAULTS: dict[str, Any] = {
-    "broker_url": None,
-    "broker_transport_options": {},
-    "task_acks_late": False,
-    "task_reject_on_worker_lost": None,
-    "task_retry_on_worker_lost": False,
-    "task_acks_on_failure_or_timeout": True,
-    "task_acks_on_failure": None,
-    "task_acks_on_timeout": None,
-    "task_time_limit": None,
-    "task_soft_time_limit": None,
-    "worker_prefetch_multiplier": 4,
-    "worker_soft_shutdown_timeout": 0.0,
-    "worker_enable_soft_shutdown_on_idle": False,
-    "broker_heartbeat": 120.0,
-    "task_queues": None,
-    "task_default_delivery_mode": 2,
-}
 SETTINGS = tuple(CELERY_DEFAULTS)
-REDIS_DEFAULT_VISIBILITY_TIMEOUT = 3600.0
+REDIS_DEFAULT_VISIBILITY_TIMEOUT = KOMBU_VISIBILITY_TIMEOUT
 REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel", "valkey", "valkeys")
 # Task attribute -> the app setting it falls back to when the task leaves it as None.
 TASK_OPTIONS = {
