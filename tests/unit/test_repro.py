@@ -250,3 +250,22 @@ def test_the_repro_states_the_sweep_as_the_installed_kombu_runs_it(monkeypatch) 
     assert "Kombu before 5.7 ignores both options" in verdict._visibility(view)
     monkeypatch.setattr(verdict, "installed_kombu", lambda: "5.7.0")
     assert "restore sweep every 10s" in verdict._visibility(view)
+
+
+def test_audit_repro_and_explain_state_the_visibility_timeout_in_one_wording(monkeypatch) -> None:
+    """One builder in the core (Sweep.visibility_with_sweep): audit's and repro's settings lines
+    say the timeout and the sweep in the same words (a 15.0 no longer reads 15.0s in one, 15s
+    in the other)."""
+    from celery_chaos.core.explain_facts import sweep_of
+    from celery_chaos.tools.audit import settings as audit_settings
+    from celery_chaos.tools.audit.findings import _visibility as audit_visibility
+    from celery_chaos.tools.repro import verdict
+    from celery_chaos.tools.repro.app import AppView
+
+    monkeypatch.setattr(verdict, "installed_kombu", lambda: "5.7.0")
+    monkeypatch.setattr(audit_settings, "installed_kombu", lambda: "5.7.0")
+    for transport in ({"visibility_timeout": 15.0, "unacked_restore_interval": 1}, {}):
+        shared = sweep_of(transport, "5.7.0").visibility_with_sweep()
+        view = AppView({"broker_transport_options": transport}, None, None)  # type: ignore[arg-type]
+        ctx = audit_settings.context({"broker_transport_options": transport}, {}, (5, 5), None)
+        assert verdict._visibility(view) == shared == audit_visibility(ctx)

@@ -114,9 +114,15 @@ class Sweep:
     def period(self) -> float:
         return self.interval * self.throttle
 
-    def visibility_text(self) -> str:
-        note = "" if self.visibility_set else " (Kombu default)"
+    def visibility_text(self, given: str = "") -> str:
+        """``visibility_timeout=15s``, noting Kombu's default (or where a set value came from)."""
+        note = given if self.visibility_set else " (Kombu default)"
         return f"visibility_timeout={self.visibility:g}s{note}"
+
+    def visibility_with_sweep(self, given: str = "") -> str:
+        """The timeout with the restore sweep beside it, as explain, audit and repro all state
+        it: a dead worker's message comes back only at the first sweep after the timeout."""
+        return f"{self.visibility_text(given)}; {self.text()}"
 
     def text(self) -> str:
         """``Kombu's restore sweep every 100s (unacked_restore_interval=10s x ...)``."""

@@ -57,8 +57,5 @@ def _setting(ctx: Context, key: str, affected: list[TaskPolicy], option: str) ->
 
 
 def _visibility(ctx: Context) -> str:
-    """The visibility timeout with Kombu's restore sweep beside it: a dead worker's message
-    comes back only at the first sweep after the timeout (README: the restore sweep)."""
-    value = f"{ctx.visibility_timeout:g}s"
-    default = "" if ctx.visibility_explicit else " (Kombu default)"
-    return f"visibility_timeout={value}{default}; {ctx.sweep.text()}"
+    """The visibility timeout with Kombu's restore sweep beside it (the core's one wording)."""
+    return ctx.sweep.visibility_with_sweep()

@@ -49,15 +49,11 @@ def _task_value(view: AppView, option: str, overrides: dict[str, Any]) -> str:
 
 
 def _visibility(view: AppView, overrides: dict[str, Any] | None = None) -> str:
-    """The visibility timeout and, beside it, Kombu's restore sweep cadence (both decide when a
-    dead worker's message comes back)."""
+    """The visibility timeout and, beside it, Kombu's restore sweep cadence as the installed
+    Kombu runs it (the core's one wording, as audit and the explanation lines say it)."""
     transport = view.settings.get("broker_transport_options") or {}
-    value = transport.get("visibility_timeout")
-    sweep = f"; {sweep_of(transport, installed_kombu()).text()}"  # as audit and explain say it
-    if not value:
-        return f"visibility_timeout=3600s (Kombu default){sweep}"
     given = " (--set)" if "broker_transport_options" in (overrides or {}) else ""
-    return f"visibility_timeout={value}s{given}{sweep}"
+    return sweep_of(transport, installed_kombu()).visibility_with_sweep(given)
 
 
 def _visibility_seconds(view: AppView) -> float:
