@@ -430,3 +430,19 @@ def test_a_held_retry_says_what_the_history_shows() -> None:
     history.insert(4, event(h.WORKER_EXIT, 3.0, worker=WORKER))
     (line,) = lines_for(history, settings(), UNACKED)
     assert f"workers that exited: {WORKER} at 3.0s (before it was due)" in line
+
+
+def test_a_lock_of_a_pending_owner_gets_no_stuck_line() -> None:
+    """The checker's rule: a lock whose owner is pending in the broker is held, not stuck (its
+    redelivered attempt reclaims it), so the only line is the owner's pending one."""
+    history = [
+        event(h.WORKER_READY, 0.0, worker=WORKER),
+        dispatch("a", 0, ts=0.0),
+        start("a", 1, 0.1),
+        event(h.LOCK_ACQUIRED, 0.2, task_id="a", attempt=1, name="doc"),
+        fault(0, 0.5, [("a", 1)], worker=WORKER, offset=0.5),
+        process_exit("a", 1, 0.51),
+        event(h.RUN_END, 2.0, reason="deadline"),
+    ]
+    lines = lines_for(history, settings(), UNACKED)
+    assert [line.split(" ", 1)[0] for line in lines] == ["pending"]

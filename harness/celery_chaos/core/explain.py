@@ -349,13 +349,8 @@ def _stuck_reason(owner: TaskReport | None, facts: Facts) -> str:
     last = last_attempt(owner)
     died = how_it_died(last, facts) if last is not None and last.died is not None else None
     head = f"held by {task_name(owner)}, whose " + (died or "last attempt never released it")
-    if owner.outcome == "pending":
-        return (
-            f"{head}; the task is still pending (in {', '.join(owner.in_broker) or 'flight'}):"
-            " its redelivered attempt would reclaim the lock if the lock is reclaimable by task"
-            f" id; {owner.outcome} explains when that comes; would change it: a run long enough"
-            " for the redelivery, a lock with a TTL"
-        )
+    # No pending-owner case: a lock whose owner is pending in the broker is held, not stuck
+    # (checker._held_because): its redelivered attempt reclaims it.
     return (
         f"{head}; the task is {owner.outcome}, so nothing will release it; would change it: a"
         " lock with a TTL or one its redelivered attempt reclaims (by task id), with"
