@@ -116,3 +116,14 @@ def test_a_scenario_that_did_not_run_still_gets_a_page(tmp_path):
     assert "not runnable" in page and "partition needs docker" in page
     index = html.write_index_html(tmp_path, [folder]).read_text()
     assert 'href="scenario/report.html"' in index
+
+
+def test_every_tag_word_is_finished_and_a_duplicate_says_how_often_it_ran() -> None:
+    """No tag word carries an unformatted placeholder (``RAN {times} TIMES`` was never
+    formatted); a duplicated task's word counts its successful runs."""
+    from celery_chaos.report.html import TAG_WORDS, tag_word
+
+    assert all("{" not in word for word in TAG_WORDS.values())
+    task = {"attempts": [{"state": "SUCCESS"}] * 9}
+    assert tag_word("duplicate_executions", task) == "RAN 9 TIMES"
+    assert tag_word("duplicate_executions", {"attempts": [{"state": "SUCCESS"}] * 2}) == "RAN TWICE"

@@ -32,7 +32,6 @@ TAG_WORDS = {
     "lost": "LOST",
     "pending": "PENDING",
     "dead_lettered": "DEAD-LETTERED",
-    "duplicate_executions": "RAN {times} TIMES",  # the number of successful runs
     "failed": "FAILED",
     "redelivery_loop": "REDELIVERY LOOP",
     "dropped_at_delivery_limit": "DROPPED AT DELIVERY LIMIT",
