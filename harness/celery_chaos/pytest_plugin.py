@@ -27,6 +27,7 @@ Long scenarios (a ``timeout`` over :data:`LONG_SECONDS`, e.g. the nightly storm)
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,9 +162,15 @@ def _app_broker_kind(app_spec: str) -> str | None:
         return None
 
 
+def names_long(markexpr: str) -> bool:
+    """Whether a ``-m`` expression names the ``long`` marker (a word, not a substring: ``-m 'not
+    belongs'`` does not ask for long scenarios)."""
+    return "long" in re.findall(r"[\w.]+", markexpr)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect long scenarios unless asked for (see the module docstring)."""
-    asked = config.getoption("chaos_long") or "long" in (config.getoption("markexpr") or "")
+    asked = config.getoption("chaos_long") or names_long(config.getoption("markexpr") or "")
     if asked:
         return
     explicit = _explicit_files(config)

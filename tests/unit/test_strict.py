@@ -217,3 +217,15 @@ def test_every_default_scenario_is_run_strict_by_an_integration_test() -> None:
     assert len(files) > 30
     unrun = [name for name in files if not any(f'"{name}"' in text for text in strict_runners)]
     assert unrun == []
+
+
+@pytest.mark.parametrize(
+    ("markexpr", "asked"),
+    [("long", True), ("not long", True), ("long and redis", True), ("not belongs", False),
+     ("longer", False), ("", False)],
+)  # fmt: skip
+def test_only_the_long_marker_as_a_word_asks_for_long_scenarios(markexpr: str, asked: bool) -> None:
+    """``-m`` names the marker as a word; ``-m 'not belongs'`` must not keep long scenarios."""
+    from celery_chaos.pytest_plugin import names_long
+
+    assert names_long(markexpr) is asked
