@@ -56,6 +56,7 @@ def test_default_command_is_celerys_defaults() -> None:
         ("python -m celery --app=x worker", {"app": "x"}, []),
         ("/venv/bin/celery -A x worker --concurrency 8", {"app": "x", "concurrency": "8"}, []),
         ("worker -B", {}, ["-B"]),
+        ("-EB -linfo -Ofair -Qa,b", {}, ["-EB", "-linfo", "-Ofair", "-Qa,b"]),
         ("", {}, []),
     ],
 )
@@ -75,6 +76,9 @@ def test_split_worker_args(raw: Any, adopted: dict[str, str], rest: list[str]) -
         ("celery -A proj", "a celery command line without the worker sub-command"),
         ("-c", "-c needs a value"),
         ("-P threads -P solo", "-P given twice (threads, solo)"),
+        ("-Ec 4", "-Ec: a cluster of short options with -c: give -c alone"),
+        ("-EP threads", "-EP: a cluster of short options with -P: give -P alone"),
+        ("-DE", "-DE: a cluster of short options with -D: give -D alone"),
         ("'unclosed", "cannot split like a shell"),
         (5, "expected a list of strings or one command-line string"),
     ],

@@ -81,6 +81,24 @@ ADOPTED_WORKER_OPTIONS = {
     "--concurrency": "concurrency",
 }
 _WITH_VALUE = [*ADOPTED_WORKER_OPTIONS, "-n", "--hostname", "-f", "--logfile", "-b", "--broker"]
+# ``celery worker``'s short options that take a value (the rest of a cluster is that value) and
+# the ones a cluster may not hide (``-Ec 4`` is -E -c 4: the harness would not see the -c).
+_SHORT_WITH_VALUE = set("nSlOcPQXIsfAb")
+_NOT_IN_A_CLUSTER = set("APcnDfb")
+
+
+def _refuse_cluster(token: str) -> None:
+    """Refuse a short-option cluster (``-Ec``, ``-DE``) hiding an option the harness reads or
+    refuses; a value glued to an option (``-linfo``, ``-Ofair``) ends the cluster."""
+    if not token.startswith("-") or token.startswith("--") or len(token) < 3:
+        return
+    for char in token[1:]:
+        if char in _NOT_IN_A_CLUSTER:
+            raise ValueError(
+                f"{token}: a cluster of short options with -{char}: give -{char} alone"
+            )
+        if char in _SHORT_WITH_VALUE:
+            return
 
 
 def _option(token: str) -> tuple[str, str | None] | None:
@@ -132,6 +150,7 @@ def split_worker_args(raw: Any) -> tuple[dict[str, str], list[str]]:
         token = tokens.pop(0)
         found = _option(token)
         if found is None:
+            _refuse_cluster(token)
             rest.append(token)
             continue
         name, value = found
