@@ -269,3 +269,37 @@ def test_audit_repro_and_explain_state_the_visibility_timeout_in_one_wording(mon
         view = AppView({"broker_transport_options": transport}, None, None)  # type: ignore[arg-type]
         ctx = audit_settings.context({"broker_transport_options": transport}, {}, (5, 5), None)
         assert verdict._visibility(view) == shared == audit_visibility(ctx)
+
+
+def test_the_repro_explanations_mask_secrets_as_every_report_does(tmp_path: Path) -> None:
+    """A password in a URL quoted by a line (here a worker's exit reason) is masked, as
+    report.explained.fill masks a run's lines: the repro's lines go to the same artifacts."""
+    import json
+
+    from celery_chaos.core import history as h
+    from celery_chaos.core.broker_state import BrokerState
+    from celery_chaos.core.checker import check
+    from celery_chaos.core.outcome import FAILED, ScenarioResult
+    from celery_chaos.core.scenario import parse_scenario
+    from celery_chaos.tools.repro import verdict
+    from celery_chaos.tools.repro.app import AppView
+
+    reason = "ConnectionError to redis://app:hunter2@cache:6379/0"
+    history: list[dict] = [
+        {"type": h.DISPATCH, "ts": 0.0, "task_id": "a", "task": "t", "index": 0},
+        {"type": h.RUN_END, "ts": 9.0, "reason": "deadline"},
+    ]
+    for n in range(1, 8):
+        history.insert(-1, {"type": h.ATTEMPT_START, "ts": n, "task_id": "a", "task": "t",
+                            "attempt": n, "worker": "w0", "pid": 100})  # fmt: skip
+        history.insert(-1, {"type": h.PROCESS_EXIT, "ts": n + 0.5, "task_id": "a",
+                            "attempt": n, "pid": 100, "reason": reason})  # fmt: skip
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(e) + "\n" for e in history))
+    scenario = parse_scenario({"name": "r", "description": "r", "workload": [{"task": "t"}]}, "r")
+    result = ScenarioResult(scenario, FAILED, 1, "local", tmp_path)
+    result.verdicts = check(history, BrokerState(locations={"a": ["queue:celery"]}))
+    settings = dict(audit.CELERY_DEFAULTS)
+    view = AppView(settings, audit.resolve_task("t", {}, settings), None)
+    verdict.explain_with_app_settings(result, view)
+    assert any("redis://app:***@cache" in line for line in result.explanations)
+    assert not any("hunter2" in line for line in result.explanations)

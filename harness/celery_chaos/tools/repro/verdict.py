@@ -10,6 +10,7 @@ from typing import Any
 from celery_chaos.core import history as h
 from celery_chaos.core.explain import explain
 from celery_chaos.core.explain_facts import RunSettings, sweep_of
+from celery_chaos.report.mask import mask_text
 from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.tools import audit
 from celery_chaos.tools.audit.settings import installed_kombu
@@ -292,7 +293,8 @@ def explain_with_app_settings(result: ScenarioResult, view: AppView) -> None:
         kombu=result.versions.get("kombu"),
         redelivery_threshold=scenario.redelivery_threshold,
     )
-    result.explanations = explain(result.verdicts, h.read_jsonl(str(path)), settings)
+    lines = explain(result.verdicts, h.read_jsonl(str(path)), settings)
+    result.explanations = [mask_text(line) for line in lines]  # as report.explained.fill does
 
 
 def settings_lines(view: AppView, overrides: dict[str, Any]) -> list[str]:
