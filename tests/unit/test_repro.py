@@ -303,3 +303,19 @@ def test_the_repro_explanations_mask_secrets_as_every_report_does(tmp_path: Path
     verdict.explain_with_app_settings(result, view)
     assert any("redis://app:***@cache" in line for line in result.explanations)
     assert not any("hunter2" in line for line in result.explanations)
+
+
+def test_a_repro_with_a_missing_extra_is_not_runnable_with_the_hint(tmp_path: Path) -> None:
+    """The run reports a missing gevent/eventlet ``skipped``; a repro asked for that pool, so
+    it is ``not_runnable`` (exit 2) with the install hint, not an ``error`` of the environment."""
+    from celery_chaos.tools.repro.run import ReproOutcome, _align_status
+
+    hint = "workers.pool gevent: not installed (pip install 'celery-chaos[gevent]')"
+    result = runner.ScenarioResult(
+        repro.build_scenario(spec()), runner.SKIPPED, 1, "local", tmp_path, reason=hint
+    )
+    view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
+    outcome = ReproOutcome(result, repro.judge(result, spec(), view), [], [], tmp_path)
+    _align_status(outcome)
+    assert (result.status, result.reason, outcome.exit_code) == (runner.NOT_RUNNABLE, hint, 2)
+    assert outcome.verdict.headline == f"NOT RUN: {hint}" and "\n" not in outcome.verdict.headline

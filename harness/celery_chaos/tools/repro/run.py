@@ -11,7 +11,14 @@ from typing import Any
 from celery_chaos.backends import Backend
 from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
-from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, RunOptions, ScenarioResult
+from celery_chaos.run.runner import (
+    ERROR,
+    FAILED,
+    NOT_RUNNABLE,
+    SKIPPED,
+    RunOptions,
+    ScenarioResult,
+)
 from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
 from celery_chaos.tools.repro.probes import snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
@@ -44,7 +51,11 @@ class ReproOutcome:
 def _align_status(outcome: ReproOutcome) -> None:
     """Make the scenario status (junit, summary.md) say what the exit code says."""
     result, verdict = outcome.result, outcome.verdict
-    if verdict.exit_code == EXIT_UNUSABLE and result.status not in (NOT_RUNNABLE, ERROR):
+    if verdict.exit_code == EXIT_UNUSABLE and result.status == SKIPPED:
+        # A missing extra (gevent/eventlet): the user asked for that pool, so it is not
+        # runnable here, with the install hint as its reason; the environment did not break.
+        result.status = NOT_RUNNABLE
+    elif verdict.exit_code == EXIT_UNUSABLE and result.status not in (NOT_RUNNABLE, ERROR):
         result.status, result.reason = ERROR, verdict.headline
     elif outcome.exit_code == EXIT_UNSAFE and result.status != FAILED:
         held = [p["summary"] for p in outcome.probes if p.get("held")]
