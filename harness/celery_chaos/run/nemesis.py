@@ -51,6 +51,12 @@ class PlannedFault:
         return f"fault {self.index}: {f.kind} {trigger}"
 
 
+# A fault that undoes another: with no ``target.worker`` it goes to the worker the undone fault
+# hit (its recorded event), not to wherever the target task runs by then (a requeued attempt
+# may run on another worker while the paused one stays frozen).
+UNDOES = {"resume": "pause", "heal": "partition"}
+
+
 def _kills(planned: PlannedFault) -> bool:
     return planned.fault.kind in ("kill_child", "oom")
 
@@ -160,9 +166,30 @@ class Nemesis:
         attempt = None
         if FAULT_TABLE[fault.kind].needs_task or fault.target_task() is not None:
             attempt = self._target_attempt(fault, running)
-        worker = self._target_worker(fault, attempt)
+        worker = self._undone_worker(fault) or self._target_worker(fault, attempt)
         on_worker = [a for a in running.values() if worker and a.worker == worker.name]
+        if attempt is not None and worker is not None and attempt.worker != worker.name:
+            same = [a for a in on_worker if a.task_id == attempt.task_id]  # its attempt there
+            attempt = max(same, key=lambda a: a.attempt) if same else None
         return faults.Target(worker, attempt, on_worker)
+
+    def _undone_worker(self, fault: Fault) -> Worker | None:
+        """For a resume/heal without ``target.worker``: the worker the latest carried-out
+        pause/partition hit (of the same target task, if it names one), as recorded."""
+        undoes = UNDOES.get(fault.kind)
+        if undoes is None or fault.target.worker is not None:
+            return None
+        done = sorted(
+            (p for p in self.planned if p.fired and p.fault.kind == undoes),
+            key=lambda p: p.fired_at or 0.0,
+        )
+        hit = [p.detail for p in done if p.detail.get("status") == faults.INJECTED]
+        task = fault.target_task()
+        if task is not None:
+            task_id = self.dispatches[task].task_id
+            hit = [d for d in hit if d.get("task_id") == task_id] or hit
+        names = [d["worker"] for d in hit if d.get("worker")]
+        return self.backend.worker_named(names[-1]) if names else None
 
     def _target_attempt(
         self, fault: Fault, running: Mapping[Any, LiveAttempt]
