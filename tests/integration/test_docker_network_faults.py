@@ -153,7 +153,8 @@ def test_green_pools_meet_the_written_expectations(tmp_path: Path) -> None:
     for result in suite.results:
         assert result.status == PASSED, (result.scenario.name, result.reason)
         assert result.verdicts is not None and result.verdicts.counts["pending"] == 4
-        assert result.verdicts.counts["worker_crashes"] == 1
+        # the kill_child fault took the whole green worker down: the harness's doing, no crash
+        assert result.verdicts.counts["worker_crashes"] == 0
 
 
 def test_chaos_env_drops_connections_on_docker(pytester: pytest.Pytester) -> None:

@@ -46,7 +46,16 @@ def test_short_storm_on_recommended_settings(tmp_path: Path) -> None:
     document = json.loads((result.report_dir / "result.json").read_text())
     totals, latency = document["totals"], document["redelivery_latency"]
     assert totals["tasks"] == 120 and totals["faults_injected"] == len(faults)
-    assert latency["count"] > 0 and latency["p50"] <= latency["p95"] <= latency["max"]
+    # Whether a redelivery happens inside 40 s depends on the drawn schedule (a kill_child that
+    # lands redelivers at once; a killed worker's tasks wait out the visibility timeout): the
+    # distribution must count exactly the interrupted attempts that were run again.
+    rerun = [
+        a for t in result.verdicts.tasks for a in t.attempts
+        if a.died is not None and any(b.started >= a.died for b in t.attempts)
+    ]  # fmt: skip
+    assert latency["count"] == len(rerun)
+    if rerun:
+        assert latency["p50"] <= latency["p95"] <= latency["max"]
     print(f"storm totals {totals}; redelivery latency {latency}")
     # Measured, not asserted: on these settings storms lose a task now and then (a message in
     # flight to a worker whose connection died: scenario 26; README "Measured, not assumed").
