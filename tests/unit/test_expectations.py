@@ -1,4 +1,5 @@
-"""``expect_when``: expectations that legitimately differ by broker or library version."""
+"""Expectations (core/expectations.py): exact and ranged rules against the verdict counts, and
+``expect_when`` for expectations that legitimately differ by broker or library version."""
 
 from __future__ import annotations
 
@@ -60,3 +61,36 @@ def test_bad_rules_are_refused_naming_the_field(rule: dict, message: str) -> Non
     with pytest.raises(ScenarioError, match=message) as raised:
         scenario(rule)
     assert "expect_when" in str(raised.value)
+
+
+def test_exact_expectations() -> None:
+    results = evaluate({"ok": 2, "lost": 0}, {"ok": 2, "lost": 1})
+
+    assert [(r.verdict, r.wanted, r.actual, r.met) for r in results] == [
+        ("ok", "== 2", 2, True),
+        ("lost", "== 0", 1, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "actual", "met", "wanted"),
+    [
+        (Range(min=1), 0, False, ">= 1"),
+        (Range(min=1), 7, True, ">= 1"),
+        (Range(max=2), 3, False, "<= 2"),
+        (Range(max=2), 0, True, "<= 2"),
+        (Range(min=1, max=2), 1, True, ">= 1 and <= 2"),
+        (Range(min=1, max=2), 2, True, ">= 1 and <= 2"),
+        (Range(min=1, max=2), 3, False, ">= 1 and <= 2"),
+        (Range(), 99, True, "any"),
+    ],
+)
+def test_ranged_expectations(rule: Range, actual: int, met: bool, wanted: str) -> None:
+    (result,) = evaluate({"pending": rule}, {"pending": actual})
+
+    assert (result.met, result.wanted, result.actual) == (met, wanted, actual)
+
+
+def test_expectation_on_a_verdict_missing_from_counts_reads_zero() -> None:
+    (result,) = evaluate({"unexpected": 0}, {})
+    assert result.actual == 0 and result.met
