@@ -39,14 +39,14 @@ def longest_refusal(url: str, restarting: threading.Thread) -> float:
 def test_the_broker_stays_down_for_the_faults_duration(tmp_path: Path) -> None:
     with LocalBackend(workerless("downtime", broker={"persistence": "aof"}), tmp_path) as backend:
         backend.start()
-        client = redis.Redis.from_url(backend.broker_url)
+        client = redis.Redis.from_url(backend.broker.url)
         client.set("kept", "yes")
         details: list[str] = []
         restarting = threading.Thread(
             target=lambda: details.append(backend.restart_broker(down_for=DOWN_FOR))
         )
         restarting.start()
-        refused = longest_refusal(backend.broker_url, restarting)
+        refused = longest_refusal(backend.broker.url, restarting)
         restarting.join()
         assert details and details[0].endswith(f", down for {DOWN_FOR:g}s")
         assert refused >= DOWN_FOR - 2 * PROBE_EVERY, f"refused for only {refused:.2f}s"

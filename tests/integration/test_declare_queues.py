@@ -2,7 +2,7 @@
 extra queues as soon as the broker is up, and again after ``restart_broker``, because a
 non-durable queue does not survive a crash of the node. (What RabbitMQ does with a dead letter
 routed there is proven by the rabbitmq-quorum-dead-letter scenario.) Once started, the node's
-metadata log was flushed (``rabbitmq_broker.flush_metadata_log``)."""
+metadata log was flushed (``rabbitmq_inspection.flush_metadata_log``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
-from celery_chaos.backends.rabbitmq_broker import ctl_rows
+from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
 
 from tests.integration.scenario_support import workerless
 
@@ -26,7 +26,7 @@ QUEUES = {"chaos.parked": {"durable": True}, "chaos.scratch": {"durable": False}
 
 def declared_queues(backend: LocalBackend) -> dict[str, bool]:
     """Queue name -> durable, as the node lists them."""
-    rows = ctl_rows(backend.rabbitmq(), "list_queues", "name", "durable")
+    rows = ctl_rows(backend.broker.access, "list_queues", "name", "durable")
     return {row["name"]: row["durable"] for row in rows}
 
 

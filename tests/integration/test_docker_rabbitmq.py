@@ -15,7 +15,7 @@ from pathlib import Path
 import amqp
 import docker.errors
 import pytest
-from celery_chaos.backends import rabbitmq_broker
+from celery_chaos.brokers import rabbitmq_inspection
 from celery_chaos.backends.base import BackendError
 from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
 from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE
@@ -55,23 +55,23 @@ def test_broker_container_keeps_its_port_and_durable_messages_across_a_crash(
     backend.check_runnable()
     with backend:
         backend.start()
-        broker = backend.rabbitmq()
+        broker = backend.broker.access
         (container,) = [c for c in run_containers(backend.run_id) if c.name.endswith("-broker")]
         assert DEFAULT_RABBITMQ_IMAGE in container.image.tags
         (binding,) = container.attrs["HostConfig"]["PortBindings"]["5672/tcp"]
         assert (binding["HostIp"], int(binding["HostPort"])) == ("127.0.0.1", broker.host_port)
-        users = rabbitmq_broker.ctl_rows(broker, "list_users")
+        users = rabbitmq_inspection.ctl_rows(broker, "list_users")
         assert [u["user"] for u in users] == [broker.user]  # no guest, ever
         assert versions.broker_version(backend)["broker"].startswith("rabbitmq 3.")
         with broker.connection() as connection:
             publish(connection, "kept", "durable and persistent", mode=2)
             publish(connection, "dropped", "transient", mode=1)
-        url = backend.broker_url
+        url = backend.broker.url
         # as the backend does once its workers declared their queues: without it, RabbitMQ 3.10
         # can lose the queue declared last in a crash within 2 s (flush_metadata_log)
-        assert rabbitmq_broker.flush_metadata_log(broker) == ""
+        assert rabbitmq_inspection.flush_metadata_log(broker) == ""
         assert "restarted" in backend.restart_broker()
-        assert backend.broker_url == url  # same port, user and password
+        assert backend.broker.url == url  # same port, user and password
         with broker.connection() as connection:
             channel = connection.channel()
             kept = channel.basic_get("kept", no_ack=True)

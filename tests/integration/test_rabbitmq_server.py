@@ -20,7 +20,7 @@ import psutil
 import pytest
 from celery import Celery
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends import rabbitmq_broker
+from celery_chaos.brokers import rabbitmq_inspection
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.rabbitmq_server import (
     RabbitMQServer,
@@ -228,7 +228,7 @@ def test_killed_worker_unacked_message_is_ready_again_at_once(
     delay = time.monotonic() - killed
     print(f"kill -> ready again: {delay * 1000:.0f} ms")
     processes.stop(worker, sig=signal.SIGKILL)
-    found = rabbitmq_broker.inspect(rabbit)
+    found = rabbitmq_inspection.inspect(rabbit)
     assert found.problems == []
     assert found.state.locations == {task_id: ["queue:celery"]}
 
@@ -273,11 +273,11 @@ def test_inspection_tells_ready_from_unacked_on_a_frozen_worker(
         wait_ready_count(rabbit, 1)  # prefetch 1: the running task's message holds the slot
         processes.signal_group(worker, signal.SIGSTOP)  # what the harness's freeze does
         asked = time.monotonic()
-        counts = rabbitmq_broker.queue_counts(rabbit)
+        counts = rabbitmq_inspection.queue_counts(rabbit)
         print(f"rabbitmqctl list_queues: {time.monotonic() - asked:.2f}s")
         assert (counts["celery"].ready, counts["celery"].unacked) == (1, 1)
         asked = time.monotonic()
-        found = rabbitmq_broker.inspect(rabbit)
+        found = rabbitmq_inspection.inspect(rabbit)
         print(f"final inspection: {time.monotonic() - asked:.2f}s")
         assert found.problems == []
         assert found.state.reachable
@@ -300,7 +300,7 @@ def test_live_inspection_names_ready_messages_and_closes_nothing(rabbit: RabbitM
         while held is None:
             held = channel.basic_get("chaos-live", no_ack=False)
         try:
-            found = rabbitmq_broker.inspect_live(rabbit)
+            found = rabbitmq_inspection.inspect_live(rabbit)
             assert found.state.reachable
             assert found.state.locations == {"live-ready": ["queue:chaos-live"]}
             assert found.problems == [
@@ -332,7 +332,7 @@ def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(
             message = channel.basic_get("chaos-work", no_ack=False)
         channel.basic_reject(message.delivery_tag, requeue=False)
     try:
-        found = rabbitmq_broker.inspect(rabbit)
+        found = rabbitmq_inspection.inspect(rabbit)
         assert found.problems == []
         assert found.state.locations == {"dead-1": ["dead_letter:chaos-dead:rejected:chaos-work"]}
     finally:
@@ -363,7 +363,7 @@ def test_a_quorum_delivery_limit_dead_letters_after_limit_plus_one_deliveries(
     reason delivery_limit into the queue the harness declared (declare_queues); inspection
     locates it there, reads each quorum queue's limit (from its argument or its policy) and
     spends no more than one delivery of a ready message per inspection."""
-    rabbitmq_broker.declare_queues(rabbit, {"chaos-dlq": {"durable": True, "arguments": {}}})
+    rabbitmq_inspection.declare_queues(rabbit, {"chaos-dlq": {"durable": True, "arguments": {}}})
     rabbit.ctl("set_policy", "--apply-to", "queues", "chaos-limit", "^chaos-by-policy$",
                '{"delivery-limit": 3}')  # fmt: skip
     work = {"x-queue-type": "quorum", "x-delivery-limit": 1, "x-dead-letter-exchange": ""}
@@ -382,10 +382,10 @@ def test_a_quorum_delivery_limit_dead_letters_after_limit_plus_one_deliveries(
             waiting = amqp.Message(b"[]", application_headers={"task": INGEST, "id": "waiting-1"})
             channel.basic_publish(waiting, "", "chaos-limited")
             deadline = time.monotonic() + 10
-            while rabbitmq_broker.queue_counts(rabbit)["chaos-limited"].ready != 1:
+            while rabbitmq_inspection.queue_counts(rabbit)["chaos-limited"].ready != 1:
                 assert time.monotonic() < deadline, "the published message was never counted"
         for _ in range(2):  # a queue with nothing unacked is read once per inspection: limit 1
-            found = rabbitmq_broker.inspect(rabbit)  # allows two, so waiting-1 stays put
+            found = rabbitmq_inspection.inspect(rabbit)  # allows two, so waiting-1 stays put
         assert found.problems == []
         assert found.state.locations == {
             "limited-1": ["dead_letter:chaos-dlq:delivery_limit:chaos-limited"],
@@ -412,7 +412,7 @@ def test_restart_keeps_ports_user_and_confirmed_persistent_messages(
     rabbit.restart()  # SIGKILL: a crash, then the same ports and data directory
     print(f"rabbitmq restart start-up: {rabbit.startup_seconds:.2f}s")
     assert (rabbit.port, rabbit.user) == (port, user)
-    found = rabbitmq_broker.inspect(rabbit)
+    found = rabbitmq_inspection.inspect(rabbit)
     assert found.state.locations == {task_id: ["queue:celery"]}
 
 
@@ -435,7 +435,7 @@ def test_stop_leaves_no_process_of_the_node(rabbit: RabbitMQServer) -> None:
     assert epmd_pid in pids and len(pids) >= 3  # epmd, the start script, beam.smp
     rabbit.stop()
     assert [pid for pid in pids if processes.pid_alive(pid)] == []
-    assert rabbitmq_broker.may_hold_messages(rabbit), "an unreachable broker may hold anything"
+    assert rabbitmq_inspection.may_hold_messages(rabbit), "an unreachable broker may hold anything"
     assert not [
         p
         for p in psutil.process_iter(["name"])

@@ -23,7 +23,7 @@ from celery_chaos.backends.local.rabbitmq_server import (
     find_rabbitmq,
     owner_marker,
 )
-from celery_chaos.backends.rabbitmq_broker import ctl_rows
+from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
 from celery_chaos.core.outcome import failure_message
 from celery_chaos.core.scenario import load_suite, with_broker_kind
 from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
@@ -113,7 +113,7 @@ def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(tmp_path: 
     queues: dict[str, int] = {}
 
     def count_messages(backend: Any) -> None:
-        rows = ctl_rows(backend.rabbitmq(), "list_queues", "-p", "/", "name", "messages")
+        rows = ctl_rows(backend.broker.access, "list_queues", "-p", "/", "name", "messages")
         queues.update({row["name"]: int(row["messages"]) for row in rows})
 
     report = _run(DEAD_LETTER, tmp_path, on_finish=count_messages)

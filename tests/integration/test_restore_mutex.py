@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from celery_chaos.backends.local.backend import LocalBackend
-from celery_chaos.backends.redis_broker import RESTORE_MUTEX_KEY, restore_blocked
+from celery_chaos.brokers.redis import RESTORE_MUTEX_KEY, restore_blocked
 from celery_chaos.core.checker import check
 
 from tests.integration.scenario_support import workerless
@@ -27,7 +27,7 @@ SWEEP = {"visibility_timeout": 2, "unacked_restore_interval": 0.01, "unacked_res
 def kill_inside_a_sweep(backend: LocalBackend) -> int:
     """Start and SIGKILL workers at random moments until one dies holding the mutex; the
     number of kills it took."""
-    client = backend.broker_client()
+    client = backend.broker.client()
     for kills in range(1, MAX_KILLS + 1):
         worker = backend.start_worker()
         time.sleep(random.uniform(0.2, 0.6))
@@ -42,13 +42,13 @@ def test_a_worker_killed_inside_its_restore_sweep_blocks_every_restore(tmp_path:
     with LocalBackend(spec, tmp_path, log=lambda _: None) as backend:
         backend.start()
         kill_inside_a_sweep(backend)
-        client = backend.broker_client()
+        client = backend.broker.client()
         owner, ttl = client.get(RESTORE_MUTEX_KEY), client.ttl(RESTORE_MUTEX_KEY)
         assert ttl > 250  # unacked_mutex_expire: 300 s
         backend.start_worker()  # a live worker sweeps every 10 ms and cannot take it
         time.sleep(0.5)
         assert client.get(RESTORE_MUTEX_KEY) == owner
-        state = backend.broker_state()
+        state = backend.broker.state()
         assert backend.ledger is not None
         verdicts = check(backend.ledger.read_all(), state)
     (note,) = verdicts.broker_notes

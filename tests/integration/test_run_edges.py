@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from celery_chaos.backends.local.backend import LocalBackend
-from celery_chaos.backends.redis_broker import inspect
+from celery_chaos.brokers.redis import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.outcome import INCONCLUSIVE
@@ -137,7 +137,7 @@ def hide_held_message(backend: LocalBackend, task_id: str) -> None:
     """Wait (deadline) until the worker holds ``task_id`` (its message in Redis's ``unacked``
     hash), then drop the hash as an eviction or a flush would: the worker lives on and still
     holds the task in memory, and nothing in the broker shows it any more."""
-    client = backend.broker_client()
+    client = backend.broker.client()
     end = time.monotonic() + HOLD_DEADLINE
     while "unacked" not in inspect(client).locations.get(task_id, []):
         if time.monotonic() > end:
@@ -165,7 +165,7 @@ def test_a_task_held_by_a_live_worker_is_not_judged_before_it_is_due(
         backend.start()
         assert backend.ledger is not None
         loop = Loop(backend, backend.ledger, workload.plan(spec), [], seed=1, log=lambda _: None)
-        client = workload.make_client(backend.broker_url, spec.celery)
+        client = workload.make_client(backend.broker.url, spec.celery)
         try:
             loop.send_due(client)
             task_id = loop.dispatches[0].task_id

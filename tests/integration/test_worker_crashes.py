@@ -118,7 +118,7 @@ def test_a_segfaulted_pool_process_is_recorded_as_signal_11(tmp_path: Path) -> N
         backend.start()
         assert backend.ledger is not None
         watcher = Watcher(backend, backend.ledger)
-        client = workload.make_client(backend.broker_url, spec.celery)
+        client = workload.make_client(backend.broker.url, spec.celery)
         (dispatch,) = workload.plan(spec)
         workload.send(client, backend.ledger, dispatch)
         exits = drive(watcher, backend, until=h.ATTEMPT_START, then=signal.SIGSEGV)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from celery_chaos.backends.docker import images
 from celery_chaos.backends.docker.backend import DockerBackend
-from celery_chaos.backends.rabbitmq_config import advanced_config, rabbitmq_conf
+from celery_chaos.brokers.rabbitmq import advanced_config, rabbitmq_conf
 from celery_chaos.core.scenario import parse_scenario
 
 BASE: dict[str, Any] = {

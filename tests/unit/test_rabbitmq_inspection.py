@@ -8,7 +8,7 @@ import json
 import amqp
 import pytest
 from celery_chaos.backends.local import rabbitmq_server
-from celery_chaos.backends.rabbitmq_broker import (
+from celery_chaos.brokers.rabbitmq_inspection import (
     QueueCount,
     _locate,
     death,

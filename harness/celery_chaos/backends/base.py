@@ -7,7 +7,6 @@ scenario is reported as not runnable with that reason instead of passing silentl
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -18,14 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import redis
-
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends import rabbitmq_broker
-from celery_chaos.backends.redis_broker import inspect
 from celery_chaos.backends.worker_command import launch_arguments, results_url, worker_app
+from celery_chaos.brokers import BROKERS, Broker, kinds_that_close_connections
 from celery_chaos.core import history as h
-from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
 
@@ -37,9 +32,6 @@ WORKER_READY_DEADLINE = 60.0
 # config also reads ``BROKER_URL`` (e.g. an ``amqp://`` production host passed with
 # ``--env``) would otherwise send its workers there instead of to the harness's broker.
 BROKER_URL_ENVS = ("BROKER_URL", "CELERY_BROKER_URL")
-# A RabbitMQ queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check
-# reuses an answer for this long rather than keeping a core busy.
-RABBITMQ_COUNT_INTERVAL = 1.0
 
 
 class BackendError(RuntimeError):
@@ -77,6 +69,8 @@ class Backend(ABC):
     name: str = "?"
     supported_faults: frozenset[str] = frozenset()
     oom_poll_interval: float = 0.01  # how often oom() reads the kill count (an API call on docker)
+    # The scenario's broker, once :meth:`start` started its server (see ``celery_chaos.brokers``).
+    broker: Broker
 
     def __init__(self, scenario: Scenario, run_dir: Path, log: Callable[[str], None] = print):
         self.scenario = scenario
@@ -89,7 +83,6 @@ class Backend(ABC):
         self.app = scenario.workers.app
         self.run_id = uuid.uuid4().hex[:10]
         self._next_index = 0
-        self._held: tuple[float, bool] | None = None  # last RabbitMQ count: (when, any held)
 
     # --- lifecycle -------------------------------------------------------------------
     def check_runnable(self) -> None:
@@ -99,6 +92,15 @@ class Backend(ABC):
                 raise Unsupported(
                     f"faults[{i}].kind: {fault.kind} is not supported by the {self.name} backend"
                 )
+        self._check_extras()
+        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
+        if closes and not BROKERS[self.scenario.broker.kind].closes_connections:
+            kinds = " or ".join(kinds_that_close_connections())
+            raise Unsupported(f"close_connection: needs broker.kind {kinds}")
+
+    def _check_extras(self) -> None:
+        """Raise :class:`MissingExtra` if the scenario needs an extra not installed here."""
+        return None
 
     @abstractmethod
     def start(self) -> None:
@@ -115,66 +117,6 @@ class Backend(ABC):
         self.close()
 
     # --- access ----------------------------------------------------------------------
-    @property
-    @abstractmethod
-    def broker_url(self) -> str:
-        """A broker URL the harness process (the dispatching client) can reach."""
-
-    @property
-    def broker_kind(self) -> str:
-        return self.scenario.broker.kind
-
-    @abstractmethod
-    def broker_client(self) -> redis.Redis:
-        """A client for the broker Redis, for inspection (Redis brokers only)."""
-
-    def rabbitmq(self) -> rabbitmq_broker.RabbitMQAccess:
-        """``rabbitmqctl`` and AMQP access to the broker node (RabbitMQ brokers only)."""
-        raise Unsupported(f"a RabbitMQ broker is not supported by the {self.name} backend")
-
-    def broker_state(self, live: bool = False) -> BrokerState:
-        """Where every task message sits. On RabbitMQ this closes every client connection
-        (see :mod:`rabbitmq_broker`): only for the final snapshot, workers frozen and the
-        dispatching client closed; ``live`` reads the ready messages only and closes nothing
-        (a shared pytest environment). A count that does not add up is logged and makes the
-        state unreachable, so no task is called gone on a doubtful reading."""
-        if self.broker_kind != "rabbitmq":
-            return inspect(self.broker_client(), explain=True)
-        read = rabbitmq_broker.inspect_live if live else rabbitmq_broker.inspect
-        found = read(self.rabbitmq())
-        for problem in found.problems:
-            self.log(f"   broker inspection: {problem}")
-        if found.problems:
-            return dataclasses.replace(found.state, reachable=False)
-        return found.state
-
-    def broker_may_hold(self, task_ids: set[str]) -> bool:
-        """Whether a message of these tasks may still be in the broker (see :meth:`occupancy`)."""
-        return self.broker_occupancy(task_ids)[0]
-
-    def broker_occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
-        """(a message of these tasks may still be in the broker, the broker holds any task
-        message at all), without side effects: the quiet check. RabbitMQ: any message in a task
-        queue, ready or unacked, counted at most once per :data:`RABBITMQ_COUNT_INTERVAL`."""
-        if self.broker_kind != "rabbitmq":
-            state = inspect(self.broker_client())
-            return state.may_hold(task_ids), not state.reachable or bool(state.locations)
-        now = time.monotonic()
-        if self._held is None or now - self._held[0] >= RABBITMQ_COUNT_INTERVAL:
-            parked = frozenset(self.scenario.broker.declare_queues)  # dead-letter queues
-            self._held = (now, rabbitmq_broker.may_hold_messages(self.rabbitmq(), parked))
-        return self._held[1], self._held[1]
-
-    def broker_answers(self) -> bool:
-        """Whether the broker answers at all (a cheap probe for reusing an environment)."""
-        try:
-            if self.broker_kind == "rabbitmq":
-                self.rabbitmq().connection().close()
-                return True
-            return bool(self.broker_client().ping())
-        except Exception:
-            return False
-
     @property
     def next_index(self) -> int:
         """The index the next started worker gets (worker indexes are never reused)."""
@@ -263,7 +205,7 @@ class Backend(ABC):
         pool = self.ledger.client.connection_pool.connection_kwargs
         auth = f":{quote(pool['password'], safe='')}@" if pool.get("password") else ""
         ledger_url = f"redis://{auth}{pool.get('host', 'localhost')}:{pool.get('port', 6379)}/0"
-        return results_url(self.scenario.results, ledger_url, self.broker_url)
+        return results_url(self.scenario.results, ledger_url, self.broker.url)
 
     def launch_worker(self) -> Worker:
         """Start one more worker and return at once (its ``worker_ready`` comes later)."""
@@ -298,30 +240,12 @@ class Backend(ABC):
         a client does depends on whether the broker is back when it reconnects), start it again
         with the scenario's persistence, and declare the scenario's extra queues again."""
         detail = self._crash_and_restart_broker(down_for)
-        self._declare_scenario_queues()
+        self.broker.declare_queues()
         return detail + (f", down for {down_for:g}s" if down_for else "")
 
     @abstractmethod
     def _crash_and_restart_broker(self, down_for: float) -> str:
         """SIGKILL the broker, wait ``down_for`` s, start it again; returns a detail line."""
-
-    def _settle_broker(self) -> None:
-        """Once the initial workers declared their queues: on RabbitMQ, write the node's cached
-        metadata to disk (:func:`rabbitmq_broker.flush_metadata_log`), so that a crash soon
-        after measures the crash, not RabbitMQ's 2 s window for a just-declared queue."""
-        failed = self.broker_kind == "rabbitmq" and rabbitmq_broker.flush_metadata_log(
-            self.rabbitmq()
-        )
-        if failed:
-            self.log(failed)
-
-    def _declare_scenario_queues(self) -> None:
-        """Declare the scenario's ``broker.declare_queues`` (RabbitMQ) on the broker just
-        started or restarted: e.g. a dead-letter queue no worker consumes."""
-        broker = self.scenario.broker
-        if broker.declare_queues and broker.kind == "rabbitmq":
-            specs = {name: spec.model_dump() for name, spec in broker.declare_queues.items()}
-            rabbitmq_broker.declare_queues(self.rabbitmq(), specs)
 
     def oom(self, worker: Worker, headroom: int, wait: float, release: Callable[[], None]) -> str:
         """Lower the worker's memory limit to usage + ``headroom``, ``release`` the task, wait
@@ -359,8 +283,15 @@ class Backend(ABC):
         return f"OOM kill in {worker.name}"
 
     def close_broker_connection(self, worker: Worker) -> str:
-        """Have the broker close the worker's AMQP connections (RabbitMQ brokers only)."""
+        """Have the broker close the worker's connections (a broker that
+        :attr:`~celery_chaos.brokers.base.Broker.closes_connections` only)."""
         raise Unsupported(f"close_connection is not supported by the {self.name} backend")
+
+    def _closing_broker(self) -> Broker:
+        """The broker, if it can close a client's connections (else :class:`Unsupported`)."""
+        if not self.broker.closes_connections:
+            raise Unsupported(f"close_connection: a {self.broker.kind} broker cannot close one")
+        return self.broker
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         """Cut (or, ``connected``, restore) the worker's broker connection; ``duration``: heal

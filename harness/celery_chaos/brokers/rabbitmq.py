@@ -1,5 +1,6 @@
-"""What every RabbitMQ broker the harness starts is told, whichever backend starts it (a local
-node's files, a container's ``/etc/rabbitmq``), and how it is known to be ready.
+"""A RabbitMQ broker: what every node the harness starts is told, whichever placement starts it
+(a local node's files, a container's ``/etc/rabbitmq``), how it is known to be ready, and the
+:class:`RabbitMQBroker` the placements hand out (inspection: :mod:`.rabbitmq_inspection`).
 
 - a random administrator created by the node itself at first boot (``default_user``), so the
   ``guest`` account never exists, not even for a moment;
@@ -11,10 +12,25 @@ node's files, a container's ``/etc/rabbitmq``), and how it is known to be ready.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import amqp
+
+from celery_chaos.brokers import rabbitmq_inspection as inspection
+from celery_chaos.brokers.base import Broker
+from celery_chaos.core.broker_state import BrokerState
+
+if TYPE_CHECKING:
+    from celery_chaos.core.scenario_parts import BrokerSpec
 
 DEFAULT_TICK_MS = 60_000
 CONSUMER_TIMEOUT_TICK_MS = 500
+# A queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check reuses an
+# answer for this long rather than keeping a core busy.
+COUNT_INTERVAL = 1.0
 
 
 def rabbitmq_conf(user: str, password: str, consumer_timeout: float | None) -> str:
@@ -56,3 +72,84 @@ def login_works(host: str, port: int, user: str, password: str) -> bool:
     except (OSError, amqp.exceptions.AMQPError):
         return False
     return True
+
+
+class RabbitMQBroker(Broker):
+    """A RabbitMQ node reached through ``access`` (``rabbitmqctl`` and AMQP: a local node or a
+    container, :class:`~.rabbitmq_inspection.RabbitMQAccess`)."""
+
+    kind = "rabbitmq"
+    closes_connections = True
+    snapshot_closes_connections = True
+
+    def __init__(
+        self,
+        spec: BrokerSpec,
+        access: inspection.RabbitMQAccess,
+        url: str,
+        worker_url: str | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        super().__init__(spec, url, worker_url, log)
+        self.access = access
+        self._held: tuple[float, bool] | None = None  # last count: (when, any message held)
+
+    def state(self, live: bool = False) -> BrokerState:
+        """Closes every client connection (see :mod:`.rabbitmq_inspection`): only for the final
+        snapshot, workers frozen and the dispatching client closed; ``live`` reads the ready
+        messages only and closes nothing. A count that does not add up is logged and makes the
+        state unreachable."""
+        found = (inspection.inspect_live if live else inspection.inspect)(self.access)
+        for problem in found.problems:
+            self.log(f"   broker inspection: {problem}")
+        if found.problems:
+            return dataclasses.replace(found.state, reachable=False)
+        return found.state
+
+    def occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
+        """Any message in a task queue, ready or unacked (a task id cannot be read without a
+        delivery), counted at most once per :data:`COUNT_INTERVAL`."""
+        now = time.monotonic()
+        if self._held is None or now - self._held[0] >= COUNT_INTERVAL:
+            parked = frozenset(self.spec.declare_queues)  # dead-letter queues
+            self._held = (now, inspection.may_hold_messages(self.access, parked))
+        return self._held[1], self._held[1]
+
+    def answers(self) -> bool:
+        try:
+            self.access.connection().close()
+            return True
+        except Exception:
+            return False
+
+    def version(self) -> str | None:
+        """From the AMQP handshake (``server_properties``): no ``rabbitmqctl`` VM to boot."""
+        connection = self.access.connection()
+        try:
+            version = connection.server_properties.get("version")
+        finally:
+            connection.close()
+        return str(version) if version else None
+
+    def settle(self) -> None:
+        """Write the node's cached metadata to disk (:func:`~.rabbitmq_inspection.
+        flush_metadata_log`), so that a crash soon after measures the crash, not RabbitMQ's 2 s
+        window for a just-declared queue."""
+        failed = inspection.flush_metadata_log(self.access)
+        if failed:
+            self.log(failed)
+
+    def declare_queues(self) -> None:
+        """E.g. a dead-letter queue no worker consumes (Celery declares only what it uses)."""
+        if self.spec.declare_queues:
+            specs = {name: spec.model_dump() for name, spec in self.spec.declare_queues.items()}
+            inspection.declare_queues(self.access, specs)
+
+    def close_connections(self, column: str, values: set[str], reason: str) -> list[str]:
+        # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
+        table = self.access.ctl("list_connections", "pid", column).splitlines()
+        rows = [line.split("\t") for line in table]
+        pids = [row[0] for row in rows if len(row) == 2 and row[1].strip() in values]
+        for pid in pids:
+            self.access.ctl("close_connection", pid, reason)
+        return pids

@@ -1,4 +1,4 @@
-"""Reading a RabbitMQ broker's state: which dispatched tasks still have a message in it.
+"""Inspecting a RabbitMQ broker: which dispatched tasks still have a message in it.
 
 RabbitMQ keeps a message in one of two places: *ready* in a queue, or *unacknowledged* on the
 channel it was delivered to (a running ``acks_late`` task, or one prefetched but not started).
@@ -80,8 +80,8 @@ SYSTEM_QUEUE_MARKERS = (".pidbox", "celeryev.")
 
 
 class RabbitMQAccess(Protocol):
-    """What inspection needs from a broker, whichever backend runs it (the local
-    :class:`~celery_chaos.backends.local.rabbitmq_server.RabbitMQServer` is one)."""
+    """What inspection needs from a node, whichever placement runs it (a local node, a
+    container)."""
 
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl`` against the node; raise a ``RuntimeError`` on failure."""

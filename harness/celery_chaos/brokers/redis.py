@@ -1,4 +1,4 @@
-"""Reading the broker's state: which dispatched tasks still have a message in Redis.
+"""A Redis broker: which dispatched tasks still have a message in it.
 
 Kombu's Redis transport keeps waiting messages in one list per queue (plus priority lists named
 ``queue\\x06\\x16N``) and messages delivered but not yet acknowledged in the ``unacked`` hash
@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import redis
 
+from celery_chaos.brokers.base import Broker
 from celery_chaos.core.broker_state import BrokerState
 
 UNACKED_KEY = "unacked"
@@ -79,3 +80,31 @@ def restore_blocked(client: redis.Redis) -> str | None:
         " an unacknowledged message until it expires (a worker killed inside its restore sweep"
         " leaves it held for unacked_mutex_expire)"
     )
+
+
+class RedisBroker(Broker):
+    """A Redis broker: inspection reads its keys; nothing about it disturbs a worker."""
+
+    kind = "redis"
+
+    def client(self) -> redis.Redis:
+        """A client for the broker Redis, from the harness's side (inspection, tests)."""
+        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=2)
+
+    def state(self, live: bool = False) -> BrokerState:
+        """Reading Redis disturbs nothing, so ``live`` changes nothing; with the restore note."""
+        return inspect(self.client(), explain=True)
+
+    def occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
+        state = inspect(self.client())
+        return state.may_hold(task_ids), not state.reachable or bool(state.locations)
+
+    def answers(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except Exception:
+            return False
+
+    def version(self) -> str | None:
+        info = self.client().info("server")
+        return str(info.get("redis_version")) if info.get("redis_version") else None

@@ -75,7 +75,7 @@ class ChaosEnv:
         self.dirty_reason = ""
         self.tests_run = 0
         self.client = workload.make_client(
-            backend.broker_url, scenario.celery, backend.results_url()
+            backend.broker.url, scenario.celery, backend.results_url()
         )
         self._known: set[str] = set()  # every task id any test dispatched here
         self._test: _TestSlice | None = None
@@ -108,7 +108,7 @@ class ChaosEnv:
             return False
         if any(self.backend.worker_exit_reason(w) for w in self.backend.workers):
             return False
-        return self.backend.broker_answers()
+        return self.backend.broker.answers()
 
     def _current(self) -> _TestSlice:
         if self._test is None:
@@ -371,7 +371,7 @@ class ChaosEnv:
     def _snapshot(self, test: _TestSlice) -> Snapshot:
         """A clean environment is read without disturbing it; a dirty one (never reused) is
         read fully, which on RabbitMQ closes every connection, this client's first."""
-        if self.dirty and self.backend.broker_kind == "rabbitmq":
+        if self.dirty and self.backend.broker.snapshot_closes_connections:
             self.client.close()
             return test.loop.snapshot(self._keep(test))
         return test.loop.snapshot(self._keep(test), live=True)

@@ -258,7 +258,7 @@ class Loop:
             return False
         if self.held_in_memory():
             return False
-        may_hold, anything = self.backend.broker_occupancy(self.task_ids)
+        may_hold, anything = self.backend.broker.occupancy(self.task_ids)
         if may_hold:
             return False
         self.proven = not anything and self.outcomes.all_done()
@@ -306,10 +306,10 @@ class Loop:
     def snapshot(self, keep: Keep | None = None, live: bool = False) -> Snapshot:
         """Broker and locks first, history last: a task that moves in between is then seen
         later in the history than in the broker, never missing from both (no false ``lost``).
-        ``live``: the environment goes on (see ``Backend.broker_state``). A worker exit not
+        ``live``: the environment goes on (see ``Broker.state``). A worker exit not
         yet recorded is reaped first: the checker must see every crash."""
         self._record_worker_exits(force=True)
-        state = self.backend.broker_state(live=live)
+        state = self.backend.broker.state(live=live)
         held = self.ledger.held_locks()
         if keep is not None:
             kept = {t: w for t, w in state.locations.items() if keep(t)}

@@ -3,14 +3,12 @@
 Every result.json carries them and ``celery-chaos run`` prints them first. The harness's own
 versions are the start; the workers' (reported by the agent in ``worker_ready``) replace them,
 since the workers may run from another environment (``celery-chaos matrix``). The broker server's
-version is read from the broker itself; :data:`BROKER_VERSION_READERS` maps a broker URL scheme
-to a reader, so another broker (RabbitMQ) adds one entry.
+version is read from the broker itself (``Broker.version``: each broker kind knows how).
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -48,40 +46,14 @@ def worker_versions(events: list[dict[str, Any]]) -> dict[str, str | None]:
     return {}
 
 
-def _redis_version(backend: Any) -> str | None:
-    info = backend.broker_client().info("server")
-    return str(info.get("redis_version")) if info.get("redis_version") else None
-
-
-def _rabbitmq_version(backend: Any) -> str | None:
-    """From the AMQP handshake (``server_properties``): no ``rabbitmqctl`` VM to boot."""
-    from kombu import Connection
-
-    with Connection(backend.broker_url, connect_timeout=5) as connection:
-        connection.connect()
-        version = connection.connection.server_properties.get("version")
-    return str(version) if version else None
-
-
-BROKER_VERSION_READERS: dict[str, Callable[[Any], str | None]] = {
-    "redis": _redis_version,
-    "rediss": _redis_version,
-    "amqp": _rabbitmq_version,
-    "pyamqp": _rabbitmq_version,
-    "amqps": _rabbitmq_version,
-}
-BROKER_NAMES = {"redis": "redis", "rediss": "redis", "amqp": "rabbitmq", "pyamqp": "rabbitmq"}
-
-
-def broker_version(backend: Any) -> dict[str, str | None]:
+def broker_version(placement: Any) -> dict[str, str | None]:
     """``{"broker": "redis 7.2.4"}`` read from the running broker; None when it cannot say."""
-    scheme = str(backend.broker_url).split("://", 1)[0]
-    reader = BROKER_VERSION_READERS.get(scheme)
+    broker = placement.broker
     try:
-        version = reader(backend) if reader else None
+        version = broker.version()
     except Exception:  # a version is context, never a reason to fail a run
         version = None
-    return {"broker": f"{BROKER_NAMES.get(scheme, scheme)} {version}" if version else None}
+    return {"broker": f"{broker.kind} {version}" if version else None}
 
 
 def header(versions: dict[str, Any]) -> str:

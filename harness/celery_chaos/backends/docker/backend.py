@@ -33,7 +33,6 @@ from celery_chaos.backends.base import (
 )
 from celery_chaos.backends.docker import images, network, probes
 from celery_chaos.backends.docker.containers import (
-    LOOPBACK,
     REDIS_PORT,
     ROLE_LABEL,
     RUN_LABEL,
@@ -46,11 +45,12 @@ from celery_chaos.backends.docker.containers import (
     run_files_dir,
     start_reaper,
 )
-from celery_chaos.backends.docker.rabbitmq import AMQP_PORT, LoopbackRabbitMQ
+from celery_chaos.backends.docker.rabbitmq import LoopbackRabbitMQ
 from celery_chaos.backends.docker.watch import ContainerWatch, engine
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core.fault_kinds import DOCKER, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.faults.base import DOCKER
+from celery_chaos.faults.registry import supported_by
 from celery_chaos.ledger import Ledger
 
 __all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
@@ -93,15 +93,12 @@ class DockerBackend(ContainerWatch, Backend):
 
     def check_runnable(self) -> None:
         super().check_runnable()
-        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
-        if closes and self.broker_kind != "rabbitmq":
-            raise Unsupported("close_connection: needs broker.kind rabbitmq")
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")
         self.client = docker_client()
         roles = {self.worker_image: "worker", self.redis_image: "Redis"}
-        roles[self.broker_image] = f"{self.broker_kind} broker"
+        roles[self.broker_image] = f"{self.scenario.broker.kind} broker"
         for image, role in roles.items():
             if not images.have_image(self.client, image):
                 raise BackendError(
@@ -120,14 +117,16 @@ class DockerBackend(ContainerWatch, Backend):
             self.networks[role] = RunNetwork(f"chaos-{self.run_id}-{role}", self.labels)
         _in_parallel(net.create for net in self.networks.values())
         self._start_services()
-        self._declare_scenario_queues()
+        host = f"chaos-{self.run_id}-broker"  # its name on the run's broker network
+        self.broker = self.services["broker"].broker(self.scenario.broker, host, self.log)
+        self.broker.declare_queues()
         broker_network = self.networks["broker"].name
         self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
-        self._settle_broker()
+        self.broker.settle()
 
     def _start_services(self) -> None:
         """Ledger and broker, started side by side (each waits until it answers: a Redis
@@ -138,7 +137,7 @@ class DockerBackend(ContainerWatch, Backend):
         )
         self.services["broker"] = (
             LoopbackRabbitMQ(self.broker_image, free_port(), self.scenario.broker.consumer_timeout)
-            if self.broker_kind == "rabbitmq"
+            if self.scenario.broker.kind == "rabbitmq"
             else LoopbackRedis(self.broker_image, secrets.token_hex(16), free_port(), aof)
         )
         for role, service in self.services.items():
@@ -174,39 +173,18 @@ class DockerBackend(ContainerWatch, Backend):
                 continue
             (self.logs_dir / f"{name}.log").write_bytes(logs)
 
-    def _internal_url(self, role: str) -> str:
-        """The URL workers use: the container's name on the run's network."""
-        service, host = self.services[role], f"chaos-{self.run_id}-{role}"
-        if isinstance(service, LoopbackRabbitMQ):
-            return service.url(host, AMQP_PORT)
-        return f"redis://:{service.password}@{host}:{REDIS_PORT}/0"
-
-    @property
-    def broker_url(self) -> str:
-        broker = self.services["broker"]
-        if isinstance(broker, LoopbackRabbitMQ):
-            return broker.url()
-        return f"redis://:{broker.password}@{LOOPBACK}:{broker.host_port}/0"
+    def _ledger_url(self) -> str:
+        """The URL workers reach the ledger at: its container's name on the ledger network."""
+        return self.services["ledger"].url(f"chaos-{self.run_id}-ledger", REDIS_PORT)
 
     def _broker_host_port(self) -> int:
         """The broker's port published on the host's loopback (the proxies' upstream)."""
         return self.services["broker"].host_port
 
-    def broker_client(self) -> redis.Redis:
-        if self.broker_kind == "rabbitmq":
-            raise Unsupported("broker_client: the broker is RabbitMQ, not Redis")
-        return self.services["broker"].get_client()
-
-    def rabbitmq(self) -> LoopbackRabbitMQ:
-        broker = self.services.get("broker")
-        if isinstance(broker, LoopbackRabbitMQ):
-            return broker
-        raise Unsupported("rabbitmq(): this run's broker is Redis")
-
     # --- workers ---------------------------------------------------------------------
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
-        broker_url = self.proxies.open(index, self._internal_url("broker"))  # or direct
-        env = self.agent_env(self._internal_url("ledger"), broker_url)
+        broker_url = self.proxies.open(index, self.broker.worker_url)  # or direct
+        env = self.agent_env(self._ledger_url(), broker_url)
         self.worker_argv[name] = ["celery", *arguments]  # the image's entrypoint, if any, runs it
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
@@ -284,13 +262,13 @@ class DockerBackend(ContainerWatch, Backend):
     def close_broker_connection(self, worker: Worker) -> str:
         """Have RabbitMQ close the connections whose peer is the worker container's address on
         the broker network, as it does on a policy or an operator's command."""
-        container = engine(worker)
+        broker, container = self._closing_broker(), engine(worker)
         if worker.index in self.proxies.proxies:  # the broker sees the proxy, not the worker
             raise Unsupported(f"close_connection: {container.name} reaches the broker via a proxy")
         address = probes.address_on(container, self.networks["broker"].name)
         if not address:
             return f"{container.name} is not on the broker network: no connection to close"
-        pids = self.rabbitmq().close_connections_from(address, "celery-chaos close_connection")
+        pids = broker.close_connections("peer_host", {address}, "celery-chaos close_connection")
         return f"RabbitMQ closed {len(pids)} connection(s) of {container.name} (peer {address})"
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:

@@ -15,6 +15,7 @@ reaper. What it lacks for celery-chaos is added here, small and on top:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,6 +27,8 @@ from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.network import Network
 
 from celery_chaos.backends.docker import images
+from celery_chaos.brokers.redis import RedisBroker
+from celery_chaos.core.scenario_parts import BrokerSpec
 
 RUN_LABEL = "celery-chaos.run"
 ROLE_LABEL = "celery-chaos.role"
@@ -130,6 +133,14 @@ class LoopbackRedis(RedisContainer):
             .with_transient_exceptions(redis.TimeoutError)
         )
         self.waiting_for(self.ready)
+
+    def url(self, host: str = LOOPBACK, port: int | None = None) -> str:
+        """A Redis URL of database 0: from the host by default, or by container name."""
+        return f"redis://:{self.password}@{host}:{port or self.host_port}/0"
+
+    def broker(self, spec: BrokerSpec, host: str, log: Callable[[str], None]) -> RedisBroker:
+        """This container as the scenario's broker; workers reach it as ``host`` (its name)."""
+        return RedisBroker(spec, self.url(), self.url(host, REDIS_PORT), log=log)
 
     def get_client(self, **kwargs: Any) -> redis.Redis:
         """A client on the loopback port (no engine round trip, unlike testcontainers' own)."""

@@ -3,7 +3,7 @@ as a testcontainers container, and inspected through the same ``RabbitMQAccess``
 
 - published on 127.0.0.1 at a host port fixed at creation, so a restart keeps it;
 - a random administrator user (no ``guest``) and the scenario's ``consumer_timeout``: the same
-  config lines as the local node (:mod:`celery_chaos.backends.rabbitmq_config`), copied into
+  config lines as the local node (:mod:`celery_chaos.brokers.rabbitmq`), copied into
   ``/etc/rabbitmq/conf.d`` and ``/etc/rabbitmq/advanced.config`` before the first start (the
   layout of both the offline Debian image and the registry's ``rabbitmq:3``);
 - ready when an AMQP login succeeds, polled from the host (no fixed sleep);
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 
 import amqp
 import docker.errors
@@ -23,13 +24,15 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 from celery_chaos.backends.docker.containers import LOOPBACK, client_options, crash
-from celery_chaos.backends.rabbitmq_broker import ctl_failure
-from celery_chaos.backends.rabbitmq_config import (
+from celery_chaos.brokers.rabbitmq import (
+    RabbitMQBroker,
     advanced_config,
     connect,
     login_works,
     rabbitmq_conf,
 )
+from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
+from celery_chaos.core.scenario_parts import BrokerSpec
 
 AMQP_PORT = 5672
 RABBITMQ_READY_SECONDS = 120  # ready in ~4 s idle, 5-8 s on a loaded 2-core runner
@@ -84,6 +87,10 @@ class LoopbackRabbitMQ(DockerContainer):
     def url(self, host: str = LOOPBACK, port: int | None = None) -> str:
         """An AMQP URL for the default vhost: from the host by default, or by container name."""
         return f"amqp://{self.user}:{self.password}@{host}:{port or self.host_port}//"
+
+    def broker(self, spec: BrokerSpec, host: str, log: Callable[[str], None]) -> RabbitMQBroker:
+        """This container as the scenario's broker; workers reach it as ``host`` (its name)."""
+        return RabbitMQBroker(spec, self, self.url(), self.url(host, AMQP_PORT), log=log)
 
     def connection(self) -> amqp.Connection:
         """A connected py-amqp client on the loopback port (for inspection and tests)."""
@@ -142,16 +149,3 @@ class LoopbackRabbitMQ(DockerContainer):
         if result.exit_code != 0:
             raise RabbitMQCtlError(ctl_failure(args, stdout, stderr))
         return stdout
-
-    def close_connections_from(self, peer_host: str, reason: str) -> list[str]:
-        """Have the node close every client connection whose peer is ``peer_host`` (an IP on
-        the broker network); returns the connection pids it closed."""
-        # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
-        rows = [
-            line.split("\t")
-            for line in self.ctl("list_connections", "pid", "peer_host").splitlines()
-        ]
-        pids = [row[0] for row in rows if len(row) == 2 and row[1].strip() == peer_host]
-        for pid in pids:
-            self.ctl("close_connection", pid, reason)
-        return pids

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import redis
 
 from celery_chaos.backends import MissingExtra
 from celery_chaos.backends.base import (
@@ -41,8 +40,9 @@ from celery_chaos.backends.local.rabbitmq_server import (
 from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
 from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
-from celery_chaos.core.fault_kinds import LOCAL, NETWORK_KINDS, supported_by
 from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.faults.base import LOCAL
+from celery_chaos.faults.registry import FAULTS, proxied, supported_by
 from celery_chaos.ledger import Ledger
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
@@ -79,13 +79,13 @@ class LocalBackend(Backend):
         self.python = python or sys.executable
         self.agent_path = agent_path  # where that interpreter finds celery_chaos (PYTHONPATH)
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
-        self.broker: RedisServer | RabbitMQServer = (
+        self.broker_server: RedisServer | RabbitMQServer = (
             RabbitMQServer("broker", self.logs_dir, scenario.broker.consumer_timeout)
             if scenario.broker.kind == "rabbitmq"
             else RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
         )
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
-            f.kind == "oom" for f in scenario.faults
+            FAULTS[f.kind].memory_cgroup for f in scenario.faults
         )
         self._reaped: set[str] = set()  # workers whose exit was already reported
         self.state = RunState.new(self.run_id, run_dir)
@@ -93,20 +93,19 @@ class LocalBackend(Backend):
         self.worker_argv: dict[str, list[str]] = {}  # worker name -> the command it runs
         self.proxy_hub: ProxyHub | None = None
         self.proxies: dict[int, Proxy] = {}  # worker index -> its own proxy to the broker
-        for server in (self.ledger_server, self.broker):
+        for server in (self.ledger_server, self.broker_server):
             server.on_spawn = self._recorder(server.name)  # node and epmd alike on RabbitMQ
 
-    def check_runnable(self) -> None:
-        super().check_runnable()
+    def _check_extras(self) -> None:
         pool = self.scenario.workers.pool
         if pool in ("gevent", "eventlet") and not _installed(pool):
             raise MissingExtra(
                 f"workers.pool {pool}: not installed (pip install 'celery-chaos[{pool}]')"
             )
-        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
-        if closes and self.broker_kind != "rabbitmq":
-            raise Unsupported("close_connection: needs broker.kind rabbitmq")
-        if self.broker_kind == "rabbitmq":
+
+    def check_runnable(self) -> None:
+        super().check_runnable()
+        if self.scenario.broker.kind == "rabbitmq":
             try:
                 find_rabbitmq()
             except RabbitMQUnavailable as error:
@@ -139,25 +138,26 @@ class LocalBackend(Backend):
         self._start_watchdog()
         try:
             self.ledger_server.start()
-            self.broker.start()
+            self.broker_server.start()
         except (RedisUnavailable, RabbitMQUnavailable) as error:
             raise BackendError(str(error)) from None
-        self._declare_scenario_queues()
+        self.broker = self.broker_server.broker(self.scenario.broker, self.log)
+        self.broker.declare_queues()
         self.ledger = Ledger(self.ledger_server.client())
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
-        self._settle_broker()
+        self.broker.settle()
 
     def close(self) -> None:
         for worker in self.workers:
             processes.stop(worker.handle, sig=signal.SIGKILL, grace=5)
             if worker.cgroup is not None:
                 worker.cgroup.remove()
-        if isinstance(self.broker, RabbitMQServer):
-            self.broker.remove(keep_logs=True)  # data, config and cookie go; the node log stays
+        if isinstance(self.broker_server, RabbitMQServer):
+            self.broker_server.remove(keep_logs=True)  # data, config, cookie go; the log stays
         else:
-            self.broker.stop()
+            self.broker_server.stop()
         self.ledger_server.stop()
         self._close_proxies()
         self.state.discard()
@@ -165,23 +165,9 @@ class LocalBackend(Backend):
             processes.stop(self.watchdog, grace=2)
             self.watchdog = None
 
-    @property
-    def broker_url(self) -> str:
-        return self.broker.url
-
-    def broker_client(self) -> redis.Redis:
-        if not isinstance(self.broker, RedisServer):
-            raise Unsupported("broker_client: the broker is RabbitMQ, not Redis")
-        return self.broker.client()
-
-    def rabbitmq(self) -> RabbitMQServer:
-        if not isinstance(self.broker, RabbitMQServer):
-            return super().rabbitmq()
-        return self.broker
-
     # --- workers ---------------------------------------------------------------------
     def _worker_env(self, broker_url: str | None = None) -> dict[str, str]:
-        broker_url = broker_url or self.broker.url
+        broker_url = broker_url or self.broker.worker_url
         env = dict(os.environ) | self.agent_env(self.ledger_server.url, broker_url)
         paths = [str(self.cwd), self.agent_path, env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
@@ -283,34 +269,29 @@ class LocalBackend(Backend):
         return f"{signal.Signals(sig).name} to process group of {worker.name}"
 
     def _crash_and_restart_broker(self, down_for: float) -> str:
-        self.broker.restart(signal.SIGKILL, down_for=down_for)
-        if isinstance(self.broker, RabbitMQServer):
-            took = self.broker.startup_seconds or 0.0
+        self.broker_server.restart(signal.SIGKILL, down_for=down_for)
+        if isinstance(self.broker_server, RabbitMQServer):
+            took = self.broker_server.startup_seconds or 0.0
             return (
-                f"RabbitMQ node SIGKILLed and restarted on port {self.broker.port}"
+                f"RabbitMQ node SIGKILLed and restarted on port {self.broker_server.port}"
                 f" (data directory kept; up again in {took:.1f}s)"
             )
-        port, persistence = self.broker.port, self.broker.persistence
+        port, persistence = self.broker_server.port, self.broker_server.persistence
         return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
 
     def close_broker_connection(self, worker: Worker) -> str:
         """Find the worker's connections by its sockets' ports, as RabbitMQ sees them (peer
         port), and have the node close them, as it does on a policy or an operator's command."""
-        broker = self.rabbitmq()
+        broker, port = self._closing_broker(), self.broker_server.port
         ports = set()
         for pid in processes.group_members(worker.handle):
             try:
                 sockets = psutil.Process(pid).net_connections(kind="tcp")
             except psutil.Error:
                 continue
-            ports |= {c.laddr.port for c in sockets if c.raddr and c.raddr.port == broker.port}
-        # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
-        table = broker.ctl("list_connections", "pid", "peer_port").splitlines()
-        rows = [line.split("\t") for line in table]
-        rows = [row for row in rows if len(row) == 2 and row[1].strip().isdigit()]
-        pids = [pid for pid, port in rows if int(port) in ports]
-        for pid in pids:
-            broker.ctl("close_connection", pid, "celery-chaos close_connection fault")
+            ports |= {c.laddr.port for c in sockets if c.raddr and c.raddr.port == port}
+        peers = {str(p) for p in ports}
+        pids = broker.close_connections("peer_port", peers, "celery-chaos close_connection fault")
         return f"RabbitMQ closed {len(pids)} connection(s) of {worker.name} (ports {sorted(ports)})"
 
     def memory_usage(self, worker: Worker) -> int:
@@ -366,7 +347,7 @@ class LocalBackend(Backend):
         storm = getattr(self.scenario, "storm", None)
         if storm is not None:
             kinds |= set(storm.kinds())
-        return bool(kinds & NETWORK_KINDS)
+        return proxied(kinds, LOCAL)
 
     def network_faults_ready(self) -> bool:
         return self.needs_proxy
@@ -380,9 +361,10 @@ class LocalBackend(Backend):
             return None
         if self.proxy_hub is None:
             self.proxy_hub = ProxyHub()
-        proxy = self.proxy_hub.open(f"w{index}", ("127.0.0.1", self.broker.port))
+        port = self.broker_server.port
+        proxy = self.proxy_hub.open(f"w{index}", ("127.0.0.1", port))
         self.proxies[index] = proxy
-        return self.broker.url.replace(f":{self.broker.port}/", f":{proxy.port}/")
+        return self.broker.worker_url.replace(f":{port}/", f":{proxy.port}/")
 
     def _proxy(self, worker: Worker) -> Proxy:
         proxy = self.proxies.get(worker.index)

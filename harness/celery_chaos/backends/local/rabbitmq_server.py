@@ -37,13 +37,15 @@ import psutil
 
 from celery_chaos.backends.local import processes
 from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.backends.rabbitmq_broker import ctl_failure
-from celery_chaos.backends.rabbitmq_config import (
+from celery_chaos.brokers.rabbitmq import (
+    RabbitMQBroker,
     advanced_config,
     connect,
     login_works,
     rabbitmq_conf,
 )
+from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
+from celery_chaos.core.scenario_parts import BrokerSpec
 
 READY_DEADLINE = 60.0
 STOP_GRACE = 15.0
@@ -268,6 +270,10 @@ class RabbitMQServer:
 
     def _login_works(self) -> bool:
         return login_works("127.0.0.1", self.port, self.user, self.password)
+
+    def broker(self, spec: BrokerSpec, log: Callable[[str], None]) -> RabbitMQBroker:
+        """This node as the scenario's broker (workers reach it at the same URL)."""
+        return RabbitMQBroker(spec, self, self.url, log=log)
 
     def connection(self) -> amqp.Connection:
         """A connected py-amqp client (for inspection and tests)."""

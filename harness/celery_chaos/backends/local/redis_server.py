@@ -16,6 +16,8 @@ from typing import Literal
 import redis
 
 from celery_chaos.backends.local import processes
+from celery_chaos.brokers.redis import RedisBroker
+from celery_chaos.core.scenario_parts import BrokerSpec
 
 READY_DEADLINE = 10.0
 BINARY_ENV = "CHAOS_REDIS_SERVER"
@@ -66,6 +68,10 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def broker(self, spec: BrokerSpec, log: Callable[[str], None]) -> RedisBroker:
+        """This server as the scenario's broker (workers reach it at the same URL)."""
+        return RedisBroker(spec, self.url, log=log)
 
     def client(self) -> redis.Redis:
         return redis.Redis(
