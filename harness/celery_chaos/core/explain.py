@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.broker_state import BrokerState
+from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, check
 from celery_chaos.core.crashes import kills_whole_worker
 from celery_chaos.core.explain_facts import (
     GREEN_POOLS,
@@ -68,6 +70,20 @@ def explain(verdicts: Verdicts, history: list[h.Event], settings: RunSettings) -
             owner = owners.get(lock.owner or "")
             lines.append(f"stuck_locks lock {lock.name}: {_stuck_reason(owner, facts)}")
     return lines
+
+
+def check_explained(
+    snapshot: tuple[list[h.Event], BrokerState, dict[str, str]],
+    settings: RunSettings,
+    redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD,
+) -> Verdicts:
+    """The checker's verdicts on a (history, broker state, held locks) snapshot, carrying their
+    explanation lines: for a caller that hands out only the verdicts (``chaos_env.verdicts()``,
+    whose ``assert_verdicts`` failure then says why)."""
+    history, broker, held = snapshot
+    verdicts = check(history, broker, held, redelivery_threshold)
+    verdicts.explanations = explain(verdicts, history, settings)
+    return verdicts
 
 
 # --- pending -------------------------------------------------------------------------------------

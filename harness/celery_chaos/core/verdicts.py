@@ -99,6 +99,10 @@ class Verdicts:
     workflows: list[WorkflowReport] = field(default_factory=list)
     revoked_ran: list[str] = field(default_factory=list)
     broker_notes: list[str] = field(default_factory=list)  # BrokerState.notes, as found
+    # Why each finding happened (core.explain), when the caller had the history and settings
+    # at hand (chaos_env.verdicts(), testing.run_scenario); not in as_dict: result.json
+    # keeps them once, as the run's ``explanations``.
+    explanations: list[str] = field(default_factory=list)
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""

@@ -62,7 +62,8 @@ def _verdict_lines(verdicts: Verdicts) -> list[str]:
 
 def assert_verdicts(verdicts: Verdicts, **expected: int | dict[str, int] | Range) -> None:
     """Assert verdict counts like a scenario's ``expect`` (``lost=0``, ``ok={"min": 2}``); the
-    AssertionError lists each unmet expectation with its offenders and every task's verdicts."""
+    AssertionError lists each unmet expectation with its offenders, why each broken finding
+    happened (the verdicts' explanation lines, when they carry them) and every task's verdicts."""
     __tracebackhide__ = True
     unknown = sorted(set(expected) - set(VERDICTS))
     if unknown:
@@ -75,7 +76,15 @@ def assert_verdicts(verdicts: Verdicts, **expected: int | dict[str, int] | Range
         return
     lines = ["verdicts not as expected:"]
     lines += [f"  {unmet_line(verdicts, u)}" for u in unmet]
-    raise AssertionError("\n".join(lines + _verdict_lines(verdicts)))
+    lines += [f"explained: {line}" for line in _why(verdicts, {u.verdict for u in unmet})]
+    raise AssertionError(mask_text("\n".join(lines + _verdict_lines(verdicts))))
+
+
+def _why(verdicts: Verdicts, broken: set[str]) -> list[str]:
+    """The explanation lines of the broken verdicts (a line starts with its verdict); when none
+    is about them (``ok`` fell short because a task was lost), every line."""
+    about = [line for line in verdicts.explanations if line.split(" ", 1)[0] in broken]
+    return (about or verdicts.explanations)[:TASK_LINES]
 
 
 def scenario_failure(result: ScenarioResult, replay: str) -> str:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from celery_chaos.backends import Backend, Unsupported
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
+from celery_chaos.core.explain import check_explained, run_settings
 from celery_chaos.core.fault_kinds import NETWORK_KINDS
 from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.scenario import (
@@ -377,11 +378,12 @@ class ChaosEnv:
         return test.loop.snapshot(self._keep(test), live=True)
 
     def verdicts(self, redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD) -> Verdicts:
-        """The checker's verdicts on this test's tasks only; call after :meth:`wait_quiescent`
-        (before it, in-flight tasks are honestly ``pending``)."""
+        """The checker's verdicts on this test's tasks only, findings explained; call after
+        :meth:`wait_quiescent` (before it, in-flight tasks are honestly ``pending``)."""
         test = self._current()
         test.loop.step(fire=False)
-        return check(*self._snapshot(test), redelivery_threshold)
+        settings = run_settings(self.scenario, versions.library_versions())
+        return check_explained(self._snapshot(test), settings, redelivery_threshold)
 
     def close(self) -> None:
         try:
