@@ -38,7 +38,8 @@ import pytest
 if TYPE_CHECKING:
     from celery_chaos.core.outcome import ScenarioResult
     from celery_chaos.core.scenario import Scenario
-    from celery_chaos.run.session import ChaosEnv, ChaosSession, EnvironmentCache
+    from celery_chaos.run.session import ChaosSession
+    from celery_chaos.testing import ChaosEnv, EnvironmentCache
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SCENARIO_KEYS = ("name", "workload")

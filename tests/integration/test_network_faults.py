@@ -138,7 +138,7 @@ def test_reply_lost_in_flight_loses_an_acks_late_task(tmp_path: Path) -> None:
 
 CHAOS_ENV_RESET = """
 import pytest
-from celery_chaos.run.session import assert_verdicts
+from celery_chaos.testing import assert_verdicts
 
 
 @pytest.mark.chaos(

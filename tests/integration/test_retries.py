@@ -111,7 +111,7 @@ def test_an_app_without_install_reaches_verdicts(tmp_path: Path) -> None:
 
 PLAIN_ENV_TEST = """
 import pytest
-from celery_chaos.run.session import assert_verdicts
+from celery_chaos.testing import assert_verdicts
 
 @pytest.mark.chaos(workers={"app": "plain_app:app", "count": 1})
 def test_plain_app(chaos_env):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.run.session import assert_verdicts
+from celery_chaos.testing import assert_verdicts
 
 pytest_plugins = ["pytester"]
 
@@ -233,7 +233,7 @@ def test_a_backend_error_is_a_test_error(pytester: pytest.Pytester) -> None:
 
 ENV_TESTS = """
 import pytest
-from celery_chaos.run.session import assert_verdicts
+from celery_chaos.testing import assert_verdicts
 
 pytestmark = pytest.mark.chaos(
     celery={"task_acks_late": True, "task_reject_on_worker_lost": True,
@@ -310,7 +310,7 @@ def test_chaos_env_fixture_with_real_workers(pytester: pytest.Pytester) -> None:
 
 RABBITMQ_ENV_TESTS = """
 import pytest
-from celery_chaos.run.session import assert_verdicts
+from celery_chaos.testing import assert_verdicts
 
 pytestmark = pytest.mark.chaos(
     celery={"task_acks_late": True, "task_reject_on_worker_lost": True},

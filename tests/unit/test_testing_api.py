@@ -152,3 +152,10 @@ def test_the_assertion_masks_url_passwords_and_result_json_is_unchanged() -> Non
     assert "redis://:***@broker:6379/0" in str(raised.value)
     assert "hunter2" not in str(raised.value)
     assert "explanations" not in verdicts.as_dict()  # result.json keeps them once, at top level
+
+
+def test_the_reference_page_names_every_public_name() -> None:
+    import celery_chaos.testing
+
+    page = (Path(__file__).resolve().parents[2] / "docs/reference/testing.md").read_text()
+    assert [name for name in celery_chaos.testing.__all__ if f"`{name}" not in page] == []
