@@ -71,9 +71,6 @@ class Ledger:
         self._read_offset += len(raw)
         return events
 
-    def next_attempt(self, task_id: str) -> int:
-        return int(self.client.incr(ATTEMPT_COUNTER_KEY.format(task_id=task_id)))
-
     def start_attempt(self, task_id: str, **fields: Any) -> int:
         """Number the next attempt of ``task_id`` and record its ``attempt_start`` event in one
         round trip; returns the number. The agent does this for every task it runs: as two

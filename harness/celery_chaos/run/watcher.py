@@ -66,11 +66,6 @@ class Watcher:
             # The fault event names whom it hit: a death of that pid/worker is its doing.
             self._blame[event[event["blame"]]] = event["cause"]
 
-    def attempt_of(self, task_id: str) -> LiveAttempt | None:
-        """The running attempt of ``task_id``, if one is running."""
-        found = [a for (tid, _), a in self.running.items() if tid == task_id]
-        return max(found, key=lambda a: a.attempt) if found else None
-
     def _reason(self, attempt: LiveAttempt) -> tuple[str, str]:
         """Why the attempt's process died: (a code of ``core.exit_reasons``, the human text)."""
         worker = self.backend.worker_named(attempt.worker)
