@@ -55,8 +55,9 @@ from celery_chaos.backends.docker import images  # noqa: E402
 from celery_chaos.backends.local.backend import LocalBackend  # noqa: E402
 from celery_chaos.core import history as h  # noqa: E402
 from celery_chaos.core.checker import BrokerState, check  # noqa: E402
+from celery_chaos.core.outcome import PASSED  # noqa: E402
 from celery_chaos.core.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
-from celery_chaos.run.runner import PASSED, RunOptions, run_scenario  # noqa: E402
+from celery_chaos.run.runner import RunOptions, run_scenario  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite_wall  # noqa: E402

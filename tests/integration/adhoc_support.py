@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from celery_chaos.core.outcome import ScenarioResult
 from celery_chaos.core.scenario import parse_scenario
-from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 ACK_LATE = {"task_acks_late": True, "task_reject_on_worker_lost": True}
 FAST_RESTORE = {

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_chaos.core.outcome import failure_message
+from celery_chaos.core.outcome import ScenarioResult, failure_message
 from celery_chaos.core.scenario import Scenario, load_file, parse_scenario
-from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import docker.errors
 import pytest
 from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
-from celery_chaos.core.outcome import failure_message
+from celery_chaos.core.outcome import PASSED, ScenarioResult, failure_message
 from celery_chaos.core.scenario import load_file
-from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 from testcontainers.core.config import testcontainers_config
 
 from tests.integration.docker_support import require_images

@@ -20,9 +20,10 @@ from celery_chaos.backends.base import Backend, Unsupported
 from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
 from celery_chaos.backends.docker.images import DEFAULT_WORKER_IMAGE
 from celery_chaos.backends.docker.network import BrokerProxies, gateway_address
+from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.core.yaml_input import read_yaml
-from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario, run_suite
+from celery_chaos.run.runner import RunOptions, run_scenario, run_suite
 
 from tests.integration.docker_support import require_images, unavailable
 from tests.integration.test_network_faults import CHAOS_ENV_RESET

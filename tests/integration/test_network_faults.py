@@ -12,7 +12,7 @@ import pytest
 import redis
 from celery_chaos.backends.local.proxy import ProxyHub
 from celery_chaos.backends.local.redis_server import RedisServer
-from celery_chaos.run.runner import PASSED
+from celery_chaos.core.outcome import PASSED
 
 from tests.integration.scenario_support import run
 

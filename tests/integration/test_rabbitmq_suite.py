@@ -24,9 +24,9 @@ from celery_chaos.backends.local.rabbitmq_server import (
     owner_marker,
 )
 from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
-from celery_chaos.core.outcome import failure_message
+from celery_chaos.core.outcome import PASSED, failure_message
 from celery_chaos.core.scenario import load_suite, with_broker_kind
-from celery_chaos.run.runner import PASSED, RunOptions, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 try:
     find_rabbitmq()

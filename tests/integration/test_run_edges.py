@@ -14,11 +14,11 @@ from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.brokers.redis import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.outcome import INCONCLUSIVE
+from celery_chaos.core.outcome import INCONCLUSIVE, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.run import workload
 from celery_chaos.run.loop import Loop
-from celery_chaos.run.runner import RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.scenario_support import run as run_file
 

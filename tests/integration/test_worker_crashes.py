@@ -18,9 +18,10 @@ from celery_chaos.backends.base import BackendError, WorkerExit
 from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
+from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.run import workload
-from celery_chaos.run.runner import PASSED, RunOptions, ScenarioResult, run_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
 from celery_chaos.run.watcher import Watcher
 
 from tests.integration.scenario_support import run as run_file

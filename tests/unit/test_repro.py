@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from celery_chaos.run import runner
+from celery_chaos.core.outcome import ERROR, NOT_RUNNABLE, SKIPPED, ScenarioResult
 from celery_chaos.tools import audit, repro
 from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe, probes
 
@@ -137,9 +137,9 @@ def test_sql_probe_reads_read_only(tmp_path: Path) -> None:
 
 def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path) -> None:
     scenario = repro.build_scenario(spec())
-    result = runner.ScenarioResult(
+    result = ScenarioResult(
         scenario,
-        runner.ERROR,
+        ERROR,
         seed=1,
         backend="docker",
         report_dir=tmp_path,
@@ -311,11 +311,11 @@ def test_a_repro_with_a_missing_extra_is_not_runnable_with_the_hint(tmp_path: Pa
     from celery_chaos.tools.repro.run import ReproOutcome, _align_status
 
     hint = "workers.pool gevent: not installed (pip install 'celery-chaos[gevent]')"
-    result = runner.ScenarioResult(
-        repro.build_scenario(spec()), runner.SKIPPED, 1, "local", tmp_path, reason=hint
+    result = ScenarioResult(
+        repro.build_scenario(spec()), SKIPPED, 1, "local", tmp_path, reason=hint
     )
     view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
     outcome = ReproOutcome(result, repro.judge(result, spec(), view), [], [], tmp_path)
     _align_status(outcome)
-    assert (result.status, result.reason, outcome.exit_code) == (runner.NOT_RUNNABLE, hint, 2)
+    assert (result.status, result.reason, outcome.exit_code) == (NOT_RUNNABLE, hint, 2)
     assert outcome.verdict.headline == f"NOT RUN: {hint}" and "\n" not in outcome.verdict.headline

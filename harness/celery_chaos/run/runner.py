@@ -24,10 +24,7 @@ from celery_chaos.core.distribution import redelivery_distribution
 from celery_chaos.core.expectations import evaluate, expected_for, unclaimed
 from celery_chaos.core.outcome import (
     ERROR,
-    FAILED,
-    INCONCLUSIVE,
     NOT_RUNNABLE,
-    PASSED,
     SKIPPED,
     ScenarioResult,
     SuiteResult,
@@ -40,21 +37,6 @@ from celery_chaos.report.mask import mask_text
 from celery_chaos.run import storm, versions, workload
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 from celery_chaos.run.parallel import run_parallel
-
-__all__ = [
-    "ERROR",
-    "FAILED",
-    "INCONCLUSIVE",
-    "NOT_RUNNABLE",
-    "PASSED",
-    "SKIPPED",
-    "RunOptions",
-    "ScenarioResult",
-    "SuiteResult",
-    "new_run_dir",
-    "run_scenario",
-    "run_suite",
-]
 
 
 @dataclass

@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.backends import Backend
-from celery_chaos.report.mask import mask_report
-from celery_chaos.run import runner
-from celery_chaos.run.runner import (
+from celery_chaos.core.outcome import (
     ERROR,
     FAILED,
     NOT_RUNNABLE,
     SKIPPED,
-    RunOptions,
     ScenarioResult,
+    SuiteResult,
 )
+from celery_chaos.report.mask import mask_report
+from celery_chaos.run import runner
+from celery_chaos.run.runner import RunOptions
 from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
 from celery_chaos.tools.repro.probes import snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
@@ -91,7 +92,7 @@ def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
 
     # report.html again, now that result.json holds the verdict, the settings and the probes
     report._write_html(html.write_scenario_html, outcome.result.report_dir)
-    report.write_suite(runner.SuiteResult([outcome.result], outcome.run_dir))
+    report.write_suite(SuiteResult([outcome.result], outcome.run_dir))
 
 
 def run_repro(

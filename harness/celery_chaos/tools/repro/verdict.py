@@ -10,8 +10,8 @@ from typing import Any
 from celery_chaos.core import history as h
 from celery_chaos.core.explain import explain
 from celery_chaos.core.explain_facts import RunSettings, sweep_of
+from celery_chaos.core.outcome import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.report.mask import mask_text
-from celery_chaos.run.runner import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.tools import audit
 from celery_chaos.tools.audit.settings import installed_kombu
 from celery_chaos.tools.repro.app import AppView
