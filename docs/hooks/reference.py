@@ -2,7 +2,7 @@
 
 A page asks for one with an HTML comment on a line of its own:
 
-- ``<!-- fault-kinds -->``: the fault kinds table, from ``core.fault_kinds.FAULT_TABLE``;
+- ``<!-- fault-kinds -->``: the fault kinds table, from the registry ``faults.registry.FAULTS``;
 - ``<!-- scenario-schema -->``: every key of a scenario file, from the JSON Schema that
   ``celery-chaos schema`` prints (itself read off the pydantic models);
 - ``<!-- anomalies -->``: the anomaly verdicts a strict scenario must name
@@ -75,17 +75,20 @@ def rst_to_markdown(text: str) -> str:
 
 def fault_kinds_table() -> str:
     """One row per registered fault kind, in registry order."""
-    from celery_chaos.core.fault_kinds import FAULT_TABLE
+    from celery_chaos.faults.registry import FAULTS
 
     rows = [
-        "| kind | what it does | needs a running task | backends | `repro --fault` |",
-        "|---|---|---|---|---|",
+        "| kind | what it does | options | needs a running task | backends | `repro --fault` |",
+        "|---|---|---|---|---|---|",
     ]
-    for row in FAULT_TABLE.values():
-        backends = ", ".join(sorted(row.backends))
-        needs = "yes" if row.needs_task else "no"
-        offered = "yes" if row.repro else "no"
-        rows.append(f"| `{row.kind}` | {row.summary} | {needs} | {backends} | {offered} |")
+    for kind in FAULTS.values():
+        options = ", ".join(f"`{name}`" for name in kind.params.model_fields) or "none"
+        backends = ", ".join(sorted(kind.placements))
+        needs = "yes" if kind.needs_task else "no"
+        offered = "yes" if kind.repro is not None else "no"
+        rows.append(
+            f"| `{kind.name}` | {kind.summary} | {options} | {needs} | {backends} | {offered} |"
+        )
     return "\n".join(rows)
 
 

@@ -16,25 +16,25 @@ from typing import Any
 
 import click
 
-from celery_chaos.backends import BACKENDS, BackendError
 from celery_chaos.cli_common import (
     EXIT_UNUSABLE,
     UsageProblem,
-    _plain,
-    _writable_report_dir,
     backend_option,
     builtin_suite,
+    check_report_dir,
     console,
     interruptible,
+    load_scenarios,
+    print_line,
     report_dir_option,
     strictness_options,
 )
-from celery_chaos.cli_common import load_scenarios as _load
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_schema import schema
 from celery_chaos.cli_tools import audit_app, repro
-from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import BROKER_KINDS, with_broker_kind
+from celery_chaos.faults.registry import FAULTS
+from celery_chaos.placements import PLACEMENTS, BackendError
 
 __all__ = ["EXIT_UNUSABLE", "UsageProblem", "builtin_suite", "console", "main"]
 
@@ -44,14 +44,14 @@ def _print_result(result: object) -> None:
 
     console.print(scenario_title(result), soft_wrap=True)  # a whole line, never wrapped
     console.print(scenario_table(result))
-    _plain(scenario_footer(result))
+    print_line(scenario_footer(result))
 
 
 def _require_engine(backend: str) -> None:
     """With no Docker engine a docker run cannot start at all: one line, exit 2, at once."""
     if backend != "docker":
         return
-    from celery_chaos.backends.docker.images import engine_available
+    from celery_chaos.placements.docker.images import engine_available
 
     ok, reason = engine_available()
     if not ok:
@@ -136,21 +136,21 @@ def run(
     from celery_chaos.run.versions import header, library_versions
 
     scenarios = shard_scenarios(
-        _load(paths, only, import_app=not worker_image), shard, durations_from
+        load_scenarios(paths, only, import_app=not worker_image), shard, durations_from
     )
     scenarios = [with_broker_kind(s, broker) for s in scenarios]
     backend_options = _image_options(backend, worker_image, redis_image)
     _require_engine(backend)
-    _writable_report_dir(report_dir)
+    check_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
     options.jobs = min(jobs or default_jobs(), len(scenarios))
     options.strict, options.require_all = strict, require_all
-    _plain(f"celery-chaos: {header(library_versions())}")
+    print_line(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1
     try:
         with live_progress(console, live) as on_progress:
             suite = interruptible(
-                lambda: run_suite(scenarios, options, _plain, _print_result, on_progress)
+                lambda: run_suite(scenarios, options, print_line, _print_result, on_progress)
             )
     except BackendError as error:
         raise UsageProblem(str(error)) from None
@@ -168,7 +168,7 @@ def _print_summary(suite: Any) -> None:
         f" Report: {suite.run_dir / 'index.html'}"
     )
     for result in skipped:
-        _plain(f"   skipped {result.scenario.name}: {result.reason}")
+        print_line(f"   skipped {result.scenario.name}: {result.reason}")
 
 
 def _fault_table() -> Any:
@@ -177,9 +177,9 @@ def _fault_table() -> Any:
     table = Table(title="fault kinds", title_justify="left")
     for column in ("kind", "what it does", "needs a running task", "backends"):
         table.add_column(column)
-    for row in FAULT_TABLE.values():
-        needs = "yes" if row.needs_task else ""
-        table.add_row(row.kind, row.summary, needs, ", ".join(sorted(row.backends)))
+    for kind in FAULTS.values():
+        needs = "yes" if kind.needs_task else ""
+        table.add_row(kind.name, kind.summary, needs, ", ".join(sorted(kind.placements)))
     return table
 
 
@@ -193,7 +193,7 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
     table = Table(show_lines=True)
     for column in ("scenario", "faults", "expects", "description"):
         table.add_column(column)
-    for scenario in _load(paths):
+    for scenario in load_scenarios(paths):
         faults = ", ".join(f.kind for f in scenario.faults) or "-"
         expects = (
             ", ".join(
@@ -212,7 +212,7 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
 @click.option(
     "--backend",
     "which",
-    type=click.Choice(["all", *BACKENDS]),
+    type=click.Choice(["all", *PLACEMENTS]),
     default="all",
     show_default=True,
     help="all: local leftovers, and docker ones where an engine answers.",
@@ -226,11 +226,11 @@ def cleanup(run_id: str | None, which: str) -> None:
     """
     removed: list[str] = []
     if which in ("all", "local"):
-        from celery_chaos.backends.local.reaper import cleanup_dead_runs
-        from celery_chaos.backends.local.state import state_dir
+        from celery_chaos.placements.local.reaper import cleanup_dead_runs
+        from celery_chaos.placements.local.state import state_dir
 
         console.print(f"local: run state files in {state_dir()}", markup=False)
-        from celery_chaos.backends.local.rabbitmq_server import kill_orphans
+        from celery_chaos.placements.local.rabbitmq_server import kill_orphans
 
         local_removed, left_alone = cleanup_dead_runs(run_id)
         removed += local_removed + kill_orphans()
@@ -245,7 +245,7 @@ def cleanup(run_id: str | None, which: str) -> None:
 
 def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
     """Remove labelled containers/networks; without an engine that is an error only if asked."""
-    from celery_chaos.backends.docker import images as image_builder
+    from celery_chaos.placements.docker import images as image_builder
 
     ok, reason = image_builder.engine_available()
     if not ok:
@@ -253,7 +253,7 @@ def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
             raise UsageProblem(f"docker: {reason}")
         console.print(f"docker: skipped ({reason})", markup=False)
         return []
-    from celery_chaos.backends.docker.backend import cleanup as remove_labelled
+    from celery_chaos.placements.docker.placement import cleanup as remove_labelled
 
     return remove_labelled(run_id)
 
@@ -277,7 +277,7 @@ def images_build(
 ) -> None:
     """Build the worker image, the Redis and RabbitMQ images (with --offline, on a Debian base
     made first; online, pulled from the registry and re-tagged)."""
-    from celery_chaos.backends.docker import images as image_builder
+    from celery_chaos.placements.docker import images as image_builder
 
     ok, reason = image_builder.engine_available()
     if not ok:
@@ -292,7 +292,7 @@ def images_build(
         if value
     }
     try:
-        built = image_builder.build_images(offline=offline, log=_plain, **names)
+        built = image_builder.build_images(offline=offline, log=print_line, **names)
     except image_builder.ImageBuildError as error:
         raise UsageProblem(f"images build: {error}") from None
     for role, tag in built.items():

@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 import psutil
 import pytest
-from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
+from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
 
 from tests.integration.scenario_support import wait_for_line
 
@@ -138,7 +138,7 @@ def test_a_run_whose_faults_never_landed_is_inconclusive_exit_3(tmp_path: Path) 
 
     assert process.returncode == 3, output
     assert re.search(r"checkpoint-never-reached:\s+inconclusive", output)
-    assert "why: fault 0 (kill_child) skipped: its trigger did not happen" in output
+    assert "why: fault 0 (kill_child) missed: its trigger did not happen" in output
     assert re.search(r"celery-chaos: python \S+, celery \S+, kombu \S+, billiard \S+", output)
     latest = tmp_path / "r" / "latest"
     never = json.loads((latest / "checkpoint-never-reached" / "result.json").read_text())
@@ -148,7 +148,7 @@ def test_a_run_whose_faults_never_landed_is_inconclusive_exit_3(tmp_path: Path) 
     assert never["versions"]["redis-py"] and never["versions"]["celery_chaos"]
     nobody = json.loads((latest / "no-such-worker" / "result.json").read_text())
     assert nobody["status"] == "inconclusive"
-    assert nobody["reason"] == "fault 0 (kill_worker) skipped: no worker to target"
+    assert nobody["reason"] == "fault 0 (kill_worker) missed: no worker to target"
     junit = ET.parse(latest / "junit.xml").getroot()
     assert (junit.get("errors"), junit.get("failures")) == ("2", "0")
     assert "| no-such-worker | inconclusive |" in (latest / "summary.md").read_text()

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.brokers.redis import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.outcome import INCONCLUSIVE, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.run import workload
 from celery_chaos.run.loop import Loop
 from celery_chaos.run.runner import RunOptions, run_scenario
@@ -61,7 +61,7 @@ def test_kill_child_on_a_gevent_pool_kills_the_worker_and_is_not_counted_a_crash
     assert result.verdicts.counts["worker_crashes"] == 0
 
 
-def test_a_kill_worker_aimed_at_a_finished_task_is_skipped_and_the_run_inconclusive(
+def test_a_kill_worker_aimed_at_a_finished_task_is_missed_and_the_run_inconclusive(
     tmp_path: Path,
 ) -> None:
     """Item 4: a chain on one pool process, so task 0 has ended before task 1 reaches step-1;
@@ -77,14 +77,14 @@ def test_a_kill_worker_aimed_at_a_finished_task_is_skipped_and_the_run_inconclus
     )
 
     (fault,) = [e for e in history if e["type"] == h.FAULT]
-    assert fault["status"] == "skipped" and fault.get("worker") is None, fault
+    assert fault["status"] == "missed" and fault.get("worker") is None, fault
     assert fault["detail"] == "task 0 is not running: no worker to target"
     first_end = next(e for e in history if e["type"] == h.ATTEMPT_END)
     assert first_end["seq"] < fault["seq"]  # task 0 had ended when the fault fired
     assert not [e for e in history if e["type"] == h.WORKER_EXIT]  # nobody was killed
     assert result.verdicts.counts["ok"] == 2
     assert result.status == INCONCLUSIVE
-    assert "fault 0 (kill_worker) skipped" in (result.reason or "")
+    assert "fault 0 (kill_worker) missed" in (result.reason or "")
 
 
 # --- items 2 and 3: no verdict while a live worker may still run the task -----------------
@@ -133,7 +133,7 @@ def test_a_worker_that_dies_of_a_broker_restart_while_holding_countdowns_is_a_cr
         assert end["ts"] >= due  # a live worker might have held them: the run waited
 
 
-def hide_held_message(backend: LocalBackend, task_id: str) -> None:
+def hide_held_message(backend: LocalPlacement, task_id: str) -> None:
     """Wait (deadline) until the worker holds ``task_id`` (its message in Redis's ``unacked``
     hash), then drop the hash as an eviction or a flush would: the worker lives on and still
     holds the task in memory, and nothing in the broker shows it any more."""
@@ -161,7 +161,7 @@ def test_a_task_held_by_a_live_worker_is_not_judged_before_it_is_due(
         kwargs = {"fail_times": 1, "retry_delay": COUNTDOWN, "seconds": 0.1}
         item = {"task": "sample_tasks.tasks.flaky", "kwargs": kwargs}
     spec = scenario(workers={"count": 1, "concurrency": 2}, workload=[item], timeout=30)
-    with LocalBackend(spec, tmp_path) as backend:
+    with LocalPlacement(spec, tmp_path) as backend:
         backend.start()
         assert backend.ledger is not None
         loop = Loop(backend, backend.ledger, workload.plan(spec), [], seed=1, log=lambda _: None)

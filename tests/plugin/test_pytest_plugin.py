@@ -132,7 +132,7 @@ def test_not_runnable_is_a_skip_with_the_reason(
 ) -> None:
     # partition runs on local now (the proxy, issue 12): a host without a writable memory cgroup
     # is the remaining way a local scenario is not runnable, so this host is made one.
-    from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup
+    from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup
 
     def unavailable(*_: object, **__: object) -> None:
         raise CgroupUnavailable("no writable memory cgroup (test)")
@@ -344,7 +344,7 @@ def test_the_environment_lives_on_after_a_snapshot(chaos_env):
 
 @pytest.mark.integration
 def test_chaos_env_on_rabbitmq_with_the_broker_option(pytester: pytest.Pytester) -> None:
-    from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+    from celery_chaos.placements.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 
     try:
         find_rabbitmq()
@@ -403,8 +403,8 @@ def test_runs_that_proved_nothing_are_not_passes(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines_random(
         [
             "scenario never-reached: inconclusive (backend local, seed *)",
-            "why: fault 0 (kill_child) skipped: its trigger did not happen before the run ended",
-            "*inconclusive: fault 0 (kill_worker) skipped: no worker to target",
+            "why: fault 0 (kill_child) missed: its trigger did not happen before the run ended",
+            "*inconclusive: fault 0 (kill_worker) missed: no worker to target",
             "SKIPPED*partition is not supported by the local backend*",
         ]
     )

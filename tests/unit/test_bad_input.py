@@ -288,8 +288,8 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
                 "faults": [{"kind": "pause", "every": {"min": 1, "max": 2}}],
             }
         ),  # fmt: skip
-        "storm.faults[0].kind: Input should be 'kill_child', 'kill_worker', 'restart_worker',"
-        " 'terminate', 'quit', 'restart_broker', 'partition', 'drop_connections' or 'latency'",
+        "storm.faults[0].kind: Input should be 'kill_child', 'kill_worker', 'terminate', 'quit',"
+        " 'restart_broker', 'restart_worker', 'partition', 'drop_connections' or 'latency'",
     ),
     (
         "storm-longer-than-timeout",

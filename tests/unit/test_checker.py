@@ -607,7 +607,7 @@ def test_an_exit_after_a_killing_fault_on_that_worker_is_not_a_crash(
         fault(0, 1.0, hits=[], kind="restart_broker", worker=None),  # not a killing kind
         fault(0, 1.0, hits=[], kind="kill_child", worker=WORKER, blame="pid"),  # a child only
         fault(0, 1.0, hits=[], kind="pause", worker=WORKER),
-        {**fault(0, 1.0, hits=[], kind="kill_worker", worker=WORKER), "status": "skipped"},
+        {**fault(0, 1.0, hits=[], kind="kill_worker", worker=WORKER), "status": "missed"},
         fault(0, 3.0, hits=[], kind="kill_worker", worker=WORKER, blame="worker"),  # too late
     ],
     ids=["other-worker", "restart_broker", "kill_child", "pause", "skipped", "after-the-exit"],

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery_chaos.backends.base import Worker
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.crashes import kills_whole_worker, worker_crashes
 from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.placements.base import Worker
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import LiveAttempt
@@ -29,7 +29,7 @@ def worker_exit(ts: float, worker: str = WORKER, signal: int | None = 9) -> dict
 
 
 def test_kill_child_on_a_green_pool_blames_the_worker_and_its_exit_is_no_crash() -> None:
-    """What run/faults.py records for kill_child on gevent/eventlet/solo/threads."""
+    """What the kill_child fault kind records for kill_child on gevent/eventlet/solo/threads."""
     kill = fault(0, 1.0, [("t", 1)], kind="kill_child", worker=WORKER, blame="worker")
     history = [kill, worker_exit(1.1)]
 
@@ -47,10 +47,10 @@ def test_kill_child_of_a_pool_process_leaves_a_worker_exit_a_crash() -> None:
 @pytest.mark.parametrize(
     "recorded",
     [
-        {"blame": "worker", "status": "skipped"},  # nothing was carried out
+        {"blame": "worker", "status": "missed"},  # nothing was carried out
         {"blame": None, "status": "injected"},  # pause, partition...: the worker lives on
     ],
-    ids=["skipped", "no-blame"],
+    ids=["missed", "no-blame"],
 )
 def test_a_fault_that_killed_nothing_explains_no_exit(recorded: dict[str, Any]) -> None:
     kill = {**fault(0, 1.0, [], kind="kill_child", worker=WORKER), **recorded}
@@ -136,7 +136,7 @@ def test_a_kill_worker_aimed_at_a_finished_task_is_skipped_not_aimed_elsewhere()
     backend, recorded = fire({"task": 0}, busy)
 
     assert backend.killed == []
-    assert recorded["status"] == "skipped" and recorded["worker"] is None
+    assert recorded["status"] == "missed" and recorded["worker"] is None
     assert recorded["detail"] == "task 0 is not running: no worker to target"
 
 

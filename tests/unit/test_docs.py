@@ -19,7 +19,7 @@ from celery_chaos import __version__
 from celery_chaos.cli_schema import scenario_json_schema
 from celery_chaos.core import checker
 from celery_chaos.core.expectations import ANOMALIES
-from celery_chaos.core.fault_kinds import FAULT_TABLE
+from celery_chaos.faults.registry import FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -55,8 +55,8 @@ def _text(html_file: Path) -> str:
 def test_site_builds_strict_and_lists_every_fault_kind(site: Path) -> None:
     page = _text(site / "reference" / "faults" / "index.html")
     generated = page.split("what it does", 1)[1].split("How each backend", 1)[0]
-    for row in FAULT_TABLE.values():
-        assert row.kind in generated and row.summary.replace("`", "") in generated
+    for kind in FAULTS.values():
+        assert kind.name in generated and kind.summary.replace("`", "") in generated
 
 
 def test_site_includes_the_checker_docstring_rather_than_a_copy(site: Path) -> None:

@@ -135,7 +135,7 @@ def test_green_pools_restore_only_on_an_empty_poll() -> None:
 
 def test_a_kill_child_on_a_threads_pool_took_the_whole_worker() -> None:
     """On solo/threads (not only gevent/eventlet) kill_child kills the worker itself
-    (fault_kinds.WHOLE_WORKER_POOLS): nobody is left to ack or reject the message."""
+    (faults.base.WHOLE_WORKER_POOLS): nobody is left to ack or reject the message."""
     history = [
         event(h.WORKER_READY, 0.0, worker=WORKER),
         dispatch("a", 0, ts=0.05),

@@ -61,12 +61,12 @@ def test_faults_get_one_marker_each_and_pause_a_band_until_resume():
          "worker": WORKER, "hits": [], "offset": 0.0},
         {"type": "fault", "ts": ts + 0.05, "fault": 1, "kind": "resume", "status": "injected",
          "worker": WORKER, "hits": [], "offset": 0.05},
-        {"type": "fault", "ts": ts + 0.06, "fault": 2, "kind": "kill_child", "status": "skipped",
+        {"type": "fault", "ts": ts + 0.06, "fault": 2, "kind": "kill_child", "status": "missed",
          "worker": None, "hits": []},
     ]  # fmt: skip
     timeline = tl.build(events)
     assert [f.label for f in timeline.faults] == ["#0 pause", "#1 resume", "#2 kill_child"]
-    assert [f.css for f in timeline.faults][-1] == "fault-skipped"
+    assert [f.css for f in timeline.faults][-1] == "fault-missed"
     (band,) = timeline.bands
     assert (band.label, band.t0, band.t1) == ("paused", 0.01, 0.05)
     assert {timeline.lanes[i].worker for i in band.lanes} == {WORKER}

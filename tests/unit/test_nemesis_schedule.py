@@ -3,11 +3,11 @@ checkpoint and after_fault triggers, and faults recorded skipped when nothing wa
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from celery_chaos.core import history as h
+from celery_chaos.placements.base import Worker
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
 
@@ -34,13 +34,28 @@ class FakeLedger:
         self.released.append(point)
 
 
+class Placement:
+    """The nemesis's view of a placement (``run.nemesis.Placement``): its workers, its
+    scenario, and the one primitive these tests fire (a broker restart)."""
+
+    def __init__(self) -> None:
+        self.workers: list[Worker] = []
+        self.scenario = scenario()
+
+    def worker_named(self, name: str | None) -> Worker | None:
+        return next((w for w in self.workers if w.name == name), None)
+
+    def restart_broker(self, down_for: float = 0.0) -> str:
+        return "broker restarted"
+
+
 def nemesis(
     faults: list[dict[str, Any]], seed: int = 1, backend: Any = None
 ) -> tuple[Nemesis, FakeLedger, list[workload.Dispatch]]:
     plan = scenario(faults=faults)
     dispatches = workload.plan(plan)
     ledger = FakeLedger()
-    backend = backend or SimpleNamespace(workers=[])
+    backend = backend or Placement()
     chaos = Nemesis(plan.faults, dispatches, backend, ledger, seed, log=lambda _: None)
     return chaos, ledger, dispatches
 
@@ -124,7 +139,7 @@ def test_checkpoint_trigger_arms_the_dispatched_task_and_fires_on_its_attempt() 
 
 
 def test_after_fault_fires_delay_after_the_fault_it_follows() -> None:
-    backend = SimpleNamespace(workers=[], restart_broker=lambda down_for: "broker restarted")
+    backend = Placement()
     faults = [
         {"kind": "restart_broker", "when": {"at": 1.0}},
         {"kind": "restart_broker", "when": {"after_fault": 0, "delay": 2.0}},
@@ -144,13 +159,13 @@ def test_after_fault_fires_delay_after_the_fault_it_follows() -> None:
     assert chaos.done
 
 
-def test_fault_without_a_running_target_is_recorded_skipped() -> None:
+def test_fault_without_a_running_target_is_recorded_missed() -> None:
     plan = scenario(faults=[{"kind": "kill_child", "when": {"at": 0.0}, "target": {"task": 1}}])
     ledger = FakeLedger()
     chaos = Nemesis(
         plan.faults,
         workload.plan(plan),
-        SimpleNamespace(workers=[]),
+        Placement(),
         ledger,
         7,
         log=lambda _: None,
@@ -159,16 +174,16 @@ def test_fault_without_a_running_target_is_recorded_skipped() -> None:
     chaos.tick(0.0, running={})
 
     (recorded,) = ledger.events
-    assert recorded["status"] == "skipped"
+    assert recorded["status"] == "missed"
     assert recorded["hits"] == []
 
 
-def test_a_fault_whose_trigger_never_came_is_recorded_skipped_at_the_end() -> None:
+def test_a_fault_whose_trigger_never_came_is_recorded_missed_at_the_end() -> None:
     chaos, ledger, _ = nemesis([{"kind": "kill_child", "when": {"task": 0, "checkpoint": "x"}}])
     chaos.arm()
 
     chaos.give_up(5.0)
 
     (recorded,) = ledger.events
-    assert (recorded["status"], recorded["fired"], recorded["fault"]) == ("skipped", False, 0)
+    assert (recorded["status"], recorded["fired"], recorded["fault"]) == ("missed", False, 0)
     assert chaos.done

@@ -11,7 +11,6 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
-from celery_chaos.backends.base import WorkerExit
 from celery_chaos.brokers.redis import RedisBroker
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState, check
@@ -30,6 +29,7 @@ from celery_chaos.core.outcome import (
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.faults.registry import FAULTS
+from celery_chaos.placements.base import WorkerExit
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask, mask_text, secret_name
 from celery_chaos.run import versions
@@ -51,7 +51,7 @@ def result(status: str = PASSED, **changes: Any) -> ScenarioResult:
     return ScenarioResult(parse_scenario(data, "inline"), status, 1, "local", Path("/tmp/x"))
 
 
-def skipped_fault(index: int = 0, kind: str = "kill_child") -> dict[str, Any]:
+def missed_fault(index: int = 0, kind: str = "kill_child") -> dict[str, Any]:
     detail = "no running attempt of the target task"
     return {"type": h.FAULT, "ts": 1.0, "fault": index, "kind": kind, "status": "missed",
             "detail": detail, "hits": []}  # fmt: skip
@@ -68,24 +68,24 @@ def judged(history: list[dict[str, Any]]) -> ScenarioResult:
 # --- inconclusive ------------------------------------------------------------------------
 
 
-def test_a_skipped_fault_makes_a_met_run_inconclusive_naming_the_fault() -> None:
-    run = judged([*completed("t0", 0), skipped_fault(0, "kill_child")])
+def test_a_missed_fault_makes_a_met_run_inconclusive_naming_the_fault() -> None:
+    run = judged([*completed("t0", 0), missed_fault(0, "kill_child")])
 
     assert run.unmet == []
     assert run.status == INCONCLUSIVE
     assert run.reason == ("fault 0 (kill_child) missed: no running attempt of the target task")
 
 
-def test_a_failed_injection_is_inconclusive_even_with_unmet_expectations() -> None:
-    failed = skipped_fault(1, "pause") | {"status": "injection_error", "detail": "OSError: boom"}
+def test_an_injection_error_is_inconclusive_even_with_unmet_expectations() -> None:
+    failed = missed_fault(1, "pause") | {"status": "injection_error", "detail": "OSError: boom"}
     run = judged([failed])  # no task completed: ok expected 1, got 0
 
     assert run.status == INCONCLUSIVE
-    assert run.reason.startswith("fault 1 (pause) failed: OSError: boom; also unmet: ok:")
+    assert run.reason.startswith("fault 1 (pause) injection_error: OSError: boom; also unmet: ok:")
 
 
 def test_every_fault_injected_and_expectations_met_is_passed() -> None:
-    injected = skipped_fault() | {"status": "injected"}
+    injected = missed_fault() | {"status": "injected"}
     assert judged([*completed("t0", 0), injected]).status == PASSED
     assert judged([]).status == FAILED
 
@@ -107,7 +107,7 @@ def test_suite_exit_code_precedence(statuses: list[str], code: int) -> None:
 
 
 def test_junit_and_summary_report_inconclusive_as_not_passed() -> None:
-    run = judged([*completed("t0", 0), skipped_fault(0, "kill_child")])
+    run = judged([*completed("t0", 0), missed_fault(0, "kill_child")])
     suite = SuiteResult([run], Path("/tmp/run"))
 
     root = ET.fromstring(report.junit_xml(suite))

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from celery_chaos.cli import main
 from celery_chaos.cli_schema import SCHEMA_DIALECT, scenario_json_schema
-from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import ScenarioError, parse_scenario
+from celery_chaos.faults.registry import FAULTS
 from click.testing import CliRunner
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the dev extra")
@@ -78,4 +78,4 @@ def test_the_schema_and_the_loader_both_refuse(change: dict[str, Any]) -> None:
 
 def test_the_schema_names_every_fault_kind_of_the_registry() -> None:
     text = json.dumps(scenario_json_schema())
-    assert all(f'"{kind}"' in text for kind in FAULT_TABLE)
+    assert all(f'"{kind}"' in text for kind in FAULTS)

@@ -5,7 +5,8 @@ harness when it sees a worker's main process gone) counts as a crash unless a fa
 that worker earlier in the history was one whose effect takes the whole worker down. The fault
 event says so itself: ``blame: "worker"`` (a kill_worker, a terminate, and a kill_child on a pool
 without child processes, which kills the whole worker). No list of kinds is kept here to drift
-from what :mod:`celery_chaos.run.faults` actually did.
+from what the fault kinds (:mod:`celery_chaos.faults`) actually did; the one thing read from the
+registry is the kinds whose deaths are blamed on the worker's whole memory cgroup.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 from celery_chaos.core import exit_reasons
 from celery_chaos.core import history as h
+from celery_chaos.faults.base import INJECTED, MISSED
+from celery_chaos.faults.registry import FAULTS
 
 
 @dataclass
@@ -29,26 +32,26 @@ class WorkerCrash:
     log_tail: list[str]
 
 
-# An OOM fault lowers the memory limit of the worker's whole cgroup: the kernel may kill any of
-# its processes, the main one included, so a worker exit after one is the harness's doing too
-# (the fault event blames no process: the kernel chose it).
-WHOLE_CGROUP_FAULTS = frozenset({"oom"})
+def _whole_cgroup(event: h.Event) -> bool:
+    """An OOM fault lowers the memory limit of the worker's whole cgroup: the kernel may kill
+    any of its processes, the main one included, so a worker exit after one is the harness's
+    doing too (the fault event blames no process: the kernel chose it)."""
+    kind = FAULTS.get(str(event.get("kind")))
+    return kind is not None and kind.blame == "cgroup"
 
 
 def kills_whole_worker(event: h.Event) -> bool:
     """Whether a ``fault`` event's carried-out effect may have ended its worker's main process."""
-    if event.get("status") == "skipped":
+    if event.get("status") == MISSED:
         return False
-    return event.get("blame") == "worker" or event.get("kind") in WHOLE_CGROUP_FAULTS
+    return event.get("blame") == "worker" or _whole_cgroup(event)
 
 
 def killed_worker(event: h.Event) -> bool:
     """Whether a ``fault`` event certainly ended its worker: injected, blaming the whole worker
     (an oom only may: the kernel chose the process, and a ``worker_exit`` says if it was)."""
     return (
-        event.get("status") == "injected"
-        and kills_whole_worker(event)
-        and event.get("kind") not in WHOLE_CGROUP_FAULTS
+        event.get("status") == INJECTED and kills_whole_worker(event) and not _whole_cgroup(event)
     )
 
 
@@ -59,7 +62,7 @@ def crash_text(crash: WorkerCrash) -> str:
 
 def worker_crashes(history: list[h.Event]) -> list[WorkerCrash]:
     """Every ``worker_exit`` not preceded (in history order) by a fault carried out (not
-    ``skipped``) on that worker whose effect kills the whole worker (:func:`kills_whole_worker`)."""
+    ``missed``) on that worker whose effect kills the whole worker (:func:`kills_whole_worker`)."""
     hit: set[str] = set()
     crashes = []
     for event in history:

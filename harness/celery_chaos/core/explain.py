@@ -29,11 +29,13 @@ from celery_chaos.core.explain_facts import (
     task_name,
 )
 from celery_chaos.core.explain_lost import lost_reason
-from celery_chaos.core.fault_kinds import WHOLE_WORKER_POOLS
 from celery_chaos.core.verdicts import Attempt, TaskReport, Verdicts
+from celery_chaos.faults.base import INJECTED, WHOLE_WORKER_POOLS
+from celery_chaos.faults.registry import FAULTS
 
 EXPLAINED = ("pending", "lost", "duplicate_executions", "redelivery_loop", "stuck_locks")
-NETWORK_FAULTS = ("drop_connections", "partition")
+# Faults that cut a worker off its broker while its task runs (Kombu restores on reconnect).
+NETWORK_FAULTS = tuple(name for name, kind in FAULTS.items() if kind.cuts_connection)
 
 
 def run_settings(scenario: Any, versions: Mapping[str, Any] | None = None) -> RunSettings:
@@ -311,7 +313,7 @@ def _duplicated(task: TaskReport, facts: Facts) -> str:
     network = [
         f
         for f in facts.clock.faults.values()
-        if f.get("kind") in NETWORK_FAULTS and f.get("status") == "injected"
+        if f.get("kind") in NETWORK_FAULTS and f.get("status") == INJECTED
     ]
     if overlap is not None and network:
         return (

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from celery_chaos.core.explain_facts import Facts, how_it_died, last_attempt
 from celery_chaos.core.verdicts import TaskReport
+from celery_chaos.faults.base import INJECTED
+from celery_chaos.faults.registry import FAULTS
 
-BROKER_FAULTS = ("restart_broker",)
+BROKER_FAULTS = tuple(name for name, kind in FAULTS.items() if kind.on_broker)
 
 
 def lost_reason(task: TaskReport, facts: Facts) -> str:
@@ -70,7 +72,7 @@ def _broker_restart(task: TaskReport, facts: Facts) -> str:
         f
         for f in facts.clock.faults.values()
         if f.get("kind") in BROKER_FAULTS
-        and f.get("status") == "injected"
+        and f.get("status") == INJECTED
         and (sent is None or f["ts"] >= sent)
     ]
     if not restarts:

@@ -7,7 +7,8 @@ Statuses, from the history and the expectations only:
   scenario's ``strict: true``; ``run --strict``/``--chaos-strict`` unless it says ``strict:
   false``) and an anomaly verdict (:data:`celery_chaos.core.expectations.ANOMALIES`) is non-zero
   without being named in the expectations that apply: a finding nobody claimed is never a pass.
-- ``inconclusive``: a fault was ``skipped`` (no target) or ``failed`` (its injection raised):
+- ``inconclusive``: a fault was ``missed`` (nothing to hit) or an ``injection_error`` (its
+  primitive raised):
   the run did not test what the scenario claims, whatever the verdicts say.
 - ``not_runnable``: this backend/host cannot inject a fault of the scenario.
 - ``skipped``: the scenario needs an optional extra that is not installed (a gevent/eventlet
@@ -27,6 +28,7 @@ from celery_chaos.core import history as h
 from celery_chaos.core.checker import Verdicts
 from celery_chaos.core.expectations import ExpectationResult
 from celery_chaos.core.scenario import Scenario
+from celery_chaos.faults.base import INJECTION_ERROR, MISSED
 
 PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
 NOT_RUNNABLE, ERROR, SKIPPED = "not_runnable", "error", "skipped"
@@ -88,18 +90,19 @@ class SuiteResult:
 
 
 def unproven_faults(history: list[h.Event], drawn: Collection[int] = ()) -> list[str]:
-    """One line per fault that did not do what the scenario says (``skipped``/``failed``).
+    """One line per fault that did not do what the scenario says (``missed`` or
+    ``injection_error``).
 
-    ``drawn``: indexes of faults a storm drew at random times; one of them ``skipped`` (a
+    ``drawn``: indexes of faults a storm drew at random times; one of them ``missed`` (a
     ``kill_child`` drawn while no task ran) is the drizzle missing, not an unproven claim.
-    A drawn fault that ``failed`` still counts."""
+    A drawn fault with an ``injection_error`` still counts."""
     return [
         f"fault {e.get('fault')} ({e.get('kind')}) {e.get('status')}: {e.get('detail')}"
         for e in history
         if e["type"] == h.FAULT
         and (
-            e.get("status") == "failed"
-            or (e.get("status") == "skipped" and e.get("fault") not in drawn)
+            e.get("status") == INJECTION_ERROR
+            or (e.get("status") == MISSED and e.get("fault") not in drawn)
         )
     ]
 

@@ -19,7 +19,6 @@ from celery_chaos.core.scenario_base import (
     CONDITION_KEYS,
     FAULT_KINDS,
     MAX_FAULTS,
-    MAX_SECONDS,
     MAX_TASKS,
     MAX_WORKERS,
     Count,
@@ -30,7 +29,6 @@ from celery_chaos.core.scenario_base import (
     Strict,
     check_expectation,
     first_error,
-    parse_size,
 )
 from celery_chaos.core.scenario_parts import (
     BrokerSpec,
@@ -47,6 +45,8 @@ from celery_chaos.core.scenario_parts import (
 )
 from celery_chaos.core.workflows import needs_results
 from celery_chaos.core.yaml_input import InputError, read_yaml
+from celery_chaos.faults.params import MAX_SECONDS, parse_size
+from celery_chaos.faults.registry import FAULTS
 
 
 class Scenario(Strict):
@@ -145,7 +145,7 @@ class Scenario(Strict):
     def workers_in_all(self) -> int:
         """Workers that will have existed by the end: the initial ones plus one per
         ``start_worker``/``restart_worker`` fault (worker indexes count up from 0)."""
-        started = sum(1 for f in self.faults if f.kind in ("start_worker", "restart_worker"))
+        started = sum(1 for f in self.faults if FAULTS[f.kind].starts_worker)
         return self.workers.count + started
 
 

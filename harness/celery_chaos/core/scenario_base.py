@@ -6,44 +6,26 @@ Split from :mod:`celery_chaos.core.scenario` so each module stays small; import 
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from celery_chaos.core.checker import VERDICTS
 from celery_chaos.core.yaml_input import InputError
+from celery_chaos.faults.params import MAX_SECONDS
+from celery_chaos.faults.registry import KINDS
 
-FaultKind = Literal[
-    "kill_child",
-    "kill_worker",
-    "oom",
-    "terminate",
-    "quit",
-    "pause",
-    "resume",
-    "restart_broker",
-    "start_worker",
-    "restart_worker",
-    "partition",
-    "heal",
-    "close_connection",
-    "drop_connections",
-    "latency",
-    "bandwidth",
-]
-FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# The fault kinds, in the registry's order (one module per kind in celery_chaos.faults).
+FaultKindName = Literal[KINDS]  # type: ignore[valid-type]
+FAULT_KINDS: tuple[str, ...] = KINDS
 
 # Upper bounds (README, "Limits"): far above any real scenario, low enough that a typo (an extra
-# zero, seconds written as milliseconds) is refused instead of dispatched or waited for.
-MAX_SECONDS = 86_400.0  # timeouts, offsets, delays: one day
+# zero, seconds written as milliseconds) is refused instead of dispatched or waited for. The
+# seconds and memory bounds live with the fault options (celery_chaos.faults.params).
 MAX_TASKS = 100_000  # dispatched tasks in one scenario
 MAX_WORKERS = 64  # workers alive at once, counting start_worker/restart_worker faults
 MAX_CONCURRENCY = 256  # pool size of one worker
 MAX_FAULTS = 1_000
-MAX_MEMORY = 1024**4  # 1 TiB
 
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Count = Annotated[int, Field(strict=True, ge=0)]
@@ -51,23 +33,6 @@ Count = Annotated[int, Field(strict=True, ge=0)]
 
 class ScenarioError(InputError):
     """A scenario file is malformed; the message names the file, the field and the reason."""
-
-
-def parse_size(value: str | int) -> int:
-    """Parse ``256M``/``1G``/``512Mi``/bytes into bytes."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"not a memory size: {value!r} (use e.g. 256M, 1G)")
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[(unit or "")[:1].lower()])
-
-
-def _bounded_size(value: str | int | None) -> str | int | None:
-    if value is not None and not 0 < parse_size(value) <= MAX_MEMORY:
-        raise ValueError(f"{value!r}: a memory size must be above 0 and at most 1T")
-    return value
 
 
 class Strict(BaseModel):

@@ -12,17 +12,23 @@ from pydantic import Field, field_validator, model_validator
 
 from celery_chaos.core.scenario_base import (
     MAX_CONCURRENCY,
-    MAX_MEMORY,
-    MAX_SECONDS,
     MAX_TASKS,
     MAX_WORKERS,
-    FaultKind,
+    FaultKindName,
     Seconds,
     Strict,
-    _bounded_size,
-    parse_size,
 )
 from celery_chaos.core.workflows import check_one_form, leaves
+from celery_chaos.faults.params import (
+    MAX_SECONDS,
+    Duration,
+    Headroom,
+    Latency,
+    Rate,
+    Wait,
+    bounded_size,
+)
+from celery_chaos.faults.registry import FAULTS, storm_kinds
 
 
 class QueueDeclaration(Strict):
@@ -202,7 +208,7 @@ class WorkersSpec(Strict):
     @field_validator("memory_limit")
     @classmethod
     def _size(cls, value: str | int | None) -> str | int | None:
-        return _bounded_size(value)
+        return bounded_size(value)
 
 
 class TaskOptions(Strict):
@@ -339,51 +345,38 @@ class Target(Strict):
 
 
 class Fault(Strict):
-    kind: FaultKind
+    """One fault: its kind, when it fires, what it aims at, and the options of its kind (each
+    kind's parameter model, in celery_chaos.faults, says which options it reads)."""
+
+    kind: FaultKindName
     when: Trigger
     target: Target = Field(default_factory=Target)
-    headroom: str | int = "48M"
-    wait: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
-    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
-    latency: float = Field(default=0.2, gt=0, le=60.0, description="seconds, for kind latency")
-    rate: str | int = Field(default="16k", description="bytes per second, for kind bandwidth")
+    headroom: Headroom = "48M"
+    wait: Wait = 30.0
+    duration: Duration | None = None
+    latency: Latency = Field(default=0.2, description="seconds, for kind latency")
+    rate: Rate = Field(default="16k", description="bytes per second, for kind bandwidth")
     wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
 
-    @field_validator("rate")
-    @classmethod
-    def _rate(cls, value: str | int) -> str | int:
-        try:
-            rate = parse_size(value)
-        except ValueError:
-            raise ValueError(f"not a byte rate: {value!r} (use e.g. 500, 16k, 1M)") from None
-        if not 0 < rate <= MAX_MEMORY:
-            raise ValueError(f"{value!r}: a byte rate must be above 0 and at most 1T per second")
-        return value
-
-    @field_validator("headroom")
-    @classmethod
-    def _size(cls, value: str | int) -> str | int:
-        _bounded_size(value)
-        return value
+    @model_validator(mode="after")
+    def _options_of_its_kind(self) -> Fault:
+        """Refuse an option the kind does not read (it would silently do nothing); its default
+        value is let through, so a dumped scenario (every field written out) loads again."""
+        reads = FAULTS[self.kind].params.model_fields
+        for key in sorted(self.model_fields_set - {"kind", "when", "target"}):
+            if key not in reads and getattr(self, key) != Fault.model_fields[key].default:
+                takes = f"it takes {', '.join(reads)}" if reads else "it takes none"
+                raise ValueError(f"{key}: not an option of kind {self.kind} ({takes})")
+        return self
 
     def target_task(self) -> int | None:
         """The workload index this fault aims at: explicit target, else the trigger's task."""
         return self.target.task if self.target.task is not None else self.when.task
 
 
-# The fault kinds a storm may draw: each one is complete on its own (a partition or a latency
-# ends after its ``duration``), so no drawn fault waits for another that may never come.
-StormKind = Literal[
-    "kill_child",
-    "kill_worker",
-    "restart_worker",
-    "terminate",
-    "quit",
-    "restart_broker",
-    "partition",
-    "drop_connections",
-    "latency",
-]
+# The fault kinds a storm may draw (those with a storm rule): each one is complete on its own
+# (a partition or a latency ends after its ``duration``), so no drawn fault waits for another.
+StormKind = Literal[storm_kinds()]  # type: ignore[valid-type]
 
 
 class StormFault(Strict):
@@ -398,7 +391,8 @@ class StormFault(Strict):
     def _bounded(self) -> StormFault:
         if self.every.min <= 0:
             raise ValueError("every.min must be above 0 (a fault kind cannot recur at once)")
-        if self.kind in ("partition", "latency") and self.duration is None:
+        rule = FAULTS[self.kind].storm
+        if rule is not None and rule.needs_duration and self.duration is None:
             raise ValueError(f"a storm's {self.kind} needs duration (seconds until it ends)")
         return self
 

@@ -17,14 +17,13 @@ from typing import Any
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import Attempt, check
+from celery_chaos.faults.base import INJECTED, FaultKind
+from celery_chaos.faults.registry import FAULTS, undone_by
 from celery_chaos.report.timeline_model import Band, Bar, Lane, Link, Marker, Timeline
 
 __all__ = ["Band", "Bar", "Lane", "Link", "Marker", "Timeline", "all_attempts", "build"]
 
 WORKER_EXIT = "worker_exit"  # written by newer runners; tolerated when absent
-# Fault kinds that start a band on their worker, and the kind that ends it.
-BAND_ENDS = {"pause": "resume", "partition": "heal"}
-BAND_LABELS = {"pause": "paused", "partition": "partitioned", "oom": "memory limited"}
 NEMESIS_LANE, CLIENT_LANE, BROKER_LANE = 0, 1, 2  # the fixed lanes above the workers
 
 
@@ -96,10 +95,10 @@ def _workers(b: _Builder) -> list[str]:
             if event["type"] == h.WORKER_READY:
                 b.worker_spans[name][1] = b.rel(event["ts"])
                 b.worker_pids[name] = event.get("pid")  # type: ignore[assignment]
+        kind = _kind(event) if event["type"] == h.FAULT else None
         ends_worker = event["type"] == WORKER_EXIT or (
-            event["type"] == h.FAULT and event.get("status") == "injected"
-            and event.get("kind") in ("kill_worker", "restart_worker")
-        )  # fmt: skip
+            kind is not None and kind.ends_worker and event.get("status") == INJECTED
+        )
         if ends_worker and name in b.worker_spans:
             b.worker_spans[name][2] = min(b.worker_spans[name][2], b.rel(event["ts"]))
     return names
@@ -284,7 +283,8 @@ def _fill_bars(b: _Builder) -> None:
 
 def _fault_lanes(b: _Builder, event: h.Event) -> list[int]:
     """The lanes a fault event affects: the broker, or its worker's lanes."""
-    if event.get("kind") == "restart_broker":
+    kind = _kind(event)
+    if kind is not None and kind.on_broker:
         return [BROKER_LANE]
     worker = event.get("worker")
     return [lane.index for lane in b.timeline.lanes if worker and lane.worker == worker]
@@ -323,23 +323,30 @@ def _fired(b: _Builder, event: h.Event) -> float:
     return recorded
 
 
+def _kind(event: h.Event) -> FaultKind | None:
+    """The registered kind of a fault event (None for a kind this version does not know)."""
+    return FAULTS.get(str(event.get("kind")))
+
+
 def _fault_band(b: _Builder, event: h.Event, events: list[h.Event], fired: float, t: float) -> None:
-    kind, lanes = event.get("kind"), _fault_lanes(b, event)
-    if event.get("status") != "injected" or not lanes:
+    """A band over the lanes of a fault that lasts: over its carrying out (a broker down, a
+    memory limit lowered), or until the kind that undoes it (else its duration, or the end)."""
+    kind, lanes = _kind(event), _fault_lanes(b, event)
+    if event.get("status") != INJECTED or not lanes or kind is None or kind.band is None:
         return
-    if kind == "restart_broker":
-        b.timeline.bands.append(Band(lanes, fired, t, "band-broker", "broker down"))
-    elif kind == "oom":
-        b.timeline.bands.append(Band(lanes, fired, t, "band-oom", BAND_LABELS["oom"]))
-    elif kind in BAND_ENDS:
-        ends = [
-            b.rel(e["ts"]) for e in events
-            if e.get("kind") == BAND_ENDS[kind] and e.get("worker") == event.get("worker")
-            and e["ts"] >= event["ts"]
-        ]  # fmt: skip
-        duration = _fault_duration(b, event)
-        end = min(ends) if ends else (t + duration if duration else b.end)
-        b.timeline.bands.append(Band(lanes, t, end, f"band-{kind}", BAND_LABELS[kind]))
+    band = kind.band
+    if not band.until_undone:
+        b.timeline.bands.append(Band(lanes, fired, t, band.css, band.label))
+        return
+    ended_by = undone_by(kind.name)
+    ends = [
+        b.rel(e["ts"]) for e in events
+        if e.get("kind") == ended_by and e.get("worker") == event.get("worker")
+        and e["ts"] >= event["ts"]
+    ]  # fmt: skip
+    duration = _fault_duration(b, event)
+    end = min(ends) if ends else (t + duration if duration else b.end)
+    b.timeline.bands.append(Band(lanes, t, end, band.css, band.label))
 
 
 def _worker_marks(b: _Builder) -> None:

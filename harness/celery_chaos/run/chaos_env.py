@@ -15,11 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from celery_chaos.backends import Backend, Unsupported
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
 from celery_chaos.core.explain import check_explained, run_settings
-from celery_chaos.core.fault_kinds import NETWORK_KINDS
 from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.scenario import (
     Fault,
@@ -30,14 +28,14 @@ from celery_chaos.core.scenario import (
     first_error,
 )
 from celery_chaos.core.workflows import needs_results
+from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements import Placement, Unsupported
 from celery_chaos.report import files as report
 from celery_chaos.run import storm, versions, workload
 from celery_chaos.run.loop import DEFAULT_SETTLE, DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
 from celery_chaos.run.nemesis import PlannedFault
 from celery_chaos.run.workload import Dispatch
-
-NON_DESTRUCTIVE = frozenset({"kill_child"})
 
 
 def _safe_name(name: str) -> str:
@@ -67,7 +65,7 @@ class _TestSlice:
 class ChaosEnv:
     """A running broker + ledger + workers, and the API a test uses on it."""
 
-    def __init__(self, env_id: str, backend: Backend, scenario: Scenario, key: str):
+    def __init__(self, env_id: str, backend: Placement, scenario: Scenario, key: str):
         assert backend.ledger is not None
         self.id = env_id
         self.backend = backend
@@ -280,7 +278,7 @@ class ChaosEnv:
         """Raise :class:`Unsupported` for a kind this environment cannot inject now."""
         if kind not in self.backend.supported_faults:
             raise Unsupported(f"{kind} is not supported by the {self.backend.name} backend")
-        if kind in NETWORK_KINDS and not self.backend.network_faults_ready():
+        if FAULTS[kind].proxied_on and not self.backend.network_faults_ready():
             raise Unsupported(
                 f"{kind} is not supported by the {self.backend.name} backend unless declared:"
                 f" @pytest.mark.chaos(faults=[{kind!r}]) puts the workers behind the proxy"
@@ -304,12 +302,12 @@ class ChaosEnv:
         :class:`Unsupported` when this backend cannot inject ``kind``."""
         test = self._current()
         self._check_injectable(kind)
-        if kind == "oom" and not self._prepared_for_oom():
+        if FAULTS[kind].memory_cgroup and not self._has_memory_cgroup():
             raise ValueError(
-                "oom needs a memory cgroup: declare @pytest.mark.chaos(faults=['oom'])"
+                f"{kind} needs a memory cgroup: declare @pytest.mark.chaos(faults=[{kind!r}])"
             )
         spec = self._fault_spec(test, kind, task, checkpoint, attempt, worker, delay, options)
-        if kind not in NON_DESTRUCTIVE:
+        if FAULTS[kind].destructive:
             self.mark_dirty(f"{kind} fault in {test.name}")
         planned = test.loop.nemesis.add(spec)
         self.pump()
@@ -339,8 +337,8 @@ class ChaosEnv:
         except ValidationError as error:
             raise ValueError(f"fault({kind!r}): {first_error(error)}") from None
 
-    def _prepared_for_oom(self) -> bool:
-        declared = any(f.kind == "oom" for f in self.scenario.faults)
+    def _has_memory_cgroup(self) -> bool:
+        declared = any(FAULTS[f.kind].memory_cgroup for f in self.scenario.faults)
         return declared or bool(self.scenario.workers.memory_limit)
 
     def pump(self) -> None:

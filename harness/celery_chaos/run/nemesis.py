@@ -15,14 +15,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from celery_chaos.backends.base import Backend, Worker
 from celery_chaos.core import history as h
-from celery_chaos.core.fault_kinds import FAULT_TABLE, WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import Fault
+from celery_chaos.faults.base import INJECTED, MISSED, WHOLE_WORKER_POOLS, Aim, FaultPrimitives
+from celery_chaos.faults.registry import FAULTS, carry_out
 from celery_chaos.ledger import Ledger
-from celery_chaos.run import faults
+from celery_chaos.placements.base import Worker
 from celery_chaos.run.watcher import LiveAttempt
 from celery_chaos.run.workload import Dispatch
 
@@ -51,14 +51,12 @@ class PlannedFault:
         return f"fault {self.index}: {f.kind} {trigger}"
 
 
-# A fault that undoes another: with no ``target.worker`` it goes to the worker the undone fault
-# hit (its recorded event), not to wherever the target task runs by then (a requeued attempt
-# may run on another worker while the paused one stays frozen).
-UNDOES = {"resume": "pause", "heal": "partition"}
+class Placement(FaultPrimitives, Protocol):
+    """What the nemesis uses of a backend: the fault primitives, and its workers."""
 
+    workers: list[Worker]
 
-def _kills(planned: PlannedFault) -> bool:
-    return planned.fault.kind in ("kill_child", "oom")
+    def worker_named(self, name: str | None) -> Worker | None: ...
 
 
 class Nemesis:
@@ -66,7 +64,7 @@ class Nemesis:
         self,
         faults: list[Fault],
         dispatches: list[Dispatch],
-        backend: Backend,
+        backend: Placement,
         ledger: Ledger,
         seed: int,
         log: Callable[[str], None] = print,
@@ -102,10 +100,12 @@ class Nemesis:
 
     @property
     def schedule(self) -> list[str]:
-        scenario = getattr(self.backend, "scenario", None)  # a test's stand-in may have none
-        pool = scenario.workers.pool if scenario is not None else "prefork"
+        pool = self.backend.scenario.workers.pool
         note = f" (pool {pool}: kills the whole worker)" if pool in WHOLE_WORKER_POOLS else ""
-        return [p.describe() + (note if _kills(p) else "") for p in self.planned]
+        return [
+            p.describe() + (note if FAULTS[p.fault.kind].kills_task_process else "")
+            for p in self.planned
+        ]
 
     @property
     def done(self) -> bool:
@@ -146,7 +146,7 @@ class Nemesis:
 
     def give_up(self, now: float) -> None:
         """Record every fault whose trigger never came (a checkpoint never reached, a run that
-        ended first) as ``skipped``: the history then shows the fault did not happen."""
+        ended first) as ``missed``: the history then shows the fault did not happen."""
         for planned in self.planned:
             if not planned.fired:
                 planned.fired, planned.fired_at = True, now
@@ -154,7 +154,7 @@ class Nemesis:
                     h.FAULT,
                     fault=planned.index,
                     kind=planned.fault.kind,
-                    status=faults.SKIPPED,
+                    status=MISSED,
                     detail="its trigger did not happen before the run ended",
                     fired=False,
                     hits=[],
@@ -162,28 +162,30 @@ class Nemesis:
                 )
 
     # --- carrying faults out ----------------------------------------------------------
-    def _target(self, fault: Fault, running: Mapping[Any, LiveAttempt]) -> faults.Target:
+    def _aim(self, fault: Fault, running: Mapping[Any, LiveAttempt]) -> Aim:
         attempt = None
-        if FAULT_TABLE[fault.kind].needs_task or fault.target_task() is not None:
+        if FAULTS[fault.kind].needs_task or fault.target_task() is not None:
             attempt = self._target_attempt(fault, running)
         worker = self._undone_worker(fault) or self._target_worker(fault, attempt)
         on_worker = [a for a in running.values() if worker and a.worker == worker.name]
         if attempt is not None and worker is not None and attempt.worker != worker.name:
             same = [a for a in on_worker if a.task_id == attempt.task_id]  # its attempt there
             attempt = max(same, key=lambda a: a.attempt) if same else None
-        return faults.Target(worker, attempt, on_worker)
+        return Aim(worker, attempt, on_worker)
 
     def _undone_worker(self, fault: Fault) -> Worker | None:
         """For a resume/heal without ``target.worker``: the worker the latest carried-out
-        pause/partition hit (of the same target task, if it names one), as recorded."""
-        undoes = UNDOES.get(fault.kind)
+        pause/partition hit (of the same target task, if it names one), as recorded: not
+        wherever the target task runs by then (a requeued attempt may run on another worker
+        while the paused one stays frozen)."""
+        undoes = FAULTS[fault.kind].undoes
         if undoes is None or fault.target.worker is not None:
             return None
         done = sorted(
             (p for p in self.planned if p.fired and p.fault.kind == undoes),
             key=lambda p: p.fired_at or 0.0,
         )
-        hit = [p.detail for p in done if p.detail.get("status") == faults.INJECTED]
+        hit = [p.detail for p in done if p.detail.get("status") == INJECTED]
         task = fault.target_task()
         if task is not None:
             task_id = self.dispatches[task].task_id
@@ -205,7 +207,7 @@ class Nemesis:
     def _target_worker(self, fault: Fault, attempt: LiveAttempt | None) -> Worker | None:
         """The named worker, else the worker running the target task, else the first one. A
         fault aimed at a task that is not running (finished, not started) has no worker: it is
-        ``skipped``, never carried out on some other worker."""
+        ``missed``, never carried out on some other worker."""
         workers = self.backend.workers
         if fault.target.worker is not None:
             return next((w for w in workers if w.index == fault.target.worker), None)
@@ -218,26 +220,26 @@ class Nemesis:
     def _fire(self, planned: PlannedFault, now: float, running: Mapping[Any, LiveAttempt]) -> None:
         planned.fired, planned.fired_at = True, now
         fault = planned.fault
-        target = self._target(fault, running)
-        outcome = faults.apply(self.backend, fault, target, lambda: self._release(planned))
+        aim = self._aim(fault, running)
+        result = carry_out(self.backend, fault, aim, lambda: self._release(planned))
         self._release(planned)
-        attempt = target.attempt
+        attempt = aim.attempt
         event = self.ledger.record(
             h.FAULT,
             fault=planned.index,
             kind=fault.kind,
-            status=outcome.status,
-            worker=target.worker.name if target.worker else None,
+            status=result.status,
+            worker=aim.worker.name if aim.worker else None,
             task_id=attempt.task_id if attempt else None,
             pid=attempt.pid if attempt else None,
-            hits=outcome.hits,
-            detail=outcome.detail,
-            blame=outcome.blame,
-            cause=outcome.cause,
+            hits=result.hits,
+            detail=result.detail,
+            blame=result.blame,
+            cause=result.cause,
             offset=round(now, 4),
         )
         planned.detail = event
-        line = f"fault {planned.index} {fault.kind}: {outcome.status}: {outcome.detail}"
+        line = f"fault {planned.index} {fault.kind}: {result.status}: {result.detail}"
         self.log(f"[t={now:6.2f}s] {line}")
 
     def _release(self, planned: PlannedFault) -> None:

@@ -19,7 +19,6 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from celery_chaos.core.fault_kinds import WHOLE_WORKER_POOLS
 from celery_chaos.core.scenario import (
     Fault,
     Scenario,
@@ -29,9 +28,8 @@ from celery_chaos.core.scenario import (
     Trigger,
     WorkloadItem,
 )
-
-DEATHS = frozenset({"kill_worker", "terminate", "quit"})  # the worker exits, nobody restarts it
-WORKER_TARGETED = frozenset({"partition", "drop_connections", "latency"})
+from celery_chaos.faults.base import WHOLE_WORKER_POOLS
+from celery_chaos.faults.registry import FAULTS
 
 
 def expand(scenario: Scenario, seed: int) -> Scenario:
@@ -122,23 +120,26 @@ def draw_faults(
         if fault is None:
             workers.start(at)
             continue
-        kind = fault.kind
-        if kind == "kill_child" and pool in WHOLE_WORKER_POOLS:
-            kind = "kill_worker"
-        if kind == "restart_broker":
-            workers.emit(kind, at, duration=fault.duration)  # down for duration s, if given
-        elif kind == "kill_child":
+        kind, rule = fault.kind, FAULTS[fault.kind].storm
+        assert rule is not None  # StormFault accepts only kinds with a storm rule
+        if rule.poolless_as is not None and pool in WHOLE_WORKER_POOLS:
+            kind, rule = rule.poolless_as, FAULTS[rule.poolless_as].storm
+            assert rule is not None
+        reads = FAULTS[kind].params.model_fields
+        extra = {k: getattr(fault, k) for k in ("duration", "latency") if k in reads}
+        if rule.aim == "broker":
+            workers.emit(kind, at, **extra)  # down for duration s, if given
+        elif rule.aim == "attempt":
             workers.emit(kind, at)  # a random running attempt, chosen when it fires
         elif not workers.alive:
             continue  # every worker is down, waiting for its replacement
-        elif kind in WORKER_TARGETED:
-            extra = {"duration": fault.duration, "latency": fault.latency}
+        elif rule.aim == "worker":
             workers.emit(kind, at, rng.choice(workers.alive), **extra)
-        elif kind == "restart_worker":
+        elif rule.aim == "replace":
             workers.emit(kind, at, workers.alive.pop(rng.randrange(len(workers.alive))))
             workers.alive.append(workers.next_index)
             workers.next_index += 1
-        elif kind in DEATHS:
+        elif rule.aim == "death":  # the worker exits, nobody restarts it
             workers.emit(kind, at, workers.alive.pop(rng.randrange(len(workers.alive))))
             if spec.replace_after is not None:
                 heapq.heappush(queue, (at + spec.replace_after, replacements, None))

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.core.scenario import Scenario
+from celery_chaos.faults.registry import FAULTS
 from celery_chaos.tools import audit
 from celery_chaos.tools.repro.spec import (
     EXPECT,
-    NEEDS_REPLACEMENT,
     REPLACEMENT_DELAY,
-    TIMED,
     WORKFLOW_EXPECT,
     ReproError,
     ReproSpec,
@@ -161,12 +160,14 @@ def build_scenario(
     if "task" in trigger:
         trigger["task"] = target
     fault: dict[str, Any] = {"kind": spec.fault, "when": trigger, "target": {"task": target}}
-    if spec.fault in TIMED:
+    offered = FAULTS[spec.fault].repro
+    assert offered is not None  # ReproSpec.fault accepts only the kinds repro offers
+    if offered.timed:  # it lasts --duration s, then ends by itself
         fault["duration"] = spec.duration
-    if spec.fault == "latency":
+    if "latency" in FAULTS[spec.fault].params.model_fields:
         fault["latency"] = spec.latency
     faults = [fault]
-    if spec.fault in NEEDS_REPLACEMENT:
+    if offered.replacement:  # the worker is gone: a supervisor's replacement runs the redelivery
         faults.append(
             {"kind": "start_worker", "when": {"after_fault": 0, "delay": REPLACEMENT_DELAY}}
         )

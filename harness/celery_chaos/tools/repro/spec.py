@@ -12,18 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from celery_chaos.core.fault_kinds import repro_kinds
 from celery_chaos.core.scenario import first_error
 from celery_chaos.core.scenario_parts import Pool, split_worker_args
 from celery_chaos.core.yaml_input import InputError, read_yaml
+from celery_chaos.faults.registry import repro_kinds
 
-FAULTS: tuple[str, ...] = repro_kinds()  # from the one fault table
+FAULTS: tuple[str, ...] = repro_kinds()  # the kinds whose module offers them to repro
 FaultKind = Literal[FAULTS]  # type: ignore[valid-type]
-# Faults after which the killed worker is gone: a replacement is started so a redelivered message
-# has somewhere to run (as a process supervisor or Kubernetes would do).
-NEEDS_REPLACEMENT = ("kill_worker", "terminate", "quit")
-# Faults that last for ``duration`` seconds and then end by themselves.
-TIMED = ("partition", "latency")
 REPLACEMENT_DELAY = 0.5
 # The repro "passes" only when the task came through exactly once and left nothing stuck.
 EXPECT = {

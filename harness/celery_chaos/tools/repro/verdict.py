@@ -11,6 +11,8 @@ from celery_chaos.core import history as h
 from celery_chaos.core.explain import explain
 from celery_chaos.core.explain_facts import RunSettings, sweep_of
 from celery_chaos.core.outcome import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
+from celery_chaos.faults.base import INJECTED
+from celery_chaos.faults.registry import FAULTS
 from celery_chaos.report.mask import mask_text
 from celery_chaos.tools import audit
 from celery_chaos.tools.audit.settings import installed_kombu
@@ -78,7 +80,7 @@ def _not_hit(result: ScenarioResult, spec: ReproSpec) -> Verdict | None:
             else "the run ended before the fault was due"
         )
         return Verdict("NOT HIT", f"NOT HIT: the fault never fired: {hint}", [], EXIT_UNUSABLE)
-    if fault.get("status") != "injected":
+    if fault.get("status") != INJECTED:
         detail = f"{fault.get('status')}: {fault.get('detail')}"
         hint = " (was the task still running? try an earlier --at or a checkpoint)"
         return Verdict("NOT HIT", f"NOT HIT: the fault was {detail}{hint}", [], EXIT_UNUSABLE)
@@ -95,7 +97,7 @@ def _why_lost(view: AppView, spec: ReproSpec, task: Any, overrides: dict[str, An
             f" ({raised}): the task is not safe to run again (a lock it took itself, a"
             " half-written record), so the redelivery could not finish it"
         ]
-    if spec.fault == "restart_broker":
+    if FAULTS[spec.fault].on_broker:
         return [
             "the broker restarted and did not keep the message (Redis without persistence;"
             " RabbitMQ: a transient queue or a transient message)"
@@ -141,7 +143,7 @@ def _why_pending(
 def _why_recovered(
     view: AppView, spec: ReproSpec, overrides: dict[str, Any], rabbitmq: bool = False
 ) -> list[str]:
-    if spec.fault in ("kill_child", "oom"):
+    if FAULTS[spec.fault].kills_task_process:
         return [
             f"{_task_value(view, 'acks_late', overrides)} +"
             f" {_task_value(view, 'reject_on_worker_lost', overrides)}: the worker requeued the"
@@ -198,7 +200,7 @@ def _duplicated(view: AppView, spec: ReproSpec, task: Any) -> Verdict:
         f"{_visibility(view, spec.celery)} is shorter than the task ran: Redis handed the"
         " still-running message to another worker"
     ]
-    if spec.fault in ("drop_connections", "partition"):  # scenario 11a: no timeout involved
+    if FAULTS[spec.fault].cuts_connection:  # scenario 11a: no timeout involved
         reasons = [
             "the worker lost its broker connection while the task ran: on reconnect kombu"
             " restored its unacknowledged message and the first run went on"

@@ -1,0 +1,26 @@
+"""``close_connection``: RabbitMQ closes the worker's AMQP connections (broker side)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from celery_chaos.faults.base import INJECTED, Aim, FaultKind, FaultPrimitives, FaultResult
+
+if TYPE_CHECKING:
+    from celery_chaos.core.scenario import Fault
+
+
+def apply(
+    placement: FaultPrimitives, fault: Fault, aim: Aim, release: Callable[[], None]
+) -> FaultResult:
+    assert aim.worker is not None
+    return FaultResult(INJECTED, placement.close_broker_connection(aim.worker))
+
+
+KIND = FaultKind(
+    "close_connection",
+    "RabbitMQ closes the worker's connection (broker side)",
+    apply,
+    brokers=frozenset({"rabbitmq"}),
+)

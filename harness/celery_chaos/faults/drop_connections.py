@@ -1,0 +1,39 @@
+"""``drop_connections``: reset every open broker connection of the worker once (a failover,
+a load balancer's reset), through the harness's proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from celery_chaos.faults.base import (
+    INJECTED,
+    PLACEMENTS,
+    Aim,
+    FaultKind,
+    FaultPrimitives,
+    FaultResult,
+    Repro,
+    StormRule,
+)
+
+if TYPE_CHECKING:
+    from celery_chaos.core.scenario import Fault
+
+
+def apply(
+    placement: FaultPrimitives, fault: Fault, aim: Aim, release: Callable[[], None]
+) -> FaultResult:
+    assert aim.worker is not None
+    return FaultResult(INJECTED, placement.drop_connections(aim.worker))
+
+
+KIND = FaultKind(
+    "drop_connections",
+    "reset every open broker connection of the worker once (failover, load balancer)",
+    apply,
+    cuts_connection=True,
+    proxied_on=PLACEMENTS,
+    storm=StormRule("worker"),
+    repro=Repro(),
+)

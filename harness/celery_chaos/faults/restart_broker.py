@@ -1,0 +1,40 @@
+"""``restart_broker``: crash the broker, keep it down ``duration`` s (default 0), start it again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from celery_chaos.faults.base import (
+    INJECTED,
+    Aim,
+    Band,
+    FaultKind,
+    FaultPrimitives,
+    FaultResult,
+    Repro,
+    StormRule,
+)
+from celery_chaos.faults.params import TimedParams
+
+if TYPE_CHECKING:
+    from celery_chaos.core.scenario import Fault
+
+
+def apply(
+    placement: FaultPrimitives, fault: Fault, aim: Aim, release: Callable[[], None]
+) -> FaultResult:
+    return FaultResult(INJECTED, placement.restart_broker(fault.duration or 0.0))
+
+
+KIND = FaultKind(
+    "restart_broker",
+    "crash the broker and start it again",
+    apply,
+    params=TimedParams,  # duration: how long the broker stays down
+    needs_worker=False,
+    band=Band("broker down", "band-broker"),
+    on_broker=True,
+    storm=StormRule("broker"),
+    repro=Repro(),
+)
