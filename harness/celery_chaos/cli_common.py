@@ -35,12 +35,12 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _plain(line: str) -> None:
+def print_line(line: str) -> None:
     """One masked line, never wrapped (a CI log keeps it whole; a terminal wraps it itself)."""
     console.print(mask_text(line), markup=False, highlight=False, soft_wrap=True)
 
 
-def _writable_report_dir(report_dir: Path) -> None:
+def check_report_dir(report_dir: Path) -> None:
     """Exit 2 naming --report-dir before anything starts when run folders cannot go there."""
     import tempfile
 
@@ -54,7 +54,7 @@ def _writable_report_dir(report_dir: Path) -> None:
 
 
 def report_dir_option(what: str) -> Any:
-    """``--report-dir``, checked writable by :func:`_writable_report_dir` before a run."""
+    """``--report-dir``, checked writable by :func:`check_report_dir` before a run."""
     return click.option(
         "--report-dir",
         type=click.Path(path_type=Path),
@@ -64,7 +64,7 @@ def report_dir_option(what: str) -> Any:
     )
 
 
-def _line(text: str, style: str | None = None) -> None:
+def print_styled(text: str, style: str | None = None) -> None:
     """One unwrapped line: verdicts and probe values stay whole in CI logs."""
     from rich.text import Text
 

@@ -11,11 +11,11 @@ import click
 
 from celery_chaos.cli_common import (
     UsageProblem,
-    _plain,
-    _writable_report_dir,
+    check_report_dir,
     console,
     interruptible,
     load_scenarios,
+    print_line,
     report_dir_option,
 )
 from celery_chaos.core.shards import ShardError, parse_shard, select
@@ -60,7 +60,7 @@ def shard_scenarios(scenarios: list, shard: str | None, durations_from: Path | N
     if parsed is None:
         return scenarios
     chosen = select(scenarios, parsed, lambda s: s.name, durations)
-    _plain(f"shard {parsed[0]}/{parsed[1]}: {', '.join(s.name for s in chosen) or '(none)'}")
+    print_line(f"shard {parsed[0]}/{parsed[1]}: {', '.join(s.name for s in chosen) or '(none)'}")
     return chosen
 
 
@@ -157,7 +157,7 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
         raise UsageProblem(f"--baseline: {baseline!r} is not a column ({', '.join(labels)})")
     scenarios = _with_app(load_scenarios(paths, only, import_app=not app_spec), app_spec)
     parsed, durations = parse_shard_option(shard, durations_from)
-    _writable_report_dir(report_dir)
+    check_report_dir(report_dir)
     options = MatrixOptions(
         run=RunOptions("local", report_dir, seed, verbose),
         version_sets=columns,
@@ -169,7 +169,7 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
         durations=durations,
     )
     try:
-        result, matrix_dir = interruptible(lambda: run_matrix(scenarios, options, log=_plain))
+        result, matrix_dir = interruptible(lambda: run_matrix(scenarios, options, log=print_line))
     except envs.EnvBuildError as error:
         raise UsageProblem(f"matrix: {error}") from None
     console.print(table.console_table(result))
@@ -201,5 +201,5 @@ def report_merge(dirs: tuple[Path, ...], out: Path) -> None:
         raise UsageProblem(str(error)) from None
     if isinstance(merged, dict):
         console.print(table.console_table(merged))
-    _plain(f"merged {len(dirs)} folders into {out} (index: {out / 'index.html'})")
+    print_line(f"merged {len(dirs)} folders into {out} (index: {out / 'index.html'})")
     sys.exit(merged_exit_code(out))

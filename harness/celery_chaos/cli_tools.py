@@ -12,12 +12,12 @@ import click
 from celery_chaos.backends import BackendError
 from celery_chaos.cli_common import (
     UsageProblem,
-    _line,
-    _plain,
-    _writable_report_dir,
     backend_option,
+    check_report_dir,
     console,
     interruptible,
+    print_line,
+    print_styled,
     report_dir_option,
 )
 from celery_chaos.core.scenario_parts import POOLS
@@ -73,20 +73,22 @@ def _print_repro(outcome: Any) -> None:
     verdict = outcome.verdict
     style = {0: "bold green", 1: "bold red"}.get(outcome.exit_code, "bold yellow")
     console.print()
-    _line(verdict.headline, style)
+    print_styled(verdict.headline, style)
     if verdict.code == "NOT RUN":
-        _line(f"Logs: {outcome.result.report_dir / 'logs'}")
+        print_styled(f"Logs: {outcome.result.report_dir / 'logs'}")
         return
     for reason in verdict.reasons:
-        _line(f"  because {reason}")
-    _line(f"Settings in effect for {_targeted_task(outcome.result.scenario)}:")
+        print_styled(f"  because {reason}")
+    print_styled(f"Settings in effect for {_targeted_task(outcome.result.scenario)}:")
     for setting in outcome.settings:
-        _line(f"  {setting}")
+        print_styled(f"  {setting}")
     if outcome.probes:
-        _line("Probes:")
+        print_styled("Probes:")
     for probe in outcome.probes:
-        _line(f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}")
-    _line(f"Report: {outcome.result.report_dir / 'result.json'}")
+        print_styled(
+            f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}"
+        )
+    print_styled(f"Report: {outcome.result.report_dir / 'result.json'}")
 
 
 @click.command()
@@ -245,11 +247,11 @@ def repro(
     given |= dict(concurrency=concurrency, timeout=timeout, broker=broker, workflow=workflow_json)
     given |= dict(member=member, duration=duration, latency=latency, worker_args=worker_args)
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
-    _writable_report_dir(report_dir)
+    check_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}
     options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
     try:
-        outcome = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), _plain))
+        outcome = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line))
     except (repro_run.ReproError, BackendError) as error:
         raise UsageProblem(str(error)) from None
     _print_repro(outcome)
@@ -309,18 +311,18 @@ def _print_audit(app_spec: str, settings: Any, findings: list) -> None:
 
     broker = auditing.redact(settings.config["broker_url"]) or "amqp (Celery's default)"
     version = ".".join(map(str, settings.celery_version))
-    _plain(f"{app_spec}: Celery {version}, broker {broker}")
-    _plain(f"tasks: {', '.join(sorted(settings.tasks)) or '(none registered)'}")
+    print_line(f"{app_spec}: Celery {version}, broker {broker}")
+    print_line(f"tasks: {', '.join(sorted(settings.tasks)) or '(none registered)'}")
     styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     for finding in findings:
         console.print()
         console.print(Text(f"{finding.level.upper():<9}", style=styles[finding.level]), end="")
-        _plain(finding.setting)
+        print_line(finding.setting)
         for line in textwrap.wrap(finding.causes, width=90):
-            _plain(f"         {line}")
+            print_line(f"         {line}")
         if finding.tasks:
-            _plain(f"         tasks: {', '.join(finding.tasks)}")
+            print_line(f"         tasks: {', '.join(finding.tasks)}")
         if finding.scenario:
-            _plain(f"         shown by: {finding.shown_by}")
+            print_line(f"         shown by: {finding.shown_by}")
     counts = {level: sum(1 for f in findings if f.level == level) for level in auditing.LEVELS}
-    _plain("\n" + ", ".join(f"{level}: {n}" for level, n in counts.items()))
+    print_line("\n" + ", ".join(f"{level}: {n}" for level, n in counts.items()))

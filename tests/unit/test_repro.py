@@ -258,7 +258,7 @@ def test_audit_repro_and_explain_state_the_visibility_timeout_in_one_wording(mon
     in the other)."""
     from celery_chaos.core.explain_facts import sweep_of
     from celery_chaos.tools.audit import settings as audit_settings
-    from celery_chaos.tools.audit.findings import _visibility as audit_visibility
+    from celery_chaos.tools.audit.findings import visibility_text as audit_visibility
     from celery_chaos.tools.repro import verdict
     from celery_chaos.tools.repro.app import AppView
 

@@ -42,11 +42,11 @@ class Finding:
 # --- wording -----------------------------------------------------------------------------------
 
 
-def _names(policies: list[TaskPolicy]) -> tuple[str, ...]:
+def task_names(policies: list[TaskPolicy]) -> tuple[str, ...]:
     return tuple(p.name for p in policies if p.name != DEFAULT_TASK)
 
 
-def _setting(ctx: Context, key: str, affected: list[TaskPolicy], option: str) -> str:
+def setting_text(ctx: Context, key: str, affected: list[TaskPolicy], option: str) -> str:
     """``task_acks_late=False (Celery default)``, plus the tasks that set ``option`` themselves."""
     value = ctx.config[key]
     text = f"{key}={value!r}" + (" (Celery default)" if value == CELERY_DEFAULTS[key] else "")
@@ -56,6 +56,6 @@ def _setting(ctx: Context, key: str, affected: list[TaskPolicy], option: str) ->
     return text
 
 
-def _visibility(ctx: Context) -> str:
+def visibility_text(ctx: Context) -> str:
     """The visibility timeout with Kombu's restore sweep beside it (the core's one wording)."""
     return ctx.sweep.visibility_with_sweep()

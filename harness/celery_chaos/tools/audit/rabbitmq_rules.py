@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery_chaos.tools.audit.findings import ERROR, INFO, WARNING, Finding, _names, _setting
+from celery_chaos.tools.audit.findings import (
+    ERROR,
+    INFO,
+    WARNING,
+    Finding,
+    setting_text,
+    task_names,
+)
 from celery_chaos.tools.audit.settings import Context, TaskPolicy, broker_kind
 
 # RabbitMQ's default consumer_timeout (3.8.17+): 30 minutes, set in rabbitmq.conf, not in the app.
@@ -56,7 +63,7 @@ def _consumer_timeout(ctx: Context) -> list[Finding]:
                 " worker's channel (PRECONDITION_FAILED): the message is requeued and runs again"
                 " while the first run goes on, and the worker reconnects",
                 "rabbitmq-consumer-timeout",
-                _names(slow),
+                task_names(slow),
             )
         )
     if ctx.max_eta is not None and ctx.max_eta > limit:
@@ -96,7 +103,7 @@ def _quorum_delivery_limit(ctx: Context) -> list[Finding]:
             " dead_lettered: nothing runs it unless someone moves it back): a poison or OOM loop"
             " ends without the task, not retried (without a limit, RabbitMQ 3.x loops forever)",
             "rabbitmq-quorum-dead-letter" if dead_letter else "rabbitmq-quorum-delivery-limit",
-            _names(rejecting),
+            task_names(rejecting),
         )
     ]
 
@@ -150,14 +157,14 @@ def _prefetch_global_qos(ctx: Context) -> list[Finding]:
         Finding(
             INFO,
             "rabbitmq-prefetch-global-qos",
-            _setting(ctx, "worker_prefetch_multiplier", late, "prefetch"),
+            setting_text(ctx, "worker_prefetch_multiplier", late, "prefetch"),
             f"each pool process reserves up to {multiplier} messages, held unacknowledged behind"
             " a long task (they return at once if the worker dies, but wait as long as it runs,"
             " and count towards consumer_timeout); Celery's prefetch limit is a global QoS, which"
             " quorum queues do not support (Celery 5.5+ detects them and falls back to per-"
             "consumer QoS): use worker_prefetch_multiplier=1 for long late-acked tasks",
             None,
-            _names(late),
+            task_names(late),
         )
     ]
 

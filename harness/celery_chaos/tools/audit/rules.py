@@ -16,10 +16,10 @@ from celery_chaos.tools.audit.findings import (
     LEVELS,
     WARNING,
     Finding,
-    _names,
-    _setting,
-    _visibility,
+    setting_text,
     shown_by,
+    task_names,
+    visibility_text,
 )
 from celery_chaos.tools.audit.rabbitmq_rules import rabbitmq_findings
 from celery_chaos.tools.audit.settings import (
@@ -54,10 +54,10 @@ def _acks_early(ctx: Context) -> list[Finding]:
         Finding(
             ERROR,
             "defaults-child-kill",
-            _setting(ctx, "task_acks_late", early, "acks_late"),
+            setting_text(ctx, "task_acks_late", early, "acks_late"),
             causes,
             "defaults-child-kill",
-            _names(early),
+            task_names(early),
         )
     ]
 
@@ -72,12 +72,12 @@ def _late_without_reject(ctx: Context) -> list[Finding]:
         Finding(
             ERROR,
             "ack-late-no-reject-child-kill",
-            _setting(ctx, "task_reject_on_worker_lost", affected, "reject_on_worker_lost"),
+            setting_text(ctx, "task_reject_on_worker_lost", affected, "reject_on_worker_lost"),
             "acks_late alone is not enough: when the pool process dies the worker acknowledges"
             " the message and marks the task failed (WorkerLostError) instead of redelivering it:"
             " the task is lost",
             "ack-late-no-reject-child-kill",
-            _names(affected),
+            task_names(affected),
         )
     ]
 
@@ -98,12 +98,12 @@ def _visibility_shorter(ctx: Context) -> list[Finding]:
             Finding(
                 ERROR,
                 "visibility-shorter-than-task",
-                f"{_visibility(ctx)} < time_limit {longest:g}s",
+                f"{visibility_text(ctx)} < time_limit {longest:g}s",
                 "a late-acked message still unacknowledged after visibility_timeout is handed to"
                 " another worker while the first one still runs it: the task runs twice and"
                 " non-idempotent side effects happen twice",
                 "visibility-shorter-than-task",
-                _names(too_long),
+                task_names(too_long),
             )
         )
     if ctx.max_eta is not None and ctx.max_eta > limit:
@@ -111,7 +111,7 @@ def _visibility_shorter(ctx: Context) -> list[Finding]:
             Finding(
                 ERROR,
                 "visibility-shorter-than-eta",
-                f"{_visibility(ctx)} < ETA/countdown {ctx.max_eta:g}s",
+                f"{visibility_text(ctx)} < ETA/countdown {ctx.max_eta:g}s",
                 "a worker holds an ETA/countdown message unacknowledged until it is due; past"
                 " visibility_timeout Redis hands it to another worker too: it runs twice"
                 " (whatever task_acks_late says)",
@@ -124,12 +124,12 @@ def _visibility_shorter(ctx: Context) -> list[Finding]:
             Finding(
                 WARNING,
                 "no-time-limit",
-                f"task_time_limit=None with {_visibility(ctx)}",
+                f"task_time_limit=None with {visibility_text(ctx)}",
                 "nothing bounds how long a late-acked task runs: one that ever runs longer than"
                 " visibility_timeout is delivered again and runs twice; set task_time_limit"
                 " below visibility_timeout",
                 "visibility-shorter-than-task",
-                _names(unbounded),
+                task_names(unbounded),
             )
         )
     return findings
@@ -147,13 +147,13 @@ def _killed_worker_wait(ctx: Context) -> list[Finding]:
         Finding(
             level,
             "ack-late-kill-worker-default-visibility",
-            _visibility(ctx),
+            visibility_text(ctx),
             "when a whole worker dies (SIGKILL, host loss, eviction) nobody rejects its messages:"
             f" they stay in Redis's unacked set and come back {when}, at the next restore sweep"
             f" (up to {ctx.sweep.period:g}s later): a run or an outage shorter than that sees"
             " them pending",
             "ack-late-kill-worker-default-visibility",
-            _names(late),
+            task_names(late),
         )
     ]
 
@@ -179,7 +179,7 @@ def _restore_mutex(ctx: Context) -> list[Finding]:
             f" restores an unacknowledged message for up to {expire:g}s; a sweep takes"
             " milliseconds, so a lower value (e.g. 10) bounds the stall",
             None,
-            _names(late),
+            task_names(late),
         )
     ]
 
@@ -193,12 +193,12 @@ def _prefetch(ctx: Context) -> list[Finding]:
         Finding(
             WARNING,
             "prefetch-with-acks-late",
-            _setting(ctx, "worker_prefetch_multiplier", late, "prefetch"),
+            setting_text(ctx, "worker_prefetch_multiplier", late, "prefetch"),
             f"each pool process reserves up to {multiplier} messages; when the worker dies the"
             " prefetched ones (never started) wait in the unacked set for visibility_timeout"
             " too; use worker_prefetch_multiplier=1 for long tasks",
             "ack-late-kill-worker-default-visibility",
-            _names(late),
+            task_names(late),
         )
     ]
 
@@ -253,13 +253,13 @@ def _poison(ctx: Context) -> list[Finding]:
         Finding(
             WARNING,
             "poison-reject",
-            _setting(ctx, "task_reject_on_worker_lost", rejecting, "reject_on_worker_lost"),
+            setting_text(ctx, "task_reject_on_worker_lost", rejecting, "reject_on_worker_lost"),
             "a message whose task kills its own process every time (segfault, OOM on every run)"
             " is requeued forever: a redelivery loop that burns a worker; and every redelivered"
             " task runs again from the start, so it must be idempotent (reclaim its own lock,"
             " guard side effects with an idempotency key, count attempts by task id)",
             "poison-reject",
-            _names(rejecting),
+            task_names(rejecting),
         )
     ]
 
@@ -269,7 +269,9 @@ def _failure_or_timeout(ctx: Context) -> list[Finding]:
     if not late:
         return []
     not_acked = [p for p in late if not (p.ack_on_failure and p.ack_on_timeout)]
-    setting = _setting(ctx, "task_acks_on_failure_or_timeout", late, "acks_on_failure_or_timeout")
+    setting = setting_text(
+        ctx, "task_acks_on_failure_or_timeout", late, "acks_on_failure_or_timeout"
+    )
     if not not_acked:
         return [
             Finding(
@@ -289,7 +291,7 @@ def _failure_or_timeout(ctx: Context) -> list[Finding]:
             " requeue (dropped on Redis, dead-lettered on RabbitMQ if configured); on Celery 5.7+"
             " a timed-out one is requeued, so a task that always times out loops",
             "poison-reject",
-            _names(not_acked),
+            task_names(not_acked),
         )
     ]
 
