@@ -2,7 +2,7 @@
 # Make a Docker engine available on a Debian bookworm machine (dev box or CI).
 #
 # Why: no container registry is reachable here, so images are built offline from debootstrap
-# (see harness/celery_chaos/backends/docker/images.py); this installs the engine, debootstrap and docker-compose 1.29 from
+# (see harness/celery_chaos/placements/docker/images.py); this installs the engine, debootstrap and docker-compose 1.29 from
 # Debian's archive and starts dockerd when no engine answers. Idempotent: a second run only
 # checks. Must run as root.
 set -euo pipefail

@@ -45,8 +45,8 @@ sys.path.insert(0, str(HERE))
 from celery import Celery, Task, signals  # noqa: E402
 from celery_chaos import install  # noqa: E402
 from celery_chaos.agent import instrument  # noqa: E402
-from celery_chaos.backends.local.redis_server import RedisServer  # noqa: E402
 from celery_chaos.core import history as h  # noqa: E402
+from celery_chaos.placements.local.redis_server import RedisServer  # noqa: E402
 
 TARGET_PERCENT = 5.0
 TASKS = {"no-op": "overhead_app.noop", "10 ms task": "overhead_app.sleep_10ms"}

@@ -50,13 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from celery_chaos.backends.base import Backend  # noqa: E402
-from celery_chaos.backends.docker import images  # noqa: E402
-from celery_chaos.backends.local.backend import LocalBackend  # noqa: E402
 from celery_chaos.core import history as h  # noqa: E402
 from celery_chaos.core.checker import BrokerState, check  # noqa: E402
 from celery_chaos.core.outcome import PASSED  # noqa: E402
 from celery_chaos.core.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
+from celery_chaos.placements.base import Placement  # noqa: E402
+from celery_chaos.placements.docker import images  # noqa: E402
+from celery_chaos.placements.local.placement import LocalPlacement  # noqa: E402
 from celery_chaos.run.runner import RunOptions, run_scenario  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,13 +96,13 @@ def listing(samples: list[float], digits: int = 3) -> str:
 # --- a. environment ready -----------------------------------------------------------------
 
 
-def new_backend(backend: str, scenario: Scenario, folder: Path) -> Backend:
+def new_backend(backend: str, scenario: Scenario, folder: Path) -> Placement:
     """A backend as the runner would make it (docker: after its ``check_runnable()``)."""
     if backend == "local":
-        return LocalBackend(scenario, folder, log=quiet, cwd=ROOT)
-    from celery_chaos.backends.docker.backend import DockerBackend
+        return LocalPlacement(scenario, folder, log=quiet, cwd=ROOT)
+    from celery_chaos.placements.docker.placement import DockerPlacement
 
-    docker_backend = DockerBackend(scenario, folder, log=quiet)
+    docker_backend = DockerPlacement(scenario, folder, log=quiet)
     docker_backend.check_runnable()
     return docker_backend
 
@@ -125,8 +125,8 @@ def environment_ready(scenario: Scenario, runs: int, backend: str) -> list[float
 def rabbitmq_ready_figure(scenario: Scenario, runs: int, backends: list[str]) -> list[Figure]:
     """a2: environment ready with a RabbitMQ broker, on each backend that can start one (local:
     where rabbitmq-server is installed; docker: the RabbitMQ image)."""
-    from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
     from celery_chaos.core.scenario import with_broker_kind
+    from celery_chaos.placements.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 
     notes = {
         "local": ["a private rabbitmq-server node (its own epmd, ports, user) instead of Redis"],

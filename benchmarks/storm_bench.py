@@ -29,11 +29,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from celery_chaos.backends.local.proxy import ProxyHub
-from celery_chaos.backends.local.redis_server import RedisServer, free_port
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.distribution import redelivery_distribution
+from celery_chaos.placements.local.redis_server import RedisServer
+from celery_chaos.placements.ports import free_port
+from celery_chaos.placements.proxy import ProxyHub
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import synthetic_history  # noqa: E402
@@ -141,7 +142,7 @@ print(median(sys.argv[3], sys.argv[4]), median(sys.argv[5], sys.argv[6]))
 def docker_proxy_added_latency(pings: int, image: str) -> tuple[float, float]:
     """Figure f on docker: a container PINGs the broker container directly, then through its
     proxy (listening on the network's gateway, forwarding to the loopback-published port)."""
-    from celery_chaos.backends.docker import containers, images, network
+    from celery_chaos.placements.docker import containers, images, network
 
     client = images.docker_client(timeout=60)
     labels = {containers.RUN_LABEL: f"bench-{time.time_ns()}"}

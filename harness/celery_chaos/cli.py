@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from celery_chaos.backends import BACKENDS, BackendError
 from celery_chaos.cli_common import (
     EXIT_UNUSABLE,
     UsageProblem,
@@ -35,6 +34,7 @@ from celery_chaos.cli_schema import schema
 from celery_chaos.cli_tools import audit_app, repro
 from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import BROKER_KINDS, with_broker_kind
+from celery_chaos.placements import PLACEMENTS, BackendError
 
 __all__ = ["EXIT_UNUSABLE", "UsageProblem", "builtin_suite", "console", "main"]
 
@@ -51,7 +51,7 @@ def _require_engine(backend: str) -> None:
     """With no Docker engine a docker run cannot start at all: one line, exit 2, at once."""
     if backend != "docker":
         return
-    from celery_chaos.backends.docker.images import engine_available
+    from celery_chaos.placements.docker.images import engine_available
 
     ok, reason = engine_available()
     if not ok:
@@ -212,7 +212,7 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
 @click.option(
     "--backend",
     "which",
-    type=click.Choice(["all", *BACKENDS]),
+    type=click.Choice(["all", *PLACEMENTS]),
     default="all",
     show_default=True,
     help="all: local leftovers, and docker ones where an engine answers.",
@@ -226,11 +226,11 @@ def cleanup(run_id: str | None, which: str) -> None:
     """
     removed: list[str] = []
     if which in ("all", "local"):
-        from celery_chaos.backends.local.reaper import cleanup_dead_runs
-        from celery_chaos.backends.local.state import state_dir
+        from celery_chaos.placements.local.reaper import cleanup_dead_runs
+        from celery_chaos.placements.local.state import state_dir
 
         console.print(f"local: run state files in {state_dir()}", markup=False)
-        from celery_chaos.backends.local.rabbitmq_server import kill_orphans
+        from celery_chaos.placements.local.rabbitmq_server import kill_orphans
 
         local_removed, left_alone = cleanup_dead_runs(run_id)
         removed += local_removed + kill_orphans()
@@ -245,7 +245,7 @@ def cleanup(run_id: str | None, which: str) -> None:
 
 def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
     """Remove labelled containers/networks; without an engine that is an error only if asked."""
-    from celery_chaos.backends.docker import images as image_builder
+    from celery_chaos.placements.docker import images as image_builder
 
     ok, reason = image_builder.engine_available()
     if not ok:
@@ -253,7 +253,7 @@ def _cleanup_docker(run_id: str | None, required: bool) -> list[str]:
             raise UsageProblem(f"docker: {reason}")
         console.print(f"docker: skipped ({reason})", markup=False)
         return []
-    from celery_chaos.backends.docker.backend import cleanup as remove_labelled
+    from celery_chaos.placements.docker.placement import cleanup as remove_labelled
 
     return remove_labelled(run_id)
 
@@ -277,7 +277,7 @@ def images_build(
 ) -> None:
     """Build the worker image, the Redis and RabbitMQ images (with --offline, on a Debian base
     made first; online, pulled from the registry and re-tagged)."""
-    from celery_chaos.backends.docker import images as image_builder
+    from celery_chaos.placements.docker import images as image_builder
 
     ok, reason = image_builder.engine_available()
     if not ok:

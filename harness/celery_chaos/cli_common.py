@@ -90,11 +90,11 @@ def strictness_options(command: Any) -> Any:
 
 def backend_option(help_text: str) -> Any:
     """``--backend local|docker``."""
-    from celery_chaos.backends import BACKENDS
+    from celery_chaos.placements import PLACEMENTS
 
     return click.option(
         "--backend",
-        type=click.Choice(BACKENDS),
+        type=click.Choice(PLACEMENTS),
         default="local",
         show_default=True,
         help=help_text,

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from celery_chaos.backends import BackendError
 from celery_chaos.cli_common import (
     UsageProblem,
     backend_option,
@@ -21,6 +20,7 @@ from celery_chaos.cli_common import (
     report_dir_option,
 )
 from celery_chaos.core.scenario_parts import POOLS
+from celery_chaos.placements import BackendError
 from celery_chaos.tools.repro import FAULTS as REPRO_FAULTS
 
 

@@ -12,8 +12,8 @@
   :func:`run_scenario`, which runs it as ``celery-chaos run`` runs a file and returns its
   :class:`ScenarioResult`.
 
-Everything else in ``celery_chaos`` (``run``, ``core``, ``backends``, ``report``, ``tools``) is
-internal and may change between versions; an app's own instrumentation is the package's top level
+Everything else in ``celery_chaos`` (``run``, ``core``, ``placements``, ``brokers``, ``report``,
+``tools``) is internal and may change between versions; an app's own instrumentation is the package's top level
 (``from celery_chaos import install, checkpoint, ...``).
 """
 
@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends import Unsupported
 from celery_chaos.core.outcome import ScenarioResult
 from celery_chaos.core.scenario import Range, Scenario, ScenarioError, parse_scenario
 from celery_chaos.core.verdicts import TaskReport, Verdicts
+from celery_chaos.placements import Unsupported
 from celery_chaos.report.messages import assert_verdicts
 from celery_chaos.run import runner
 from celery_chaos.run.chaos_env import ChaosEnv

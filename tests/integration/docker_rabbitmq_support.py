@@ -15,10 +15,10 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
-from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
 from celery_chaos.core.outcome import PASSED, failure_message
 from celery_chaos.core.scenario import Scenario, load_suite, with_broker_kind
+from celery_chaos.placements.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
+from celery_chaos.placements.docker.placement import RUN_LABEL, docker_client
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.docker_support import require_images, unavailable

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from celery_chaos.backends.docker.images import (
+from celery_chaos.placements.docker.images import (
     DEFAULT_REDIS_IMAGE,
     DEFAULT_WORKER_IMAGE,
     docker_client,

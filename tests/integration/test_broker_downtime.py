@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery_chaos.backends.local.backend import LocalBackend
+from celery_chaos.placements.local.placement import LocalPlacement
 
 from tests.integration.scenario_support import workerless
 
@@ -37,7 +37,7 @@ def longest_refusal(url: str, restarting: threading.Thread) -> float:
 
 
 def test_the_broker_stays_down_for_the_faults_duration(tmp_path: Path) -> None:
-    with LocalBackend(workerless("downtime", broker={"persistence": "aof"}), tmp_path) as backend:
+    with LocalPlacement(workerless("downtime", broker={"persistence": "aof"}), tmp_path) as backend:
         backend.start()
         client = redis.Redis.from_url(backend.broker.url)
         client.set("kept", "yes")

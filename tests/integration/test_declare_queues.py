@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from celery_chaos.backends.local.backend import LocalBackend
-from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
+from celery_chaos.placements.local.placement import LocalPlacement
+from celery_chaos.placements.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 
 from tests.integration.scenario_support import workerless
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 QUEUES = {"chaos.parked": {"durable": True}, "chaos.scratch": {"durable": False}}
 
 
-def declared_queues(backend: LocalBackend) -> dict[str, bool]:
+def declared_queues(backend: LocalPlacement) -> dict[str, bool]:
     """Queue name -> durable, as the node lists them."""
     rows = ctl_rows(backend.broker.access, "list_queues", "name", "durable")
     return {row["name"]: row["durable"] for row in rows}
@@ -35,7 +35,7 @@ def test_extra_queues_are_declared_at_start_and_again_after_a_broker_crash(
 ) -> None:
     spec = workerless("declare", broker={"kind": "rabbitmq", "declare_queues": QUEUES})
     logged: list[str] = []
-    with LocalBackend(spec, tmp_path, log=logged.append) as backend:
+    with LocalPlacement(spec, tmp_path, log=logged.append) as backend:
         backend.start()
         assert declared_queues(backend) == {"chaos.parked": True, "chaos.scratch": False}
         assert not [line for line in logged if "not flushed" in line]

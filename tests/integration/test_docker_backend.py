@@ -16,9 +16,9 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
 from celery_chaos.core.outcome import PASSED, ScenarioResult, failure_message
 from celery_chaos.core.scenario import load_file
+from celery_chaos.placements.docker.placement import RUN_LABEL, DockerPlacement, docker_client
 from celery_chaos.run.runner import RunOptions, run_scenario
 from testcontainers.core.config import testcontainers_config
 
@@ -110,7 +110,7 @@ def test_partition_gives_the_same_verdicts_on_docker_and_locally(tmp_path: Path)
 
 def test_run_is_built_of_labelled_testcontainers_on_loopback(tmp_path: Path) -> None:
     """What the backend promises about a run's objects, read back from the engine."""
-    backend = DockerBackend(load_file(SCENARIOS / "03-ack-late-reject-child-kill.yaml"), tmp_path)
+    backend = DockerPlacement(load_file(SCENARIOS / "03-ack-late-reject-child-kill.yaml"), tmp_path)
     backend.check_runnable()
     with backend:
         backend.start()

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.backends.base import Backend, Unsupported
-from celery_chaos.backends.docker.backend import RUN_LABEL, docker_client
-from celery_chaos.backends.docker.images import DEFAULT_WORKER_IMAGE
-from celery_chaos.backends.docker.network import BrokerProxies, gateway_address
 from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.core.yaml_input import read_yaml
+from celery_chaos.placements.base import Placement, Unsupported
+from celery_chaos.placements.docker.images import DEFAULT_WORKER_IMAGE
+from celery_chaos.placements.docker.network import BrokerProxies, gateway_address
+from celery_chaos.placements.docker.placement import RUN_LABEL, docker_client
 from celery_chaos.run.runner import RunOptions, run_scenario, run_suite
 
 from tests.integration.docker_support import require_images, unavailable
@@ -56,7 +56,7 @@ def run_checked(path: Path, tmp_path: Path) -> tuple[ScenarioResult, set[str]]:
     Asserts too that nothing of the run is left: no container, network or listener."""
     before, during, gateway, run_id = listening(), set(), [], []
 
-    def sample(backend: Backend) -> None:
+    def sample(backend: Placement) -> None:
         during.update(listening() - before)
         gateway.append(backend.proxies.gateway)  # type: ignore[attr-defined]
         run_id.append(backend.run_id)

@@ -16,10 +16,10 @@ import amqp
 import docker.errors
 import pytest
 from celery_chaos.brokers import rabbitmq_inspection
-from celery_chaos.backends.base import BackendError
-from celery_chaos.backends.docker.backend import RUN_LABEL, DockerBackend, docker_client
-from celery_chaos.backends.docker.images import DEFAULT_RABBITMQ_IMAGE
 from celery_chaos.core.scenario import load_file
+from celery_chaos.placements.base import BackendError
+from celery_chaos.placements.docker.images import DEFAULT_RABBITMQ_IMAGE
+from celery_chaos.placements.docker.placement import RUN_LABEL, DockerPlacement, docker_client
 from celery_chaos.run import versions
 
 from tests.integration.docker_rabbitmq_support import SUITE, require_rabbitmq_image
@@ -51,7 +51,7 @@ def publish(connection: amqp.Connection, queue: str, body: str, mode: int) -> No
 def test_broker_container_keeps_its_port_and_durable_messages_across_a_crash(
     tmp_path: Path,
 ) -> None:
-    backend = DockerBackend(load_file(NO_WORKERS), tmp_path)
+    backend = DockerPlacement(load_file(NO_WORKERS), tmp_path)
     backend.check_runnable()
     with backend:
         backend.start()
@@ -89,7 +89,7 @@ def test_missing_rabbitmq_image_is_named(tmp_path: Path) -> None:
     broker = scenario.broker.model_copy(update={"image": "celery-chaos-test/no-such-rabbitmq:0"})
     scenario = scenario.model_copy(update={"broker": broker})
     with pytest.raises(BackendError, match="rabbitmq broker image celery-chaos-test/no-such"):
-        DockerBackend(scenario, tmp_path).check_runnable()
+        DockerPlacement(scenario, tmp_path).check_runnable()
 
 
 def test_killed_harness_leaves_a_rabbitmq_container_that_cleanup_removes(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from celery_chaos.backends.docker.backend import DockerBackend
 from celery_chaos.core.scenario import load_file
+from celery_chaos.placements.docker.placement import DockerPlacement
 
 from tests.integration.docker_support import require_images
 
@@ -21,7 +21,7 @@ def test_a_worker_container_killed_outside_a_fault_is_reaped_once_with_its_signa
     tmp_path: Path,
 ) -> None:
     require_images()
-    backend = DockerBackend(load_file(SCENARIO), tmp_path)
+    backend = DockerPlacement(load_file(SCENARIO), tmp_path)
     backend.check_runnable()
     with backend:
         backend.start()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.backends.local import reaper
-from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup
-from celery_chaos.backends.local.state import (
+from celery_chaos.placements.local import reaper
+from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup
+from celery_chaos.placements.local.state import (
     REPORT_COPY,
     STATE_DIR_ENV,
     Group,
@@ -199,10 +199,10 @@ def test_cleanup_spares_a_mismatched_start_time_and_a_live_run(
 EXITS_WITHOUT_CLOSING = """
 import sys
 from pathlib import Path
-from celery_chaos.backends.local.backend import LocalBackend
+from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.core.scenario import load_file
 
-backend = LocalBackend(load_file(Path(sys.argv[1])), Path(sys.argv[2]))
+backend = LocalPlacement(load_file(Path(sys.argv[1])), Path(sys.argv[2]))
 backend.start()
 print("started", backend.state.path, flush=True)
 sys.exit(0)  # a harness bug: it never closes the backend

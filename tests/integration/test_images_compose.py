@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from celery_chaos.backends.docker.images import build_images, docker_client, engine_available
+from celery_chaos.placements.docker.images import build_images, docker_client, engine_available
 
 from tests.integration.docker_support import unavailable
 

@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from celery_chaos.backends.local.redis_server import RedisServer
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 

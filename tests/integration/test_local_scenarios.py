@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.backends.local.cgroups import CgroupUnavailable, MemoryCgroup
 from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file
+from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.scenario_support import SCENARIOS, run

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery_chaos.backends.local.proxy import ProxyHub
-from celery_chaos.backends.local.redis_server import RedisServer
 from celery_chaos.core.outcome import PASSED
+from celery_chaos.placements.local.redis_server import RedisServer
+from celery_chaos.placements.proxy import ProxyHub
 
 from tests.integration.scenario_support import run
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.backends.local import reaper
-from celery_chaos.backends.local.state import REPORT_COPY, STATE_DIR_ENV, RunState
+from celery_chaos.placements.local import reaper
+from celery_chaos.placements.local.state import REPORT_COPY, STATE_DIR_ENV, RunState
 
 from tests.integration.test_harness_death import (
     GONE_DEADLINE,

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from celery_chaos.backends.local import processes
-from celery_chaos.backends.local.rabbitmq_server import (
+from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.rabbitmq_server import (
     OWNER_ENV,
     kill_orphans,
     orphans,

@@ -21,16 +21,16 @@ import pytest
 from celery import Celery
 from celery_chaos.agent import instrument as agent
 from celery_chaos.brokers import rabbitmq_inspection
-from celery_chaos.backends.local import processes
-from celery_chaos.backends.local.rabbitmq_server import (
+from celery_chaos.core import history as h
+from celery_chaos.ledger import Ledger
+from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.rabbitmq_server import (
     RabbitMQServer,
     RabbitMQUnavailable,
     find_rabbitmq,
 )
-from celery_chaos.backends.local.redis_server import RedisServer
-from celery_chaos.backends.worker_command import worker_arguments
-from celery_chaos.core import history as h
-from celery_chaos.ledger import Ledger
+from celery_chaos.placements.local.redis_server import RedisServer
+from celery_chaos.placements.worker_command import worker_arguments
 from celery_chaos.run.workload import make_client
 
 try:

@@ -17,15 +17,15 @@ from typing import Any
 
 import psutil
 import pytest
-from celery_chaos.backends.local.rabbitmq_server import (
+from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
+from celery_chaos.core.outcome import PASSED, failure_message
+from celery_chaos.core.scenario import load_suite, with_broker_kind
+from celery_chaos.placements.local.rabbitmq_server import (
     OWNER_ENV,
     RabbitMQUnavailable,
     find_rabbitmq,
     owner_marker,
 )
-from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
-from celery_chaos.core.outcome import PASSED, failure_message
-from celery_chaos.core.scenario import load_suite, with_broker_kind
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 try:

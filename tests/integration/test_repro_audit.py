@@ -181,7 +181,7 @@ def test_an_amqp_app_is_reproduced_on_rabbitmq_where_a_killed_worker_recovers(
 ) -> None:
     """The same worker kill as above, for an app whose broker_url is amqp://: repro starts a
     RabbitMQ (and says so), which requeues the dead worker's message at once: RECOVERED."""
-    from celery_chaos.backends.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
+    from celery_chaos.placements.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 
     try:
         find_rabbitmq()

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.brokers.redis import RESTORE_MUTEX_KEY, restore_blocked
 from celery_chaos.core.checker import check
+from celery_chaos.placements.local.placement import LocalPlacement
 
 from tests.integration.scenario_support import workerless
 
@@ -24,7 +24,7 @@ MAX_KILLS = 60
 SWEEP = {"visibility_timeout": 2, "unacked_restore_interval": 0.01, "unacked_restore_throttle": 1}
 
 
-def kill_inside_a_sweep(backend: LocalBackend) -> int:
+def kill_inside_a_sweep(backend: LocalPlacement) -> int:
     """Start and SIGKILL workers at random moments until one dies holding the mutex; the
     number of kills it took."""
     client = backend.broker.client()
@@ -39,7 +39,7 @@ def kill_inside_a_sweep(backend: LocalBackend) -> int:
 
 def test_a_worker_killed_inside_its_restore_sweep_blocks_every_restore(tmp_path: Path) -> None:
     spec = workerless("restore-mutex", celery={"broker_transport_options": SWEEP})
-    with LocalBackend(spec, tmp_path, log=lambda _: None) as backend:
+    with LocalPlacement(spec, tmp_path, log=lambda _: None) as backend:
         backend.start()
         kill_inside_a_sweep(backend)
         client = backend.broker.client()

@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 import pytest
-from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def scenario(name: str, workers: dict[str, Any], **more: Any) -> Scenario:
 def live_command(spec: Scenario, run_dir: Path) -> tuple[list[str], list[str], str]:
     """Start the scenario's one worker; its command line as the kernel reports it, the argv of
     its ``worker_started`` event, and its log once it is ready."""
-    with LocalBackend(spec, run_dir) as backend:
+    with LocalPlacement(spec, run_dir) as backend:
         backend.start()  # returns once the worker reported worker_ready
         assert backend.ledger is not None
         worker = backend.workers[0]

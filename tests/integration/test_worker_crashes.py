@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from celery_chaos.backends.base import BackendError, WorkerExit
-from celery_chaos.backends.local.backend import LocalBackend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.placements.base import BackendError, WorkerExit
+from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.run import workload
 from celery_chaos.run.runner import RunOptions, run_scenario
 from celery_chaos.run.watcher import Watcher
@@ -49,7 +49,7 @@ def work(seconds: float = 1.0, steps: int = 10, **extra: Any) -> dict[str, Any]:
     return {"task": "sample_tasks.tasks.work", "kwargs": kwargs, **extra}
 
 
-def reap_until(backend: LocalBackend) -> list[WorkerExit]:
+def reap_until(backend: LocalPlacement) -> list[WorkerExit]:
     end = time.monotonic() + REAP_DEADLINE
     while time.monotonic() < end:
         exits = backend.reap_worker_exits()
@@ -60,7 +60,7 @@ def reap_until(backend: LocalBackend) -> list[WorkerExit]:
 
 
 def test_a_segfaulted_worker_is_reaped_once_and_judged_a_crash(tmp_path: Path) -> None:
-    backend = LocalBackend(scenario(workers={"count": 2}), tmp_path)
+    backend = LocalPlacement(scenario(workers={"count": 2}), tmp_path)
     with backend:
         backend.start()
         assert backend.ledger is not None
@@ -86,7 +86,7 @@ def test_a_worker_that_cannot_import_its_app_says_why_at_once(tmp_path: Path) ->
     (app_dir / "broken_app.py").write_text(
         'raise RuntimeError("broken_app: SETTING_X is not set")\napp = None\n'
     )
-    backend = LocalBackend(
+    backend = LocalPlacement(
         scenario(workers={"count": 1, "app": "broken_app:app"}), tmp_path / "run", cwd=app_dir
     )
     began = time.monotonic()
@@ -114,7 +114,7 @@ def test_a_segfaulted_pool_process_is_recorded_as_signal_11(tmp_path: Path) -> N
     """No fault: the test sends SIGSEGV to the pool process running a task; the harness records
     the death with the vocabulary code, while the worker main lives on."""
     spec = scenario(workload=[work(seconds=20.0, steps=20)], workers={"count": 1})
-    backend = LocalBackend(spec, tmp_path)
+    backend = LocalPlacement(spec, tmp_path)
     with backend:
         backend.start()
         assert backend.ledger is not None
@@ -130,7 +130,7 @@ def test_a_segfaulted_pool_process_is_recorded_as_signal_11(tmp_path: Path) -> N
     assert "SIGSEGV" in died["reason"]
 
 
-def drive(watcher: Watcher, backend: LocalBackend, until: str, then: int) -> list[h.Event]:
+def drive(watcher: Watcher, backend: LocalPlacement, until: str, then: int) -> list[h.Event]:
     """Feed ledger events to the watcher; at the first ``until`` event send ``then`` to its pid;
     return the ``process_exit`` events once one is recorded (deadline-bounded)."""
     assert backend.ledger is not None
@@ -156,7 +156,7 @@ def test_a_worker_that_dies_at_a_broker_restart_is_a_crash(tmp_path: Path) -> No
         workers={"count": 1},
         celery={"broker_connection_retry": False, "broker_connection_max_retries": 0},
     )
-    backend = LocalBackend(spec, tmp_path)
+    backend = LocalPlacement(spec, tmp_path)
     with backend:
         backend.start()
         assert backend.ledger is not None

@@ -1,4 +1,4 @@
-"""The OOM procedure both backends share (Backend.oom), on stub primitives: the limit is set to
+"""The OOM procedure both backends share (Placement.oom), on stub primitives: the limit is set to
 usage + headroom, the kill is awaited, and the limit is always lifted again. The real kernel and
 engine OOM kills are proven in tests/integration (test_oom_kill_is_reported_and_recovered,
 test_container_oom_kill_is_seen_and_recovered)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from celery_chaos.backends.base import Backend
+from celery_chaos.placements.base import Placement
 
 
 def stub(memory_limit: str | None, kills_after_release: int) -> SimpleNamespace:
@@ -29,7 +29,7 @@ def release(state: SimpleNamespace) -> None:
 
 def test_limit_is_usage_plus_headroom_then_lifted_to_the_scenarios_limit() -> None:
     state = stub(memory_limit="64MiB", kills_after_release=1)
-    detail = Backend.oom(state, None, headroom=24, wait=5, release=lambda: release(state))
+    detail = Placement.oom(state, None, headroom=24, wait=5, release=lambda: release(state))
     assert state.limits == [1024, 64 * 1024**2]
     assert detail == (
         "engine reported an OOM kill in w0 (limit 1024 bytes, OOM kills 0->1); limit lifted"
@@ -38,7 +38,7 @@ def test_limit_is_usage_plus_headroom_then_lifted_to_the_scenarios_limit() -> No
 
 def test_no_kill_within_the_wait_is_said_and_the_limit_is_removed() -> None:
     state = stub(memory_limit=None, kills_after_release=0)
-    detail = Backend.oom(state, None, headroom=24, wait=0.05, release=lambda: release(state))
+    detail = Placement.oom(state, None, headroom=24, wait=0.05, release=lambda: release(state))
     assert state.limits == [1024, None]  # None: no limit
     assert detail == "no OOM kill within 0.05s (limit 1024 bytes); limit lifted"
 
@@ -50,5 +50,5 @@ def test_limit_is_lifted_even_when_releasing_the_task_fails() -> None:
         raise ConnectionError("ledger gone")
 
     with pytest.raises(ConnectionError):
-        Backend.oom(state, None, headroom=24, wait=5, release=broken_release)
+        Placement.oom(state, None, headroom=24, wait=5, release=broken_release)
     assert state.limits == [1024, None]

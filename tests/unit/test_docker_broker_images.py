@@ -8,10 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery_chaos.backends.docker import images
-from celery_chaos.backends.docker.backend import DockerBackend
 from celery_chaos.brokers.rabbitmq import advanced_config, rabbitmq_conf
 from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.placements.docker import images
+from celery_chaos.placements.docker.placement import DockerPlacement
 
 BASE: dict[str, Any] = {
     "name": "s",
@@ -89,7 +89,7 @@ def test_broker_image_follows_the_broker_kind(
     tmp_path: Path, broker: dict, redis_image: str, broker_image: str
 ) -> None:
     scenario = parse_scenario(BASE | {"broker": broker}, "inline")
-    backend = DockerBackend(scenario, tmp_path)
+    backend = DockerPlacement(scenario, tmp_path)
     assert (backend.redis_image, backend.broker_image) == (redis_image, broker_image)
 
 

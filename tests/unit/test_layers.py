@@ -19,7 +19,8 @@ CONTRACTS = (
     "layers",
     "pure-core",
     "pytest-only-in-plugin",
-    "backends-never-import-the-checker",
+    "placements-and-brokers-never-import-the-checker",
+    "placements-are-independent",
     "no-cycles",
 )
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from celery_chaos.backends.base import Worker
 from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.placements.base import Worker
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import LiveAttempt

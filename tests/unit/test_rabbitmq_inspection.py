@@ -7,7 +7,6 @@ import json
 
 import amqp
 import pytest
-from celery_chaos.backends.local import rabbitmq_server
 from celery_chaos.brokers.rabbitmq_inspection import (
     QueueCount,
     _locate,
@@ -17,6 +16,7 @@ from celery_chaos.brokers.rabbitmq_inspection import (
     parking_queues,
     task_id,
 )
+from celery_chaos.placements.local import rabbitmq_server
 
 
 def test_task_id_from_protocol_2_headers() -> None:

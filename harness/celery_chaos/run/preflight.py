@@ -20,9 +20,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends.worker_command import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.core.scenario import Scenario, ScenarioError
 from celery_chaos.core.workflows import task_paths
+from celery_chaos.placements.worker_command import APP_ENV, BOOTSTRAP_APP
 
 
 @cache

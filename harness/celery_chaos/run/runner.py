@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends import Backend, BackendError, MissingExtra, Unsupported, make_backend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.distribution import redelivery_distribution
@@ -32,6 +31,13 @@ from celery_chaos.core.outcome import (
     unproven_faults,
 )
 from celery_chaos.core.scenario import CONDITION_KEYS, Scenario
+from celery_chaos.placements import (
+    BackendError,
+    MissingExtra,
+    Placement,
+    Unsupported,
+    make_placement,
+)
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
 from celery_chaos.run import storm, versions, workload
@@ -47,7 +53,7 @@ class RunOptions:
     verbose: bool = False
     backend_options: dict[str, Any] = field(default_factory=dict)
     # Called with the backend after the run, workers frozen, before teardown (repro probes).
-    on_finish: Callable[[Backend], None] | None = None
+    on_finish: Callable[[Placement], None] | None = None
     jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
     # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
     stop: threading.Event = field(default_factory=threading.Event)
@@ -57,7 +63,7 @@ class RunOptions:
 
 
 def _drive(
-    scenario: Scenario, backend: Backend, result: ScenarioResult, options: RunOptions, log: Any
+    scenario: Scenario, backend: Placement, result: ScenarioResult, options: RunOptions, log: Any
 ) -> Snapshot:
     """The loop over one started environment: schedule, workload, faults, then the snapshot."""
     assert backend.ledger is not None
@@ -116,7 +122,7 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
     """Provision, drive, judge; every failure becomes this scenario's status and reason."""
     scenario, history, began = result.scenario, [], time.monotonic()
     try:
-        backend = make_backend(
+        backend = make_placement(
             options.backend, scenario, result.report_dir, log=log, **options.backend_options
         )
         backend.check_runnable()

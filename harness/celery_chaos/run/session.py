@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends import Unsupported, make_backend
-from celery_chaos.backends.worker_command import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.core.outcome import ScenarioResult, SuiteResult
 from celery_chaos.core.scenario import Scenario, WorkersSpec, parse_scenario, with_broker_kind
+from celery_chaos.placements import Unsupported, make_placement
+from celery_chaos.placements.worker_command import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.report import files as report
 from celery_chaos.report.messages import (
     assert_verdicts,
@@ -128,7 +128,7 @@ class EnvironmentCache:
         self.built += 1
         env_id = f"env{self.built}-{uuid.uuid4().hex[:6]}"
         folder = self.run_dir() / "envs" / env_id
-        backend = make_backend(self.backend, scenario, folder, log=print, **self.backend_options)
+        backend = make_placement(self.backend, scenario, folder, log=print, **self.backend_options)
         try:
             backend.check_runnable()
             backend.start()

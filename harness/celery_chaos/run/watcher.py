@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from celery_chaos.backends.base import Backend
 from celery_chaos.core import exit_reasons as reasons
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.base import Placement
 
 DEFAULT_WORKER_LOST_WAIT = 10.0  # Celery's own default for worker_lost_wait
 MARGIN = 1.0  # a dead attempt's report is awaited for worker_lost_wait + this
@@ -30,7 +30,7 @@ class LiveAttempt:
 
 class Watcher:
     def __init__(
-        self, backend: Backend, ledger: Ledger, worker_lost_wait: float = DEFAULT_WORKER_LOST_WAIT
+        self, backend: Placement, ledger: Ledger, worker_lost_wait: float = DEFAULT_WORKER_LOST_WAIT
     ):
         self.backend = backend
         self.ledger = ledger

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from celery_chaos.backends import Backend
+from celery_chaos.placements import Placement
 from celery_chaos.tools import audit
 from celery_chaos.tools.repro.spec import RedisProbe, ReproSpec, SqlProbe
 
@@ -123,7 +123,7 @@ def read_probes(
     ]
 
 
-def snapshot_probes(spec: ReproSpec, backend: Backend, cwd: Path) -> list[dict[str, Any]]:
+def snapshot_probes(spec: ReproSpec, backend: Placement, cwd: Path) -> list[dict[str, Any]]:
     """Read every probe against this backend's store; never raises (it runs inside close())."""
     from celery_chaos.core import history as h
 

@@ -2,7 +2,7 @@
 
 A worker container normally reaches the broker by its container name. When the scenario (or its
 storm) declares ``drop_connections``, ``latency`` or ``bandwidth``, each worker instead gets its
-own proxy (:mod:`celery_chaos.backends.local.proxy`), run in the harness process:
+own proxy (:mod:`celery_chaos.placements.proxy`), run in the harness process:
 
 - it listens on the run's broker network's gateway address only (containers on a user-defined
   bridge reach the host there), never on 0.0.0.0, so nothing outside the run's network sees it;
@@ -22,12 +22,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from celery_chaos.backends.base import Unsupported, Worker
-from celery_chaos.backends.local.proxy import Proxy, ProxyHub
 from celery_chaos.core.scenario import Scenario
+from celery_chaos.faults.base import DOCKER
+from celery_chaos.faults.registry import proxied
+from celery_chaos.placements.base import Unsupported, Worker
+from celery_chaos.placements.proxy import Proxy, ProxyHub
 
-# The kinds only the proxy carries out on docker (partition has the engine's own disconnect).
-PROXY_KINDS = frozenset({"drop_connections", "latency", "bandwidth"})
 PROBE_SECONDS = 3
 _PROBE = (
     "import socket,sys\n"
@@ -43,7 +43,7 @@ def needs_proxy(scenario: Scenario) -> bool:
     storm = getattr(scenario, "storm", None)
     if storm is not None:
         kinds |= set(storm.kinds())
-    return bool(kinds & PROXY_KINDS)
+    return proxied(kinds, DOCKER)  # partition has the engine's own disconnect
 
 
 def gateway_address(client: Any, network_name: str) -> str:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends.docker.steps import ImageBuildError, Log, cache_dir, run_step, timed
+from celery_chaos.placements.docker.steps import ImageBuildError, Log, cache_dir, run_step, timed
 
 BASE_IMAGE = "celery-chaos/base:bookworm"
 DEBIAN_SUITE = "bookworm"

@@ -18,13 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.worker_command import launch_arguments, results_url, worker_app
 from celery_chaos.brokers import BROKERS, Broker, kinds_that_close_connections
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.worker_command import launch_arguments, results_url, worker_app
 
-# In a Celery setting's value: the run's own folder (see Backend.worker_files_dir).
+# In a Celery setting's value: the run's own folder (see Placement.worker_files_dir).
 RUN_DIR_PLACEHOLDER = "{run_dir}"
 WORKER_READY_DEADLINE = 60.0
 # Environment variables that choose the broker behind the app's back: ``celery``'s ``--broker``
@@ -39,7 +39,12 @@ class BackendError(RuntimeError):
 
 
 class Unsupported(BackendError):
-    """This backend (or this host) cannot inject a fault the scenario asks for."""
+    """This placement (or this host) cannot inject a fault the scenario asks for."""
+
+
+class MissingExtra(Unsupported):
+    """The scenario needs an optional extra that is not installed (e.g. a gevent pool): the run
+    reports it ``skipped`` with the install hint, unless ``--require-all`` (README: Exit codes)."""
 
 
 @dataclass
@@ -63,7 +68,7 @@ class Worker:
     cgroup: Any = None
 
 
-class Backend(ABC):
+class Placement(ABC):
     """Provisions broker + ledger + workers for one scenario and tears them all down."""
 
     name: str = "?"
@@ -110,7 +115,7 @@ class Backend(ABC):
     def close(self) -> None:
         """Stop everything this backend started. Idempotent; safe after a failed start."""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Placement:
         return self
 
     def __exit__(self, *_: object) -> None:

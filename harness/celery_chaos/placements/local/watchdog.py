@@ -8,7 +8,7 @@ it); if the harness dies while the state file still exists, the run did not clos
 everything the state file names (see ``reaper.py``) and exits. A run that closes removes its
 state file and stops the watchdog itself.
 
-    python -m celery_chaos.backends.local.watchdog STATE_FILE
+    python -m celery_chaos.placements.local.watchdog STATE_FILE
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from celery_chaos.backends.local import reaper
-from celery_chaos.backends.local.state import RunState
+from celery_chaos.placements.local import reaper
+from celery_chaos.placements.local.state import RunState
 
 POLL = 0.25
 

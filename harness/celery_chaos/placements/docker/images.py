@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends.docker.rootfs import BASE_IMAGE, ensure_base_image
-from celery_chaos.backends.docker.steps import ImageBuildError, Log, run_step, timed
+from celery_chaos.placements.docker.rootfs import BASE_IMAGE, ensure_base_image
+from celery_chaos.placements.docker.steps import ImageBuildError, Log, run_step, timed
 
 __all__ = ["BASE_IMAGE", "ImageBuildError", "build_images", "docker_client", "engine_available"]
 

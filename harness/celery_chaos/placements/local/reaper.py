@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from celery_chaos.backends.local.state import Group, RunState, recorded_runs
+from celery_chaos.placements.local.state import Group, RunState, recorded_runs
 
 KILL_DEADLINE = 10.0
 

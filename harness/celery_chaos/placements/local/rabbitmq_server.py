@@ -35,8 +35,6 @@ from pathlib import Path
 import amqp
 import psutil
 
-from celery_chaos.backends.local import processes
-from celery_chaos.backends.local.redis_server import free_port
 from celery_chaos.brokers.rabbitmq import (
     RabbitMQBroker,
     advanced_config,
@@ -46,6 +44,8 @@ from celery_chaos.brokers.rabbitmq import (
 )
 from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
 from celery_chaos.core.scenario_parts import BrokerSpec
+from celery_chaos.placements.local import processes
+from celery_chaos.placements.ports import free_port
 
 READY_DEADLINE = 60.0
 STOP_GRACE = 15.0

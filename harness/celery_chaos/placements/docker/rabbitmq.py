@@ -23,7 +23,6 @@ import docker.errors
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
-from celery_chaos.backends.docker.containers import LOOPBACK, client_options, crash
 from celery_chaos.brokers.rabbitmq import (
     RabbitMQBroker,
     advanced_config,
@@ -33,6 +32,7 @@ from celery_chaos.brokers.rabbitmq import (
 )
 from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
 from celery_chaos.core.scenario_parts import BrokerSpec
+from celery_chaos.placements.docker.containers import LOOPBACK, client_options, crash
 
 AMQP_PORT = 5672
 RABBITMQ_READY_SECONDS = 120  # ready in ~4 s idle, 5-8 s on a loaded 2-core runner

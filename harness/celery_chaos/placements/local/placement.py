@@ -21,29 +21,29 @@ from pathlib import Path
 
 import psutil
 
-from celery_chaos.backends import MissingExtra
-from celery_chaos.backends.base import (
-    Backend,
-    BackendError,
-    Unsupported,
-    Worker,
-    WorkerExit,
-)
-from celery_chaos.backends.local import processes
-from celery_chaos.backends.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
-from celery_chaos.backends.local.proxy import Proxy, ProxyHub
-from celery_chaos.backends.local.rabbitmq_server import (
-    RabbitMQServer,
-    RabbitMQUnavailable,
-    find_rabbitmq,
-)
-from celery_chaos.backends.local.redis_server import RedisServer, RedisUnavailable
-from celery_chaos.backends.local.state import Identity, RunState
 from celery_chaos.core import exit_reasons
 from celery_chaos.core.scenario import Scenario, parse_size
 from celery_chaos.faults.base import LOCAL
 from celery_chaos.faults.registry import FAULTS, proxied, supported_by
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.base import (
+    BackendError,
+    MissingExtra,
+    Placement,
+    Unsupported,
+    Worker,
+    WorkerExit,
+)
+from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
+from celery_chaos.placements.local.rabbitmq_server import (
+    RabbitMQServer,
+    RabbitMQUnavailable,
+    find_rabbitmq,
+)
+from celery_chaos.placements.local.redis_server import RedisServer, RedisUnavailable
+from celery_chaos.placements.local.state import Identity, RunState
+from celery_chaos.placements.proxy import Proxy, ProxyHub
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
 
@@ -56,7 +56,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-class LocalBackend(Backend):
+class LocalPlacement(Placement):
     name = "local"
     # Network faults go through the harness's own TCP proxy (proxy.py), one per worker.
     supported_faults = supported_by(LOCAL)
@@ -127,7 +127,7 @@ class LocalBackend(Backend):
         first; a harness that dies before the watchdog is up is still noticed by it)."""
         self.state.save()
         self.watchdog = processes.spawn(
-            [sys.executable, "-m", "celery_chaos.backends.local.watchdog", str(self.state.path)],
+            [sys.executable, "-m", "celery_chaos.placements.local.watchdog", str(self.state.path)],
             self.logs_dir / "watchdog.log",
             die_with_harness=False,
         )

@@ -26,9 +26,9 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.network import Network
 
-from celery_chaos.backends.docker import images
 from celery_chaos.brokers.redis import RedisBroker
 from celery_chaos.core.scenario_parts import BrokerSpec
+from celery_chaos.placements.docker import images
 
 RUN_LABEL = "celery-chaos.run"
 ROLE_LABEL = "celery-chaos.role"

@@ -1,7 +1,7 @@
 """How the docker backend watches its worker containers: liveness during start-up, pool
 processes, and how a container stopped, all from the engine (no exec into the container).
 
-A mixin of :class:`~celery_chaos.backends.docker.backend.DockerBackend`, kept apart because it
+A mixin of :class:`~celery_chaos.placements.docker.placement.DockerPlacement`, kept apart because it
 only reads the engine's state, while the backend creates and faults containers.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from celery_chaos.backends.base import BackendError, Worker, WorkerExit
-from celery_chaos.backends.docker import probes
 from celery_chaos.core import exit_reasons
+from celery_chaos.placements.base import BackendError, Worker, WorkerExit
+from celery_chaos.placements.docker import probes
 
 PID_CACHE_SECONDS = 0.1
 ALIVE_CHECK_SECONDS = 0.25
@@ -24,7 +24,7 @@ def engine(worker: Worker) -> Any:
 
 
 class ContainerWatch:
-    """The engine-reading half of the backend's interface (see ``Backend``)."""
+    """The engine-reading half of the backend's interface (see ``Placement``)."""
 
     workers: list[Worker]
 

@@ -25,14 +25,18 @@ import redis
 from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.backends.base import (
-    Backend,
+from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.faults.base import DOCKER
+from celery_chaos.faults.registry import supported_by
+from celery_chaos.ledger import Ledger
+from celery_chaos.placements.base import (
     BackendError,
+    Placement,
     Unsupported,
     Worker,
 )
-from celery_chaos.backends.docker import images, network, probes
-from celery_chaos.backends.docker.containers import (
+from celery_chaos.placements.docker import images, network, probes
+from celery_chaos.placements.docker.containers import (
     REDIS_PORT,
     ROLE_LABEL,
     RUN_LABEL,
@@ -45,15 +49,11 @@ from celery_chaos.backends.docker.containers import (
     run_files_dir,
     start_reaper,
 )
-from celery_chaos.backends.docker.rabbitmq import LoopbackRabbitMQ
-from celery_chaos.backends.docker.watch import ContainerWatch, engine
-from celery_chaos.backends.local.redis_server import free_port
-from celery_chaos.core.scenario import Scenario, parse_size
-from celery_chaos.faults.base import DOCKER
-from celery_chaos.faults.registry import supported_by
-from celery_chaos.ledger import Ledger
+from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
+from celery_chaos.placements.docker.watch import ContainerWatch, engine
+from celery_chaos.placements.ports import free_port
 
-__all__ = ["RUN_LABEL", "DockerBackend", "cleanup", "docker_client"]
+__all__ = ["RUN_LABEL", "DockerPlacement", "cleanup", "docker_client"]
 
 ROLES = ("broker", "ledger")
 PARALLEL_CALLS = 4
@@ -61,7 +61,7 @@ UNLIMITED_MEMORY = 64 * 1024**3
 AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
 
 
-class DockerBackend(ContainerWatch, Backend):
+class DockerPlacement(ContainerWatch, Placement):
     name = "docker"
     supported_faults = supported_by(DOCKER)
     oom_poll_interval = 0.05
