@@ -125,7 +125,7 @@ class ChaosEnv:
         self._test = _TestSlice(name, seed, loop, dispatches)
 
     def end(self, wait: float | None = None, outcome: str | None = None) -> ScenarioResult | None:
-        """Stop its faults (an unfired one is recorded skipped), let its tasks drain (else:
+        """Stop its faults (an unfired one is recorded missed), let its tasks drain (else:
         dirty), write its report; returns the test's result (None if the report failed)."""
         test = self._current()
         try:
