@@ -133,7 +133,7 @@ def _base_dir(config: pytest.Config) -> Path:
     return config.inipath.parent if config.inipath else config.invocation_params.dir
 
 
-def _chaos(config: pytest.Config) -> ChaosSession:
+def chaos_session(config: pytest.Config) -> ChaosSession:
     """This process's celery-chaos state, created on first use."""
     if _SESSION not in config.stash:
         from celery_chaos.run.session import ChaosSession
@@ -280,7 +280,7 @@ class ScenarioItem(pytest.Item):
             self.add_marker("long")
 
     def setup(self) -> None:
-        self.result = result = _chaos(self.config).run(self.scenario)
+        self.result = result = chaos_session(self.config).run(self.scenario)
         self.user_properties.append(("chaos_seed", result.seed))
         self.user_properties.append(("chaos_report", str(result.report_dir)))
         if result.status in ("not_runnable", "skipped"):
@@ -345,7 +345,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def chaos_environments(pytestconfig: pytest.Config) -> Iterator[EnvironmentCache]:
     """The session's environment cache; stops every environment at the end."""
-    chaos = _chaos(pytestconfig)
+    chaos = chaos_session(pytestconfig)
     yield chaos.envs
     chaos.envs.close()
 
@@ -362,7 +362,7 @@ def chaos_env(
     marker = request.node.get_closest_marker("chaos")
     if marker is not None and marker.args:
         pytest.fail("@pytest.mark.chaos takes keyword arguments only", pytrace=False)
-    chaos = _chaos(request.config)
+    chaos = chaos_session(request.config)
     try:
         env = chaos.open_env(dict(marker.kwargs) if marker else {}, request.node.nodeid)
     except Unsupported as error:

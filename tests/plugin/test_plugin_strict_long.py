@@ -39,11 +39,11 @@ def test_long_scenarios_are_deselected_unless_asked_for(pytester: pytest.Pyteste
 
 
 SHOW_STRICT = """
-from celery_chaos.pytest_plugin import _chaos
+from celery_chaos.pytest_plugin import chaos_session
 
 
 def pytest_collection_finish(session):
-    print(f"chaos strict: {_chaos(session.config).options.strict}")
+    print(f"chaos strict: {chaos_session(session.config).options.strict}")
 """
 
 

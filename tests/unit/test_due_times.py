@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from celery.exceptions import Retry
-from celery_chaos.agent.instrument import _due
+from celery_chaos.agent.instrument import retry_due
 from celery_chaos.backends.base import Worker
 from celery_chaos.core import history as h
 from celery_chaos.run.loop import DueTimes, Loop
@@ -33,13 +33,13 @@ def test_a_countdown_or_eta_dispatch_is_due_that_many_seconds_after_it_is_sent()
 
 def test_a_retry_is_due_at_its_countdown_or_its_eta() -> None:
     before = time.time()
-    assert before + 5 <= _due(Retry(when=5)) <= time.time() + 5  # type: ignore[operator]
+    assert before + 5 <= retry_due(Retry(when=5)) <= time.time() + 5  # type: ignore[operator]
     eta = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    assert _due(Retry(when=eta)) == eta.timestamp()
-    assert _due(Retry(when=eta.replace(tzinfo=None))) == eta.timestamp()  # naive: UTC
-    assert _due(Retry(when=eta.isoformat())) == eta.timestamp()
-    assert _due(Retry(when="not a time")) is None
-    assert _due(None) is None
+    assert retry_due(Retry(when=eta)) == eta.timestamp()
+    assert retry_due(Retry(when=eta.replace(tzinfo=None))) == eta.timestamp()  # naive: UTC
+    assert retry_due(Retry(when=eta.isoformat())) == eta.timestamp()
+    assert retry_due(Retry(when="not a time")) is None
+    assert retry_due(None) is None
 
 
 def observed(*events: dict[str, Any]) -> DueTimes:

@@ -308,7 +308,7 @@ def test_the_repro_explanations_mask_secrets_as_every_report_does(tmp_path: Path
 def test_a_repro_with_a_missing_extra_is_not_runnable_with_the_hint(tmp_path: Path) -> None:
     """The run reports a missing gevent/eventlet ``skipped``; a repro asked for that pool, so
     it is ``not_runnable`` (exit 2) with the install hint, not an ``error`` of the environment."""
-    from celery_chaos.tools.repro.run import ReproOutcome, _align_status
+    from celery_chaos.tools.repro.run import ReproOutcome, align_status
 
     hint = "workers.pool gevent: not installed (pip install 'celery-chaos[gevent]')"
     result = ScenarioResult(
@@ -316,6 +316,6 @@ def test_a_repro_with_a_missing_extra_is_not_runnable_with_the_hint(tmp_path: Pa
     )
     view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
     outcome = ReproOutcome(result, repro.judge(result, spec(), view), [], [], tmp_path)
-    _align_status(outcome)
+    align_status(outcome)
     assert (result.status, result.reason, outcome.exit_code) == (NOT_RUNNABLE, hint, 2)
     assert outcome.verdict.headline == f"NOT RUN: {hint}" and "\n" not in outcome.verdict.headline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery, signals
 from celery_chaos.agent.apps import load_app
-from celery_chaos.agent.instrument import _on_prerun, install
+from celery_chaos.agent.instrument import install, on_prerun
 from celery_chaos.backends.worker_command import BOOTSTRAP_APP, worker_app
 
 
@@ -26,7 +26,7 @@ def test_load_app_finds_an_app_the_way_celery_a_does() -> None:
 
 
 def handlers() -> int:
-    return sum(1 for _, receiver in signals.task_prerun.receivers if receiver is _on_prerun)
+    return sum(1 for _, receiver in signals.task_prerun.receivers if receiver is on_prerun)
 
 
 def test_install_twice_connects_the_agent_once() -> None:

@@ -205,7 +205,7 @@ def _on_pool_process_init(**_: Any) -> None:
     _record(h.POOL_PROCESS_STARTED, ppid=os.getppid())
 
 
-def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     current = ledger()
     if current is None:
         return
@@ -243,13 +243,13 @@ def _on_postrun(task_id: str = "", state: str | None = None, retval: Any = None,
     attempt = current_attempt()
     number = attempt[1] if attempt and attempt[0] == task_id else None
     if state == "RETRY":  # the run may not end before the retry is due (run.loop.DueTimes)
-        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state, due=_due(retval))
+        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state, due=retry_due(retval))
     else:
         _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state)
     _current.attempt = None
 
 
-def _due(retry: Any) -> float | None:
+def retry_due(retry: Any) -> float | None:
     """When a retry may run (epoch seconds): ``Retry.when`` is its countdown in seconds or its
     ETA (a naive one is UTC, Celery's default ``enable_utc``)."""
     when = getattr(retry, "when", None)
@@ -296,7 +296,7 @@ def install(app: Celery) -> Celery:
     signals.worker_ready.connect(_on_worker_ready, weak=False)
     signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
     signals.worker_process_init.connect(_on_pool_process_init, weak=False)
-    signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_prerun.connect(on_prerun, weak=False)
     signals.task_postrun.connect(_on_postrun, weak=False)
     signals.task_failure.connect(_on_failure, weak=False)
     return app

@@ -49,7 +49,7 @@ class ReproOutcome:
         return self.verdict.exit_code
 
 
-def _align_status(outcome: ReproOutcome) -> None:
+def align_status(outcome: ReproOutcome) -> None:
     """Make the scenario status (junit, summary.md) say what the exit code says."""
     result, verdict = outcome.result, outcome.verdict
     if verdict.exit_code == EXIT_UNUSABLE and result.status == SKIPPED:
@@ -65,7 +65,7 @@ def _align_status(outcome: ReproOutcome) -> None:
 
 def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
     """Add the verdict and the probes to result.json, and write the run's junit/summary."""
-    _align_status(outcome)
+    align_status(outcome)
     path = outcome.result.report_dir / "result.json"
     document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     document["status"], document["reason"] = outcome.result.status, outcome.result.reason
