@@ -69,26 +69,26 @@ def _targeted_task(scenario: Any) -> str:
     return leaves(scenario.workload[0])[scenario.faults[0].target_task() or 0].task
 
 
-def _print_repro(outcome: Any) -> None:
-    verdict = outcome.verdict
-    style = {0: "bold green", 1: "bold red"}.get(outcome.exit_code, "bold yellow")
+def _print_repro(trial: Any) -> None:
+    verdict = trial.verdict
+    style = {0: "bold green", 1: "bold red"}.get(trial.exit_code, "bold yellow")
     console.print()
     print_styled(verdict.headline, style)
     if verdict.code == "NOT RUN":
-        print_styled(f"Logs: {outcome.result.report_dir / 'logs'}")
+        print_styled(f"Logs: {trial.result.report_dir / 'logs'}")
         return
     for reason in verdict.reasons:
         print_styled(f"  because {reason}")
-    print_styled(f"Settings in effect for {_targeted_task(outcome.result.scenario)}:")
-    for setting in outcome.settings:
+    print_styled(f"Settings in effect for {_targeted_task(trial.result.scenario)}:")
+    for setting in trial.settings:
         print_styled(f"  {setting}")
-    if outcome.probes:
+    if trial.probes:
         print_styled("Probes:")
-    for probe in outcome.probes:
+    for probe in trial.probes:
         print_styled(
             f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}"
         )
-    print_styled(f"Report: {outcome.result.report_dir / 'result.json'}")
+    print_styled(f"Report: {trial.result.report_dir / 'result.json'}")
 
 
 @click.command()
@@ -251,11 +251,11 @@ def repro(
     images = {"worker_image": worker_image} if worker_image else {}
     options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
     try:
-        outcome = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line))
+        trial = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line))
     except (repro_run.ReproError, BackendError) as error:
         raise UsageProblem(str(error)) from None
-    _print_repro(outcome)
-    sys.exit(outcome.exit_code)
+    _print_repro(trial)
+    sys.exit(trial.exit_code)
 
 
 @click.command(name="audit")

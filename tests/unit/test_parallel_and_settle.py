@@ -10,7 +10,7 @@ import yaml
 from celery_chaos.core import history as h
 from celery_chaos.core.outcome import PASSED, ScenarioResult
 from celery_chaos.core.scenario import Scenario, ScenarioError, parse_scenario
-from celery_chaos.run.loop import PROVEN_SETTLE, Interrupted, Outcomes, QuietWindow
+from celery_chaos.run.loop import PROVEN_SETTLE, DoneTasks, Interrupted, QuietWindow
 from celery_chaos.run.parallel import run_parallel
 
 
@@ -35,15 +35,15 @@ def test_proof_must_hold_for_the_whole_short_window() -> None:
     assert not window.held(False, 2.0, proven=True)  # not quiet: everything restarts
 
 
-def events(*items: tuple[str, str, int | None, str | None]) -> Outcomes:
-    outcomes = Outcomes()
+def events(*items: tuple[str, str, int | None, str | None]) -> DoneTasks:
+    done = DoneTasks()
     for kind, task_id, attempt, state in items:
-        outcomes.observe({"type": kind, "task_id": task_id, "attempt": attempt, "state": state})
-    return outcomes
+        done.observe({"type": kind, "task_id": task_id, "attempt": attempt, "state": state})
+    return done
 
 
 def test_done_only_when_every_latest_attempt_ended_success_or_failure() -> None:
-    assert not Outcomes().all_done()  # nothing seen proves nothing
+    assert not DoneTasks().all_done()  # nothing seen proves nothing
     ended = events((h.DISPATCH, "a", None, None), (h.ATTEMPT_START, "a", 1, None),
                    (h.ATTEMPT_END, "a", 1, "SUCCESS"))  # fmt: skip
     assert ended.all_done()

@@ -146,7 +146,7 @@ def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path
         reason="worker container exited: ModuleNotFoundError: No module named 'proj'",
     )
     view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
-    verdict = repro.judge(result, spec(), view)
+    verdict = repro.verdict_of(result, spec(), view)
     assert verdict.code == "NOT RUN" and verdict.exit_code == 2
     assert "--worker-image must contain your app" in verdict.headline
 
@@ -308,14 +308,14 @@ def test_the_repro_explanations_mask_secrets_as_every_report_does(tmp_path: Path
 def test_a_repro_with_a_missing_extra_is_not_runnable_with_the_hint(tmp_path: Path) -> None:
     """The run reports a missing gevent/eventlet ``skipped``; a repro asked for that pool, so
     it is ``not_runnable`` (exit 2) with the install hint, not an ``error`` of the environment."""
-    from celery_chaos.tools.repro.run import ReproOutcome, align_status
+    from celery_chaos.tools.repro.run import ReproRun, align_status
 
     hint = "workers.pool gevent: not installed (pip install 'celery-chaos[gevent]')"
     result = ScenarioResult(
         repro.build_scenario(spec()), SKIPPED, 1, "local", tmp_path, reason=hint
     )
     view = repro.AppView(settings={}, policy=None, queue=None)  # type: ignore[arg-type]
-    outcome = ReproOutcome(result, repro.judge(result, spec(), view), [], [], tmp_path)
-    align_status(outcome)
-    assert (result.status, result.reason, outcome.exit_code) == (NOT_RUNNABLE, hint, 2)
-    assert outcome.verdict.headline == f"NOT RUN: {hint}" and "\n" not in outcome.verdict.headline
+    trial = ReproRun(result, repro.verdict_of(result, spec(), view), [], [], tmp_path)
+    align_status(trial)
+    assert (result.status, result.reason, trial.exit_code) == (NOT_RUNNABLE, hint, 2)
+    assert trial.verdict.headline == f"NOT RUN: {hint}" and "\n" not in trial.verdict.headline

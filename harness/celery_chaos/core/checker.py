@@ -100,9 +100,9 @@ from celery_chaos.core.verdicts import (
     Verdicts,
 )
 from celery_chaos.core.workflows import (
-    judge,
     revoked_but_ran,
     revoked_ids,
+    workflow_reports,
 )
 
 TERMINAL = ("SUCCESS", "FAILURE")  # attempt_end states after which Celery acked the message
@@ -359,7 +359,7 @@ def _check(
     for report in [*tasks, *builder.unexpected.values()]:
         report.in_broker = broker.locations.get(report.task_id, [])
         _classify(report, redelivery_threshold, broker.delivery_limits)
-    workflows = judge(history, builder.tasks)  # may move waiting members to pending
+    workflows = workflow_reports(history, builder.tasks)  # may move waiting members to pending
     for task_id in revoked_ids(history):
         if task_id in builder.tasks:
             builder.tasks[task_id].labels.append("revoked")

@@ -2,7 +2,8 @@
 
 The schema (``core/scenario.py``) uses the shape helpers; the harness lays a workflow out
 (:func:`layout`) into a tree of members with consecutive workload indexes and records it in a
-``workflow`` event before sending it; the checker calls :func:`judge` and :func:`revoked_but_ran`.
+``workflow`` event before sending it; the checker calls :func:`workflow_reports` and
+:func:`revoked_but_ran`.
 
 Workflow semantics (one outcome per workflow):
 
@@ -230,7 +231,7 @@ def _outcome(rows: list[dict[str, Any]]) -> tuple[str, str]:
     return "completed", "every member completed once"
 
 
-def judge(events: list[dict[str, Any]], tasks: dict[str, _Task]) -> list[WorkflowReport]:
+def workflow_reports(events: list[dict[str, Any]], tasks: dict[str, _Task]) -> list[WorkflowReport]:
     """Workflow outcomes from the ``workflow`` events and the members' per-task reports
     (already classified; waiting members are moved from ``lost`` to ``pending`` here)."""
     reports = []

@@ -124,7 +124,7 @@ class ChaosEnv:
         loop = Loop(self.backend, ledger, dispatches, [], seed, print)
         self._test = _TestSlice(name, seed, loop, dispatches)
 
-    def end(self, wait: float | None = None, outcome: str | None = None) -> ScenarioResult | None:
+    def end(self, wait: float | None = None, status: str | None = None) -> ScenarioResult | None:
         """Stop its faults (an unfired one is recorded missed), let its tasks drain (else:
         dirty), write its report; returns the test's result (None if the report failed)."""
         test = self._current()
@@ -133,7 +133,7 @@ class ChaosEnv:
             if not self.dirty:
                 self._drain(test, teardown_wait(self.scenario.celery) if wait is None else wait)
             try:
-                return self._write_report(test, outcome)
+                return self._write_report(test, status)
             except Exception as error:  # a side artifact: never turn a test into an error
                 print(f"celery-chaos: could not write the report of {test.name}: {error!r}")
                 return None
@@ -149,7 +149,7 @@ class ChaosEnv:
             name, owner = sorted(held.items())[0]
             self.mark_dirty(f"lock {name} left held by task {owner} of {test.name}")
 
-    def _write_report(self, test: _TestSlice, outcome: str | None) -> ScenarioResult:
+    def _write_report(self, test: _TestSlice, status: str | None) -> ScenarioResult:
         """The test's result.json (the scenario format plus test, env, dirty) and history."""
         history, broker, held = self._snapshot(test)
         folder = self.backend.run_dir / _safe_name(test.name)
@@ -157,7 +157,7 @@ class ChaosEnv:
         result.verdicts = check(history, broker, held)
         result.versions = versions.library_versions() | versions.broker_version(self.backend)
         conclude(result, unproven_faults(history, test.drawn))
-        if outcome == FAILED:
+        if status == FAILED:
             result.status = FAILED
         report.write_scenario(result, history, test=test.name, env=self.id, dirty=self.dirty_reason)
         return result

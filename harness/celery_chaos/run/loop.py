@@ -33,7 +33,7 @@ from celery_chaos.run.workload import Dispatch
 
 POLL_INTERVAL = 0.01
 DEFAULT_SETTLE = 1.0  # quiet time before a run ends (a scenario's ``settle`` default)
-# Quiet time that suffices once nothing can be in flight (see ``Outcomes``): it covers the hop of
+# Quiet time that suffices once nothing can be in flight (see ``DoneTasks``): it covers the hop of
 # a message from a queue (BRPOP) to the ``unacked`` hash inside one worker call, a few ms.
 PROVEN_SETTLE = 0.2
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE"})  # attempt_end states after which a task is done
@@ -88,7 +88,7 @@ class QuietWindow:
         return now - self.since >= self.settle
 
 
-class Outcomes:
+class DoneTasks:
     """Which tasks seen in the history are *done*: their latest attempt ended SUCCESS or FAILURE.
 
     A done task can only run again from a message of it in the broker (a redelivery), so when
@@ -177,10 +177,10 @@ class Loop:
         lost_wait = worker_lost_wait(backend.scenario.celery)
         self.watcher = Watcher(backend, ledger, worker_lost_wait=lost_wait)
         self.nemesis = Nemesis(faults, dispatches, backend, ledger, seed, log)
-        self.outcomes = Outcomes()
+        self.done_tasks = DoneTasks()
         self.dues = DueTimes()
         self.exited: set[str] = set()  # workers whose worker_exit the history holds
-        self.proven = False  # set by quiet(): nothing can be in flight (see Outcomes)
+        self.proven = False  # set by quiet(): nothing can be in flight (see DoneTasks)
         self.settled_in = 0.0  # seconds the final quiet window took (result.json timings)
         self.began = time.monotonic()
 
@@ -218,7 +218,7 @@ class Loop:
         for event in self.ledger.poll():
             self.watcher.observe(event)
             self.nemesis.observe(event, now)
-            self.outcomes.observe(event)
+            self.done_tasks.observe(event)
             self.dues.observe(event)
             if event["type"] == h.WORKER_EXIT:
                 self.exited.add(event.get("worker") or "")
@@ -248,7 +248,7 @@ class Loop:
         message in transit), no live worker holding a task that is not due yet, none of our
         messages in the broker. Sets ``proven`` when, besides,
         every task seen is done and the broker holds no task message at all (nothing in flight:
-        :class:`Outcomes`)."""
+        :class:`DoneTasks`)."""
         self.proven = False
         if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
             return False
@@ -261,7 +261,7 @@ class Loop:
         may_hold, anything = self.backend.broker.occupancy(self.task_ids)
         if may_hold:
             return False
-        self.proven = not anything and self.outcomes.all_done()
+        self.proven = not anything and self.done_tasks.all_done()
         return True
 
     def wait(

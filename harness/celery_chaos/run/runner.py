@@ -1,4 +1,4 @@
-"""Runs scenarios: provision (backend), then the run loop (dispatch, inject, observe), then judge
+"""Runs scenarios: provision (backend), then the run loop (dispatch, inject, observe), then check
 (checker), compare (expectations), conclude (status) and write (report).
 
 A run ends at *quiescence* (everything dispatched, every fault fired, no attempt running and no
@@ -105,7 +105,7 @@ def expectation_context(result: ScenarioResult) -> dict[str, str | None]:
     return {"broker": result.scenario.broker.kind, **versions}
 
 
-def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
+def _conclude(result: ScenarioResult, snapshot: Snapshot) -> None:
     """Checker, expectations, status. Raises only what the caller turns into ``error``."""
     history, broker_state, held = snapshot
     checked = time.monotonic()
@@ -119,7 +119,7 @@ def _judge(result: ScenarioResult, snapshot: Snapshot) -> None:
 
 
 def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Event]:
-    """Provision, drive, judge; every failure becomes this scenario's status and reason."""
+    """Provision, drive, conclude; every failure becomes this scenario's status and reason."""
     scenario, history, began = result.scenario, [], time.monotonic()
     try:
         backend = make_placement(
@@ -138,7 +138,7 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
                 options.on_finish(backend)
             closing = time.monotonic()
         result.timings["teardown"] = round(time.monotonic() - closing, 3)
-        _judge(result, snapshot)
+        _conclude(result, snapshot)
     except MissingExtra as error:  # before Unsupported, which it is
         result.status = NOT_RUNNABLE if options.require_all else SKIPPED
         result.reason = str(error)

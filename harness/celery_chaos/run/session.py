@@ -205,11 +205,11 @@ class ChaosSession:
             kind = self.app_broker_kind(str(app))
         return settings | {"broker": broker | {"kind": kind or "redis"}}
 
-    def close_env(self, env: ChaosEnv, outcome: str | None = None) -> ScenarioResult | None:
-        """End the test's slice (``outcome``: the test's own, ``failed`` or None) and return
+    def close_env(self, env: ChaosEnv, status: str | None = None) -> ScenarioResult | None:
+        """End the test's slice (``status``: the test's own, ``failed`` or None) and return
         its result; a dirty environment is stopped."""
         try:
-            return env.end(outcome=outcome)
+            return env.end(status=status)
         finally:
             self.envs.release(env)
 

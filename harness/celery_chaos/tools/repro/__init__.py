@@ -10,7 +10,7 @@ inspect and fault it). ``spec`` parses the inputs, ``probes`` reads what the tas
 
 from celery_chaos.tools.repro.app import AppView, build_scenario, inspect_app, scenario_name
 from celery_chaos.tools.repro.probes import read_probes, read_redis_probe, read_sql_probe
-from celery_chaos.tools.repro.run import ReproOutcome, run_repro
+from celery_chaos.tools.repro.run import ReproRun, run_repro
 from celery_chaos.tools.repro.spec import (
     EXIT_OK,
     EXIT_UNSAFE,
@@ -27,7 +27,7 @@ from celery_chaos.tools.repro.spec import (
     parse_settings,
     parse_trigger,
 )
-from celery_chaos.tools.repro.verdict import Verdict, judge, settings_lines
+from celery_chaos.tools.repro.verdict import Verdict, settings_lines, verdict_of
 
 __all__ = [
     "EXIT_OK",
@@ -38,13 +38,13 @@ __all__ = [
     "FaultKind",
     "RedisProbe",
     "ReproError",
-    "ReproOutcome",
+    "ReproRun",
     "ReproSpec",
     "SqlProbe",
     "Verdict",
     "build_scenario",
     "inspect_app",
-    "judge",
+    "verdict_of",
     "load_spec",
     "merge",
     "parse_assignment",

@@ -26,15 +26,15 @@ from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, R
 from celery_chaos.tools.repro.verdict import (
     Verdict,
     explain_with_app_settings,
-    judge,
     settings_lines,
+    verdict_of,
 )
 
 BROKER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 @dataclass
-class ReproOutcome:
+class ReproRun:
     result: ScenarioResult
     verdict: Verdict
     probes: list[dict[str, Any]]
@@ -49,50 +49,50 @@ class ReproOutcome:
         return self.verdict.exit_code
 
 
-def align_status(outcome: ReproOutcome) -> None:
+def align_status(trial: ReproRun) -> None:
     """Make the scenario status (junit, summary.md) say what the exit code says."""
-    result, verdict = outcome.result, outcome.verdict
+    result, verdict = trial.result, trial.verdict
     if verdict.exit_code == EXIT_UNUSABLE and result.status == SKIPPED:
         # A missing extra (gevent/eventlet): the user asked for that pool, so it is not
         # runnable here, with the install hint as its reason; the environment did not break.
         result.status = NOT_RUNNABLE
     elif verdict.exit_code == EXIT_UNUSABLE and result.status not in (NOT_RUNNABLE, ERROR):
         result.status, result.reason = ERROR, verdict.headline
-    elif outcome.exit_code == EXIT_UNSAFE and result.status != FAILED:
-        held = [p["summary"] for p in outcome.probes if p.get("held")]
+    elif trial.exit_code == EXIT_UNSAFE and result.status != FAILED:
+        held = [p["summary"] for p in trial.probes if p.get("held")]
         result.status, result.reason = FAILED, "lock probe still held: " + "; ".join(held)
 
 
-def _write(outcome: ReproOutcome, spec: ReproSpec) -> None:
+def _write(trial: ReproRun, spec: ReproSpec) -> None:
     """Add the verdict and the probes to result.json, and write the run's junit/summary."""
-    align_status(outcome)
-    path = outcome.result.report_dir / "result.json"
+    align_status(trial)
+    path = trial.result.report_dir / "result.json"
     document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    document["status"], document["reason"] = outcome.result.status, outcome.result.reason
-    verdict = outcome.verdict
+    document["status"], document["reason"] = trial.result.status, trial.result.reason
+    verdict = trial.verdict
     document["repro"] = {
         "app": spec.app,
         "task": spec.task,
         "fault": spec.fault,
         "at": spec.at,
-        "broker": outcome.result.scenario.broker.kind,
+        "broker": trial.result.scenario.broker.kind,
         "overrides": spec.celery,
         "verdict": verdict.code,
         "headline": verdict.headline,
         "reasons": verdict.reasons,
-        "settings": outcome.settings,
-        "exit_code": outcome.exit_code,
+        "settings": trial.settings,
+        "exit_code": trial.exit_code,
     }
-    document["probes"] = outcome.probes
-    document["explanations"] = outcome.result.explanations
+    document["probes"] = trial.probes
+    document["explanations"] = trial.result.explanations
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(mask_report(document), indent=2, default=str), encoding="utf-8")
     from celery_chaos.report import files as report
     from celery_chaos.report import html
 
     # report.html again, now that result.json holds the verdict, the settings and the probes
-    report._write_html(html.write_scenario_html, outcome.result.report_dir)
-    report.write_suite(SuiteResult([outcome.result], outcome.run_dir))
+    report._write_html(html.write_scenario_html, trial.result.report_dir)
+    report.write_suite(SuiteResult([trial.result], trial.run_dir))
 
 
 def run_repro(
@@ -100,7 +100,7 @@ def run_repro(
     options: RunOptions,
     cwd: Path,
     log: Callable[[str], None] = print,
-) -> ReproOutcome:
+) -> ReproRun:
     """Import the app, build the scenario, run it, read the probes, judge, write the report."""
     view = inspect_app(spec, cwd)
     broker, why = broker_choice(spec, view)
@@ -117,8 +117,8 @@ def run_repro(
     options.on_finish = snapshot
     result = runner.run_scenario(scenario, options, run_dir, log)
     explain_with_app_settings(result, view)
-    outcome = ReproOutcome(
-        result, judge(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
+    trial = ReproRun(
+        result, verdict_of(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
     )
-    _write(outcome, spec)
-    return outcome
+    _write(trial, spec)
+    return trial

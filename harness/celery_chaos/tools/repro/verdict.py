@@ -244,7 +244,7 @@ BY_BROKER: dict[str, Callable[[AppView, ReproSpec, Any, bool], Verdict]] = {
 }
 
 
-def judge(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
+def verdict_of(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdict:
     """The plain-language verdict for the one task of a repro, with the settings behind it."""
     if result.status in (NOT_RUNNABLE, ERROR) or result.verdicts is None:
         return _not_run(result)
