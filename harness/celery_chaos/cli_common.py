@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from celery_chaos.core.outcome import EXIT_INTERRUPTED, EXIT_UNUSABLE
+from celery_chaos.core.conclusion import EXIT_INTERRUPTED, EXIT_UNUSABLE
 from celery_chaos.core.scenario import ScenarioError, load_suite
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]

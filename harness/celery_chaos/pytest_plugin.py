@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from celery_chaos.core.outcome import ScenarioResult
+    from celery_chaos.core.conclusion import ScenarioResult
     from celery_chaos.core.scenario import Scenario
     from celery_chaos.run.session import ChaosSession
     from celery_chaos.testing import ChaosEnv, EnvironmentCache

@@ -13,8 +13,8 @@
   :class:`ScenarioResult`.
 
 Everything else in ``celery_chaos`` (``run``, ``core``, ``placements``, ``brokers``, ``report``,
-``tools``) is internal and may change between versions; an app's own instrumentation is the package's top level
-(``from celery_chaos import install, checkpoint, ...``).
+``tools``) is internal and may change between versions; an app's own instrumentation is the
+package's top level (``from celery_chaos import install, checkpoint, ...``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.core.outcome import ScenarioResult
+from celery_chaos.core.conclusion import ScenarioResult
 from celery_chaos.core.scenario import Range, Scenario, ScenarioError, parse_scenario
 from celery_chaos.core.verdicts import TaskReport, Verdicts
 from celery_chaos.placements import Unsupported

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from celery_chaos.core.outcome import ScenarioResult
+from celery_chaos.core.conclusion import ScenarioResult
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.run.runner import RunOptions, run_scenario
 

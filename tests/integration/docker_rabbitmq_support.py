@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from celery_chaos.core.outcome import PASSED, failure_message
+from celery_chaos.core.conclusion import PASSED, failure_message
 from celery_chaos.core.scenario import Scenario, load_suite, with_broker_kind
 from celery_chaos.placements.docker.images import DEFAULT_RABBITMQ_IMAGE, DEFAULT_WORKER_IMAGE
 from celery_chaos.placements.docker.placement import RUN_LABEL, docker_client

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_chaos.core.outcome import ScenarioResult, failure_message
+from celery_chaos.core.conclusion import ScenarioResult, failure_message
 from celery_chaos.core.scenario import Scenario, load_file, parse_scenario
 from celery_chaos.run.runner import RunOptions, run_scenario
 

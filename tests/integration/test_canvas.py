@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from celery_chaos.core.outcome import PASSED, ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 
 from tests.integration.scenario_support import run
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from celery_chaos.core.outcome import PASSED, ScenarioResult, failure_message
+from celery_chaos.core.conclusion import PASSED, ScenarioResult, failure_message
 from celery_chaos.core.scenario import load_file
 from celery_chaos.placements.docker.placement import RUN_LABEL, DockerPlacement, docker_client
 from celery_chaos.run.runner import RunOptions, run_scenario

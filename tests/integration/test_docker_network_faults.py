@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.core.outcome import PASSED, ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.core.yaml_input import read_yaml
 from celery_chaos.placements.base import Placement, Unsupported

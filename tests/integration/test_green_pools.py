@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from celery_chaos.core.outcome import PASSED
+from celery_chaos.core.conclusion import PASSED
 
 from tests.integration.scenario_support import run
 

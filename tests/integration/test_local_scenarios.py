@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from celery_chaos.core.outcome import PASSED, ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file
 from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup
 from celery_chaos.run.runner import RunOptions, run_scenario

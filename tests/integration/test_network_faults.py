@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery_chaos.core.outcome import PASSED
+from celery_chaos.core.conclusion import PASSED
 from celery_chaos.placements.local.redis_server import RedisServer
 from celery_chaos.placements.proxy import ProxyHub
 

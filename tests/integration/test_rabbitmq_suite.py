@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
-from celery_chaos.core.outcome import PASSED, failure_message
+from celery_chaos.core.conclusion import PASSED, failure_message
 from celery_chaos.core.scenario import load_suite, with_broker_kind
 from celery_chaos.placements.local.rabbitmq_server import (
     OWNER_ENV,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_chaos.core.outcome import PASSED, ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.run.preflight import preflight
 from celery_chaos.run.runner import RunOptions, run_scenario

@@ -13,7 +13,7 @@ import yaml
 from celery_chaos.brokers.redis import inspect
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.outcome import INCONCLUSIVE, ScenarioResult
+from celery_chaos.core.conclusion import INCONCLUSIVE, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.run import workload

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.outcome import PASSED, ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.placements.base import BackendError, WorkerExit
 from celery_chaos.placements.local.placement import LocalPlacement

@@ -385,7 +385,7 @@ def test_every_report_carries_the_lines(tmp_path) -> None:
     import json
     from xml.etree import ElementTree as ET
 
-    from celery_chaos.core.outcome import FAILED, ScenarioResult, SuiteResult
+    from celery_chaos.core.conclusion import FAILED, ScenarioResult, SuiteResult
     from celery_chaos.report import files
     from celery_chaos.report.messages import scenario_failure
 

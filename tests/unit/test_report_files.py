@@ -7,8 +7,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from celery_chaos.core.checker import BrokerState, check
-from celery_chaos.core.expectations import evaluate
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     ERROR,
     FAILED,
     NOT_RUNNABLE,
@@ -16,6 +15,7 @@ from celery_chaos.core.outcome import (
     ScenarioResult,
     SuiteResult,
 )
+from celery_chaos.core.expectations import evaluate
 from celery_chaos.report import files as report
 
 from tests.unit.histories import TASK, completed, killed

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from celery_chaos.core.outcome import ERROR, NOT_RUNNABLE, SKIPPED, ScenarioResult
+from celery_chaos.core.conclusion import ERROR, NOT_RUNNABLE, SKIPPED, ScenarioResult
 from celery_chaos.tools import audit, repro
 from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe, probes
 
@@ -279,7 +279,7 @@ def test_the_repro_explanations_mask_secrets_as_every_report_does(tmp_path: Path
     from celery_chaos.core import history as h
     from celery_chaos.core.broker_state import BrokerState
     from celery_chaos.core.checker import check
-    from celery_chaos.core.outcome import FAILED, ScenarioResult
+    from celery_chaos.core.conclusion import FAILED, ScenarioResult
     from celery_chaos.core.scenario import parse_scenario
     from celery_chaos.tools.repro import verdict
     from celery_chaos.tools.repro.app import AppView

@@ -12,8 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from celery_chaos.core.checker import VERDICTS, BrokerState, check
-from celery_chaos.core.expectations import ANOMALIES, evaluate, expected_for, unclaimed
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     FAILED,
     NOT_RUNNABLE,
     PASSED,
@@ -24,6 +23,7 @@ from celery_chaos.core.outcome import (
     failure_message,
     unproven_faults,
 )
+from celery_chaos.core.expectations import ANOMALIES, evaluate, expected_for, unclaimed
 from celery_chaos.core.scenario import ScenarioError, parse_scenario
 from celery_chaos.report import files as report
 

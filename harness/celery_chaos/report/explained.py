@@ -7,8 +7,8 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from celery_chaos.core import history as h
+from celery_chaos.core.conclusion import ScenarioResult
 from celery_chaos.core.explain import explain, run_settings
-from celery_chaos.core.outcome import ScenarioResult
 from celery_chaos.report.mask import mask_text
 
 CONSOLE_LINES = 10  # per scenario; result.json and report.html keep every line

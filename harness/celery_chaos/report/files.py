@@ -14,7 +14,7 @@ from rich.text import Text
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import VERDICTS
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     ERROR,
     FAILED,
     INCONCLUSIVE,

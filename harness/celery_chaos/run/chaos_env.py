@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
+from celery_chaos.core.conclusion import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.explain import check_explained, run_settings
-from celery_chaos.core.outcome import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.scenario import (
     Fault,
     Scenario,

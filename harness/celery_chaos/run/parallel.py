@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from celery_chaos.core.outcome import ScenarioResult
+from celery_chaos.core.conclusion import ScenarioResult
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.placements.local.processes import children_die_with_this_thread
 from celery_chaos.report.mask import mask_text

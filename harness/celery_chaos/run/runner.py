@@ -19,9 +19,7 @@ from typing import Any
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.distribution import redelivery_distribution
-from celery_chaos.core.expectations import evaluate, expected_for, unclaimed
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     ERROR,
     NOT_RUNNABLE,
     SKIPPED,
@@ -30,6 +28,8 @@ from celery_chaos.core.outcome import (
     conclude,
     unproven_faults,
 )
+from celery_chaos.core.distribution import redelivery_distribution
+from celery_chaos.core.expectations import evaluate, expected_for, unclaimed
 from celery_chaos.core.scenario import CONDITION_KEYS, Scenario
 from celery_chaos.placements import (
     BackendError,

@@ -134,7 +134,7 @@ def merge(sources: list[Path], out: Path) -> dict | list[Path]:
 
 def merged_exit_code(out: Path) -> int:
     """The merged folder's exit code, from the statuses its files carry."""
-    from celery_chaos.core.outcome import EXIT_OK, EXIT_PRECEDENCE
+    from celery_chaos.core.conclusion import EXIT_OK, EXIT_PRECEDENCE
 
     if (out / table.MATRIX_JSON).exists():
         return table.exit_code(table.read(out))

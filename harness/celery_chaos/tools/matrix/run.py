@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.core.outcome import SuiteResult
+from celery_chaos.core.conclusion import SuiteResult
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.shards import select
 from celery_chaos.report import files as report

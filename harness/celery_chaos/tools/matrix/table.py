@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from celery_chaos.core.outcome import EXIT_OK, EXIT_PRECEDENCE, PASSED
+from celery_chaos.core.conclusion import EXIT_OK, EXIT_PRECEDENCE, PASSED
 
 MATRIX_JSON, MATRIX_MD = "matrix.json", "matrix.md"
 

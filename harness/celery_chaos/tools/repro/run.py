@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.backends import Backend
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     ERROR,
     FAILED,
     NOT_RUNNABLE,

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.conclusion import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.core.explain import explain
 from celery_chaos.core.explain_facts import RunSettings, sweep_of
-from celery_chaos.core.outcome import ERROR, FAILED, NOT_RUNNABLE, ScenarioResult
 from celery_chaos.faults.base import INJECTED
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.report.mask import mask_text

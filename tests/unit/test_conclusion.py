@@ -14,8 +14,7 @@ import pytest
 from celery_chaos.brokers.redis import RedisBroker
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState, check
-from celery_chaos.core.expectations import evaluate
-from celery_chaos.core.outcome import (
+from celery_chaos.core.conclusion import (
     ERROR,
     FAILED,
     INCONCLUSIVE,
@@ -26,6 +25,7 @@ from celery_chaos.core.outcome import (
     conclude,
     unproven_faults,
 )
+from celery_chaos.core.expectations import evaluate
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.faults.registry import FAULTS
