@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -35,7 +35,9 @@ from celery_chaos.report.mask import mask, mask_text, secret_name
 from celery_chaos.run import versions
 from celery_chaos.run.loop import Loop
 
+from tests.unit.fakes import Recorder
 from tests.unit.histories import TASK, completed
+from tests.unit.inline_scenario import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
@@ -123,27 +125,22 @@ def test_junit_and_summary_report_inconclusive_as_not_passed() -> None:
 # --- the loop records worker exits -------------------------------------------------------
 
 
-class FakeLedger:
-    _read_offset = 0
+class ReapingPlacement:
+    """What the loop asks a placement here: the scenario's settings and the worker exits it
+    reaped, one list per step."""
 
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+    def __init__(self, exits: list[list[WorkerExit]]) -> None:
+        self.scenario = scenario()
+        self.exits = exits
 
-    def poll(self) -> list[dict[str, Any]]:
-        return []
-
-    def record(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        self.events.append({"type": event_type, **fields})
-        return self.events[-1]
+    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
+        return self.exits.pop(0)
 
 
 def test_the_loop_records_each_worker_exit_the_backend_reaps() -> None:
     exits = [[WorkerExit("w0@x", 42, None, 9, ["Killed"])], []]
-    backend = SimpleNamespace(
-        scenario=SimpleNamespace(celery={}), reap_worker_exits=lambda force=False: exits.pop(0)
-    )
-    ledger = FakeLedger()
-    loop = Loop(backend, ledger, [], [], seed=1, log=lambda _: None)  # type: ignore[arg-type]
+    ledger = Recorder()
+    loop = Loop(ReapingPlacement(exits), ledger, [], [], seed=1, log=lambda _: None)  # type: ignore[arg-type]
 
     loop.step()
     loop.step()
@@ -231,20 +228,21 @@ class FixedVersion(RedisBroker):
         return self.reported
 
 
-def placement_with(broker: RedisBroker) -> Any:
-    return SimpleNamespace(broker=broker)
+@dataclass
+class BrokerHolder:
+    """All ``versions.broker_version`` reads of a placement: its broker."""
+
+    broker: RedisBroker
 
 
 def test_versions_name_python_the_celery_stack_and_the_broker_server() -> None:
     found = versions.library_versions()
     assert set(found) == {"python", "celery", "kombu", "billiard", "redis-py", "celery_chaos"}
     assert all(found.values())
-    assert versions.broker_version(placement_with(FixedVersion("7.2.4"))) == {
-        "broker": "redis 7.2.4"
-    }
-    assert versions.broker_version(placement_with(FixedVersion(None))) == {"broker": None}
+    assert versions.broker_version(BrokerHolder(FixedVersion("7.2.4"))) == {"broker": "redis 7.2.4"}
+    assert versions.broker_version(BrokerHolder(FixedVersion(None))) == {"broker": None}
     nobody = RedisBroker(BrokerSpec(), "redis://127.0.0.1:1/0")  # a real client, refused
-    assert versions.broker_version(placement_with(nobody)) == {"broker": None}
+    assert versions.broker_version(BrokerHolder(nobody)) == {"broker": None}
     run = result()
     run.versions = found
     assert report.result_document(run)["versions"] == found

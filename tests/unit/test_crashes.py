@@ -3,7 +3,6 @@ lands when that task is not running (issue 17 items 1 and 4)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import LiveAttempt
 
 from tests.unit.histories import TASK, WORKER, event, fault
+from tests.unit.inline_scenario import scenario
 
 OTHER = "w1@chaos-test"
 
@@ -99,7 +99,7 @@ class Backend:
     def __init__(self) -> None:
         self.workers = [Worker(0, WORKER, None), Worker(1, OTHER, None)]
         self.killed: list[str] = []
-        self.scenario = SimpleNamespace(workers=SimpleNamespace(pool="prefork"))
+        self.scenario = scenario()  # a prefork pool
 
     def worker_named(self, name: str | None) -> Worker | None:
         return next((w for w in self.workers if w.name == name), None)

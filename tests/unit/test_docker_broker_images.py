@@ -4,7 +4,6 @@ give them, and the config every harness RabbitMQ gets (pure: no engine)."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,13 +26,16 @@ class RecordingClient:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[str, ...]] = []
         self.fail = fail
-        self.images = SimpleNamespace(pull=self._pull)
+        self.images = self  # the engine's images API: pull()
 
-    def _pull(self, repository: str, tag: str) -> Any:
+    def pull(self, repository: str, tag: str) -> RecordingClient:
         self.calls.append(("pull", repository, tag))
         if self.fail:
             raise RuntimeError("no registry")
-        return SimpleNamespace(tag=lambda repo, tag: self.calls.append(("tag", repo, tag)))
+        return self  # the pulled image: tag()
+
+    def tag(self, repository: str, tag: str) -> None:
+        self.calls.append(("tag", repository, tag))
 
 
 @pytest.mark.parametrize(

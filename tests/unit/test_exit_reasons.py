@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from celery_chaos.core import exit_reasons as reasons
 from celery_chaos.core import history as h
 from celery_chaos.core.exit_reasons import ExitReason
 from celery_chaos.run.watcher import Watcher
+
+from tests.unit.fakes import Recorder, WatchedPlacement
 
 
 @pytest.mark.parametrize(
@@ -72,17 +72,11 @@ def watch(
     exit_reason: str | None = None, oom_kills: int = 0, pool_exit: str | None = None
 ) -> tuple[Watcher, list[dict]]:
     """A watcher over a fake backend where pid 10 (attempt 1 of task t on w0) has died."""
-    worker = SimpleNamespace(name="w0")
-    backend = SimpleNamespace(
-        process_alive=lambda _worker, pid: False,
-        worker_named=lambda name: worker if name == "w0" else None,
-        oom_kills=lambda _worker: oom_kills,
-        worker_exit_reason=lambda _worker: exit_reason,
-        pool_exit_reason=lambda _worker, pid: pool_exit if pid == 10 else None,
-    )
-    events: list[dict] = []
-    ledger = SimpleNamespace(record=lambda kind, **fields: events.append({"type": kind, **fields}))
-    chaos = Watcher(backend, ledger)  # type: ignore[arg-type]
+    pool_exits = {10: pool_exit} if pool_exit is not None else {}
+    placement = WatchedPlacement(oom=oom_kills, exit_reason=exit_reason, pool_exits=pool_exits)
+    ledger = Recorder()
+    events = ledger.events
+    chaos = Watcher(placement, ledger)  # type: ignore[arg-type]
     start = {"type": h.ATTEMPT_START, "task_id": "t", "attempt": 1, "pid": 10, "worker": "w0"}
     chaos.observe(start)
     return chaos, events

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from celery_chaos.core import history as h
 from celery_chaos.run.watcher import Watcher
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def record(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        self.events.append({"type": event_type, **fields})
-        return self.events[-1]
+from tests.unit.fakes import Recorder, WatchedPlacement
 
 
 def watcher(alive: set[int]) -> tuple[Watcher, Recorder]:
-    worker = SimpleNamespace(name="w0")
-    backend = SimpleNamespace(
-        process_alive=lambda _worker, pid: pid in alive,
-        worker_named=lambda name: worker if name == "w0" else None,
-        oom_kills=lambda _worker: 0,
-        worker_exit_reason=lambda _worker: None,
-        pool_exit_reason=lambda _worker, _pid: None,
-    )
     ledger = Recorder()
-    return Watcher(backend, ledger, worker_lost_wait=10.0), ledger  # type: ignore[arg-type]
+    placement = WatchedPlacement(alive=alive)
+    return Watcher(placement, ledger, worker_lost_wait=10.0), ledger  # type: ignore[arg-type]
 
 
 def start(task_id: str, attempt: int, pid: int) -> dict[str, Any]:
