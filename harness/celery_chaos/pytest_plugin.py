@@ -321,7 +321,7 @@ class ScenarioItem(pytest.Item):
 
 def _unsupported(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
     """Whether a test raised the harness's Unsupported (loaded only if the harness was used)."""
-    base = sys.modules.get("celery_chaos.backends.base")
+    base = sys.modules.get("celery_chaos.placements.base")
     return excinfo is not None and base is not None and excinfo.errisinstance(base.Unsupported)
 
 
@@ -356,8 +356,8 @@ def chaos_env(
 ) -> Iterator[ChaosEnv]:
     """Broker + ledger + workers with the settings of the closest ``@pytest.mark.chaos``,
     shared with other tests of the session that ask for the same settings."""
-    from celery_chaos.backends import BackendError, Unsupported
     from celery_chaos.core.scenario import ScenarioError
+    from celery_chaos.placements import BackendError, Unsupported
 
     marker = request.node.get_closest_marker("chaos")
     if marker is not None and marker.args:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from celery_chaos.agent.instrument import retry_due
-from celery_chaos.backends.base import Worker
 from celery_chaos.core import history as h
+from celery_chaos.placements.base import Worker
 from celery_chaos.run.loop import DueTimes, Loop
 from celery_chaos.run.workload import due_time
 

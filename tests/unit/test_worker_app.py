@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery, signals
 from celery_chaos.agent.apps import load_app
 from celery_chaos.agent.instrument import install, on_prerun
-from celery_chaos.backends.worker_command import BOOTSTRAP_APP, worker_app
+from celery_chaos.placements.worker_command import BOOTSTRAP_APP, worker_app
 
 
 def test_a_named_app_runs_through_the_bootstrap() -> None:

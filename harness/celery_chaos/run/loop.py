@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from celery_chaos.backends.base import Backend
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState
 from celery_chaos.core.scenario import Fault
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.base import Placement
 from celery_chaos.run import workload
 from celery_chaos.run.nemesis import Nemesis
 from celery_chaos.run.watcher import DEFAULT_WORKER_LOST_WAIT, Watcher
@@ -161,7 +161,7 @@ class Loop:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Placement,
         ledger: Ledger,
         dispatches: list[Dispatch],
         faults: list[Fault],

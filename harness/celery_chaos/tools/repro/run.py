@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.backends import Backend
 from celery_chaos.core.conclusion import (
     ERROR,
     FAILED,
@@ -17,6 +16,7 @@ from celery_chaos.core.conclusion import (
     ScenarioResult,
     SuiteResult,
 )
+from celery_chaos.placements import Placement
 from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
 from celery_chaos.run.runner import RunOptions
@@ -111,7 +111,7 @@ def run_repro(
     run_dir = runner.new_run_dir(options.report_dir)
     probes: list[dict[str, Any]] = []
 
-    def snapshot(backend: Backend) -> None:
+    def snapshot(backend: Placement) -> None:
         probes.extend(snapshot_probes(spec, backend, cwd))
 
     options.on_finish = snapshot
