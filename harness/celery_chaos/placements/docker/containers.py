@@ -119,6 +119,7 @@ class LoopbackRedis(RedisContainer):
             image, port=REDIS_PORT, password=password, docker_client_kw=client_options()
         )
         self.host_port = host_port
+        self.persistence = "aof" if appendonly else "none"
         # testcontainers' with_bind_ports cannot name a host address; docker-py takes (ip, port).
         self.ports[str(REDIS_PORT)] = (LOOPBACK, host_port)  # type: ignore[assignment]
         self.with_command([
@@ -154,6 +155,9 @@ class LoopbackRedis(RedisContainer):
         crash(container, down_for)
         container.start()
         self.ready.wait_until_ready(self)
+
+    def restart_detail(self) -> str:
+        return f"broker container SIGKILLed and restarted (persistence: {self.persistence})"
 
 
 def crash(container: Any, down_for: float) -> None:

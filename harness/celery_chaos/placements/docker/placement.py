@@ -26,6 +26,7 @@ from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
 from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.faults.base import DOCKER
 from celery_chaos.faults.registry import supported_by
 from celery_chaos.ledger import Ledger
@@ -56,6 +57,14 @@ from celery_chaos.placements.ports import free_port
 __all__ = ["RUN_LABEL", "DockerPlacement", "cleanup", "docker_client"]
 
 ROLES = ("broker", "ledger")
+# Which container runs which broker kind (its default image: images.DEFAULT_BROKER_IMAGES): the
+# one table the docker placement reads (a new broker kind adds a container class and a row).
+BROKER_CONTAINERS: dict[str, Callable[[str, BrokerSpec], LoopbackRedis | LoopbackRabbitMQ]] = {
+    "redis": lambda image, spec: LoopbackRedis(
+        image, secrets.token_hex(16), free_port(), spec.persistence == "aof"
+    ),
+    "rabbitmq": lambda image, spec: LoopbackRabbitMQ(image, free_port(), spec.consumer_timeout),
+}
 PARALLEL_CALLS = 4
 UNLIMITED_MEMORY = 64 * 1024**3
 AGENT_MOUNT_POINT = "/opt/celery-chaos-agent"
@@ -77,12 +86,13 @@ class DockerPlacement(ContainerWatch, Placement):
     ):
         super().__init__(scenario, run_dir, log)
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
-        # broker.image names the broker's image, whichever its kind; the ledger is always Redis.
+        # broker.image names the broker's image, whichever its kind; the ledger is always Redis,
+        # and a Redis broker runs the ledger's image.
         own = {scenario.broker.kind: scenario.broker.image}
         self.redis_image = redis_image or own.get("redis") or images.DEFAULT_REDIS_IMAGE
-        self.broker_image = self.redis_image
-        if scenario.broker.kind == "rabbitmq":
-            self.broker_image = own["rabbitmq"] or images.DEFAULT_RABBITMQ_IMAGE
+        defaults = images.DEFAULT_BROKER_IMAGES
+        by_kind = {kind: own.get(kind) or image for kind, image in defaults.items()}
+        self.broker_image = (by_kind | {"redis": self.redis_image})[scenario.broker.kind]
         self.mount_agent = mount_agent
         self.labels = {RUN_LABEL: self.run_id}
         self.client: Any = None
@@ -131,15 +141,11 @@ class DockerPlacement(ContainerWatch, Placement):
     def _start_services(self) -> None:
         """Ledger and broker, started side by side (each waits until it answers: a Redis
         PING, a RabbitMQ login)."""
-        aof = self.scenario.broker.persistence == "aof"
         self.services["ledger"] = LoopbackRedis(
             self.redis_image, secrets.token_hex(16), free_port(), appendonly=False
         )
-        self.services["broker"] = (
-            LoopbackRabbitMQ(self.broker_image, free_port(), self.scenario.broker.consumer_timeout)
-            if self.scenario.broker.kind == "rabbitmq"
-            else LoopbackRedis(self.broker_image, secrets.token_hex(16), free_port(), aof)
-        )
+        make_container = BROKER_CONTAINERS[self.scenario.broker.kind]
+        self.services["broker"] = make_container(self.broker_image, self.scenario.broker)
         for role, service in self.services.items():
             service.with_name(f"chaos-{self.run_id}-{role}").with_network(
                 self.networks[role]
@@ -254,10 +260,7 @@ class DockerPlacement(ContainerWatch, Placement):
             broker.crash_and_restart(down_for)
         except (redis.RedisError, RuntimeError, TimeoutError) as error:
             raise BackendError(f"broker container did not come back: {error}") from None
-        if isinstance(broker, LoopbackRabbitMQ):
-            return broker.restart_detail()
-        persistence = self.scenario.broker.persistence
-        return f"broker container SIGKILLed and restarted (persistence: {persistence})"
+        return broker.restart_detail()
 
     def close_broker_connection(self, worker: Worker) -> str:
         """Have RabbitMQ close the connections whose peer is the worker container's address on

@@ -36,12 +36,8 @@ from celery_chaos.placements.base import (
 )
 from celery_chaos.placements.local import processes
 from celery_chaos.placements.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
-from celery_chaos.placements.local.rabbitmq_server import (
-    RabbitMQServer,
-    RabbitMQUnavailable,
-    find_rabbitmq,
-)
-from celery_chaos.placements.local.redis_server import RedisServer, RedisUnavailable
+from celery_chaos.placements.local.redis_server import RedisServer
+from celery_chaos.placements.local.servers import BROKER_SERVERS, BrokerServer
 from celery_chaos.placements.local.state import Identity, RunState
 from celery_chaos.placements.proxy import Proxy, ProxyHub
 
@@ -79,11 +75,8 @@ class LocalPlacement(Placement):
         self.python = python or sys.executable
         self.agent_path = agent_path  # where that interpreter finds celery_chaos (PYTHONPATH)
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
-        self.broker_server: RedisServer | RabbitMQServer = (
-            RabbitMQServer("broker", self.logs_dir, scenario.broker.consumer_timeout)
-            if scenario.broker.kind == "rabbitmq"
-            else RedisServer("broker", self.logs_dir, persistence=scenario.broker.persistence)
-        )
+        make_server = BROKER_SERVERS[scenario.broker.kind]
+        self.broker_server: BrokerServer = make_server(scenario.broker, self.logs_dir)
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
             FAULTS[f.kind].memory_cgroup for f in scenario.faults
         )
@@ -105,11 +98,9 @@ class LocalPlacement(Placement):
 
     def check_runnable(self) -> None:
         super().check_runnable()
-        if self.scenario.broker.kind == "rabbitmq":
-            try:
-                find_rabbitmq()
-            except RabbitMQUnavailable as error:
-                raise Unsupported(f"broker.kind rabbitmq: {error}") from None
+        missing = self.broker_server.missing()
+        if missing:
+            raise Unsupported(f"broker.kind {self.scenario.broker.kind}: {missing}")
         if self.needs_cgroup:
             try:
                 MemoryCgroup.create(f"celery-chaos-probe-{self.run_id}").remove()
@@ -139,7 +130,7 @@ class LocalPlacement(Placement):
         try:
             self.ledger_server.start()
             self.broker_server.start()
-        except (RedisUnavailable, RabbitMQUnavailable) as error:
+        except processes.ServerUnavailable as error:
             raise BackendError(str(error)) from None
         self.broker = self.broker_server.broker(self.scenario.broker, self.log)
         self.broker.declare_queues()
@@ -154,10 +145,7 @@ class LocalPlacement(Placement):
             processes.stop(worker.handle, sig=signal.SIGKILL, grace=5)
             if worker.cgroup is not None:
                 worker.cgroup.remove()
-        if isinstance(self.broker_server, RabbitMQServer):
-            self.broker_server.remove(keep_logs=True)  # data, config, cookie go; the log stays
-        else:
-            self.broker_server.stop()
+        self.broker_server.discard()
         self.ledger_server.stop()
         self._close_proxies()
         self.state.discard()
@@ -270,14 +258,7 @@ class LocalPlacement(Placement):
 
     def _crash_and_restart_broker(self, down_for: float) -> str:
         self.broker_server.restart(signal.SIGKILL, down_for=down_for)
-        if isinstance(self.broker_server, RabbitMQServer):
-            took = self.broker_server.startup_seconds or 0.0
-            return (
-                f"RabbitMQ node SIGKILLed and restarted on port {self.broker_server.port}"
-                f" (data directory kept; up again in {took:.1f}s)"
-            )
-        port, persistence = self.broker_server.port, self.broker_server.persistence
-        return f"broker SIGKILLed and restarted on port {port} (persistence: {persistence})"
+        return self.broker_server.restart_detail()
 
     def close_broker_connection(self, worker: Worker) -> str:
         """Find the worker's connections by its sockets' ports, as RabbitMQ sees them (peer

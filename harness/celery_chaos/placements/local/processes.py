@@ -23,6 +23,12 @@ from pathlib import Path
 import psutil
 
 _started: dict[int, subprocess.Popen] = {}
+
+
+class ServerUnavailable(RuntimeError):
+    """A server the run needs (ledger, broker) has no binary here or would not start."""
+
+
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 

@@ -59,7 +59,7 @@ INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install rabbitmq-server)"
 OWNER_ENV = "CHAOS_RABBITMQ_OWNER"
 
 
-class RabbitMQUnavailable(RuntimeError):
+class RabbitMQUnavailable(processes.ServerUnavailable):
     """No rabbitmq-server/epmd binaries, or the node would not start."""
 
 
@@ -274,6 +274,25 @@ class RabbitMQServer:
     def broker(self, spec: BrokerSpec, log: Callable[[str], None]) -> RabbitMQBroker:
         """This node as the scenario's broker (workers reach it at the same URL)."""
         return RabbitMQBroker(spec, self, self.url, log=log)
+
+    def missing(self) -> str | None:
+        """Why no node can start here (no rabbitmq-server or epmd), or None."""
+        try:
+            find_rabbitmq()
+        except RabbitMQUnavailable as error:
+            return str(error)
+        return None
+
+    def restart_detail(self) -> str:
+        took = self.startup_seconds or 0.0
+        return (
+            f"RabbitMQ node SIGKILLed and restarted on port {self.port}"
+            f" (data directory kept; up again in {took:.1f}s)"
+        )
+
+    def discard(self) -> None:
+        """Data, config and cookie go; the node's own log stays with the run's report."""
+        self.remove(keep_logs=True)
 
     def connection(self) -> amqp.Connection:
         """A connected py-amqp client (for inspection and tests)."""

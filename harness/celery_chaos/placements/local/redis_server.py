@@ -23,7 +23,7 @@ READY_DEADLINE = 10.0
 BINARY_ENV = "CHAOS_REDIS_SERVER"
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(processes.ServerUnavailable):
     """No redis-server binary, or it would not start."""
 
 
@@ -66,6 +66,18 @@ class RedisServer:
     def broker(self, spec: BrokerSpec, log: Callable[[str], None]) -> RedisBroker:
         """This server as the scenario's broker (workers reach it at the same URL)."""
         return RedisBroker(spec, self.url, log=log)
+
+    def missing(self) -> str | None:
+        """Nothing is checked up front: a missing redis-server fails the start, saying so."""
+        return None
+
+    def restart_detail(self) -> str:
+        return (
+            f"broker SIGKILLed and restarted on port {self.port} (persistence: {self.persistence})"
+        )
+
+    def discard(self) -> None:
+        self.stop()
 
     def client(self) -> redis.Redis:
         return redis.Redis(

@@ -1,4 +1,4 @@
-"""The OOM procedure both backends share (Placement.oom), on stub primitives: the limit is set to
+"""The OOM procedure both placements share (Placement.oom), on stub primitives: the limit is set to
 usage + headroom, the kill is awaited, and the limit is always lifted again. The real kernel and
 engine OOM kills are proven in tests/integration (test_oom_kill_is_reported_and_recovered,
 test_container_oom_kill_is_seen_and_recovered)."""
