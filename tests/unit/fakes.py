@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery_chaos.placements.base import Worker
+from celery_chaos.placements.base import Worker, WorkerExit
+
+from tests.unit.inline_scenario import scenario
 
 
 class Recorder:
@@ -51,3 +53,15 @@ class WatchedPlacement:
 
     def pool_exit_reason(self, _worker: Worker, pid: int) -> str | None:
         return self.pool_exits.get(pid)
+
+
+class ReapingPlacement:
+    """What the run loop (run/loop.py) asks a placement when no worker is started: the
+    scenario's settings, and the worker exits it reaped, one list per step (none by default)."""
+
+    def __init__(self, exits: list[list[WorkerExit]] | None = None) -> None:
+        self.scenario = scenario()
+        self.exits = exits or []
+
+    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
+        return self.exits.pop(0) if self.exits else []

@@ -3,7 +3,6 @@ canvas schema (a chord needs a result backend, one form per node)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -151,15 +150,18 @@ def test_a_workflow_counts_every_member_as_a_task() -> None:
 
 
 def test_a_revoke_after_a_fault_waits_for_that_fault() -> None:
+    from celery_chaos.core.scenario import Fault
     from celery_chaos.run.loop import Loop
     from celery_chaos.run.workload import Dispatch
 
-    fault = SimpleNamespace(fired_at=None)
-    loop = SimpleNamespace(nemesis=SimpleNamespace(planned=[fault]))
+    from tests.unit.fakes import ReapingPlacement, Recorder
+
+    fault = Fault.model_validate({"kind": "kill_worker", "when": {"at": 5.0}})
+    loop = Loop(ReapingPlacement(), Recorder(), [], [fault], seed=1, log=lambda _: None)  # type: ignore[arg-type]
     task = Dispatch(0, "t", STEP, [], {}, revoke={"after_fault": 0, "delay": 1.0, "at": None})
-    assert not Loop._revoke_due(loop, task, 10.0)  # type: ignore[arg-type]
-    fault.fired_at = 10.0
-    assert not Loop._revoke_due(loop, task, 10.5)  # type: ignore[arg-type]
-    assert Loop._revoke_due(loop, task, 11.0)  # type: ignore[arg-type]
+    assert not loop._revoke_due(task, 10.0)  # the fault has not fired
+    loop.nemesis.planned[0].fired_at = 10.0
+    assert not loop._revoke_due(task, 10.5)
+    assert loop._revoke_due(task, 11.0)
     timed = Dispatch(1, "u", STEP, [], {}, revoke={"at": 2.0, "delay": 0.0})
-    assert not Loop._revoke_due(loop, timed, 1.9) and Loop._revoke_due(loop, timed, 2.0)  # type: ignore[arg-type]
+    assert not loop._revoke_due(timed, 1.9) and loop._revoke_due(timed, 2.0)

@@ -35,9 +35,8 @@ from celery_chaos.report.mask import mask, mask_text, secret_name
 from celery_chaos.run import versions
 from celery_chaos.run.loop import Loop
 
-from tests.unit.fakes import Recorder
+from tests.unit.fakes import ReapingPlacement, Recorder
 from tests.unit.histories import TASK, completed
-from tests.unit.inline_scenario import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
@@ -123,18 +122,6 @@ def test_junit_and_summary_report_inconclusive_as_not_passed() -> None:
 
 
 # --- the loop records worker exits -------------------------------------------------------
-
-
-class ReapingPlacement:
-    """What the loop asks a placement here: the scenario's settings and the worker exits it
-    reaped, one list per step."""
-
-    def __init__(self, exits: list[list[WorkerExit]]) -> None:
-        self.scenario = scenario()
-        self.exits = exits
-
-    def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
-        return self.exits.pop(0)
 
 
 def test_the_loop_records_each_worker_exit_the_backend_reaps() -> None:
