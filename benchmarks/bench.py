@@ -53,7 +53,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from celery_chaos.core import history as h  # noqa: E402
 from celery_chaos.core.checker import BrokerState, check  # noqa: E402
 from celery_chaos.core.conclusion import PASSED  # noqa: E402
-from celery_chaos.core.scenario import Scenario, WorkersSpec, load_file  # noqa: E402
+from celery_chaos.core.scenario import Scenario, load_file  # noqa: E402
+from celery_chaos.core.scenario_parts import WorkersSpec  # noqa: E402
 from celery_chaos.placements.base import Placement  # noqa: E402
 from celery_chaos.placements.docker import images  # noqa: E402
 from celery_chaos.placements.local.placement import LocalPlacement  # noqa: E402

@@ -14,7 +14,8 @@ import click
 from rich.console import Console
 
 from celery_chaos.core.conclusion import EXIT_INTERRUPTED, EXIT_UNUSABLE
-from celery_chaos.core.scenario import ScenarioError, load_suite
+from celery_chaos.core.scenario import load_suite
+from celery_chaos.core.scenario_base import ScenarioError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]
 from celery_chaos.report.mask import mask, mask_text

@@ -85,7 +85,7 @@ def _version_sets(matrix_file: Path | None, pins: dict[str, str | None]) -> list
 def _with_app(scenarios: list, app_spec: str | None) -> list:
     """``--app``: every scenario's workers run that app, checked here first (it imports and
     registers the workload's tasks) as ``workers.app`` would be."""
-    from celery_chaos.core.scenario import ScenarioError
+    from celery_chaos.core.scenario_base import ScenarioError
     from celery_chaos.run.preflight import check_app
 
     for scenario in scenarios if app_spec else []:

@@ -248,7 +248,8 @@ class ScenarioFile(pytest.File):
     """One scenario YAML file; a malformed one is a collection error naming file and field."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from celery_chaos.core.scenario import ScenarioError, load_file
+        from celery_chaos.core.scenario import load_file
+        from celery_chaos.core.scenario_base import ScenarioError
         from celery_chaos.run.preflight import preflight
 
         shown = _shown(self.config, self.path)
@@ -356,7 +357,7 @@ def chaos_env(
 ) -> Iterator[ChaosEnv]:
     """Broker + ledger + workers with the settings of the closest ``@pytest.mark.chaos``,
     shared with other tests of the session that ask for the same settings."""
-    from celery_chaos.core.scenario import ScenarioError
+    from celery_chaos.core.scenario_base import ScenarioError
     from celery_chaos.placements import BackendError, Unsupported
 
     marker = request.node.get_closest_marker("chaos")

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.core.conclusion import ScenarioResult
-from celery_chaos.core.scenario import Range, Scenario, ScenarioError, parse_scenario
+from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.core.scenario_base import Range, ScenarioError
 from celery_chaos.core.verdicts import TaskReport, Verdicts
 from celery_chaos.placements import Unsupported
 from celery_chaos.report.messages import assert_verdicts

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from celery_chaos.core.scenario import ScenarioError, load_suite
+from celery_chaos.core.scenario import load_suite
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.run.preflight import checker
 
 pytest_plugins = ["pytester"]

@@ -9,7 +9,8 @@ import pytest
 from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.checker import check
-from celery_chaos.core.scenario import ScenarioError, parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.core.workflows import layout, members, prerequisites
 
 from tests.unit.histories import completed, dispatch, end, event, failure, start
@@ -150,7 +151,7 @@ def test_a_workflow_counts_every_member_as_a_task() -> None:
 
 
 def test_a_revoke_after_a_fault_waits_for_that_fault() -> None:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
     from celery_chaos.run.loop import Loop
     from celery_chaos.run.workload import Dispatch
 

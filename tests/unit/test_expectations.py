@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from celery_chaos.core.expectations import evaluate, expected_for
-from celery_chaos.core.scenario import Range, ScenarioError, parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import Range, ScenarioError
 
 BASE = {
     "name": "s",

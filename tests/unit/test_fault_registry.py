@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_chaos.core.scenario import FAULT_KINDS, Fault, ScenarioError, StormFault, parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import FAULT_KINDS, ScenarioError
+from celery_chaos.core.scenario_parts import Fault, StormFault
 from celery_chaos.faults import base, registry
 from celery_chaos.faults.base import INJECTED, INJECTION_ERROR, MISSED, Aim, FaultResult
 from celery_chaos.faults.params import Params

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from celery_chaos.core import history as h
 from celery_chaos.core.conclusion import PASSED, ScenarioResult
-from celery_chaos.core.scenario import Scenario, ScenarioError, parse_scenario
+from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.run.loop import PROVEN_SETTLE, DoneTasks, Interrupted, QuietWindow
 from celery_chaos.run.parallel import run_parallel
 

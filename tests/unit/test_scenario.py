@@ -9,17 +9,10 @@ from typing import Any
 import pytest
 import yaml
 from celery_chaos.core.checker import VERDICTS
-from celery_chaos.core.scenario import (
-    Range,
-    Scenario,
-    ScenarioError,
-    discover,
-    load_file,
-    load_suite,
-    parse_scenario,
-    parse_size,
-)
+from celery_chaos.core.scenario import Scenario, discover, load_file, load_suite, parse_scenario
+from celery_chaos.core.scenario_base import Range, ScenarioError
 from celery_chaos.core.workflows import leaves
+from celery_chaos.faults.params import parse_size
 from celery_chaos.run.preflight import preflight
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from celery_chaos.cli import main
 from celery_chaos.cli_schema import SCHEMA_DIALECT, scenario_json_schema
-from celery_chaos.core.scenario import ScenarioError, parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.faults.registry import FAULTS
 from click.testing import CliRunner
 

@@ -24,7 +24,8 @@ from celery_chaos.core.conclusion import (
     unproven_faults,
 )
 from celery_chaos.core.expectations import ANOMALIES, evaluate, expected_for, unclaimed
-from celery_chaos.core.scenario import ScenarioError, parse_scenario
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.report import files as report
 
 from tests.unit.histories import TASK, completed, killed, lock_acquired

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from celery_chaos.core.scenario import ScenarioError, WorkersSpec, parse_scenario
-from celery_chaos.core.scenario_parts import split_worker_args
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario_base import ScenarioError
+from celery_chaos.core.scenario_parts import WorkersSpec, split_worker_args
 from celery_chaos.placements.worker_command import launch_arguments, worker_arguments
 from celery_chaos.report.files import worker_commands
 from celery_chaos.tools import repro

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from celery_chaos.core.scenario import Range, Scenario
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_base import Range
 from celery_chaos.core.verdicts import FINDINGS, VERDICTS
 from celery_chaos.core.workflows import WORKFLOW_VERDICTS
 

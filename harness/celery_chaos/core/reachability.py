@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault, Scenario
+    from celery_chaos.core.scenario import Scenario
+    from celery_chaos.core.scenario_parts import Fault
 
 
 def check_fault_refs(i: int, fault: Fault, tasks: int, workers: int) -> None:

@@ -1,7 +1,8 @@
 """The building blocks of the scenario schema: fault kinds, limits, sizes, counts and ranges,
 ``expect``/``expect_when`` rules, and the one way a validation error is worded.
 
-Split from :mod:`celery_chaos.core.scenario` so each module stays small; import from there.
+Split from :mod:`celery_chaos.core.scenario` so each module stays small; import each name from
+here, its home.
 """
 
 from __future__ import annotations

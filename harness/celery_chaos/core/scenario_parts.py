@@ -1,6 +1,6 @@
 """The sections of a scenario file: broker, workers, workload (tasks, workflows, revokes),
 results, faults with their triggers and targets, and storms. The whole file is
-:class:`celery_chaos.core.scenario.Scenario`; import from there.
+:class:`celery_chaos.core.scenario.Scenario`; each section's model is imported from here.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from celery_chaos.faults.base import (
 from celery_chaos.faults.params import Rate, TimedParams, parse_size
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
 
 
 class BandwidthParams(TimedParams):

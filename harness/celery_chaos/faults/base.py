@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from celery_chaos.faults.params import NoParams, Params
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault, Scenario
+    from celery_chaos.core.scenario import Scenario
+    from celery_chaos.core.scenario_parts import Fault
 
 LOCAL, DOCKER = "local", "docker"
 PLACEMENTS = frozenset({LOCAL, DOCKER})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from celery_chaos.faults.base import INJECTED, Aim, FaultKind, FaultPrimitives, FaultResult
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
 
 
 def apply(

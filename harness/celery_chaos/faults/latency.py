@@ -19,7 +19,7 @@ from celery_chaos.faults.base import (
 from celery_chaos.faults.params import Latency, TimedParams
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
 
 
 class LatencyParams(TimedParams):

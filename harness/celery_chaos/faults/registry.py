@@ -35,7 +35,7 @@ from celery_chaos.faults.base import (
 )
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
 
 FAULTS: dict[str, FaultKind] = {
     kind.name: kind

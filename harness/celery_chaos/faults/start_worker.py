@@ -10,7 +10,7 @@ from celery_chaos.faults.base import INJECTED, Aim, FaultKind, FaultPrimitives, 
 from celery_chaos.faults.params import Params
 
 if TYPE_CHECKING:
-    from celery_chaos.core.scenario import Fault
+    from celery_chaos.core.scenario_parts import Fault
 
 
 class StartWorkerParams(Params):

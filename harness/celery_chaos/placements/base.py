@@ -20,7 +20,8 @@ from urllib.parse import quote
 from celery_chaos.agent import instrument as agent
 from celery_chaos.brokers import BROKERS, Broker, kinds_that_close_connections
 from celery_chaos.core import history as h
-from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.faults.params import parse_size
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.worker_command import launch_arguments, results_url, worker_app
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from celery_chaos.core.scenario import ResultsSpec, WorkersSpec
+from celery_chaos.core.scenario_parts import ResultsSpec, WorkersSpec
 
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
 APP_ENV = "CHAOS_APP"  # the app the bootstrap loads (celery_chaos.agent.bootstrap.APP_ENV)

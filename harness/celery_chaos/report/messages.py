@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery_chaos.core.checker import VERDICTS, Attempt, TaskReport, Verdicts
 from celery_chaos.core.conclusion import INCONCLUSIVE, ScenarioResult, failure_message, unmet_line
 from celery_chaos.core.expectations import evaluate
-from celery_chaos.core.scenario import Range
+from celery_chaos.core.scenario_base import Range
 from celery_chaos.report.mask import mask_text
 
 TASK_LINES = 20

@@ -19,14 +19,9 @@ from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
 from celery_chaos.core.conclusion import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
 from celery_chaos.core.explain import check_explained, run_settings
-from celery_chaos.core.scenario import (
-    Fault,
-    Scenario,
-    StormSpec,
-    TaskOptions,
-    WorkloadItem,
-    first_error,
-)
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_base import first_error
+from celery_chaos.core.scenario_parts import Fault, StormSpec, TaskOptions, WorkloadItem
 from celery_chaos.core.workflows import needs_results
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger

@@ -22,7 +22,7 @@ from typing import Any
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState
-from celery_chaos.core.scenario import Fault
+from celery_chaos.core.scenario_parts import Fault
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.base import Placement
 from celery_chaos.run import workload

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celery_chaos.core import history as h
-from celery_chaos.core.scenario import Fault
+from celery_chaos.core.scenario_parts import Fault
 from celery_chaos.faults.base import INJECTED, MISSED, WHOLE_WORKER_POOLS, Aim, FaultPrimitives
 from celery_chaos.faults.registry import FAULTS, carry_out
 from celery_chaos.ledger import Ledger

@@ -20,7 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from celery_chaos.core.scenario import Scenario, ScenarioError
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.core.workflows import task_paths
 from celery_chaos.placements.worker_command import APP_ENV, BOOTSTRAP_APP
 

@@ -30,7 +30,8 @@ from celery_chaos.core.conclusion import (
 )
 from celery_chaos.core.distribution import redelivery_distribution
 from celery_chaos.core.expectations import evaluate, expected_for, unclaimed
-from celery_chaos.core.scenario import CONDITION_KEYS, Scenario
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_base import CONDITION_KEYS
 from celery_chaos.placements import (
     BackendError,
     MissingExtra,

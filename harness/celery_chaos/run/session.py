@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from celery_chaos.core.conclusion import ScenarioResult, SuiteResult
-from celery_chaos.core.scenario import Scenario, WorkersSpec, parse_scenario, with_broker_kind
+from celery_chaos.core.scenario import Scenario, parse_scenario, with_broker_kind
+from celery_chaos.core.scenario_parts import WorkersSpec
 from celery_chaos.placements import Unsupported, make_placement
 from celery_chaos.placements.worker_command import APP_ENV, BOOTSTRAP_APP
 from celery_chaos.report import files as report

@@ -19,9 +19,9 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from celery_chaos.core.scenario import (
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_parts import (
     Fault,
-    Scenario,
     StormFault,
     StormSpec,
     Target,

@@ -12,7 +12,8 @@ from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
 from celery_chaos.core import history as h
-from celery_chaos.core.scenario import Scenario, WorkloadItem
+from celery_chaos.core.scenario import Scenario
+from celery_chaos.core.scenario_parts import WorkloadItem
 from celery_chaos.core.workflows import layout, members, tree_leaves
 from celery_chaos.ledger import Ledger
 

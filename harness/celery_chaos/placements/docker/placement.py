@@ -25,9 +25,10 @@ import redis
 from testcontainers.core.container import DockerContainer
 
 from celery_chaos.agent import instrument as agent
-from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.faults.base import DOCKER
+from celery_chaos.faults.params import parse_size
 from celery_chaos.faults.registry import supported_by
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.base import (

@@ -22,8 +22,9 @@ from pathlib import Path
 import psutil
 
 from celery_chaos.core import exit_reasons
-from celery_chaos.core.scenario import Scenario, parse_size
+from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.base import LOCAL
+from celery_chaos.faults.params import parse_size
 from celery_chaos.faults.registry import FAULTS, proxied, supported_by
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.base import (

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from celery_chaos.core.scenario import first_error
+from celery_chaos.core.scenario_base import first_error
 from celery_chaos.core.scenario_parts import Pool, split_worker_args
 from celery_chaos.core.yaml_input import InputError, read_yaml
 from celery_chaos.faults.registry import repro_kinds
@@ -143,7 +143,7 @@ def parse_trigger(text: str) -> dict[str, Any]:
 
 def workflow_member(workflow: dict[str, Any], member: int) -> Any:
     """The task node number ``member`` of ``workflow`` (validated like a scenario's workload)."""
-    from celery_chaos.core.scenario import WorkloadItem
+    from celery_chaos.core.scenario_parts import WorkloadItem
     from celery_chaos.core.workflows import leaves
 
     if "task" in workflow:
