@@ -32,8 +32,8 @@ from celery_chaos.cli_common import (
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_schema import schema
 from celery_chaos.cli_tools import audit_app, repro
-from celery_chaos.core.fault_kinds import FAULT_TABLE
 from celery_chaos.core.scenario import BROKER_KINDS, with_broker_kind
+from celery_chaos.faults.registry import FAULTS
 from celery_chaos.placements import PLACEMENTS, BackendError
 
 __all__ = ["EXIT_UNUSABLE", "UsageProblem", "builtin_suite", "console", "main"]
@@ -177,9 +177,9 @@ def _fault_table() -> Any:
     table = Table(title="fault kinds", title_justify="left")
     for column in ("kind", "what it does", "needs a running task", "backends"):
         table.add_column(column)
-    for row in FAULT_TABLE.values():
-        needs = "yes" if row.needs_task else ""
-        table.add_row(row.kind, row.summary, needs, ", ".join(sorted(row.backends)))
+    for kind in FAULTS.values():
+        needs = "yes" if kind.needs_task else ""
+        table.add_row(kind.name, kind.summary, needs, ", ".join(sorted(kind.placements)))
     return table
 
 
