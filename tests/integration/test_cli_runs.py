@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 import psutil
 import pytest
-from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup, _v1_parent
+from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup, v1_parent
 
 from tests.integration.scenario_support import wait_for_line
 
@@ -56,7 +56,7 @@ def celery_chaos(*args: str, **kwargs) -> subprocess.Popen:
 
 def chaos_cgroups() -> list[Path]:
     try:
-        parent = _v1_parent()
+        parent = v1_parent()
     except OSError:
         return []
     return [p for p in parent.glob("celery-chaos-*") if p.is_dir()]

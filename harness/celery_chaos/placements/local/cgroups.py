@@ -27,7 +27,7 @@ def _own_v1_memory_path() -> str:
     return "/"
 
 
-def _v1_parent() -> Path:
+def v1_parent() -> Path:
     mount = ROOT / "memory"
     own = mount / _own_v1_memory_path().lstrip("/")
     return own if own.is_dir() else mount
@@ -57,7 +57,7 @@ class MemoryCgroup:
                     raise CgroupUnavailable("cgroup v2 without the memory controller")
                 path, version = _v2_parent() / name, 2
             elif (ROOT / "memory" / "memory.limit_in_bytes").exists():
-                path, version = _v1_parent() / name, 1
+                path, version = v1_parent() / name, 1
             else:
                 raise CgroupUnavailable(
                     "no cgroup v2 memory controller and no cgroup v1 memory mount"
