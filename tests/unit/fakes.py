@@ -65,3 +65,10 @@ class ReapingPlacement:
 
     def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
         return self.exits.pop(0) if self.exits else []
+
+
+@dataclass
+class StartedWorkers:
+    """A placement's started workers: all the loop's due-time rule (run/loop.py) reads of it."""
+
+    workers: list[Worker]

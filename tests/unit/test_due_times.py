@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from celery_chaos.placements.base import Worker
 from celery_chaos.run.loop import DueTimes, Loop
 from celery_chaos.run.workload import due_time
 
+from tests.unit.fakes import StartedWorkers
 from tests.unit.histories import WORKER, dispatch, end, event, start
 
 A = "task-a"
@@ -96,7 +96,7 @@ def test_an_older_attempts_late_end_does_not_release_a_newer_retry() -> None:
 def loop_over(workers: list[str], history: list[dict[str, Any]]) -> Loop:
     """A Loop's bookkeeping only (no backend calls): its workers and the events it polled."""
     loop = Loop.__new__(Loop)
-    loop.backend = SimpleNamespace(workers=[Worker(i, n, None) for i, n in enumerate(workers)])
+    loop.backend = StartedWorkers([Worker(i, n, None) for i, n in enumerate(workers)])
     loop.dues, loop.exited = observed(*history), set()
     for one in history:
         if one["type"] == h.WORKER_EXIT:

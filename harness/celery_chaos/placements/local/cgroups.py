@@ -28,6 +28,7 @@ def _own_v1_memory_path() -> str:
 
 
 def v1_parent() -> Path:
+    """Where this process's v1 memory cgroups go: under its own cgroup, else the mount's root."""
     mount = ROOT / "memory"
     own = mount / _own_v1_memory_path().lstrip("/")
     return own if own.is_dir() else mount
