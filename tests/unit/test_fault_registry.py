@@ -207,3 +207,13 @@ def test_kill_child_blames_the_process_or_on_a_poolless_worker_the_worker(
     assert isinstance(result, FaultResult) and result.status == INJECTED
     assert (placement.calls, result.blame) == ([call], blame)
     assert result.hits == [{"task_id": "t1", "attempt": 1}]
+
+
+def test_a_kind_needing_a_broker_capability_names_a_flag_brokers_have() -> None:
+    from celery_chaos.brokers import BROKERS
+    from celery_chaos.brokers.base import Broker
+
+    needing = {kind.name: kind.needs_broker for kind in ALL if kind.needs_broker is not None}
+    assert needing == {"close_connection": "closes_connections"}
+    assert all(isinstance(getattr(Broker, flag), bool) for flag in needing.values())
+    assert [k for k, broker in BROKERS.items() if broker.closes_connections] == ["rabbitmq"]

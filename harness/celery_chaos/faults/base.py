@@ -154,7 +154,9 @@ class FaultKind:
     on_broker: bool = False  # aims at the broker itself
     cuts_connection: bool = False  # the worker loses its broker connection while a task runs
     memory_cgroup: bool = False  # needs the workers in a memory cgroup
-    brokers: frozenset[str] | None = None  # None: every broker kind
+    # The broker capability it needs (a flag of celery_chaos.brokers.base.Broker; None: any
+    # broker): a placement refuses the scenario up front on a broker without it.
+    needs_broker: str | None = None
     placements: frozenset[str] = PLACEMENTS
     proxied_on: frozenset[str] = frozenset()  # placements where it needs the broker proxy
     destructive: bool = True  # leaves a shared environment changed for the next test

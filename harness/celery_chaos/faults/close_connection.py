@@ -22,5 +22,5 @@ KIND = FaultKind(
     "close_connection",
     "RabbitMQ closes the worker's connection (broker side)",
     apply,
-    brokers=frozenset({"rabbitmq"}),
+    needs_broker="closes_connections",  # RabbitMQ
 )

@@ -22,6 +22,7 @@ from celery_chaos.brokers import BROKERS, Broker, kinds_that_close_connections
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.params import parse_size
+from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.worker_command import launch_arguments, results_url, worker_app
 
@@ -99,10 +100,14 @@ class Placement(ABC):
                     f"faults[{i}].kind: {fault.kind} is not supported by the {self.name} backend"
                 )
         self._check_extras()
-        closes = any(f.kind == "close_connection" for f in self.scenario.faults)
-        if closes and not BROKERS[self.scenario.broker.kind].closes_connections:
+        closing = [
+            f.kind
+            for f in self.scenario.faults
+            if FAULTS[f.kind].needs_broker == "closes_connections"
+        ]
+        if closing and not BROKERS[self.scenario.broker.kind].closes_connections:
             kinds = " or ".join(kinds_that_close_connections())
-            raise Unsupported(f"close_connection: needs broker.kind {kinds}")
+            raise Unsupported(f"{closing[0]}: needs broker.kind {kinds}")
 
     def _check_extras(self) -> None:
         """Raise :class:`MissingExtra` if the scenario needs an extra not installed here."""
