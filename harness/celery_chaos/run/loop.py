@@ -293,7 +293,7 @@ class Loop:
 
     # --- the end -------------------------------------------------------------------------
     def stop_faults(self) -> None:
-        """Faults still waiting for their trigger are recorded ``skipped``; parked tasks go on;
+        """Faults still waiting for their trigger are recorded ``missed``; parked tasks go on;
         a worker that exited since the last pass is recorded now, before the run's end."""
         self.nemesis.give_up(self.now())
         self.nemesis.release_all()
