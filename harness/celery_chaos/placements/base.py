@@ -1,8 +1,11 @@
-"""What every backend provides: a broker, a ledger, workers, and the fault primitives.
+"""What every placement (``--backend``: local, docker) provides: the broker's server, a ledger,
+workers, and the fault primitives on them.
 
-The nemesis speaks only this interface, so one scenario file runs on every backend; a backend
+The nemesis speaks only this interface, so one scenario file runs on every placement; a placement
 that cannot carry out a fault raises :class:`Unsupported` before anything is started, and the
-scenario is reported as not runnable with that reason instead of passing silently.
+scenario is reported as not runnable with that reason instead of passing silently. What the
+broker itself does (inspection, the quiet check, declared queues) is its :class:`Broker`'s, so no
+placement asks which broker kind it runs (docs/explanation/architecture.md: Broker x Placement).
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class Worker:
 
 
 class Placement(ABC):
-    """Provisions broker + ledger + workers for one scenario and tears them all down."""
+    """Runs the broker's server, the ledger and the workers of one scenario, and tears them all
+    down."""
 
     name: str = "?"
     supported_faults: frozenset[str] = frozenset()
