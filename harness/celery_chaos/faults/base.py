@@ -97,6 +97,23 @@ class FaultResult:
 
 
 Handler = Callable[["FaultPrimitives", "Fault", Aim, Callable[[], None]], FaultResult]
+
+
+def signal_handler(signame: str) -> Handler:
+    """A handler that sends ``signame`` to the aimed worker's main process; the worker's own
+    response to it (warm or cold shutdown) is what the run measures, so its death is blamed on
+    the whole worker."""
+
+    def apply(
+        placement: FaultPrimitives, fault: Fault, aim: Aim, release: Callable[[], None]
+    ) -> FaultResult:
+        assert aim.worker is not None
+        detail = placement.signal_worker(aim.worker, signame)
+        return FaultResult(INJECTED, detail, [], "worker", f"{signame} by {fault.kind} fault")
+
+    return apply
+
+
 # Whom a death the kind causes is blamed on: the attempt's process, the whole worker, or the
 # worker's whole memory cgroup (the kernel chooses the process: maybe the main one).
 Blame = Literal["pid", "worker", "cgroup"]
