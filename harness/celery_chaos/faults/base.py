@@ -45,7 +45,7 @@ class RunningAttempt(Protocol):
 
 
 class FaultPrimitives(Protocol):
-    """The placement-side primitives handlers call: today's Backend method names, exactly."""
+    """The placement-side primitives handlers call: the Placement's method names."""
 
     scenario: Scenario
 

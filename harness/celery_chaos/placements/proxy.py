@@ -1,4 +1,4 @@
-"""The harness's own TCP proxy: network faults on the local backend without Docker or root.
+"""The harness's own TCP proxy: network faults on the local placement without Docker or root.
 
 Each worker reaches the broker through its own listening port on 127.0.0.1 (its
 ``CHAOS_BROKER_URL`` points there); the ledger is never behind a proxy. The nemesis can then:

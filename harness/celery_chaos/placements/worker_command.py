@@ -1,5 +1,5 @@
 """The ``celery worker`` command a backend launches: the app loaded through the agent's
-bootstrap, the arguments every backend passes (Celery's defaults otherwise, and the scenario's
+bootstrap, the arguments every placement passes (Celery's defaults otherwise, and the scenario's
 ``workers.args``: docs/worker-command.md), and the result backend it is given."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The docker backend: broker, ledger and workers in containers."""
+"""The docker placement: broker, ledger and workers in containers."""

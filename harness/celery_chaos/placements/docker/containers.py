@@ -1,4 +1,4 @@
-"""The containers and networks of a docker-backend run, built on testcontainers-python.
+"""The containers and networks of a docker-placement run, built on testcontainers-python.
 
 Testcontainers provides the containers (``DockerContainer``, ``RedisContainer``), the networks,
 the ``with_*`` builders, the Redis ping wait strategy and, where its image can be had, the Ryuk
@@ -63,7 +63,7 @@ def cleanup(run_id: str | None = None, client: Any = None) -> list[str]:
 def run_files_dir(run_dir: Path) -> Path:
     """The run's folder for files workers write (``worker_state_db``...), bind-mounted into
     every worker container so a replacement worker reads what the one before it wrote, as on
-    the local backend. World-writable: the workers run as the image's own non-root user."""
+    the local placement. World-writable: the workers run as the image's own non-root user."""
     path = run_dir.resolve() / "worker-files"
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o1777)

@@ -1,4 +1,4 @@
-"""Build the images the docker backend runs: a worker image, a Redis image, a RabbitMQ image.
+"""Build the images the docker placement runs: a worker image, a Redis image, a RabbitMQ image.
 
 Two paths, one worker Dockerfile (``compose/Dockerfile.worker``, build arg ``BASE_IMAGE``):
 
@@ -11,7 +11,7 @@ Two paths, one worker Dockerfile (``compose/Dockerfile.worker``, build arg ``BAS
 
 Either way the worker installs the project from a wheelhouse built on the host with ``pip wheel``
 (pip in the image never needs an index) into ``/opt/venv``, and runs as the non-root user
-``chaos``. Image names after either path are the same defaults below, so the docker backend and
+``chaos``. Image names after either path are the same defaults below, so the docker placement and
 ``compose/docker-compose.yml`` need not know which path built them.
 """
 

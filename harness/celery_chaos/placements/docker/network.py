@@ -1,4 +1,4 @@
-"""drop_connections, latency and bandwidth on the docker backend, through the harness's own proxy.
+"""drop_connections, latency and bandwidth on the docker placement, through the harness's own proxy.
 
 A worker container normally reaches the broker by its container name. When the scenario (or its
 storm) declares ``drop_connections``, ``latency`` or ``bandwidth``, each worker instead gets its
@@ -8,7 +8,7 @@ own proxy (:mod:`celery_chaos.placements.proxy`), run in the harness process:
   bridge reach the host there), never on 0.0.0.0, so nothing outside the run's network sees it;
 - it forwards to the broker's port published on the host's loopback.
 
-The faults then have the local backend's semantics exactly. ``partition`` stays ``docker network
+The faults then have the local placement's semantics exactly. ``partition`` stays ``docker network
 disconnect``; on a proxied worker the proxy is blackholed too, since a container cut off its
 broker network can still reach the host's gateway address through its other network.
 

@@ -1,4 +1,4 @@
-"""The docker backend: broker, ledger and workers as containers, through testcontainers-python.
+"""The docker placement: broker, ledger and workers as containers, through testcontainers-python.
 
 Layout of one run, every object labelled ``celery-chaos.run=<id>`` so :func:`cleanup` can find
 it after a crash (Testcontainers' Ryuk reaper also removes it where its image can be pulled):

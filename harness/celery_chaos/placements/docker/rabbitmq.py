@@ -1,4 +1,4 @@
-"""A RabbitMQ broker container for the docker backend: what the local backend's private node is,
+"""A RabbitMQ broker container for the docker placement: what the local placement's private node is,
 as a testcontainers container, and inspected through the same ``RabbitMQAccess`` protocol.
 
 - published on 127.0.0.1 at a host port fixed at creation, so a restart keeps it;

@@ -1,8 +1,8 @@
-"""How the docker backend watches its worker containers: liveness during start-up, pool
+"""How the docker placement watches its worker containers: liveness during start-up, pool
 processes, and how a container stopped, all from the engine (no exec into the container).
 
 A mixin of :class:`~celery_chaos.placements.docker.placement.DockerPlacement`, kept apart because it
-only reads the engine's state, while the backend creates and faults containers.
+only reads the engine's state, while the placement creates and faults containers.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ def engine(worker: Worker) -> Any:
 
 
 class ContainerWatch:
-    """The engine-reading half of the backend's interface (see ``Placement``)."""
+    """The engine-reading half of the placement's interface (see ``Placement``)."""
 
     workers: list[Worker]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # cooperative: the backend's own __init__ follows
+        super().__init__(*args, **kwargs)  # cooperative: the placement's own __init__ follows
         self._pids: dict[str, tuple[float, set[int]]] = {}
         self._alive_checked = 0.0
         self._exits_checked = 0.0

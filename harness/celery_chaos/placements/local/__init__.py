@@ -1,1 +1,1 @@
-"""The local backend: redis-server and ``celery worker`` processes on this machine."""
+"""The local placement: redis-server and ``celery worker`` processes on this machine."""

@@ -1,4 +1,4 @@
-"""Removes what a dead local-backend run left behind, using only its state file.
+"""Removes what a dead local-placement run left behind, using only its state file.
 
 Which processes are the run's:
 

@@ -1,4 +1,4 @@
-"""The per-run state file: what one local-backend run started, so its leftovers can be found.
+"""The per-run state file: what one local-placement run started, so its leftovers can be found.
 
 A run that is SIGKILLed runs no cleanup code. Its state file names everything it started
 (process-group leaders with their start times, cgroups, the watchdog) and the harness process

@@ -1,7 +1,7 @@
 """The watchdog: a small process that outlives the harness just long enough to clean up after it.
 
 ``PR_SET_PDEATHSIG`` kills the processes the harness started itself, but not what *they* fork
-(Celery's pool children keep running their task), and not cgroups. The local backend starts one
+(Celery's pool children keep running their task), and not cgroups. The local placement starts one
 watchdog per run, in its own session (Ctrl-C in the terminal does not reach it), with the run's
 state file. It waits on the harness (a pidfd: woken the moment the harness dies, whatever killed
 it); if the harness dies while the state file still exists, the run did not close, so it removes
