@@ -3,6 +3,7 @@
 A page asks for one with an HTML comment on a line of its own:
 
 - ``<!-- fault-kinds -->``: the fault kinds table, from the registry ``faults.registry.FAULTS``;
+- ``<!-- fault-kinds-how -->``: how each placement carries each kind out (``FaultKind.how``);
 - ``<!-- scenario-schema -->``: every key of a scenario file, from the JSON Schema that
   ``celery-chaos schema`` prints (itself read off the pydantic models);
 - ``<!-- anomalies -->``: the anomaly verdicts a strict scenario must name
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 MARKER = re.compile(
-    r"^<!-- (fault-kinds|scenario-schema|anomalies|docstring: [\w.]+|include: [\w.]+#[^>]+) -->$",
+    r"^<!-- (fault-kinds|fault-kinds-how|scenario-schema|anomalies"
+    r"|docstring: [\w.]+|include: [\w.]+#[^>]+) -->$",
     re.M,
 )
 
@@ -50,6 +52,8 @@ def _render(what: str, root: Path, depth: int) -> str:
         return readme_section((root / path).read_text(encoding="utf-8"), heading, depth)
     if what == "fault-kinds":
         return fault_kinds_table()
+    if what == "fault-kinds-how":
+        return fault_kinds_how_table()
     if what == "scenario-schema":
         return scenario_schema_tables()
     if what == "anomalies":
@@ -89,6 +93,20 @@ def fault_kinds_table() -> str:
         rows.append(
             f"| `{kind.name}` | {kind.summary} | {options} | {needs} | {backends} | {offered} |"
         )
+    return "\n".join(rows)
+
+
+def fault_kinds_how_table() -> str:
+    """How each placement carries each kind out, from the kinds' own ``how``."""
+    from celery_chaos.faults.base import PLACEMENTS
+    from celery_chaos.faults.registry import FAULTS
+
+    placements = sorted(PLACEMENTS, key=lambda name: name != "local")
+    rows = ["| kind | " + " | ".join(f"{name} backend" for name in placements) + " |"]
+    rows.append("|---" * (len(placements) + 1) + "|")
+    for kind in FAULTS.values():
+        cells = [kind.how.get(name, "not supported") for name in placements]
+        rows.append(f"| `{kind.name}` | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

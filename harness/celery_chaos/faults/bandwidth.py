@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     PLACEMENTS,
     Aim,
     FaultKind,
@@ -38,4 +40,12 @@ KIND = FaultKind(
     apply,
     params=BandwidthParams,
     proxied_on=PLACEMENTS,
+    how={
+        LOCAL: (
+            "the worker's proxy forwards at most `rate` bytes/s (default `16k`) in each "
+            "direction, paced in twentieths of a second, for `duration` s (else until the run "
+            "ends)"
+        ),
+        DOCKER: "the same, through the same proxy (below)",
+    },
 )

@@ -175,6 +175,8 @@ class FaultKind:
     # broker): a placement refuses the scenario up front on a broker without it.
     needs_broker: str | None = None
     placements: frozenset[str] = PLACEMENTS
+    # How each placement carries it out, in a sentence (the docs' table is generated from it).
+    how: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     proxied_on: frozenset[str] = frozenset()  # placements where it needs the broker proxy
     destructive: bool = True  # leaves a shared environment changed for the next test
     storm: StormRule | None = None

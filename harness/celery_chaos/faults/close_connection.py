@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from celery_chaos.faults.base import INJECTED, Aim, FaultKind, FaultPrimitives, FaultResult
+from celery_chaos.faults.base import (
+    DOCKER,
+    INJECTED,
+    LOCAL,
+    Aim,
+    FaultKind,
+    FaultPrimitives,
+    FaultResult,
+)
 
 if TYPE_CHECKING:
     from celery_chaos.core.scenario_parts import Fault
@@ -23,4 +31,14 @@ KIND = FaultKind(
     "RabbitMQ closes the worker's connection (broker side)",
     apply,
     needs_broker="closes_connections",  # RabbitMQ
+    how={
+        LOCAL: (
+            "RabbitMQ broker only: `rabbitmqctl close_connection` on the worker's connections "
+            "(found by their ports), as an operator or a policy would"
+        ),
+        DOCKER: (
+            "the same, inside the broker container, on the connections whose peer is the worker "
+            "container's address on the broker network"
+        ),
+    },
 )

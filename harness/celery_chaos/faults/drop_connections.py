@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     PLACEMENTS,
     Aim,
     FaultKind,
@@ -36,4 +38,11 @@ KIND = FaultKind(
     proxied_on=PLACEMENTS,
     storm=StormRule("worker"),
     repro=Repro(),
+    how={
+        LOCAL: (
+            "the worker's proxy resets every open broker connection once (RST both ways), as a "
+            "broker failover or a load balancer does; the worker may reconnect at once"
+        ),
+        DOCKER: "the same, through the same proxy (below)",
+    },
 )

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     WHOLE_WORKER_POOLS,
     Aim,
     FaultKind,
@@ -43,4 +45,11 @@ KIND = FaultKind(
     destructive=False,  # the worker starts a new pool process: the environment stays usable
     storm=StormRule("attempt", poolless_as="kill_worker"),
     repro=Repro(),
+    how={
+        LOCAL: (
+            "SIGKILL the pool process running the target task (pid from the ledger, checked to "
+            "belong to our worker)"
+        ),
+        DOCKER: "SIGKILL the pool process inside the container",
+    },
 )

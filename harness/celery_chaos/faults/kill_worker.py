@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     Aim,
     FaultKind,
     FaultPrimitives,
@@ -35,4 +37,8 @@ KIND = FaultKind(
     ends_worker=True,
     storm=StormRule("death"),
     repro=Repro(replacement=True),
+    how={
+        LOCAL: "SIGKILL the worker's whole process group (main + children)",
+        DOCKER: "`docker kill` (SIGKILL)",
+    },
 )

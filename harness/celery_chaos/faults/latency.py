@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     PLACEMENTS,
     Aim,
     FaultKind,
@@ -41,4 +43,11 @@ KIND = FaultKind(
     proxied_on=PLACEMENTS,
     storm=StormRule("worker", needs_duration=True),
     repro=Repro(timed=True),
+    how={
+        LOCAL: (
+            "the worker's proxy holds each chunk of broker traffic `latency` s (default 0.2) in "
+            "each direction, for `duration` s (else until the run ends)"
+        ),
+        DOCKER: "the same, through the same proxy (below)",
+    },
 )

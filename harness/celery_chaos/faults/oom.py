@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     Aim,
     Band,
     FaultKind,
@@ -45,4 +47,11 @@ KIND = FaultKind(
     band=Band("memory limited", "band-oom"),
     memory_cgroup=True,
     repro=Repro(),
+    how={
+        LOCAL: (
+            "lower the worker's cgroup memory limit to usage + `headroom`, let the task grow, "
+            "wait for the **kernel OOM kill**, lift the limit"
+        ),
+        DOCKER: "the same with the container's memory limit; `OOMKilled` reported by the engine",
+    },
 )

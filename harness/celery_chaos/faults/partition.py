@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
     LOCAL,
     Aim,
@@ -47,6 +48,16 @@ PARTITION = FaultKind(
     proxied_on=frozenset({LOCAL}),  # docker disconnects the container's network instead
     storm=StormRule("worker", needs_duration=True),
     repro=Repro(timed=True),
+    how={
+        LOCAL: (
+            "the worker's own TCP proxy blackholes its broker connections (they hang; held bytes "
+            "flow on after `heal`, or after `duration` s)"
+        ),
+        DOCKER: (
+            "disconnect the worker from the broker network (reconnected after `duration` s when "
+            "given); a worker behind the proxy (below) has its proxy blackholed too"
+        ),
+    },
 )
 HEAL = FaultKind(
     "heal",
@@ -54,4 +65,8 @@ HEAL = FaultKind(
     heal,
     undoes="partition",
     proxied_on=frozenset({LOCAL}),
+    how={
+        LOCAL: "the worker's proxy lets its broker connections flow again (held bytes flow on)",
+        DOCKER: "reconnect the worker to the broker network (and unblock its proxy, if it has one)",
+    },
 )

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from celery_chaos.faults.base import INJECTED, Aim, Band, FaultKind, FaultPrimitives, FaultResult
+from celery_chaos.faults.base import (
+    DOCKER,
+    INJECTED,
+    LOCAL,
+    Aim,
+    Band,
+    FaultKind,
+    FaultPrimitives,
+    FaultResult,
+)
 
 if TYPE_CHECKING:
     from celery_chaos.core.scenario_parts import Fault
@@ -26,6 +35,19 @@ def resume(
 
 
 PAUSE = FaultKind(
-    "pause", "freeze the whole worker", pause, band=Band("paused", "band-pause", until_undone=True)
+    "pause",
+    "freeze the whole worker",
+    pause,
+    band=Band("paused", "band-pause", until_undone=True),
+    how={
+        LOCAL: "SIGSTOP to the worker's process group",
+        DOCKER: "`docker pause`",
+    },
 )
-RESUME = FaultKind("resume", "thaw a paused worker", resume, undoes="pause")
+RESUME = FaultKind(
+    "resume",
+    "thaw a paused worker",
+    resume,
+    undoes="pause",
+    how={LOCAL: "SIGCONT to the worker's process group", DOCKER: "`docker unpause`"},
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_chaos.faults.base import FaultKind, Repro, StormRule, signal_handler
+from celery_chaos.faults.base import DOCKER, LOCAL, FaultKind, Repro, StormRule, signal_handler
 
 KIND = FaultKind(
     "quit",
@@ -11,4 +11,8 @@ KIND = FaultKind(
     blame="worker",
     storm=StormRule("death"),
     repro=Repro(replacement=True),
+    how={
+        LOCAL: "SIGQUIT (cold shutdown)",
+        DOCKER: "signal to the container",
+    },
 )

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     Aim,
     Band,
     FaultKind,
@@ -37,4 +39,14 @@ KIND = FaultKind(
     on_broker=True,
     storm=StormRule("broker"),
     repro=Repro(),
+    how={
+        LOCAL: (
+            "SIGKILL the broker and start it again on the same port, `duration` s later if given "
+            "(RabbitMQ: the node, its data directory kept; see below)"
+        ),
+        DOCKER: (
+            "SIGKILL the broker container and start it again, `duration` s later if given (same "
+            "port; RabbitMQ: its mnesia kept)"
+        ),
+    },
 )

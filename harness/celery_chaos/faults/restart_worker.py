@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
+    LOCAL,
     Aim,
     FaultKind,
     FaultPrimitives,
@@ -38,4 +40,8 @@ KIND = FaultKind(
     starts_worker=True,
     storm=StormRule("replace"),
     repro=Repro(),
+    how={
+        LOCAL: "SIGKILL the worker, then start a replacement",
+        DOCKER: "same with containers",
+    },
 )

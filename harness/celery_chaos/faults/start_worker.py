@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from celery_chaos.faults.base import INJECTED, Aim, FaultKind, FaultPrimitives, FaultResult
+from celery_chaos.faults.base import (
+    DOCKER,
+    INJECTED,
+    LOCAL,
+    Aim,
+    FaultKind,
+    FaultPrimitives,
+    FaultResult,
+)
 from celery_chaos.faults.params import Params
 
 if TYPE_CHECKING:
@@ -32,4 +40,8 @@ KIND = FaultKind(
     params=StartWorkerParams,
     needs_worker=False,
     starts_worker=True,
+    how={
+        LOCAL: "start one more worker (a supervisor bringing a replacement)",
+        DOCKER: "start one more container",
+    },
 )
