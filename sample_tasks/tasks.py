@@ -81,6 +81,15 @@ def poison(delay: float = 0.1) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@app.task(name="sample_tasks.tasks.record_then_die")
+def record_then_die(effects: int = 50) -> None:
+    """Records ``effects`` side effects, then SIGKILLs its own process at once: every event it
+    sent must still be in the history (the agent does not wait for the ledger's replies)."""
+    for n in range(effects):
+        side_effect(f"effect-{n}")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @app.task(name="sample_tasks.tasks.work")
 def work(seconds: float = 1.0, steps: int = 5) -> float:
     """Plain work in steps, for timing and queueing scenarios."""

@@ -64,9 +64,31 @@ def test_agent_overhead_smoke() -> None:
     assert_lines(
         output,
         [
-            rf"^no-op\s+\d+ t/s\s+\d+ t/s\s+[-+][\d.]+%\s+<= 5% slower{GRADE}",
-            rf"^10 ms task\s+\d+ t/s\s+\d+ t/s\s+[-+][\d.]+%\s+<= 5% slower{GRADE}",
-            r"in-process: \d+ µs per attempt, [\d.]+ Redis round trips",
+            rf"^no-op\s+agent {mode}\s+\d+ t/s\s+costs\s+[-+][\d.]+%\s+goal <= 5%{GRADE}\s+"
+            r"\(earlier, synchronous: 77%\)"
+            for mode in ("sync", "async")
+        ]
+        + [
+            rf"^5 ms task\s+agent {mode}\s+\d+ t/s\s+costs\s+[-+][\d.]+%\s+goal <= 1%{GRADE}\s+"
+            r"\(earlier, synchronous: 26.3%\)"
+            for mode in ("sync", "async")
+        ]
+        + [
+            r"^agent sync: handlers \(prerun \+ postrun\) in-process: \d+ µs per attempt, "
+            r"2\.0 Redis round trips",
+            r"^agent async: handlers \(prerun \+ postrun\) in-process: \d+ µs per attempt, "
+            r"0\.0 Redis round trips",
+        ],
+    )
+
+
+def test_ledger_kill_writers_smoke() -> None:
+    output = smoke("ledger_kill_writers.py")
+    assert_lines(
+        output,
+        [
+            rf"^events lost: 0 of 200, per-writer order kept: True  goal: none lost{GRADE}",
+            rf"^writers' connections left in CLIENT LIST: 0 .*goal: none left{GRADE}",
         ],
     )
 

@@ -3,9 +3,9 @@ real kernel OOM kills. Each test checks what a user relies on, from the recorded
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
-import psutil
 import pytest
 from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import load_file
@@ -124,19 +124,21 @@ def test_broker_restart_with_aof_keeps_queued_tasks(tmp_path: Path) -> None:
     assert result.status == PASSED
 
 
-def test_on_finish_sees_frozen_workers_and_a_live_ledger(tmp_path: Path) -> None:
-    """The hook repro's probes use: after the run, before teardown."""
+def test_on_finish_sees_stopped_workers_and_a_live_ledger(tmp_path: Path) -> None:
+    """The hook repro's probes use: after the run, before teardown. The workers can change
+    nothing any more: frozen, then SIGKILLed by the barrier that lets the history be read
+    (run.barrier), so the main process has exited with signal 9."""
     seen: dict[str, object] = {}
 
     def on_finish(backend) -> None:
         seen["ledger_answers"] = backend.ledger.client.ping()
-        seen["worker_state"] = psutil.Process(backend.workers[0].handle.pid).status()
+        seen["worker_state"] = backend.workers[0].handle.poll()
 
     scenario = load_file(SCENARIOS / "09b-broker-restart-aof.yaml")
     options = RunOptions(report_dir=tmp_path, on_finish=on_finish, strict=True)
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.status == PASSED, result.reason or result.unclaimed
-    assert seen == {"ledger_answers": True, "worker_state": psutil.STATUS_STOPPED}
+    assert seen == {"ledger_answers": True, "worker_state": -signal.SIGKILL}
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from celery_chaos.agent.ledger_wire import WireLedger
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 
@@ -39,10 +40,21 @@ LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
 BROKER_URL_ENV = "CHAOS_BROKER_URL"
 CELERY_CONFIG_ENV = "CHAOS_CELERY_CONFIG"
 RESULT_BACKEND_ENV = "CHAOS_RESULT_BACKEND"
+# "async": events are sent without waiting for a reply (ledger_wire); anything else: each write
+# waits for the ledger's answer. The harness sets async only where a barrier proves the writers'
+# bytes are in before the history is read (run.barrier).
+WRITES_ENV = "CHAOS_AGENT_WRITES"
+ASYNC_WRITES, SYNC_WRITES = "async", "sync"
+# Checkpoint names the harness may arm as breakpoints ("a,b"), "*" or unset: every one. Only
+# these ask the ledger whether they are armed; the rest are fire-and-forget.
+ARMABLE_ENV = "CHAOS_ARMABLE_CHECKPOINTS"
 BREAKPOINT_WAIT_SECONDS = 120
 
-_current = threading.local()  # the attempt running in this thread: (task_id, attempt)
+# The attempt running in this thread: ``attempt`` (task_id, number; the number is None while
+# only the ledger knows it) and ``token`` (names the attempt to the ledger when writes are async).
+_current = threading.local()
 _ledgers: dict[int, Ledger] = {}
+_wires: dict[int, WireLedger] = {}
 _installed_apps: set[int] = set()
 
 
@@ -62,20 +74,59 @@ def ledger() -> Ledger | None:
     return _ledgers[pid]
 
 
+def wire() -> WireLedger | None:
+    """This process's fire-and-forget connection (a fresh one after fork), or None when writes
+    are synchronous or the agent is not under test."""
+    url = os.environ.get(LEDGER_URL_ENV)
+    if not url or os.environ.get(WRITES_ENV) != ASYNC_WRITES:
+        return None
+    pid = os.getpid()
+    if pid not in _wires:
+        _wires.clear()
+        _wires[pid] = WireLedger(url)
+    return _wires[pid]
+
+
 def store() -> redis.Redis | None:
-    """The Redis the sample app uses as its database (the ledger server, never faulted)."""
-    current = ledger()
+    """The Redis the sample app uses as its database (the ledger server, never faulted).
+
+    Everything the agent sent before is applied first (a synchronous PING on its connection), so
+    the app's own commands never overtake this attempt's events."""
+    current, link = ledger(), wire()
+    if link is not None:
+        link.flush()
     return current.client if current else None
 
 
-def current_attempt() -> tuple[str, int] | None:
+def current_attempt() -> tuple[str, int | None] | None:
     return getattr(_current, "attempt", None)
 
 
 def _record(event_type: str, **fields: Any) -> None:
+    link = wire()
+    if link is not None:
+        link.record(event_type, pid=os.getpid(), **fields)
+        return
     current = ledger()
     if current is not None:
         current.record(event_type, pid=os.getpid(), **fields)
+
+
+def _record_in_attempt(event_type: str, task_id: str, end: bool = False, **fields: Any) -> None:
+    """An event of this thread's running attempt, numbered by the ledger when writes are async
+    (``end``: the attempt is over, the ledger forgets its token)."""
+    link, token = wire(), getattr(_current, "token", None)
+    if link is not None and token is not None:
+        link.record_numbered(event_type, token, end, pid=os.getpid(), task_id=task_id, **fields)
+        return
+    attempt = current_attempt()
+    _record(event_type, task_id=task_id, attempt=attempt[1] if attempt else None, **fields)
+
+
+def armable(name: str) -> bool:
+    """Whether the harness may arm checkpoint ``name`` (unset: assume it may)."""
+    names = os.environ.get(ARMABLE_ENV)
+    return names is None or names.strip() == "*" or name in names.split(",")
 
 
 def checkpoint(name: str) -> None:
@@ -88,6 +139,18 @@ def checkpoint(name: str) -> None:
     if current is None or attempt is None:
         return
     task_id, number = attempt
+    link, token = wire(), getattr(_current, "token", None)
+    if link is not None and token is not None:
+        if not armable(name):
+            link.record_numbered(h.CHECKPOINT, token, task_id=task_id, name=name, pid=os.getpid())
+            return
+        armed, number = link.checkpoint(token, task_id, name, pid=os.getpid())
+        if armed and number is not None:
+            current.wait_for_release(
+                h.breakpoint_id(task_id, name, number), BREAKPOINT_WAIT_SECONDS
+            )
+        return
+    assert number is not None  # synchronous writes number the attempt at its start
     point = h.breakpoint_id(task_id, name, number)
     event = h.make_event(h.CHECKPOINT, task_id=task_id, attempt=number, name=name, pid=os.getpid())
     pipe = current.client.pipeline()
@@ -106,15 +169,17 @@ def side_effect(key: str, applied: bool = True, idempotent: bool = False) -> Non
     attempted from applied duplicates.
     """
     attempt = current_attempt()
-    task_id, number = attempt if attempt else (None, None)
-    _record(
-        h.SIDE_EFFECT,
-        task_id=task_id,
-        attempt=number,
-        key=key,
-        applied=applied,
-        idempotent=idempotent,
-    )
+    if attempt is None:
+        _record(
+            h.SIDE_EFFECT,
+            task_id=None,
+            attempt=None,
+            key=key,
+            applied=applied,
+            idempotent=idempotent,
+        )
+        return
+    _record_in_attempt(h.SIDE_EFFECT, attempt[0], key=key, applied=applied, idempotent=idempotent)
 
 
 def apply_once(key: str) -> bool:
@@ -144,20 +209,20 @@ def lock(name: str) -> Iterator[None]:
     if client is None or attempt is None:
         yield
         return
-    task_id, number = attempt
+    task_id = attempt[0]
     key = h.LOCK_KEY_PREFIX + name
     acquired = bool(client.set(key, task_id, nx=True))
     holder = None if acquired else (client.get(key) or b"").decode()
     reclaimed = holder == task_id
     if not (acquired or reclaimed):
-        _record(h.LOCK_BLOCKED, task_id=task_id, attempt=number, name=name, holder=holder)
+        _record_in_attempt(h.LOCK_BLOCKED, task_id, name=name, holder=holder)
         raise LockHeld(f"lock {name!r} is held by task {holder}")
-    _record(h.LOCK_ACQUIRED, task_id=task_id, attempt=number, name=name, reclaimed=reclaimed)
+    _record_in_attempt(h.LOCK_ACQUIRED, task_id, name=name, reclaimed=reclaimed)
     try:
         yield
     finally:
         client.eval(_RELEASE_IF_OWNER, 1, key, task_id)
-        _record(h.LOCK_RELEASED, task_id=task_id, attempt=number, name=name)
+        _record_in_attempt(h.LOCK_RELEASED, task_id, name=name)
 
 
 # --- Celery signal handlers -------------------------------------------------------------
@@ -211,17 +276,22 @@ def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
         return
     request = task.request
     delivery = request.delivery_info or {}
-    number = current.start_attempt(
-        task_id,
-        pid=os.getpid(),
-        task=task.name,
-        worker=request.hostname,
-        host=socket.gethostname(),
-        redelivered=bool(delivery.get("redelivered")),
-        retries=request.retries,
-        queue=_delivery_queue(task.app, delivery),
-    )
-    _current.attempt = (task_id, number)
+    fields = {
+        "pid": os.getpid(),
+        "task": task.name,
+        "worker": request.hostname,
+        "host": socket.gethostname(),
+        "redelivered": bool(delivery.get("redelivered")),
+        "retries": request.retries,
+        "queue": _delivery_queue(task.app, delivery),
+    }
+    link = wire()
+    if link is None:
+        _current.attempt, _current.token = (task_id, current.start_attempt(task_id, **fields)), None
+        return
+    _current.token = os.urandom(8).hex()  # the ledger numbers the attempt under this name
+    link.start_attempt(task_id, _current.token, **fields)
+    _current.attempt = (task_id, None)
 
 
 def _delivery_queue(app: Celery, delivery: dict[str, Any]) -> str | None:
@@ -241,12 +311,13 @@ def _delivery_queue(app: Celery, delivery: dict[str, Any]) -> str | None:
 
 def _on_postrun(task_id: str = "", state: str | None = None, retval: Any = None, **_: Any) -> None:
     attempt = current_attempt()
-    number = attempt[1] if attempt and attempt[0] == task_id else None
-    if state == "RETRY":  # the run may not end before the retry is due (run.loop.DueTimes)
-        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state, due=retry_due(retval))
+    # the run may not end before a retry is due (run.loop.DueTimes)
+    due = {"due": retry_due(retval)} if state == "RETRY" else {}
+    if attempt and attempt[0] == task_id:
+        _record_in_attempt(h.ATTEMPT_END, task_id, end=True, state=state, **due)
     else:
-        _record(h.ATTEMPT_END, task_id=task_id, attempt=number, state=state)
-    _current.attempt = None
+        _record(h.ATTEMPT_END, task_id=task_id, attempt=None, state=state, **due)
+    _current.attempt = _current.token = None
 
 
 def retry_due(retry: Any) -> float | None:
@@ -266,14 +337,15 @@ def retry_due(retry: Any) -> float | None:
 def _on_failure(task_id: str = "", exception: BaseException | None = None, **_: Any) -> None:
     attempt = current_attempt()
     in_attempt = bool(attempt and attempt[0] == task_id)
-    _record(
-        h.TASK_FAILURE,
-        task_id=task_id,
-        attempt=attempt[1] if in_attempt else None,
-        exc_type=type(exception).__name__ if exception else None,
-        exc=str(exception)[:500] if exception else None,
-        origin="task" if in_attempt else "worker",
-    )
+    fields = {
+        "exc_type": type(exception).__name__ if exception else None,
+        "exc": str(exception)[:500] if exception else None,
+        "origin": "task" if in_attempt else "worker",
+    }
+    if in_attempt:
+        _record_in_attempt(h.TASK_FAILURE, task_id, **fields)
+    else:
+        _record(h.TASK_FAILURE, task_id=task_id, attempt=None, **fields)
 
 
 def apply_environment_config(app: Celery) -> None:

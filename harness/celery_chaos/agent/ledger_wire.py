@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -95,19 +96,28 @@ class WireLedger:
         if self.password is not None:
             hello.insert(0, command("AUTH", self.password))
         self.sock.sendall(b"".join(hello))
-        for _ in hello:  # read them while replies are on: an AUTH error must not go unseen
-            self._reply()
+        # Read them while replies are on: an AUTH error must not go unseen.
+        errors = [r for r in [self._reply() for _ in hello] if isinstance(r, ReplyError)]
+        if errors:
+            raise errors[0]
         self.sock.sendall(command("CLIENT", "REPLY", "OFF"))  # OFF itself is not answered
+        self.lock = threading.Lock()  # a thread pool's threads share it: one command at a time
 
     def send(self, *args: Any) -> None:
-        self.sock.sendall(command(*args))
+        data = command(*args)
+        with self.lock:
+            self.sock.sendall(data)
 
     def exchange(self, *commands: bytes) -> list[Any]:
         """Send ``commands`` with replies on; their answers, in order."""
         on, off = command("CLIENT", "REPLY", "ON"), command("CLIENT", "REPLY", "OFF")
-        self.sock.sendall(on + b"".join(commands) + off)
-        self._reply()  # CLIENT REPLY ON's +OK
-        return [self._reply() for _ in commands]
+        with self.lock:
+            self.sock.sendall(on + b"".join(commands) + off)
+            replies = [self._reply() for _ in range(len(commands) + 1)][1:]  # after ON's +OK
+        errors = [reply for reply in replies if isinstance(reply, ReplyError)]
+        if errors:  # raised only once every reply is read: the connection stays in step
+            raise errors[0]
+        return replies
 
     def flush(self) -> None:
         """Return once everything sent before is applied (a synchronous PING)."""
@@ -142,6 +152,7 @@ class WireLedger:
         return bool(armed), int(number) if number.isdigit() else None
 
     def close(self) -> None:
+        self.reader.close()  # the socket closes only once its file object is closed too
         self.sock.close()
 
     def _reply(self) -> Any:
@@ -150,7 +161,7 @@ class WireLedger:
             raise ConnectionError("ledger closed the connection")
         kind, rest = line[:1], line[1:-2]
         if kind == b"-":
-            raise ReplyError(rest.decode(errors="replace"))
+            return ReplyError(rest.decode(errors="replace"))
         if kind == b":":
             return int(rest)
         if kind == b"$":

@@ -69,7 +69,7 @@ class Worker:
 
     index: int
     name: str  # Celery nodename, as the agent reports it in attempt_start.worker
-    handle: Any  # backend-specific (a Popen, a container, ...)
+    handle: Any  # placement-specific (a Popen, a container, ...)
     cgroup: Any = None
 
 
@@ -82,6 +82,9 @@ class Placement(ABC):
     oom_poll_interval: float = 0.01  # how often oom() reads the kill count (an API call on docker)
     # The scenario's broker, once :meth:`start` started its server (see ``celery_chaos.brokers``).
     broker: Broker
+    # How the agent writes: fire-and-forget where the run reads the history only after its
+    # barrier (run.barrier); chaos_env sets sync, as it reads the history while workers live.
+    agent_writes: str = agent.ASYNC_WRITES
 
     def __init__(self, scenario: Scenario, run_dir: Path, log: Callable[[str], None] = print):
         self.scenario = scenario
@@ -123,7 +126,7 @@ class Placement(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Stop everything this backend started. Idempotent; safe after a failed start."""
+        """Stop everything this placement started. Idempotent; safe after a failed start."""
 
     def __enter__(self) -> Placement:
         return self
@@ -165,7 +168,7 @@ class Placement(ABC):
     # --- faults ----------------------------------------------------------------------
     def _spawn_worker(self) -> Worker:
         """Launch one more worker (not waiting for it), add it to ``self.workers`` and record
-        ``worker_started``: the same steps on every backend, only the launch differs."""
+        ``worker_started``: the same steps on every placement, only the launch differs."""
         assert self.ledger is not None
         index = self._next_index
         self._next_index += 1
@@ -203,7 +206,16 @@ class Placement(ABC):
                 "PYTHONUNBUFFERED": "1",
             }
             | self._results_env(ledger_url, broker_url)
+            | self._writes_env()
         )
+
+    def _writes_env(self) -> dict[str, str]:
+        """How the agent writes, and the checkpoints that may be armed (only those ask the
+        ledger; a scenario arms just its faults' checkpoint triggers, chaos_env any: "*")."""
+        if self.agent_writes != agent.ASYNC_WRITES:
+            return {agent.WRITES_ENV: self.agent_writes, agent.ARMABLE_ENV: "*"}
+        names = sorted({f.when.checkpoint for f in self.scenario.faults if f.when.checkpoint})
+        return {agent.WRITES_ENV: agent.ASYNC_WRITES, agent.ARMABLE_ENV: ",".join(names)}
 
     def worker_files_dir(self) -> str:
         """Where ``{run_dir}`` in a Celery setting points, as the worker sees it (files a worker
@@ -266,7 +278,7 @@ class Placement(ABC):
         """Lower the worker's memory limit to usage + ``headroom``, ``release`` the task, wait
         (up to ``wait`` s) for the kernel to OOM-kill it, lift the limit. Returns a detail line.
 
-        One procedure for every backend; each supplies the primitives (usage, limit, kill count).
+        One procedure for every placement; each supplies the primitives (usage, limit, kill count).
         """
         before = self.oom_kills(worker)
         limit = self.memory_usage(worker) + headroom
@@ -346,7 +358,7 @@ class Placement(ABC):
 
     def pool_exit_reason(self, worker: Worker | None, pid: int) -> str | None:
         """How pool process ``pid`` of a still running ``worker`` ended, as a code of
-        ``core.exit_reasons`` (``signal:N``/``exit:N``), where the backend can tell."""
+        ``core.exit_reasons`` (``signal:N``/``exit:N``), where the placement can tell."""
         return None
 
     def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
@@ -356,7 +368,7 @@ class Placement(ABC):
 
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
         """How the worker died, if it did: a code of ``core.exit_reasons`` (``signal:9``,
-        ``exit:1``, ``oom_kill``) where the backend can tell; other text is kept as the detail of
+        ``exit:1``, ``oom_kill``) where the placement can tell; other text is kept as the detail of
         a ``worker_lost`` reason."""
         return None
 

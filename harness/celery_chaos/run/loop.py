@@ -303,14 +303,19 @@ class Loop:
         events = self.ledger.read_from(self.start)
         return events if keep is None else [e for e in events if keep(e.get("task_id"))]
 
-    def snapshot(self, keep: Keep | None = None, live: bool = False) -> Snapshot:
+    def snapshot(
+        self, keep: Keep | None = None, live: bool = False, barrier: Callable[[], Any] | None = None
+    ) -> Snapshot:
         """Broker and locks first, history last: a task that moves in between is then seen
         later in the history than in the broker, never missing from both (no false ``lost``).
         ``live``: the environment goes on (see ``Broker.state``). A worker exit not
-        yet recorded is reaped first: the checker must see every crash."""
+        yet recorded is reaped first: the checker must see every crash. ``barrier`` runs just
+        before the history is read (``run.barrier``: every event the workers sent is in)."""
         self._record_worker_exits(force=True)
         state = self.backend.broker.state(live=live)
         held = self.ledger.held_locks()
+        if barrier is not None:
+            barrier()
         if keep is not None:
             kept = {t: w for t, w in state.locations.items() if keep(t)}
             state = replace(state, locations=kept)

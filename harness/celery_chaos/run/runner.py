@@ -4,7 +4,8 @@
 A run ends at *quiescence* (everything dispatched, every fault fired, no attempt running and no
 message of ours left in the broker, stable for ``settle`` seconds: nothing more can happen) or at
 the scenario's ``timeout``. Then the workers are frozen and the broker is inspected, so the final
-state the checker sees cannot move under it.
+state the checker sees cannot move under it; then they are killed and the history is read once
+the ledger holds every event they sent (``run.barrier``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from celery_chaos.agent.instrument import ASYNC_WRITES
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
 from celery_chaos.core.conclusion import (
@@ -41,7 +43,7 @@ from celery_chaos.placements import (
 )
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
-from celery_chaos.run import storm, versions, workload
+from celery_chaos.run import barrier, storm, versions, workload
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 from celery_chaos.run.parallel import run_parallel
 
@@ -53,7 +55,8 @@ class RunOptions:
     seed: int | None = None
     verbose: bool = False
     backend_options: dict[str, Any] = field(default_factory=dict)
-    # Called with the backend after the run, workers frozen, before teardown (repro probes).
+    # Called with the backend after the run, workers stopped (frozen, then killed by the barrier
+    # when the agent writes fire-and-forget: run.barrier), before teardown (repro probes).
     on_finish: Callable[[Placement], None] | None = None
     jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
     # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
@@ -93,11 +96,19 @@ def _drive(
         backend.freeze()
         backend.ledger.record(h.RUN_END, reason=result.end_reason)
         client.close()  # before the snapshot: a RabbitMQ inspection closes every connection
-        snapshot = loop.snapshot()
+        snapshot = loop.snapshot(barrier=_barrier(backend))
         result.timings["freeze_inspect"] = round(time.monotonic() - frozen, 3)
         return snapshot
     finally:
         client.close()
+
+
+def _barrier(backend: Placement) -> Callable[[], object] | None:
+    """What proves every event is in before the history is read: with fire-and-forget agent
+    writes, the frozen workers are killed and their ledger connections awaited (run.barrier)."""
+    if backend.agent_writes != ASYNC_WRITES:
+        return None
+    return lambda: barrier.kill_workers_and_wait(backend)
 
 
 def expectation_context(result: ScenarioResult) -> dict[str, str | None]:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery_chaos.agent.instrument import SYNC_WRITES
 from celery_chaos.core.conclusion import ScenarioResult, SuiteResult
 from celery_chaos.core.scenario import Scenario, parse_scenario, with_broker_kind
 from celery_chaos.core.scenario_parts import WorkersSpec
@@ -130,6 +131,7 @@ class EnvironmentCache:
         env_id = f"env{self.built}-{uuid.uuid4().hex[:6]}"
         folder = self.run_dir() / "envs" / env_id
         backend = make_placement(self.backend, scenario, folder, log=print, **self.backend_options)
+        backend.agent_writes = SYNC_WRITES  # read with workers alive: no barrier (run.barrier)
         try:
             backend.check_runnable()
             backend.start()
