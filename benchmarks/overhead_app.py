@@ -1,4 +1,4 @@
-"""The app benchmarks/agent_overhead.py runs: a no-op, a 10 ms task and a clock mark.
+"""The app benchmarks/agent_overhead.py runs: a no-op, a 5 ms and a 10 ms task, a clock mark.
 
 ``BENCH_AGENT=1`` instruments it with the celery-chaos agent (one line, as users do); otherwise it
 is a plain Celery app. With the agent, two extra signal receivers, connected just before and just
@@ -47,6 +47,12 @@ def noop() -> None:
 @app.task(name="overhead_app.sleep_10ms", ignore_result=True)
 def sleep_10ms() -> None:
     time.sleep(0.01)
+
+
+@app.task(name="overhead_app.sleep_5ms", ignore_result=True)
+def sleep_5ms() -> None:
+    """Issue 22's yardstick: the agent may cost at most 1 % of a 5 ms task."""
+    time.sleep(0.005)
 
 
 @app.task(name="overhead_app.mark", ignore_result=True)
