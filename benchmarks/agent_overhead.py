@@ -56,7 +56,9 @@ from celery_chaos.run.barrier import wait_agents_gone  # noqa: E402
 TASKS = {"no-op": "overhead_app.noop", "5 ms task": "overhead_app.sleep_5ms"}
 GOAL_PERCENT = {"no-op": 5.0, "5 ms task": 1.0}  # issue 22
 EARLIER_PERCENT = {"no-op": 77.0, "5 ms task": 26.3}  # issue 22, synchronous agent, idle machine
-VARIANTS = ("no agent", "agent sync", "agent async")
+VARIANTS = ("no agent", "agent sync", "agent async", "floor: socket", "floor: file")
+# No agent code at all: only the bare writes any design needs (overhead_app's BENCH_FLOOR).
+FLOORS = {"floor: socket": "socket", "floor: file": "file"}
 WRITES = {"agent sync": instrument.SYNC_WRITES, "agent async": instrument.ASYNC_WRITES}
 DRAIN_DEADLINE_PER_TASK = 0.2  # seconds; generous, a stuck worker still ends the run
 SMOKE = {"tasks": 50, "handler_calls": 50}  # --smoke: every code path once, in seconds
@@ -65,13 +67,18 @@ SMOKE_NOTE = (
 )
 
 
-def _worker(broker: str, ledger: str | None, writes: str | None, concurrency: int, log: Path
+def _worker(broker: str, ledger: str, variant: str, concurrency: int, log: Path
             ) -> subprocess.Popen:  # fmt: skip
     env = dict(os.environ, BENCH_BROKER_URL=broker, PYTHONPATH=str(HERE))
-    for name in (instrument.LEDGER_URL_ENV, instrument.WRITES_ENV, instrument.ARMABLE_ENV):
+    for name in (instrument.LEDGER_URL_ENV, instrument.WRITES_ENV, instrument.ARMABLE_ENV,
+                 "BENCH_FLOOR"):  # fmt: skip
         env.pop(name, None)
-    env["BENCH_AGENT"] = "1" if ledger else "0"
-    if ledger and writes:
+    writes = WRITES.get(variant)
+    env["BENCH_AGENT"] = "1" if writes else "0"  # "no agent": no install(app) at all
+    if variant in FLOORS:
+        env |= {"BENCH_FLOOR": FLOORS[variant], "BENCH_LEDGER_URL": ledger,
+                "BENCH_SPOOL_DIR": str(log.parent)}  # fmt: skip
+    if writes:
         env |= {instrument.LEDGER_URL_ENV: ledger, instrument.WRITES_ENV: writes,
                 instrument.ARMABLE_ENV: ""}  # fmt: skip
     # Celery's defaults (gossip, mingle, heartbeats): the same for every variant.
@@ -103,7 +110,7 @@ def measure(task: str, variant: str, args: argparse.Namespace, env: dict) -> flo
     for _ in range(args.tasks):
         client.send_task(task)
     client.send_task("overhead_app.mark", args=["end"])
-    worker = _worker(broker.url, ledger.url, writes, args.concurrency, env["log"])
+    worker = _worker(broker.url, ledger.url, variant, args.concurrency, env["log"])
     try:
         marks = broker.client()
         deadline = time.monotonic() + 30 + args.tasks * DRAIN_DEADLINE_PER_TASK
@@ -263,6 +270,12 @@ def _print(rows: list[tuple], args: argparse.Namespace) -> None:
             grade = "PASS" if cost <= goal else "MISS"
             print(f"{label:<10} {variant:<12}{rate:>8.0f} t/s  costs {cost:>+6.1f}%  goal <= "
                   f"{goal:g}% {grade}  (earlier, synchronous: {earlier:g}%)")  # fmt: skip
+        for variant in FLOORS:
+            rate = statistics.median(rates[variant])
+            print(
+                f"{label:<10} {variant:<14}{rate:>6.0f} t/s  costs "
+                f"{(base - rate) / base * 100:>+6.1f}%  (2 bare writes per task, no agent)"
+            )
         runs = "; ".join(f"{v}: " + ", ".join(f"{x:.0f}" for x in rates[v]) for v in VARIANTS)
         print(f"{'':<10} runs (t/s): {runs}")
 

@@ -17,15 +17,15 @@ c. redelivery delay: in the same runs, the time from the ``kill_child`` fault ev
    death at once, or only at its 5-second ``maintain_pool`` timer; see benchmarks/README.md).
 d. checker time on a synthetic 1,000,000-event history (tasks with attempts, checkpoints, locks,
    side effects, kills and redeliveries, failures); median. Backend-independent.
-e. the default suite's wall time on the local backend, one at a time and with ``--jobs 2`` and
-   ``--jobs 4`` (``--suite-jobs``), each run counting only if every scenario passed
-   (``suite_wall.py``, also runnable alone).
+e. the default suite's wall time on the local backend with the default options (``--jobs
+   auto``) and one at a time (``--suite-jobs``), each run counting only if every scenario passed,
+   verdicts compared with the one-at-a-time run (``suite_wall.py``, also runnable alone).
 
 The targets are for the local backend (PASS/MISS); docker figures have none and are printed next
 to the local target only for comparison.
 
 Usage: python benchmarks/bench.py [--runs 3] [--backend local|docker|both] [--events 1000000]
-                                  [--suite-jobs 1,2,4] [--json results.json] [--smoke]
+                                  [--suite-jobs auto,1] [--json results.json] [--smoke]
 ``--smoke``: 1 run, local only, a 20,000-event history, no figure e: proves it runs, in seconds.
 A missed target prints MISS and still exits 0.
 """
@@ -557,7 +557,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     parser.add_argument(
         "--suite-jobs",
-        default="1,2,4",
+        default="auto,1",
         help="figure e: --jobs values to run the default suite with ('' skips it)",
     )
     parser.add_argument(
@@ -610,7 +610,7 @@ def main() -> int:
         {},
     )
     table = [ready, *ready_rabbitmq, overhead, delay, checker]
-    suite_jobs = [int(j) for j in args.suite_jobs.split(",") if j.strip()]
+    suite_jobs = [j.strip() for j in args.suite_jobs.split(",") if j.strip()]
     suites = suite_wall.measure(suite_jobs, 1) if suite_jobs else {}
     print_table(table, backends, args.runs)
     if suites:

@@ -39,6 +39,40 @@ if os.environ.get("BENCH_AGENT") == "1":
         signal.connect(_after, weak=False)
 
 
+# The floor of any agent design (BENCH_FLOOR): per attempt the pool process writes a 200-byte
+# event twice, at task_prerun and task_postrun, and does nothing else. "socket": a pre-encoded
+# RPUSH on a CLIENT REPLY OFF connection to the ledger (what the fire-and-forget agent sends, no
+# agent code around it); "file": an O_APPEND write() to a file of its own, which wakes no other
+# process (a write() that returned survives a SIGKILL as well).
+_FLOOR_EVENT = b"x" * 200
+_floor: dict[str, object] = {}
+
+
+def _floor_writer() -> object:
+    if _floor.get("pid") != os.getpid():  # a pool process: its own connection or file
+        if os.environ["BENCH_FLOOR"] == "socket":
+            from celery_chaos.agent.ledger_wire import WireLedger, command
+
+            link = WireLedger(os.environ["BENCH_LEDGER_URL"])
+            payload = command("RPUSH", "bench:floor", _FLOOR_EVENT)
+            _floor["write"] = lambda: link.sock.sendall(payload)
+        else:
+            path = os.path.join(os.environ["BENCH_SPOOL_DIR"], f"floor-{os.getpid()}.log")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            _floor["write"] = lambda: os.write(fd, _FLOOR_EVENT + b"\n")
+        _floor["pid"] = os.getpid()
+    return _floor["write"]
+
+
+def _floor_event(**_: object) -> None:
+    _floor_writer()()
+
+
+if os.environ.get("BENCH_FLOOR"):
+    for signal in (signals.task_prerun, signals.task_postrun):
+        signal.connect(_floor_event, weak=False)
+
+
 @app.task(name="overhead_app.noop", ignore_result=True)
 def noop() -> None:
     """Nothing: the throughput is all Celery (and the agent, when installed)."""

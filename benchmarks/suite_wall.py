@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Figure e: the default suite's wall time on the local backend, one at a time and ``--jobs N``.
+"""Figure e: the default suite's wall time on the local backend with the default options
+(``--jobs auto``), beside one at a time (whose verdicts every other run is compared with).
 
 Each run is ``celery-chaos run --jobs N --report-dir TMP`` in a subprocess, exactly as a user
 runs it (no path: the suite installed with the package); its wall time counts only if every
@@ -7,7 +8,7 @@ scenario passed (read from each ``result.json``), else the run is a MISS naming 
 that did not. The machine's load average is printed with each run: on a shared machine it is the
 first thing that moves these figures.
 
-Usage: python benchmarks/suite_wall.py [--jobs 1,2,4] [--runs 1] [--only NAME]... [--json PATH]
+Usage: python benchmarks/suite_wall.py [--jobs auto,1] [--runs 1] [--only NAME]... [--json PATH]
                                        [--smoke]
 (``bench.py`` prints the same table as figure e.) ``--smoke`` runs two short scenarios once with
 ``--jobs 1``: it proves the script works, in seconds; its figure is not the suite's. Exit 0 also
@@ -35,13 +36,15 @@ SMOKE_SCENARIOS = ("defaults-child-kill", "ack-late-no-reject-child-kill")
 
 @dataclass
 class SuiteRun:
-    jobs: int
+    jobs: str  # "auto" (the default) or a number
     wall: float
     exit_code: int
     load_before: float
     load_after: float
     statuses: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
+    most_at_once: int = 0  # scenarios that ran at the same moment, at most
     output_tail: str = ""
 
     @property
@@ -49,7 +52,7 @@ class SuiteRun:
         return bool(self.statuses) and all(s == "passed" for s in self.statuses.values())
 
 
-def run_suite(jobs: int, only: tuple[str, ...] = ()) -> SuiteRun:
+def run_suite(jobs: str, only: tuple[str, ...] = ()) -> SuiteRun:
     """One run of the default suite (or its ``only`` scenarios) with ``--jobs jobs``."""
     with tempfile.TemporaryDirectory(prefix="chaos-suite-") as folder:
         load_before = os.getloadavg()[0]
@@ -67,18 +70,38 @@ def run_suite(jobs: int, only: tuple[str, ...] = ()) -> SuiteRun:
             os.getloadavg()[0],
             output_tail=(done.stdout + done.stderr)[-1500:],
         )
+        spans: list[tuple[float, float]] = []
         for path in sorted(Path(folder).glob("*/*/result.json")):
             document = json.loads(path.read_text())
             run.statuses[document["scenario"]] = document["status"]
             run.durations[document["scenario"]] = document["timings"].get("total", 0.0)
+            run.verdicts[document["scenario"]] = document["verdicts"]
+            spans.append(_span(path.parent))
+        run.most_at_once = most_at_once(spans)
     return run
 
 
+def _span(folder: Path) -> tuple[float, float]:
+    """When a scenario's history began and ended (the ledger's clock, shared by all)."""
+    stamps = [json.loads(line)["ts"] for line in (folder / "history.jsonl").open()]
+    return (min(stamps), max(stamps)) if stamps else (0.0, 0.0)
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most spans that overlap at one moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 def measure(
-    jobs_list: list[int], runs: int, log: bool = True, only: tuple[str, ...] = ()
-) -> dict[int, list[SuiteRun]]:
+    jobs_list: list[str], runs: int, log: bool = True, only: tuple[str, ...] = ()
+) -> dict[str, list[SuiteRun]]:
     """``runs`` runs for each ``--jobs`` value, alternating (a load spike hits all of them)."""
-    measured: dict[int, list[SuiteRun]] = {jobs: [] for jobs in jobs_list}
+    measured: dict[str, list[SuiteRun]] = {jobs: [] for jobs in jobs_list}
     for repetition in range(runs):
         for jobs in jobs_list:
             if log:
@@ -87,11 +110,13 @@ def measure(
     return measured
 
 
-def label(jobs: int) -> str:
-    return "one at a time (--jobs 1)" if jobs == 1 else f"--jobs {jobs}"
+def label(jobs: str) -> str:
+    if jobs == "auto":
+        return "default options (--jobs auto)"
+    return "one at a time (--jobs 1)" if jobs == "1" else f"--jobs {jobs}"
 
 
-def print_table(measured: dict[int, list[SuiteRun]]) -> None:
+def print_table(measured: dict[str, list[SuiteRun]]) -> None:
     """Median wall time per ``--jobs`` value (runs where every scenario passed), then each run."""
     print(f"{'e. default suite wall time (local)':<54}{'median':>11}   target")
     for jobs, runs in measured.items():
@@ -103,6 +128,24 @@ def print_table(measured: dict[int, list[SuiteRun]]) -> None:
     for jobs, runs in measured.items():
         for run in runs:
             print(f"  {label(jobs)}: {describe(run)}")
+    print_verdict_changes(measured)
+
+
+def print_verdict_changes(measured: dict[str, list[SuiteRun]]) -> None:
+    """Every run's verdicts against the first one-at-a-time run's (the reference)."""
+    reference = next(iter(measured.get("1", [])), None)
+    if reference is None:
+        return
+    for jobs, runs in measured.items():
+        for number, run in enumerate(runs, 1):
+            if run is reference:
+                continue
+            changed = sorted(
+                name for name in reference.verdicts
+                if run.verdicts.get(name) != reference.verdicts[name]
+            )  # fmt: skip
+            said = "the same" if not changed else f"CHANGED for {', '.join(changed)}"
+            print(f"  verdicts, {label(jobs)} run {number} vs one at a time run 1: {said}")
 
 
 def describe(run: SuiteRun) -> str:
@@ -113,12 +156,12 @@ def describe(run: SuiteRun) -> str:
     return (
         f"{run.wall:.1f} s, exit {run.exit_code}, {passed}/{len(run.statuses)} passed"
         + (f" (not passed: {failed})" if failed else "")
-        + f", longest {longest[0]} {longest[1]:.1f} s"
+        + f", longest {longest[0]} {longest[1]:.1f} s, at most {run.most_at_once} at once"
         + f", load average {run.load_before:.1f} -> {run.load_after:.1f}"
     )
 
 
-def as_json(measured: dict[int, list[SuiteRun]]) -> dict[str, object]:
+def as_json(measured: dict[str, list[SuiteRun]]) -> dict[str, object]:
     return {
         "target_s": TARGET_S,
         "runs": {str(jobs): [asdict(r) | {"all_passed": r.all_passed} for r in runs]
@@ -128,7 +171,9 @@ def as_json(measured: dict[int, list[SuiteRun]]) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", default="1,2,4", help="comma-separated --jobs values")
+    parser.add_argument(
+        "--jobs", default="auto,1", help="comma-separated --jobs values (auto: the default)"
+    )
     parser.add_argument("--runs", type=int, default=1, help="runs per --jobs value")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the runs here")
     parser.add_argument("--only", action="append", default=[], help="scenario name (repeatable)")
@@ -138,7 +183,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.runs, args.only = "1", 1, list(SMOKE_SCENARIOS)
-    measured = measure([int(j) for j in args.jobs.split(",")], args.runs, only=tuple(args.only))
+    measured = measure(args.jobs.split(","), args.runs, only=tuple(args.only))
     print()
     print_table(measured)
     if args.json:

@@ -58,14 +58,22 @@ def _require_engine(backend: str) -> None:
         raise UsageProblem(f"--backend docker: {reason}")
 
 
-def default_jobs() -> int:
-    """Scenarios run at once by default: one per CPU. More starve the workers of CPU, and the
-    wall-clock budgets verdicts rest on (visibility timeouts, ``worker_lost_wait``, timeouts)
-    stretch: measured on 2 CPUs, ``--jobs 4`` doubled some scenarios' durations, ``--jobs 2``
-    kept them within a sequential run's range (benchmarks/README.md)."""
-    import os
+class JobsParam(click.ParamType):
+    """``--jobs``: ``auto`` (a scenario starts when the machine has room, ``run.admission``) or
+    a fixed number at once (1-64)."""
 
-    return os.cpu_count() or 1
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither auto nor a number", param, ctx)
+        if not 1 <= number <= 64:
+            self.fail(f"{number} is not in 1-64", param, ctx)
+        return number
 
 
 def _image_options(backend: str, worker_image: str | None, redis_image: str | None) -> dict:
@@ -103,9 +111,10 @@ def main() -> None:
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Scenarios run at once (default: one per CPU); exclusive ones run alone.",
+    type=JobsParam(),
+    default="auto",
+    help="Scenarios run at once: auto (default: one more whenever the CPUs were mostly idle "
+    "for a second, at most 4 per CPU) or a number; exclusive ones run alone.",
 )
 def run(
     paths: tuple[Path, ...],
@@ -132,6 +141,7 @@ def run(
     2 bad input or not runnable here, 130 interrupted (1 before 3 before 2).
     """
     from celery_chaos.report.progress import live_progress
+    from celery_chaos.run.admission import auto_cap
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
 
@@ -143,7 +153,8 @@ def run(
     _require_engine(backend)
     check_report_dir(report_dir)
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
-    options.jobs = min(jobs or default_jobs(), len(scenarios))
+    options.jobs = min(jobs or auto_cap(), len(scenarios))
+    options.adaptive = jobs is None
     options.strict, options.require_all = strict, require_all
     print_line(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1

@@ -30,6 +30,7 @@ from celery_chaos.core.conclusion import ScenarioResult
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.placements.local.processes import children_die_with_this_thread
 from celery_chaos.report.mask import mask_text
+from celery_chaos.run.admission import Admission
 from celery_chaos.run.loop import Interrupted
 
 Progress = Callable[[str, str | None], None]
@@ -73,9 +74,11 @@ def run_parallel(
     log: Callable[[str], None],
     on_result: Callable[[ScenarioResult], None] | None,
     on_progress: Progress | None,
+    admission: Admission | None = None,
 ) -> list[ScenarioResult]:
     """Run ``scenarios`` with ``run_one(scenario, log)`` (``exclusive`` ones alone, first; the
-    others ``jobs`` at a time) and return their results in suite order."""
+    others ``jobs`` at a time, each started only when ``admission`` finds room, if given) and
+    return their results in suite order."""
     order = InOrder(scenarios, log, on_result)
 
     def one(scenario: Scenario) -> ScenarioResult:
@@ -91,7 +94,7 @@ def run_parallel(
     with ThreadPoolExecutor(jobs, "scenario", children_die_with_this_thread) as pool:
         try:
             for batch in batches:
-                _run_batch(pool, one, batch, order)
+                _run_batch(pool, one, batch, order, admission)
         except KeyboardInterrupt:
             stop.set()  # every scenario stops at its next pass; the pool waits for them
             pool.shutdown(wait=True, cancel_futures=True)
@@ -104,11 +107,18 @@ def _run_batch(
     one: Callable[[Scenario], ScenarioResult],
     batch: list[Scenario],
     order: InOrder,
+    admission: Admission | None,
 ) -> None:
-    """Submit ``batch`` and wait for it, handing results on in suite order as they come."""
-    longest_first = sorted(batch, key=lambda s: -s.timeout)  # a shorter suite wall time
-    running: dict[Future, str] = {pool.submit(one, s): s.name for s in longest_first}
-    while running:
+    """Submit ``batch`` (each scenario once ``admission`` finds room) and wait for it, handing
+    results on in suite order as they come."""
+    pending = sorted(batch, key=lambda s: -s.timeout)  # longest first: a shorter wall time
+    running: dict[Future, str] = {}
+    while running or pending:
+        while pending and (admission is None or admission.room(len(running))):
+            scenario = pending.pop(0)
+            running[pool.submit(one, scenario)] = scenario.name
+            if admission is not None:
+                admission.started()
         finished, _ = wait(running, timeout=WAKE, return_when=FIRST_COMPLETED)
         for future in finished:
             name = running.pop(future)

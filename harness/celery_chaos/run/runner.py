@@ -44,6 +44,7 @@ from celery_chaos.placements import (
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
 from celery_chaos.run import barrier, storm, versions, workload
+from celery_chaos.run.admission import Admission
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 from celery_chaos.run.parallel import run_parallel
 
@@ -59,6 +60,8 @@ class RunOptions:
     # when the agent writes fire-and-forget: run.barrier), before teardown (repro probes).
     on_finish: Callable[[Placement], None] | None = None
     jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
+    # ``--jobs auto``: ``jobs`` is only a cap; a scenario starts when the machine has room.
+    adaptive: bool = False
     # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
     stop: threading.Event = field(default_factory=threading.Event)
     strict: bool = False  # every scenario strict (``--strict``), as if each said ``strict: true``
@@ -215,8 +218,9 @@ def run_suite(
         def run_one(scenario: Scenario, log_one: Callable[[str], None]) -> ScenarioResult:
             return run_scenario(scenario, options, run_dir, log_one)
 
+        admission = Admission(options.jobs) if options.adaptive else None
         results = run_parallel(
-            scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress
+            scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress, admission
         )
     else:
         results = []
