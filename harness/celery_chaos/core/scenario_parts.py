@@ -22,10 +22,12 @@ from celery_chaos.core.workflows import check_one_form, leaves
 from celery_chaos.faults.params import (
     MAX_SECONDS,
     Duration,
+    Grace,
     Headroom,
     Latency,
     Rate,
     Wait,
+    WorkerCount,
     bounded_size,
 )
 from celery_chaos.faults.registry import FAULTS, storm_kinds
@@ -184,6 +186,8 @@ class WorkersSpec(Strict):
     # The team's own ``celery worker`` options, after the harness's, so they win (see
     # docs/worker-command.md); -A/-P/-c in them set app/pool/concurrency.
     args: list[str] = Field(default_factory=list)
+    # None: celery exec'd directly; shell: under a shell that forwards no signal; exec: sh -c exec
+    entrypoint: Literal["shell", "exec"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -357,6 +361,8 @@ class Fault(Strict):
     latency: Latency = Field(default=0.2, description="seconds, for kind latency")
     rate: Rate = Field(default="16k", description="bytes per second, for kind bandwidth")
     wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
+    grace: Grace = Field(default=30.0, description="evict, scale_down: SIGTERM to SIGKILL, s")
+    count: WorkerCount = Field(default=1, description="scale_down: workers removed")
 
     @model_validator(mode="after")
     def _options_of_its_kind(self) -> Fault:

@@ -48,6 +48,7 @@ class FaultPrimitives(Protocol):
     """The placement-side primitives handlers call: the Placement's method names."""
 
     scenario: Scenario
+    workers: list[WorkerRef]  # every worker started so far, exited ones included
 
     def kill_pool_process(self, worker: WorkerRef, pid: int) -> str: ...
     def kill_worker(self, worker: WorkerRef) -> str: ...
@@ -67,6 +68,7 @@ class FaultPrimitives(Protocol):
     def start_worker(self) -> WorkerRef: ...
     def launch_worker(self) -> WorkerRef: ...
     def process_alive(self, worker: WorkerRef | None, pid: int) -> bool: ...
+    def worker_exit_reason(self, worker: WorkerRef | None) -> str | None: ...
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Aim:
     worker: WorkerRef | None
     attempt: RunningAttempt | None
     on_worker: Sequence[RunningAttempt] = field(default_factory=list)  # attempts on ``worker``
+    running: Sequence[RunningAttempt] = field(default_factory=list)  # on every worker
 
     def hits(self) -> list[dict[str, Any]]:
         return [{"task_id": a.task_id, "attempt": a.attempt} for a in self.on_worker]
@@ -94,6 +97,23 @@ class FaultResult:
     hits: list[dict[str, Any]] = field(default_factory=list)
     blame: str | None = None  # "pid" (the attempt's process) or "worker" (the whole worker)
     cause: str | None = None  # the process_exit reason for a death this fault caused
+    # Steps the nemesis carries out later, each recorded as one more event of this fault (an
+    # evict's SIGKILL once its grace expired), so no handler blocks the loop for a grace period.
+    then: list[FollowUp] = field(default_factory=list)
+    worker: WorkerRef | None = None  # the worker it hit, if the handler chose it (scale_down)
+
+
+@dataclass
+class FollowUp:
+    """One later step of a fault on ``worker``: ``apply`` runs ``delay`` s after the fault, with
+    the aim at that worker then, unless the worker's exit is in the history first (its
+    ``worker_exit`` event is then the moment it ended on its own). ``apply`` returning None:
+    nothing was done (nothing is recorded)."""
+
+    delay: float
+    worker: WorkerRef
+    stage: str  # the ``stage`` of the event it records ("sigkill", "sigterm")
+    apply: Callable[[Aim], FaultResult | None]
 
 
 Handler = Callable[["FaultPrimitives", "Fault", Aim, Callable[[], None]], FaultResult]

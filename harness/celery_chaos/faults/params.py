@@ -78,3 +78,9 @@ class TimedParams(Params):
     """``duration``: seconds until the fault ends by itself (none: until the run ends)."""
 
     duration: Duration | None = None
+
+
+# evict, scale_down: seconds between SIGTERM and SIGKILL (0: at once, as a force delete does).
+Grace = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+# scale_down: workers removed (64: a scenario's most workers, core.scenario_base.MAX_WORKERS).
+WorkerCount = Annotated[int, Field(ge=1, le=64)]

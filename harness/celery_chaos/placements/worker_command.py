@@ -4,6 +4,7 @@ bootstrap, the arguments every placement passes (Celery's defaults otherwise, an
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,6 +42,24 @@ def worker_arguments(
 def launch_arguments(app: str, name: str, spec: WorkersSpec) -> list[str]:
     """:func:`worker_arguments` for a scenario's ``workers`` section."""
     return worker_arguments(app, name, spec.pool, spec.concurrency, spec.args)
+
+
+# ``workers.entrypoint: shell``: the shell stays the worker's main process and forwards no signal.
+# As a container's PID 1 a shell has no handler for SIGTERM, so the kernel drops the signal (the
+# PID-1 trap); elsewhere a plain ``sh`` would die of it and orphan celery instead, so a handler
+# that does nothing gives it PID 1's deafness everywhere: the shell waits for celery, which never
+# hears the signal, until a SIGKILL ends the whole group (or container).
+DEAF_SHELL = "trap : HUP INT QUIT TERM; "
+
+
+def entrypoint_command(command: list[str], entrypoint: str | None) -> list[str]:
+    """``command`` as ``workers.entrypoint`` starts it: as is (None), under a shell that
+    forwards no signal (``shell``), or through ``sh -c "exec ..."`` (``exec``: the fix, celery
+    replaces the shell and gets every signal itself)."""
+    if entrypoint is None:
+        return command
+    prefix = "exec " if entrypoint == "exec" else DEAF_SHELL
+    return ["/bin/sh", "-c", prefix + shlex.join(command)]
 
 
 def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:

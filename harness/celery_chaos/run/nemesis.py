@@ -19,7 +19,16 @@ from typing import Any, Protocol
 
 from celery_chaos.core import history as h
 from celery_chaos.core.scenario_parts import Fault
-from celery_chaos.faults.base import INJECTED, MISSED, WHOLE_WORKER_POOLS, Aim, FaultPrimitives
+from celery_chaos.faults.base import (
+    INJECTED,
+    INJECTION_ERROR,
+    MISSED,
+    WHOLE_WORKER_POOLS,
+    Aim,
+    FaultPrimitives,
+    FaultResult,
+    FollowUp,
+)
 from celery_chaos.faults.registry import FAULTS, carry_out
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.base import Worker
@@ -75,6 +84,8 @@ class Nemesis:
         self.ledger = ledger
         self.log = log
         self.planned = [self._plan(i, fault) for i, fault in enumerate(faults)]
+        # A fired fault's later steps (an evict's SIGKILL): (due offset, its fault, the step).
+        self.pending: list[tuple[float, PlannedFault, FollowUp]] = []
 
     def _plan(self, index: int, fault: Fault) -> PlannedFault:
         when = fault.when
@@ -109,7 +120,7 @@ class Nemesis:
 
     @property
     def done(self) -> bool:
-        return all(p.fired for p in self.planned)
+        return all(p.fired for p in self.planned) and not self.pending
 
     def arm(self) -> None:
         """Arm checkpoint breakpoints; must happen before the workload is dispatched."""
@@ -118,7 +129,11 @@ class Nemesis:
                 self.ledger.arm_breakpoint(planned.breakpoint)
 
     def observe(self, event: h.Event, now: float) -> None:
-        """Make checkpoint-triggered faults due when their checkpoint shows up in the history."""
+        """Make checkpoint-triggered faults due when their checkpoint shows up in the history;
+        a worker's exit drops the later steps aimed at it (it ended on its own first)."""
+        if event["type"] == h.WORKER_EXIT:
+            gone = event.get("worker")
+            self.pending = [p for p in self.pending if p[2].worker.name != gone]
         if event["type"] != h.CHECKPOINT:
             return
         point = h.breakpoint_id(event["task_id"], event["name"], event["attempt"])
@@ -137,6 +152,9 @@ class Nemesis:
                 planned.due = self.planned[after].fired_at + planned.fault.when.delay
             if planned.due is not None and now >= planned.due:
                 self._fire(planned, now, running or {})
+        for step in [p for p in self.pending if now >= p[0]]:
+            self.pending.remove(step)
+            self._follow_up(step[1], step[2], now, running or {})
 
     def release_all(self) -> None:
         """Let every task still parked at a breakpoint go on (end of run, or an aborted fault)."""
@@ -146,7 +164,9 @@ class Nemesis:
 
     def give_up(self, now: float) -> None:
         """Record every fault whose trigger never came (a checkpoint never reached, a run that
-        ended first) as ``missed``: the history then shows the fault did not happen."""
+        ended first) as ``missed``: the history then shows the fault did not happen. Later
+        steps not due yet are dropped (the worker is stopped with the run)."""
+        self.pending.clear()
         for planned in self.planned:
             if not planned.fired:
                 planned.fired, planned.fired_at = True, now
@@ -171,7 +191,7 @@ class Nemesis:
         if attempt is not None and worker is not None and attempt.worker != worker.name:
             same = [a for a in on_worker if a.task_id == attempt.task_id]  # its attempt there
             attempt = max(same, key=lambda a: a.attempt) if same else None
-        return Aim(worker, attempt, on_worker)
+        return Aim(worker, attempt, on_worker, list(running.values()))
 
     def _undone_worker(self, fault: Fault) -> Worker | None:
         """For a resume/heal without ``target.worker``: the worker the latest carried-out
@@ -223,13 +243,34 @@ class Nemesis:
         aim = self._aim(fault, running)
         result = carry_out(self.backend, fault, aim, lambda: self._release(planned))
         self._release(planned)
-        attempt = aim.attempt
+        planned.detail = self._record(planned, result, aim, now)
+
+    def _follow_up(
+        self, planned: PlannedFault, step: FollowUp, now: float, running: Mapping[Any, LiveAttempt]
+    ) -> None:
+        """Carry out a fired fault's later step on its worker; recorded as one more event of
+        that fault, with the step's ``stage``, unless it did nothing."""
+        on_worker = [a for a in running.values() if a.worker == step.worker.name]
+        aim = Aim(step.worker, None, on_worker, list(running.values()))
+        try:
+            result = step.apply(aim)
+        except Exception as error:
+            result = FaultResult(INJECTION_ERROR, f"{type(error).__name__}: {error}")
+        if result is not None:
+            self._record(planned, result, aim, now, stage=step.stage)
+
+    def _record(
+        self, planned: PlannedFault, result: FaultResult, aim: Aim, now: float, **extra: Any
+    ) -> h.Event:
+        """The ``fault`` event of what carrying out ``planned`` (or a later step) did; its
+        later steps are scheduled from now."""
+        worker, attempt = result.worker or aim.worker, aim.attempt
         event = self.ledger.record(
             h.FAULT,
             fault=planned.index,
-            kind=fault.kind,
+            kind=planned.fault.kind,
             status=result.status,
-            worker=aim.worker.name if aim.worker else None,
+            worker=worker.name if worker else None,
             task_id=attempt.task_id if attempt else None,
             pid=attempt.pid if attempt else None,
             hits=result.hits,
@@ -237,10 +278,12 @@ class Nemesis:
             blame=result.blame,
             cause=result.cause,
             offset=round(now, 4),
+            **extra,
         )
-        planned.detail = event
-        line = f"fault {planned.index} {fault.kind}: {result.status}: {result.detail}"
+        self.pending += [(now + step.delay, planned, step) for step in result.then]
+        line = f"fault {planned.index} {planned.fault.kind}: {result.status}: {result.detail}"
         self.log(f"[t={now:6.2f}s] {line}")
+        return event
 
     def _release(self, planned: PlannedFault) -> None:
         if planned.breakpoint:

@@ -54,6 +54,7 @@ from celery_chaos.placements.docker.containers import (
 from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
 from celery_chaos.placements.docker.watch import ContainerWatch, engine
 from celery_chaos.placements.ports import free_port
+from celery_chaos.placements.worker_command import entrypoint_command
 
 __all__ = ["RUN_LABEL", "DockerPlacement", "cleanup", "docker_client"]
 
@@ -192,7 +193,9 @@ class DockerPlacement(ContainerWatch, Placement):
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         broker_url = self.proxies.open(index, self.broker.worker_url)  # or direct
         env = self.agent_env(self._ledger_url(), broker_url)
-        self.worker_argv[name] = ["celery", *arguments]  # the image's entrypoint, if any, runs it
+        # the image's entrypoint, if any, runs it (workers.entrypoint: under /bin/sh)
+        command = entrypoint_command(["celery", *arguments], self.scenario.workers.entrypoint)
+        self.worker_argv[name] = command
         container = (
             WorkerContainer(self.worker_image, [self.networks["broker"], self.networks["ledger"]])
             .with_command(self.worker_argv[name])

@@ -41,6 +41,7 @@ from celery_chaos.placements.local.redis_server import RedisServer
 from celery_chaos.placements.local.servers import BROKER_SERVERS, BrokerServer
 from celery_chaos.placements.local.state import Identity, RunState
 from celery_chaos.placements.proxy import Proxy, ProxyHub
+from celery_chaos.placements.worker_command import entrypoint_command
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
 
@@ -164,7 +165,7 @@ class LocalPlacement(Placement):
 
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         spec = self.scenario.workers
-        cmd = [self.python, "-m", "celery", *arguments]
+        cmd = entrypoint_command([self.python, "-m", "celery", *arguments], spec.entrypoint)
         self.worker_argv[name] = list(cmd)  # as /proc shows it (a cgroup wrapper execs it)
         cgroup = None
         if self.needs_cgroup:
