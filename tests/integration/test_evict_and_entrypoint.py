@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 import pytest
-from celery_chaos.core.conclusion import ScenarioResult
+from celery_chaos.core.conclusion import PASSED, ScenarioResult
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.placements.local import processes
 from celery_chaos.placements.local.placement import LocalPlacement
@@ -109,6 +109,26 @@ def test_scale_down_removes_the_busiest_then_the_newest(tmp_path: Path) -> None:
     assert result.verdicts.counts["lost"] == 1  # acknowledged at start (the defaults)
 
 
+def test_evict_past_grace_under_acks_late_is_recovered(tmp_path: Path) -> None:
+    result = run_suite("29-evict-ack-late-grace-shorter-than-task.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    assert task.outcome == "recovered"
+    first, second = task.attempts
+    assert first.exit_reason.startswith("SIGKILL by evict fault")  # the grace ran out
+    assert second.worker != first.worker  # the replacement's restore sweep reran it
+    assert result.status == PASSED
+
+
+def test_scale_down_of_the_busiest_loses_its_task_under_the_defaults(tmp_path: Path) -> None:
+    result = run_suite("30-scale-down-busiest-defaults.yaml", tmp_path)
+    (task,) = result.verdicts.tasks
+    assert task.outcome == "lost"
+    assert task.attempts[0].exit_reason.startswith("SIGKILL by scale_down fault")
+    removed = [f["worker"] for f in result.verdicts.faults]
+    assert set(removed) == {task.attempts[0].worker}  # the busy worker, not the idle one
+    assert result.status == PASSED
+
+
 @pytest.mark.parametrize(
     ("name", "lost"),
     [
@@ -129,6 +149,7 @@ def test_entrypoint_decides_whether_the_deploy_loses_the_task(
     assert result.verdicts.counts["lost"] == lost
     stages = [f.get("stage") for f in of_type(events, "fault") if f["kind"] == "evict"]
     assert stages == ([None, "sigkill"] if lost else [None])
+    assert result.status == PASSED
 
 
 def test_shell_entrypoint_keeps_celery_in_the_group_the_harness_kills(tmp_path: Path) -> None:
