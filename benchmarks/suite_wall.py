@@ -45,6 +45,7 @@ class SuiteRun:
     durations: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)
     most_at_once: int = 0  # scenarios that ran at the same moment, at most
+    ordered_by_previous: bool = False  # the report folder held an earlier run's durations
     output_tail: str = ""
 
     @property
@@ -52,14 +53,17 @@ class SuiteRun:
         return bool(self.statuses) and all(s == "passed" for s in self.statuses.values())
 
 
-def run_suite(jobs: str, only: tuple[str, ...] = ()) -> SuiteRun:
-    """One run of the default suite (or its ``only`` scenarios) with ``--jobs jobs``."""
-    with tempfile.TemporaryDirectory(prefix="chaos-suite-") as folder:
+def run_suite(jobs: str, only: tuple[str, ...] = (), report_dir: Path | None = None) -> SuiteRun:
+    """One run of the default suite (or its ``only`` scenarios) with ``--jobs jobs``, into
+    ``report_dir`` (a fresh folder when None: no earlier run to order scenarios by)."""
+    with tempfile.TemporaryDirectory(prefix="chaos-suite-") as scratch:
+        folder = report_dir or Path(scratch)
+        previous = (folder / "latest").resolve() if (folder / "latest").exists() else None
         load_before = os.getloadavg()[0]
         began = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "celery_chaos.cli", "run", "--jobs", str(jobs),
-             "--report-dir", folder, *(arg for name in only for arg in ("--only", name))],
+             "--report-dir", str(folder), *(arg for name in only for arg in ("--only", name))],
             cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
         run = SuiteRun(
@@ -69,16 +73,23 @@ def run_suite(jobs: str, only: tuple[str, ...] = ()) -> SuiteRun:
             load_before,
             os.getloadavg()[0],
             output_tail=(done.stdout + done.stderr)[-1500:],
+            ordered_by_previous=previous is not None,
         )
-        spans: list[tuple[float, float]] = []
-        for path in sorted(Path(folder).glob("*/*/result.json")):
-            document = json.loads(path.read_text())
-            run.statuses[document["scenario"]] = document["status"]
-            run.durations[document["scenario"]] = document["timings"].get("total", 0.0)
-            run.verdicts[document["scenario"]] = document["verdicts"]
-            spans.append(_span(path.parent))
-        run.most_at_once = most_at_once(spans)
+        latest = (folder / "latest").resolve()
+        if latest != previous:  # else the run wrote nothing
+            _read_results(run, latest)
     return run
+
+
+def _read_results(run: SuiteRun, run_dir: Path) -> None:
+    spans: list[tuple[float, float]] = []
+    for path in sorted(run_dir.glob("*/result.json")):
+        document = json.loads(path.read_text())
+        run.statuses[document["scenario"]] = document["status"]
+        run.durations[document["scenario"]] = document["timings"].get("total", 0.0)
+        run.verdicts[document["scenario"]] = document["verdicts"]
+        spans.append(_span(path.parent))
+    run.most_at_once = most_at_once(spans)
 
 
 def _span(folder: Path) -> tuple[float, float]:
@@ -100,13 +111,16 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 def measure(
     jobs_list: list[str], runs: int, log: bool = True, only: tuple[str, ...] = ()
 ) -> dict[str, list[SuiteRun]]:
-    """``runs`` runs for each ``--jobs`` value, alternating (a load spike hits all of them)."""
+    """``runs`` runs for each ``--jobs`` value, alternating (a load spike hits all of them), all
+    into one report folder as a user reruns the suite: every run after the first starts the
+    scenarios longest first by the previous run's durations."""
     measured: dict[str, list[SuiteRun]] = {jobs: [] for jobs in jobs_list}
-    for repetition in range(runs):
-        for jobs in jobs_list:
-            if log:
-                print(f"suite run {repetition + 1}/{runs}, --jobs {jobs} ...", flush=True)
-            measured[jobs].append(run_suite(jobs, only))
+    with tempfile.TemporaryDirectory(prefix="chaos-suites-") as folder:
+        for repetition in range(runs):
+            for jobs in jobs_list:
+                if log:
+                    print(f"suite run {repetition + 1}/{runs}, --jobs {jobs} ...", flush=True)
+                measured[jobs].append(run_suite(jobs, only, Path(folder)))
     return measured
 
 
@@ -158,6 +172,7 @@ def describe(run: SuiteRun) -> str:
         + (f" (not passed: {failed})" if failed else "")
         + f", longest {longest[0]} {longest[1]:.1f} s, at most {run.most_at_once} at once"
         + f", load average {run.load_before:.1f} -> {run.load_after:.1f}"
+        + (", ordered by the previous run" if run.ordered_by_previous else ", first run")
     )
 
 

@@ -144,6 +144,7 @@ def run(
     from celery_chaos.run.admission import auto_cap
     from celery_chaos.run.runner import RunOptions, run_suite
     from celery_chaos.run.versions import header, library_versions
+    from celery_chaos.tools.matrix.merge import previous_durations
 
     scenarios = shard_scenarios(
         load_scenarios(paths, only, import_app=not worker_image), shard, durations_from
@@ -155,6 +156,7 @@ def run(
     options = RunOptions(backend, report_dir, seed, verbose, backend_options)
     options.jobs = min(jobs or auto_cap(), len(scenarios))
     options.adaptive = jobs is None
+    options.expected_seconds = previous_durations(report_dir)
     options.strict, options.require_all = strict, require_all
     print_line(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1

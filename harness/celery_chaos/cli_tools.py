@@ -180,6 +180,12 @@ def _print_repro(trial: Any) -> None:
     help="--fault latency: the delay added to the worker's broker traffic (default 0.2 s).",
 )
 @click.option(
+    "--grace",
+    type=click.FloatRange(min=0, max=3600),
+    default=None,
+    help="--fault evict: seconds from SIGTERM to SIGKILL if the worker still lives (default 30).",
+)
+@click.option(
     "--broker",
     type=click.Choice(["redis", "rabbitmq"]),
     default=None,
@@ -219,6 +225,7 @@ def repro(
     worker_args: str | None,
     duration: float | None,
     latency: float | None,
+    grace: float | None,
     broker: str | None,
     timeout: float | None,
     repro_file: Path | None,
@@ -246,6 +253,7 @@ def repro(
     given = dict(app=app_spec, task=task, fault=fault, at=at, workers=workers, pool=pool)
     given |= dict(concurrency=concurrency, timeout=timeout, broker=broker, workflow=workflow_json)
     given |= dict(member=member, duration=duration, latency=latency, worker_args=worker_args)
+    given |= dict(grace=grace)
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     check_report_dir(report_dir)
     images = {"worker_image": worker_image} if worker_image else {}

@@ -97,3 +97,26 @@ def test_run_parallel_starts_the_next_only_when_admission_has_room() -> None:
     results = run_parallel(suite, run_one, 3, threading.Event(), print, None, None, OneAtATime())
     assert [r.scenario.name for r in results] == ["a", "b", "c"]
     assert started.is_set() and max(asked) <= 1  # never a second beside a running one
+
+
+def test_the_longest_by_the_previous_run_start_first_unknown_by_timeout() -> None:
+    started: list[str] = []
+
+    class OneAtATime:
+        def room(self, running: int) -> bool:
+            return running == 0
+
+        def started(self) -> None:
+            pass
+
+    def run_one(s, log):  # noqa: ANN001, ANN202
+        started.append(s.name)
+        return ScenarioResult(s, PASSED, 1, "local", None)  # type: ignore[arg-type]
+
+    suite = [scenario("short"), scenario("long"), scenario("new", "timeout: 20")]
+    recorded = {"short": 3.0, "long": 41.0}  # "new" has no record: its timeout counts
+    results = run_parallel(
+        suite, run_one, 3, threading.Event(), print, None, None, OneAtATime(), recorded
+    )
+    assert started == ["long", "new", "short"]
+    assert [r.scenario.name for r in results] == ["short", "long", "new"]  # suite order

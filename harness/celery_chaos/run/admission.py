@@ -19,9 +19,9 @@ import psutil
 
 BUSY_LIMIT = 0.6  # fraction of all CPUs busy over the window above which nothing new starts
 WINDOW = 1.0  # seconds of CPU history one decision looks at
-SETTLE = 1.5  # seconds between two starts: a scenario's start-up burst shows within it
+SETTLE = 0.5  # seconds between two starts: lets the last start-up burst show in the CPU figure
 MEMORY_FLOOR = 1 << 30  # bytes that must stay available (a scenario's servers and workers)
-CAP_PER_CPU = 4  # at most this many scenarios per CPU, however idle the machine looks
+CAP_PER_CPU = 8  # at most this many scenarios per CPU, however idle the machine looks
 
 
 def auto_cap() -> int:

@@ -16,8 +16,9 @@ same as for a sequential run:
 Output stays readable: a scenario's lines are kept and given to ``log`` (then its result to
 ``on_result``) in suite order, once every earlier scenario's are out, so ``--jobs 4`` prints what
 a sequential run prints. ``exclusive`` scenarios (timing-sensitive under load) run alone, first;
-the others start largest ``timeout`` first (a scenario that never quiesces, such as a redelivery
-loop, runs until its timeout: started last it would stretch the suite's wall time).
+the others start longest first: by the seconds each took in the report folder's previous run,
+else by ``timeout`` (a long scenario started last would stretch the suite's wall time). With
+``--jobs auto`` each one starts only when :mod:`admission` finds room on the machine.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ def run_parallel(
     on_result: Callable[[ScenarioResult], None] | None,
     on_progress: Progress | None,
     admission: Admission | None = None,
+    expected_seconds: dict[str, float] | None = None,
 ) -> list[ScenarioResult]:
     """Run ``scenarios`` with ``run_one(scenario, log)`` (``exclusive`` ones alone, first; the
-    others ``jobs`` at a time, each started only when ``admission`` finds room, if given) and
-    return their results in suite order."""
+    others ``jobs`` at a time, each started only when ``admission`` finds room, if given; the
+    longest by ``expected_seconds``, else by ``timeout``, first) and return their results in
+    suite order."""
     order = InOrder(scenarios, log, on_result)
 
     def one(scenario: Scenario) -> ScenarioResult:
@@ -89,12 +92,14 @@ def run_parallel(
             if on_progress is not None:
                 on_progress(scenario.name, None)
 
+    expected = expected_seconds or {}
     batches = [[s] for s in scenarios if s.exclusive]
     batches.append([s for s in scenarios if not s.exclusive])
     with ThreadPoolExecutor(jobs, "scenario", children_die_with_this_thread) as pool:
         try:
             for batch in batches:
-                _run_batch(pool, one, batch, order, admission)
+                longest_first = sorted(batch, key=lambda s: -expected.get(s.name, s.timeout))
+                _run_batch(pool, one, longest_first, order, admission)
         except KeyboardInterrupt:
             stop.set()  # every scenario stops at its next pass; the pool waits for them
             pool.shutdown(wait=True, cancel_futures=True)
@@ -109,9 +114,9 @@ def _run_batch(
     order: InOrder,
     admission: Admission | None,
 ) -> None:
-    """Submit ``batch`` (each scenario once ``admission`` finds room) and wait for it, handing
-    results on in suite order as they come."""
-    pending = sorted(batch, key=lambda s: -s.timeout)  # longest first: a shorter wall time
+    """Submit ``batch`` in its order (each scenario once ``admission`` finds room) and wait for
+    it, handing results on in suite order as they come."""
+    pending = list(batch)
     running: dict[Future, str] = {}
     while running or pending:
         while pending and (admission is None or admission.room(len(running))):

@@ -62,6 +62,10 @@ class RunOptions:
     jobs: int = 1  # scenarios run at once (``exclusive`` ones always alone)
     # ``--jobs auto``: ``jobs`` is only a cap; a scenario starts when the machine has room.
     adaptive: bool = False
+    # Seconds each scenario took in the report folder's previous run (``latest``): the parallel
+    # runner starts the longest first, so the suite's wall time is not one long scenario started
+    # last. A scenario without a record counts as long as its ``timeout``.
+    expected_seconds: dict[str, float] = field(default_factory=dict)
     # Set when the suite is interrupted: scenarios in helper threads stop at their next pass.
     stop: threading.Event = field(default_factory=threading.Event)
     strict: bool = False  # every scenario strict (``--strict``), as if each said ``strict: true``
@@ -220,8 +224,9 @@ def run_suite(
 
         admission = Admission(options.jobs) if options.adaptive else None
         results = run_parallel(
-            scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress, admission
-        )
+            scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress,
+            admission, options.expected_seconds,
+        )  # fmt: skip
     else:
         results = []
         for scenario in scenarios:

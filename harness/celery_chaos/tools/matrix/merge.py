@@ -43,6 +43,16 @@ def recorded_durations(run_dir: Path) -> dict[str, float]:
     return found
 
 
+def previous_durations(report_dir: Path) -> dict[str, float]:
+    """Seconds per scenario of the last run written to ``report_dir`` (its ``latest`` link),
+    empty when there is none or it cannot be read: only an ordering hint for ``run``."""
+    latest = report_dir / "latest"
+    try:
+        return recorded_durations(latest) if latest.is_dir() else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def _copy_scenarios(sources: list[Path], out: Path) -> list[Path]:
     copied = []
     for source in sources:

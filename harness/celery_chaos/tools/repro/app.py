@@ -166,6 +166,8 @@ def build_scenario(
         fault["duration"] = spec.duration
     if "latency" in FAULTS[spec.fault].params.model_fields:
         fault["latency"] = spec.latency
+    if "grace" in FAULTS[spec.fault].params.model_fields:
+        fault["grace"] = spec.grace
     faults = [fault]
     if offered.replacement:  # the worker is gone: a supervisor's replacement runs the redelivery
         faults.append(

@@ -80,6 +80,7 @@ class ReproSpec(Strict):
     # partition and latency: how long the fault lasts, and the delay latency adds
     duration: float = Field(default=5.0, gt=0, le=3600)
     latency: float = Field(default=0.2, gt=0, le=60)
+    grace: float = Field(default=30.0, ge=0, le=3600)  # evict: seconds from SIGTERM to SIGKILL
     timeout: float = Field(default=60.0, gt=0)
     # None: the kind of the app's own broker_url (amqp -> rabbitmq, redis -> redis)
     broker: Literal["redis", "rabbitmq"] | None = None
