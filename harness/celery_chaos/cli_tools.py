@@ -62,6 +62,13 @@ def _repro_spec(
         raise UsageProblem(str(error)) from None
 
 
+def _worker_image(worker_image: str | None, backend: str) -> dict[str, str]:
+    """``--worker-image`` as the docker placement's option (bad input on another backend)."""
+    if worker_image and backend != "docker":
+        raise UsageProblem("--worker-image: only with --backend docker")
+    return {"worker_image": worker_image} if worker_image else {}
+
+
 def _targeted_task(scenario: Any) -> str:
     """The task the repro's fault aims at (a workflow's member, or the one task)."""
     from celery_chaos.core.workflows import leaves
@@ -248,15 +255,12 @@ def repro(
     from celery_chaos.run.runner import RunOptions
     from celery_chaos.tools import repro as repro_run
 
-    if worker_image and backend != "docker":
-        raise UsageProblem("--worker-image: only with --backend docker")
-    given = dict(app=app_spec, task=task, fault=fault, at=at, workers=workers, pool=pool)
-    given |= dict(concurrency=concurrency, timeout=timeout, broker=broker, workflow=workflow_json)
-    given |= dict(member=member, duration=duration, latency=latency, worker_args=worker_args)
-    given |= dict(grace=grace)
+    given = dict(app=app_spec, worker_args=worker_args, task=task, workers=workers, timeout=timeout)
+    given |= dict(member=member, pool=pool, concurrency=concurrency, broker=broker, fault=fault)
+    given |= dict(duration=duration, latency=latency, at=at, workflow=workflow_json, grace=grace)
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     check_report_dir(report_dir)
-    images = {"worker_image": worker_image} if worker_image else {}
+    images = _worker_image(worker_image, backend)
     options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
     try:
         trial = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line))

@@ -202,3 +202,16 @@ def test_scale_down_evicts_each_worker_as_its_own_event() -> None:
     chaos.tick(3.0)
     chaos.tick(3.01)
     assert placement.sent[2:] == [("w0", "SIGKILL"), ("w2", "SIGKILL")] and chaos.done
+
+
+def test_repro_offers_evict_with_its_grace() -> None:
+    from celery_chaos.tools import repro
+    from celery_chaos.tools.repro.spec import ReproSpec
+
+    given = {"app": "sample_tasks.app", "task": "sample_tasks.tasks.work", "at": "seconds:1"}
+    assert "evict" in repro.FAULTS
+    built = repro.build_scenario(repro.merge(ReproSpec(), fault="evict", grace=4, **given))
+    evict, replacement = built.faults
+    assert (evict.kind, evict.grace, replacement.kind) == ("evict", 4, "start_worker")
+    default = repro.build_scenario(repro.merge(ReproSpec(), fault="evict", **given))
+    assert default.faults[0].grace == 30
