@@ -152,6 +152,16 @@ def test_entrypoint_decides_whether_the_deploy_loses_the_task(
     assert result.status == PASSED
 
 
+def still_running(pids: set[int]) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def test_shell_entrypoint_keeps_celery_in_the_group_the_harness_kills(tmp_path: Path) -> None:
     data = {"name": "shell", "description": "integration test", "timeout": 30}
     data |= {"workers": {"count": 1, "entrypoint": "shell"}, "workload": [work()]}
@@ -167,8 +177,9 @@ def test_shell_entrypoint_keeps_celery_in_the_group_the_harness_kills(tmp_path: 
         members = set(processes.group_members(worker.handle))
         assert {shell.pid, celery.pid} <= members and len(members) >= 3  # + pool children
         backend.kill_worker(worker)
+        left = psutil.wait_procs(still_running(members - {shell.pid}), timeout=10)[1]
+        assert left == []  # celery and its pool died with the shell's group (10 s deadline)
         assert processes.group_members(worker.handle) == []
-        assert not psutil.pid_exists(celery.pid) or celery.status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.docker
