@@ -213,5 +213,6 @@ def test_repro_offers_evict_with_its_grace() -> None:
     built = repro.build_scenario(repro.merge(ReproSpec(), fault="evict", grace=4, **given))
     evict, replacement = built.faults
     assert (evict.kind, evict.grace, replacement.kind) == ("evict", 4, "start_worker")
+    assert not replacement.wait_ready  # awaited in the loop, it would hold up the SIGKILL
     default = repro.build_scenario(repro.merge(ReproSpec(), fault="evict", **given))
     assert default.faults[0].grace == 30

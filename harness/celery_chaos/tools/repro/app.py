@@ -166,13 +166,14 @@ def build_scenario(
         fault["duration"] = spec.duration
     if "latency" in FAULTS[spec.fault].params.model_fields:
         fault["latency"] = spec.latency
-    if "grace" in FAULTS[spec.fault].params.model_fields:
+    graced = "grace" in FAULTS[spec.fault].params.model_fields
+    if graced:
         fault["grace"] = spec.grace
     faults = [fault]
     if offered.replacement:  # the worker is gone: a supervisor's replacement runs the redelivery
-        faults.append(
-            {"kind": "start_worker", "when": {"after_fault": 0, "delay": REPLACEMENT_DELAY}}
-        )
+        when = {"after_fault": 0, "delay": REPLACEMENT_DELAY}
+        # evict's SIGKILL is still to come: a replacement awaited in the loop would delay it
+        faults.append({"kind": "start_worker", "when": when, "wait_ready": not graced})
     options = {"queue": queue} if queue else {}
     item = workload or {"task": spec.task, "args": spec.args, "kwargs": spec.kwargs}
     if workload is None:
