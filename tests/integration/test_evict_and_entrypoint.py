@@ -183,13 +183,19 @@ def test_shell_entrypoint_keeps_celery_in_the_group_the_harness_kills(tmp_path: 
 
 
 @pytest.mark.docker
-def test_evict_on_docker_with_a_shell_entrypoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entrypoint", ["shell", None])
+def test_evict_on_docker(entrypoint: str | None, tmp_path: Path) -> None:
+    """Shell: the container's PID 1 swallows the SIGTERM, docker kill after grace loses the task
+    celery took meanwhile; direct: celery is PID 1, exits on its own, the replacement runs it."""
     require_images()
     data = {"name": "docker-evict", "description": "integration test", "timeout": 40}
     data |= {
-        "workers": {"count": 1, "concurrency": 1, "entrypoint": "shell"},
-        "workload": [work(seconds=2.0, steps=20), work(seconds=5.0, steps=50, at=1.0)],
-        "faults": [{"kind": "evict", "grace": 5, "when": {"task": 0, "checkpoint": "step-2"}}],
+        "workers": {"count": 1, "concurrency": 1, "entrypoint": entrypoint},
+        "workload": [work(seconds=1.0, steps=10), work(seconds=6.0, steps=60, at=1.0)],
+        "faults": [
+            {"kind": "evict", "grace": 5, "when": {"task": 0, "checkpoint": "step-2"}},
+            {"kind": "start_worker", "wait_ready": False, "when": {"after_fault": 0, "delay": 0.2}},
+        ],
     }
     scenario = parse_scenario(json.loads(json.dumps(data)), "docker-evict.yaml")
     result: ScenarioResult = run_scenario(
@@ -197,10 +203,14 @@ def test_evict_on_docker_with_a_shell_entrypoint(tmp_path: Path) -> None:
     )
     assert result.verdicts is not None, result.reason
     events = history(tmp_path)
-    (started,) = of_type(events, "worker_started")
-    assert started["argv"][:2] == ["/bin/sh", "-c"]  # the container's PID 1 is the shell
-    stages = [f.get("stage") for f in of_type(events, "fault")]
-    assert stages == [None, "sigkill"]  # the SIGTERM was swallowed: docker kill after grace
-    (exit,) = of_type(events, "worker_exit")
-    assert exit["signal"] == 9
-    assert [t.outcome for t in result.verdicts.tasks] == ["ok", "lost"]
+    first = of_type(events, "worker_started")[0]
+    assert (first["argv"][:2] == ["/bin/sh", "-c"]) == (entrypoint == "shell")  # PID 1
+    stages = [f.get("stage") for f in of_type(events, "fault") if f["kind"] == "evict"]
+    (exit,) = [e for e in of_type(events, "worker_exit") if e["worker"] == first["worker"]]
+    if entrypoint == "shell":
+        assert stages == [None, "sigkill"] and exit["signal"] == 9  # docker kill after grace
+        assert [t.outcome for t in result.verdicts.tasks] == ["ok", "lost"]
+    else:
+        assert stages == [None] and (exit["exitcode"], exit["signal"]) == (0, None)
+        assert [t.outcome for t in result.verdicts.tasks] == ["ok", "ok"]
+    assert result.verdicts.counts["worker_crashes"] == 0
