@@ -8,6 +8,11 @@ Triggers:
 - ``{after_fault: I, delay: D}``: D seconds after fault I fired.
 - ``{random: {min, max}}``: a time drawn from the run's seeded RNG; the same seed replays the
   same schedule (printed at the start of every run).
+
+A fault may leave later steps (``FaultResult.then``: an ``evict``'s SIGKILL once its grace ran
+out): they are carried out here when due, one more event of the same fault each, so no handler
+waits out a grace period while other faults are due; a step aimed at a worker whose exit is in
+the history first is dropped.
 """
 
 from __future__ import annotations
