@@ -5,7 +5,7 @@ The list: every RabbitMQ-only scenario, every default scenario whose file gives 
 verdict (``expect_when: {broker: rabbitmq}``), and the kills most users start with. The whole
 default suite on RabbitMQ containers (35 scenarios, about 5 min with ``--jobs 2``, 35/35 met when
 measured) is the nightly workflow's ``rabbitmq`` job, to keep this test suite's wall time down;
-locally it runs whole in test_rabbitmq_suite.py."""
+locally it runs whole in test_rabbitmq_default_{1,2,3,4}.py."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ GREEN_POOLS = ("gevent", "eventlet")
 
 
 # The default suite minus the scenarios that pin `broker.kind: redis` (Redis transport
-# mechanics), exactly as test_rabbitmq_suite.py selects it, then the RabbitMQ-only scenarios.
+# mechanics), exactly as rabbitmq_suite_support.py selects it, then the RabbitMQ-only scenarios.
 DEFAULT = [s for s in load_suite([SUITE]) if "kind" not in s.broker.model_fields_set]
 FIRST_KILLS = {"defaults-child-kill", "ack-late-reject-child-kill", "revoke-kept-with-state-db"}
 

@@ -3,10 +3,12 @@ machine has room, not when a count of CPUs says so.
 
 Why: the built-in suite mostly waits (visibility timeouts, restore sweeps, quiet windows): one per
 CPU used 26 % of two cores (issue 22). A scenario's cost is a burst while its servers and workers
-start, then little. So a scenario starts when the CPUs were mostly idle over the last
-``WINDOW`` seconds, memory has room, and the previous start's burst has had ``SETTLE`` seconds to
-show; up to ``cap`` at once. A busy machine (other CI jobs) gets fewer scenarios at once, so the
-wall-clock budgets verdicts rest on do not stretch.
+start, then little. So a scenario starts when the CPUs were less than {busy:.0%} busy over the
+last {window:g} s, more than {memory} GiB of memory is available, and {settle:g} s have passed
+since the previous start (its burst shows in the CPU figure by then); at most {per_cpu} per CPU.
+A machine other jobs keep busy gets fewer scenarios at once, so the wall-clock budgets verdicts
+rest on (visibility timeouts, ``worker_lost_wait``, timeouts) do not stretch. The first scenario
+always starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ WINDOW = 1.0  # seconds of CPU history one decision looks at
 SETTLE = 0.5  # seconds between two starts: lets the last start-up burst show in the CPU figure
 MEMORY_FLOOR = 1 << 30  # bytes that must stay available (a scenario's servers and workers)
 CAP_PER_CPU = 8  # at most this many scenarios per CPU, however idle the machine looks
+
+
+__doc__ = __doc__.format(
+    busy=BUSY_LIMIT, window=WINDOW, memory=MEMORY_FLOOR >> 30, settle=SETTLE, per_cpu=CAP_PER_CPU
+)
 
 
 def auto_cap() -> int:

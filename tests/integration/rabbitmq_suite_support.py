@@ -1,0 +1,82 @@
+"""What the local RabbitMQ suite tests share: the scenario lists, one way to run a scenario on a
+private ``rabbitmq-server`` node (strict, nothing left behind), and the default suite cut into
+quarters so ``--dist loadfile`` spreads its ~40 scenarios over four files run side by side.
+
+One node per scenario, as a real run starts it (Erlang start-up is 4-12 s under load), so each
+test is one scenario: select with ``-k`` when iterating."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from celery_chaos.core.conclusion import PASSED, failure_message
+from celery_chaos.core.scenario import load_suite, with_broker_kind
+from celery_chaos.placements.local.rabbitmq_server import (
+    OWNER_ENV,
+    RabbitMQUnavailable,
+    find_rabbitmq,
+    owner_marker,
+)
+from celery_chaos.run.runner import RunOptions, run_scenario
+
+SUITE = Path(__file__).parents[2] / "scenarios"
+# The default suite on RabbitMQ: every scenario whose file does not pin its broker (a scenario that
+# names `broker.kind: redis` is about Redis transport mechanics and `--broker` leaves it alone).
+DEFAULT = {s.name: s for s in load_suite([SUITE]) if "kind" not in s.broker.model_fields_set}
+REDIS_ONLY = {s.name for s in load_suite([SUITE])} - set(DEFAULT)
+RABBITMQ_ONLY = {s.name: s for s in load_suite([SUITE / "rabbitmq"])}
+QUARTERS = [sorted(DEFAULT)[i::4] for i in range(4)]
+
+
+def skip_without_rabbitmq() -> None:
+    """Skip the calling test module where no ``rabbitmq-server`` is installed."""
+    try:
+        find_rabbitmq()
+    except RabbitMQUnavailable as missing:
+        pytest.skip(str(missing), allow_module_level=True)
+
+
+def _our_nodes() -> list[str]:
+    """Processes of RabbitMQ nodes (their epmd, their rabbitmqctl VMs) this test process started
+    and that still run, as ``pid name``."""
+    mine = owner_marker(os.getpid())
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.environ().get(OWNER_ENV) == mine and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.pid} {proc.info['name']}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def _no_node_left(deadline: float = 5.0) -> list[str]:
+    """What still runs once the run is over, waiting up to ``deadline`` s for processes that
+    were killed and are still exiting (a SIGKILLed group's members go one by one)."""
+    end = time.monotonic() + deadline
+    while (left := _our_nodes()) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+def run_on_rabbitmq(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
+    """Run a scenario strict on a local RabbitMQ node; it must pass and leave no node behind."""
+    scenario = DEFAULT.get(scenario_name) or RABBITMQ_ONLY[scenario_name]
+    scenario = with_broker_kind(scenario, "rabbitmq")
+    options = RunOptions(report_dir=tmp_path, on_finish=on_finish, strict=True)
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
+    # strict: a non-zero anomaly verdict the scenario does not name fails it (README: Strict)
+    assert result.status == PASSED, (
+        failure_message(result),
+        result.verdicts and result.verdicts.counts,
+    )
+    assert result.versions["broker"].startswith("rabbitmq 3.")
+    left = _no_node_left()
+    assert not left, f"a RabbitMQ node outlived its run: {left}"
+    return json.loads((result.report_dir / "result.json").read_text())
