@@ -21,13 +21,12 @@ from celery_chaos.core.scenario_base import (
 from celery_chaos.core.workflows import check_one_form, leaves
 from celery_chaos.faults.params import (
     MAX_SECONDS,
+    DeployFields,
     Duration,
-    Grace,
     Headroom,
     Latency,
     Rate,
     Wait,
-    WorkerCount,
     bounded_size,
 )
 from celery_chaos.faults.registry import FAULTS, storm_kinds
@@ -348,7 +347,7 @@ class Target(Strict):
     worker: int | None = Field(default=None, ge=0)
 
 
-class Fault(Strict):
+class Fault(Strict, DeployFields):
     """One fault: its kind, when it fires, what it aims at, and the options of its kind (each
     kind's parameter model, in celery_chaos.faults, says which options it reads)."""
 
@@ -361,8 +360,6 @@ class Fault(Strict):
     latency: Latency = Field(default=0.2, description="seconds, for kind latency")
     rate: Rate = Field(default="16k", description="bytes per second, for kind bandwidth")
     wait_ready: bool = Field(default=True, description="start_worker: block until it is ready")
-    grace: Grace = Field(default=30.0, description="evict, scale_down: SIGTERM to SIGKILL, s")
-    count: WorkerCount = Field(default=1, description="scale_down: workers removed")
 
     @model_validator(mode="after")
     def _options_of_its_kind(self) -> Fault:

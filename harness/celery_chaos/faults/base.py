@@ -69,6 +69,8 @@ class FaultPrimitives(Protocol):
     def launch_worker(self) -> WorkerRef: ...
     def process_alive(self, worker: WorkerRef | None, pid: int) -> bool: ...
     def worker_exit_reason(self, worker: WorkerRef | None) -> str | None: ...
+    def worker_ready(self, worker: WorkerRef) -> bool: ...
+    def deploy_version(self, app: str | None, env: dict[str, str] | None) -> None: ...
 
 
 @dataclass
@@ -108,12 +110,13 @@ class FollowUp:
     """One later step of a fault on ``worker``: ``apply`` runs ``delay`` s after the fault, with
     the aim at that worker then, unless the worker's exit is in the history first (its
     ``worker_exit`` event is then the moment it ended on its own). ``apply`` returning None:
-    nothing was done (nothing is recorded)."""
+    nothing was done (nothing is recorded); returning a FollowUp: not yet, that step instead
+    (a rolling deploy polling for its new workers' readiness without blocking the loop)."""
 
     delay: float
     worker: WorkerRef
     stage: str  # the ``stage`` of the event it records ("sigkill", "sigterm")
-    apply: Callable[[Aim], FaultResult | None]
+    apply: Callable[[Aim], FaultResult | FollowUp | None]
 
 
 Handler = Callable[["FaultPrimitives", "Fault", Aim, Callable[[], None]], FaultResult]

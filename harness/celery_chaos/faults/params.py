@@ -84,3 +84,17 @@ class TimedParams(Params):
 Grace = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 # scale_down: workers removed (64: a scenario's most workers, core.scenario_base.MAX_WORKERS).
 WorkerCount = Annotated[int, Field(ge=1, le=64)]
+
+
+class DeployFields(BaseModel):
+    """The flat YAML keys of the faults that remove and replace workers (``evict``,
+    ``scale_down``, ``rolling_deploy``), declared beside their bounds; a scenario's ``Fault``
+    takes them, and each kind's parameter model says which of them it reads."""
+
+    grace: Grace = Field(
+        default=30.0, description="evict, scale_down, rolling_deploy: SIGTERM to SIGKILL, s"
+    )
+    count: WorkerCount = Field(default=1, description="scale_down: workers removed")
+    surge: WorkerCount = Field(default=1, description="rolling_deploy: new workers at a time")
+    app: str | None = Field(default=None, min_length=1, description="rolling_deploy: new app")
+    env: dict[str, str] | None = Field(default=None, description="rolling_deploy: new workers' env")

@@ -95,6 +95,7 @@ class Placement(ABC):
         self.workers: list[Worker] = []
         self.ledger: Ledger | None = None
         self.app = scenario.workers.app
+        self.version_env: dict[str, str] = {}  # a rolling deploy's new version (deploy_version)
         self.run_id = uuid.uuid4().hex[:10]
         self._next_index = 0
 
@@ -195,6 +196,7 @@ class Placement(ABC):
         :func:`worker_app`) and the scenario's Celery settings."""
         return (
             dict(self.scenario.workers.env)
+            | self.version_env
             | worker_app(self.app)[1]
             | {
                 agent.LEDGER_URL_ENV: ledger_url,
@@ -237,6 +239,18 @@ class Placement(ABC):
     def launch_worker(self) -> Worker:
         """Start one more worker and return at once (its ``worker_ready`` comes later)."""
         return self._spawn_worker()
+
+    def deploy_version(self, app: str | None, env: dict[str, str] | None) -> None:
+        """Workers started from now on run ``app`` (if given) with ``env`` over
+        ``workers.env``: a rolling deploy's new code version."""
+        self.app = app or self.app
+        self.version_env |= env or {}
+
+    def worker_ready(self, worker: Worker) -> bool:
+        """Whether ``worker`` reported ``worker_ready`` to the ledger (never waits)."""
+        assert self.ledger is not None
+        events = self.ledger.read_from(0)
+        return any(e["type"] == h.WORKER_READY and e.get("worker") == worker.name for e in events)
 
     def start_worker(self) -> Worker:
         """Start one more worker and return once it is ready."""

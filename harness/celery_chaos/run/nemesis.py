@@ -261,7 +261,9 @@ class Nemesis:
             result = step.apply(aim)
         except Exception as error:
             result = FaultResult(INJECTION_ERROR, f"{type(error).__name__}: {error}")
-        if result is not None:
+        if isinstance(result, FollowUp):  # not yet (a worker not ready): that step, later
+            self.pending.append((now + result.delay, planned, result))
+        elif result is not None:
             self._record(planned, result, aim, now, stage=step.stage)
 
     def _record(
