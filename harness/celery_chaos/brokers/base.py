@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from celery_chaos.core.broker_state import BrokerState
 
@@ -60,6 +60,11 @@ class Broker(ABC):
     @abstractmethod
     def version(self) -> str | None:
         """The server's version, read from the server itself (None when it cannot say)."""
+
+    def celery_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The scenario's Celery ``settings`` plus what every client of this broker needs (the
+        workers' and the harness's: Sentinel's transport options); unchanged for most kinds."""
+        return settings
 
     def settle(self) -> None:
         """Once the initial workers declared their queues: make what they declared survive a

@@ -90,6 +90,17 @@ class Scenario(Strict):
         return self
 
     @model_validator(mode="after")
+    def _topology_of_faults(self) -> Scenario:
+        for i, fault in enumerate(self.faults):
+            needs = FAULTS[fault.kind].needs_topology
+            if needs is not None and self.broker.topology != needs:
+                raise ValueError(
+                    f"faults[{i}].kind: {fault.kind} needs broker.topology {needs}"
+                    f" (this broker's is {self.broker.topology})"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _storm_fits(self) -> Scenario:
         if self.storm is not None:
             if self.faults:

@@ -18,6 +18,7 @@ from celery_chaos.core.scenario_base import (
     Seconds,
     Strict,
 )
+from celery_chaos.core.scenario_topology import BrokerTopology, TopologyFaultOptions
 from celery_chaos.core.workflows import check_one_form, leaves
 from celery_chaos.faults.params import (
     MAX_SECONDS,
@@ -40,7 +41,7 @@ class QueueDeclaration(Strict):
     arguments: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-class BrokerSpec(Strict):
+class BrokerSpec(BrokerTopology):
     kind: Literal["redis", "rabbitmq"] = "redis"
     persistence: Literal["none", "aof"] = "none"
     image: str | None = None
@@ -347,7 +348,7 @@ class Target(Strict):
     worker: int | None = Field(default=None, ge=0)
 
 
-class Fault(Strict, DeployFields):
+class Fault(TopologyFaultOptions, DeployFields):
     """One fault: its kind, when it fires, what it aims at, and the options of its kind (each
     kind's parameter model, in celery_chaos.faults, says which options it reads)."""
 

@@ -202,9 +202,9 @@ class Placement(ABC):
                 agent.LEDGER_URL_ENV: ledger_url,
                 agent.BROKER_URL_ENV: broker_url,
                 **dict.fromkeys(BROKER_URL_ENVS, broker_url),
-                agent.CELERY_CONFIG_ENV: json.dumps(self.scenario.celery).replace(
-                    RUN_DIR_PLACEHOLDER, self.worker_files_dir()
-                ),
+                agent.CELERY_CONFIG_ENV: json.dumps(
+                    self.broker.celery_settings(self.scenario.celery)
+                ).replace(RUN_DIR_PLACEHOLDER, self.worker_files_dir()),
                 "PYTHONUNBUFFERED": "1",
             }
             | self._results_env(ledger_url, broker_url)
@@ -333,6 +333,14 @@ class Placement(ABC):
         if not self.broker.closes_connections:
             raise Unsupported(f"close_connection: a {self.broker.kind} broker cannot close one")
         return self.broker
+
+    def failover(self, how: str) -> str:
+        """Fail the broker's master over to its replica (a Sentinel topology only)."""
+        raise Unsupported(f"failover is not supported by the {self.name} backend")
+
+    def hold_one_way(self, worker: Worker, direction: str, duration: float | None) -> str:
+        """Hold one direction of the worker's broker connections (behind the proxy only)."""
+        raise Unsupported(f"partition_one_way is not supported by the {self.name} backend")
 
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         """Cut (or, ``connected``, restore) the worker's broker connection; ``duration``: heal

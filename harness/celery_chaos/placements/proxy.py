@@ -5,7 +5,9 @@ Each worker reaches the broker through its own listening port on 127.0.0.1 (its
 
 - ``partition`` / ``heal``: the worker's connections hang (a blackhole: bytes are held, not
   forwarded, and new connections are accepted but never reach the broker) until healed, when the
-  held bytes flow on, as TCP retransmission delivers them after a short real partition;
+  held bytes flow on, as TCP retransmission delivers them after a short real partition; with a
+  ``direction`` (``to_worker``, ``to_broker``) only that direction's bytes are held, as
+  Toxiproxy's ``timeout`` toxic does (new connections still reach the broker);
 - ``drop_connections``: reset every open connection once (RST on both sides), as a broker
   failover or a load balancer does; the worker may reconnect at once;
 - ``latency``: hold every chunk for a delay before forwarding it, for a duration;
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CHUNK = 65536
+TO_BROKER, TO_WORKER = "to_broker", "to_worker"  # the two directions a partition may hold
+DIRECTIONS = (TO_BROKER, TO_WORKER)
 CALL_DEADLINE = 10.0  # seconds a fault call waits for the proxy loop to carry it out
 
 
@@ -65,12 +69,16 @@ class Proxy:
         self.links: set[_Link] = set()
         self._server: asyncio.base_events.Server | None = None
         self._open: asyncio.Event | None = None  # set while connected (not partitioned)
+        self._gates: dict[str, asyncio.Event] = {}  # per direction: set while not held
         self._timer: asyncio.TimerHandle | None = None
 
     # --- the forwarding (runs on the hub's loop) -------------------------------------
     async def _listen(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
+        self._gates = {direction: asyncio.Event() for direction in DIRECTIONS}
+        for gate in self._gates.values():
+            gate.set()
         self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -82,7 +90,9 @@ class Proxy:
             await self._open.wait()  # a partitioned worker's new connection hangs here
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
             link.writers.append(up_writer)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(
+                self._pipe(reader, up_writer, TO_BROKER), self._pipe(up_reader, writer, TO_WORKER)
+            )
         except (OSError, asyncio.CancelledError):  # reset, refused, or the hub closing
             pass
         finally:
@@ -90,15 +100,20 @@ class Proxy:
             for side in link.writers:
                 side.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Forward one direction: each chunk waits out the latency and any partition."""
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str
+    ) -> None:
+        """Forward one direction: each chunk waits out the latency and any partition (of both
+        directions, or of this one)."""
         loop = asyncio.get_running_loop()
         assert self._open is not None
         while data := await reader.read(CHUNK):
             self.in_flight += len(data)
             try:
                 due = loop.time() + self.latency
-                await self._open.wait()
+                while not (self._open.is_set() and self._gates[direction].is_set()):
+                    await self._open.wait()
+                    await self._gates[direction].wait()
                 if (wait := due - loop.time()) > 0:
                     await asyncio.sleep(wait)
                 await self._forward(data, writer)
@@ -126,21 +141,28 @@ class Proxy:
         if duration:
             self._timer = asyncio.get_running_loop().call_later(duration, undo)
 
-    def partition(self, duration: float | None = None) -> str:
+    def partition(self, duration: float | None = None, direction: str | None = None) -> str:
+        """Hold every byte (``direction`` None: a blackhole) or only those going ``direction``
+        (``to_worker``: the broker's replies; ``to_broker``: the worker's commands)."""
+
         async def cut() -> None:
             assert self._open is not None
-            self._open.clear()
-            self._later(duration, self._open.set)
+            gate = self._open if direction is None else self._gates[direction]
+            gate.clear()
+            self._later(duration, gate.set)
 
         self.hub.call(cut())
         for_how_long = f" for {duration:g}s" if duration else " until healed"
-        return f"{self.name}'s broker connections blackholed{for_how_long} (proxy :{self.port})"
+        what = "blackholed" if direction is None else f"held {direction.replace('_', ' ')}"
+        return f"{self.name}'s broker connections {what}{for_how_long} (proxy :{self.port})"
 
     def heal(self) -> str:
         async def mend() -> None:
             assert self._open is not None
             self._later(None, None)
             self._open.set()
+            for gate in self._gates.values():
+                gate.set()
 
         self.hub.call(mend())
         return f"{self.name}'s broker connections healed (proxy :{self.port})"

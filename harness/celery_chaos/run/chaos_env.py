@@ -69,7 +69,9 @@ class ChaosEnv:
         self.dirty_reason = ""
         self.tests_run = 0
         self.client = workload.make_client(
-            backend.broker.url, scenario.celery, backend.results_url()
+            backend.broker.url,
+            backend.broker.celery_settings(scenario.celery),
+            backend.results_url(),
         )
         self._known: set[str] = set()  # every task id any test dispatched here
         self._test: _TestSlice | None = None

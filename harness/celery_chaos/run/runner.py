@@ -91,7 +91,9 @@ def _drive(
     result.schedule = loop.nemesis.schedule
     for line in result.schedule:
         log(f"   schedule: {line}")
-    client = workload.make_client(backend.broker.url, scenario.celery, backend.results_url())
+    client = workload.make_client(
+        backend.broker.url, backend.broker.celery_settings(scenario.celery), backend.results_url()
+    )
     try:
         loop.nemesis.arm()
         quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop)

@@ -105,6 +105,8 @@ class DockerPlacement(ContainerWatch, Placement):
 
     def check_runnable(self) -> None:
         super().check_runnable()
+        if self.scenario.broker.topology != "single":
+            raise Unsupported("broker.topology sentinel: runs on the local backend only (for now)")
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")

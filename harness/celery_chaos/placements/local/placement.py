@@ -103,6 +103,10 @@ class LocalPlacement(Placement):
         missing = self.broker_server.missing()
         if missing:
             raise Unsupported(f"broker.kind {self.scenario.broker.kind}: {missing}")
+        if self.scenario.broker.topology != "single" and self.needs_proxy:
+            raise Unsupported(  # workers follow the Sentinels to whichever node is master
+                "broker.topology sentinel: network faults need one broker address to proxy"
+            )
         if self.needs_cgroup:
             try:
                 MemoryCgroup.create(f"celery-chaos-probe-{self.run_id}").remove()
@@ -358,6 +362,15 @@ class LocalPlacement(Placement):
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         proxy = self._proxy(worker)
         return proxy.heal() if connected else proxy.partition(duration)
+
+    def hold_one_way(self, worker: Worker, direction: str, duration: float | None) -> str:
+        return self._proxy(worker).partition(duration, direction)
+
+    def failover(self, how: str) -> str:
+        failover = getattr(self.broker_server, "failover", None)
+        if failover is None:  # the scenario schema refuses it first: a single server
+            raise Unsupported("failover: needs broker.topology sentinel")
+        return failover(how)
 
     def drop_connections(self, worker: Worker) -> str:
         return self._proxy(worker).drop_connections()

@@ -12,6 +12,7 @@ from celery_chaos.brokers.base import Broker
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local.rabbitmq_server import RabbitMQServer
 from celery_chaos.placements.local.redis_server import RedisServer
+from celery_chaos.placements.local.sentinel_server import SentinelServer
 
 
 class BrokerServer(Protocol):
@@ -38,6 +39,8 @@ class BrokerServer(Protocol):
 
 
 def _redis(spec: BrokerSpec, workdir: Path) -> BrokerServer:
+    if spec.topology == "sentinel":
+        return SentinelServer(spec, workdir)
     return RedisServer("broker", workdir, persistence=spec.persistence)
 
 
