@@ -285,15 +285,25 @@ def repro(
     metavar="SECONDS",
     help="The longest ETA/countdown your code uses (configuration cannot show it).",
 )
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0, max=86_400),
+    default=None,
+    metavar="SECONDS",
+    help="Your platform's SIGTERM-to-SIGKILL grace period (Kubernetes: 30), to check tasks fit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def audit_app(app_spec: str, max_eta: float | None, as_json: bool) -> None:
+def audit_app(app_spec: str, max_eta: float | None, grace: float | None, as_json: bool) -> None:
     """List the worker-death risks in your app's configuration, without running anything.
 
     Imports --app (no instrumentation), reads its effective settings (app.conf, including
     broker_transport_options) and every registered task's acks_late, reject_on_worker_lost,
     time_limit and soft_time_limit. Each finding gives its level, the setting, what it causes
     when a worker dies and the built-in scenario that demonstrates it (celery-chaos run --only
-    NAME). Exit 1 when a finding is an error, 0 otherwise, 2 when the app cannot be imported.
+    NAME). With --grace, tasks whose time limit does not fit your platform's grace period.
+    Settings written where the app never reads them (CELERY_* environment variables, a settings
+    object's names outside its namespace) are dead config. Exit 1 when a finding is an error,
+    0 otherwise, 2 when the app cannot be imported.
     """
     from celery_chaos.tools import audit as auditing
 
@@ -304,7 +314,13 @@ def audit_app(app_spec: str, max_eta: float | None, as_json: bool) -> None:
         raise UsageProblem(f"--app {error}") from None
     except Exception as error:  # finalizing the app imports the user's task modules
         raise UsageProblem(f"--app {app_spec}: {type(error).__name__}: {error}") from None
-    findings = auditing.audit(settings.config, settings.tasks, settings.celery_version, max_eta)
+    findings = auditing.audit(
+        settings.config,
+        settings.tasks,
+        settings.celery_version,
+        max_eta,
+        **settings.deploy(grace),
+    )
     if as_json:
         document = auditing.report_document(app_spec, settings, findings)
         click.echo(json.dumps(document, indent=2, default=str))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery_chaos.tools.audit.rules import Finding, exit_code
 from celery_chaos.tools.audit.settings import CELERY_DEFAULTS, TASK_OPTIONS
+from celery_chaos.tools.audit.strays import Stray, strays
 
 
 @dataclass
@@ -16,6 +17,12 @@ class AppSettings:
     config: dict[str, Any]
     tasks: dict[str, dict[str, Any]]
     celery_version: tuple[int, int]
+    pool: str = "prefork"  # the app's worker_pool
+    strays: list[Stray] = field(default_factory=list)  # settings it may never read
+
+    def deploy(self, grace: float | None = None) -> dict[str, Any]:
+        """The ``audit(**deploy)`` inputs this app gives, with the user's ``--grace``."""
+        return {"grace": grace, "pool": self.pool, "strays": tuple(self.strays)}
 
 
 def user_tasks(app: Any) -> dict[str, Any]:
@@ -36,7 +43,8 @@ def collect(app: Any) -> AppSettings:
     config["broker_url"] = app.conf.broker_url
     major, minor = (int(part) for part in celery.__version__.split(".")[:2])
     tasks = {name: task_options(task) for name, task in user_tasks(app).items()}
-    return AppSettings(config, tasks, (major, minor))
+    pool = str(app.conf.get("worker_pool") or "prefork")
+    return AppSettings(config, tasks, (major, minor), pool, strays(app))
 
 
 def redact(url: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from celery_chaos.tools.audit.deploy_rules import DEPLOY_RULES
 from celery_chaos.tools.audit.findings import (
     ERROR,
     INFO,
@@ -326,6 +327,7 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     _failure_or_timeout,
     _broker_persistence,
     rabbitmq_findings,
+    *DEPLOY_RULES,
 )
 
 
@@ -334,14 +336,17 @@ def audit(
     tasks: Mapping[str, Mapping[str, Any]] | None = None,
     celery_version: tuple[int, int] = (5, 5),
     max_eta: float | None = None,
+    **deploy: Any,
 ) -> list[Finding]:
     """The findings for an app's settings and its tasks' own options, most severe first.
 
     ``config``: ``app.conf`` keys (missing ones take Celery's defaults). ``tasks``: task name ->
     options (``acks_late``, ``reject_on_worker_lost``, ``time_limit``... ; None inherits the app
     setting). ``max_eta``: the longest ETA/countdown the code uses (config cannot show it).
+    ``deploy``: ``grace`` (the platform's grace period, s), ``pool`` (the app's worker_pool),
+    ``strays`` (settings written where the app may never read them: ``strays.strays``).
     """
-    ctx = context(config, tasks or {}, celery_version, max_eta)
+    ctx = context(config, tasks or {}, celery_version, max_eta, **deploy)
     findings = [finding for rule in RULES for finding in rule(ctx)]
     return sorted(findings, key=lambda f: LEVELS.index(f.level))
 

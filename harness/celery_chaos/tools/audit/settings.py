@@ -141,6 +141,9 @@ class Context:
     celery_version: tuple[int, int]
     max_eta: float | None
     sweep: Sweep = field(default_factory=Sweep)  # Kombu's restore sweep, as the app has it
+    grace: float | None = None  # the platform's SIGTERM-to-SIGKILL grace period (--grace)
+    pool: str = "prefork"  # the app's worker_pool (a -P on the command line is not visible)
+    strays: tuple[Any, ...] = ()  # settings written where the app may never read them
 
     def where(self, predicate: Callable[[TaskPolicy], bool]) -> list[TaskPolicy]:
         return [p for p in self.policies if predicate(p)]
@@ -151,7 +154,9 @@ def context(
     tasks: Mapping[str, Mapping[str, Any]],
     celery_version: tuple[int, int],
     max_eta: float | None,
+    **deploy: Any,
 ) -> Context:
+    """The rules' view of an app; ``deploy``: Context's ``grace``, ``pool`` and ``strays``."""
     settings = effective_config(config)
     transport = settings["broker_transport_options"] or {}
     visibility = transport.get("visibility_timeout")
@@ -165,6 +170,7 @@ def context(
         celery_version=celery_version,
         max_eta=max_eta,
         sweep=sweep_of(transport, installed_kombu()),
+        **deploy,
     )
 
 
