@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from celery_chaos.brokers.sentinel import MASTER_NAME, SentinelBroker
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.core.scenario_parts import BrokerSpec
+from celery_chaos.placements.base import Unsupported
 from celery_chaos.placements.proxy import ProxyHub
 
 DEADLINE = 10.0
@@ -122,3 +124,28 @@ def test_one_way_hold_holds_only_its_direction(
         client.close()
     finally:
         hub.close()
+
+
+def sentinel_scenario(*faults: dict[str, Any]) -> Any:
+    data = scenario(broker={"kind": "redis", "topology": "sentinel"}, faults=list(faults))
+    return parse_scenario(data, "t.yaml")
+
+
+def test_docker_says_why_a_sentinel_scenario_is_not_runnable(tmp_path: Path) -> None:
+    from celery_chaos.placements.docker.placement import DockerPlacement
+
+    failover = {"kind": "failover", "when": {"at": 1}}
+    with pytest.raises(Unsupported, match="failover is not supported by the docker backend"):
+        DockerPlacement(sentinel_scenario(failover), tmp_path).check_runnable()
+    with pytest.raises(Unsupported, match="broker.topology sentinel: runs on the local backend"):
+        DockerPlacement(sentinel_scenario(), tmp_path).check_runnable()
+
+
+def test_local_refuses_proxied_faults_on_a_sentinel_topology(tmp_path: Path) -> None:
+    from celery_chaos.placements.local.placement import LocalPlacement
+
+    one_way = {"kind": "partition_one_way", "when": {"at": 1}}
+    placement = LocalPlacement(sentinel_scenario(one_way), tmp_path)
+    with pytest.raises(Unsupported, match="network faults need one broker address"):
+        placement.check_runnable()
+    placement.state.discard()
