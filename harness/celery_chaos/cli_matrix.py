@@ -64,7 +64,9 @@ def shard_scenarios(scenarios: list, shard: str | None, durations_from: Path | N
     return chosen
 
 
-def _version_sets(matrix_file: Path | None, pins: dict[str, str | None]) -> list:
+def _version_sets(
+    matrix_file: Path | None, pins: dict[str, str | None], extras: tuple[str, ...] = ()
+) -> list:
     from celery_chaos.tools.matrix import version_sets as vs
 
     try:
@@ -76,6 +78,7 @@ def _version_sets(matrix_file: Path | None, pins: dict[str, str | None]) -> list
             columns = vs.from_options(pins)
         if not columns:
             raise vs.VersionSetError("--celery: give the versions to compare (or --matrix-file)")
+        columns = vs.with_extras(columns, list(extras), "--extra") if extras else columns
         vs.check_unique(columns)
     except vs.VersionSetError as error:
         raise UsageProblem(str(error)) from None
@@ -109,6 +112,13 @@ def _with_app(scenarios: list, app_spec: str | None) -> list:
     default=None,
     help="YAML with version_sets: [{celery: '5.4', kombu: '5.4'}, ...].",
 )
+@click.option(
+    "--extra",
+    "extras",
+    multiple=True,
+    metavar="REQUIREMENT",
+    help="One more package for every version set's environment, e.g. 'setuptools<70'.",
+)
 @click.option("--baseline", default=None, help="The column others are compared to (first).")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this scenario (repeatable).")
 @click.option("--app", "app_spec", default=None, help="Your Celery app (e.g. proj.celery:app).")
@@ -134,6 +144,7 @@ def _with_app(scenarios: list, app_spec: str | None) -> list:
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
 def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
            billiard: str | None, redis_py: str | None, matrix_file: Path | None,
+           extras: tuple[str, ...],
            baseline: str | None, only: tuple[str, ...], app_spec: str | None, report_dir: Path,
            jobs: int, find_links: tuple[str, ...], index_url: str | None, offline: bool,
            env_dir: Path | None, seed: int | None, shard: str | None,
@@ -151,7 +162,7 @@ def matrix(paths: tuple[Path, ...], celery: str | None, kombu: str | None,
     from celery_chaos.tools.matrix.run import MatrixOptions, run_matrix
 
     pins = dict(zip(LIBRARY_OPTIONS, (celery, kombu, billiard, redis_py), strict=True))
-    columns = _version_sets(matrix_file, pins)
+    columns = _version_sets(matrix_file, pins, extras)
     labels = [column.label for column in columns]
     if baseline is not None and baseline not in labels:
         raise UsageProblem(f"--baseline: {baseline!r} is not a column ({', '.join(labels)})")

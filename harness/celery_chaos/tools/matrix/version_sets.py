@@ -3,15 +3,18 @@
 From the command line (``--celery 5.3,5.4 --kombu 5.3,5.4``: one value applies to every column,
 a list lines up with ``--celery``) or a matrix file (``version_sets: [{celery: "5.3"}, ...]``).
 A value is a release (``5.5.3``: exactly it), a minor (``5.4``: its newest patch) or a PEP 440
-specifier (``>=5.4,<5.5``).
+specifier (``>=5.4,<5.5``). ``extras`` (a set's own list in the file, ``--extra`` for every set)
+are more requirements installed beside them: ``gevent``/``eventlet`` for the green pools,
+``setuptools<70`` for a stack that still imports ``pkg_resources`` (a uv environment has none).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from celery_chaos.core.yaml_input import InputError, read_yaml
@@ -34,6 +37,7 @@ class VersionSetError(ValueError):
 class VersionSet:
     pins: dict[str, str] = field(default_factory=dict)  # key of DISTRIBUTIONS -> value as given
     name: str = ""
+    extras: tuple[str, ...] = ()  # more requirements, as given (``setuptools<70``, ``gevent``)
 
     @property
     def label(self) -> str:
@@ -41,7 +45,28 @@ class VersionSet:
         return self.name or "_".join(f"{key}-{value}" for key, value in self.pins.items())
 
     def requirements(self) -> list[str]:
-        return [requirement(key, value) for key, value in self.pins.items()]
+        return [requirement(key, value) for key, value in self.pins.items()] + list(self.extras)
+
+
+def extras_of(value: object, where: str) -> tuple[str, ...]:
+    """A list of PEP 508 requirements (``setuptools<70``, ``gevent==24.2.1``), else
+    :class:`VersionSetError` naming ``where`` and the entry."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise VersionSetError(f"{where}: a list of requirements like ['setuptools<70', gevent]")
+    for index, item in enumerate(value):
+        try:
+            Requirement(item)
+        except InvalidRequirement:
+            raise VersionSetError(
+                f"{where}[{index}]: {item!r} is not a requirement (e.g. 'setuptools<70', gevent)"
+            ) from None
+    return tuple(value)
+
+
+def with_extras(columns: list[VersionSet], extras: list[str], where: str) -> list[VersionSet]:
+    """Every column with ``extras`` added (``--extra``: for all of them)."""
+    added = extras_of(list(extras), where)
+    return [replace(column, extras=column.extras + added) for column in columns]
 
 
 def requirement(key: str, value: str) -> str:
@@ -101,13 +126,15 @@ def from_file(path: Path) -> list[VersionSet]:
         where = f"{path}: version_sets[{index}]"
         if not isinstance(entry, dict):
             raise VersionSetError(f"{where}: a mapping like {{celery: '5.4'}}")
-        unknown = set(entry) - set(DISTRIBUTIONS) - {"name"}
+        unknown = set(entry) - set(DISTRIBUTIONS) - {"name", "extras"}
         if unknown:
             raise VersionSetError(
-                f"{where}: unknown key {sorted(unknown)[0]!r}; expected {', '.join(DISTRIBUTIONS)}"
+                f"{where}: unknown key {sorted(unknown)[0]!r};"
+                f" expected {', '.join(DISTRIBUTIONS)}, name, extras"
             )
         pins = {key: str(entry[key]) for key in DISTRIBUTIONS if entry.get(key) is not None}
-        column = VersionSet(pins, str(entry.get("name") or ""))
+        extras = extras_of(entry["extras"], f"{where}.extras") if "extras" in entry else ()
+        column = VersionSet(pins, str(entry.get("name") or ""), extras)
         try:
             column.requirements()
         except VersionSetError as error:
