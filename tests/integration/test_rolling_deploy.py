@@ -12,10 +12,13 @@ from typing import Any
 import psutil
 import pytest
 from celery_chaos.core.conclusion import PASSED
-from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.placements.local.placement import LocalPlacement
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.adhoc_support import run, work
+from tests.integration.docker_support import require_images
+from tests.integration.scenario_support import SCENARIOS
 from tests.integration.scenario_support import run as run_suite
 
 pytestmark = pytest.mark.integration
@@ -114,3 +117,23 @@ def test_new_workers_get_the_new_env(tmp_path: Path) -> None:
         assert backend.worker_ready(fresh)
         assert (old["RELEASE"], new["RELEASE"]) == ("1", "2")
         assert new["KEEP"] == "yes"  # the rest of workers.env stays
+
+
+@pytest.mark.docker
+def test_rolling_deploy_on_docker_replaces_every_container(tmp_path: Path) -> None:
+    """The same rollout with containers: each old container gets its SIGTERM only after its
+    replacement is ready, and no task is lost. (32b's new app is not in the default worker
+    image, so the signature change runs on the local placement.)"""
+    require_images()
+    scenario = load_file(SCENARIOS / "32a-rolling-deploy-ack-late.yaml")
+    result = run_scenario(scenario, RunOptions("docker", tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    events = history(tmp_path)
+    old, new = started(events)[:2], started(events)[2:]
+    sigterms = [e for e in of_type(events, "fault") if e.get("stage") == "sigterm"]
+    assert [e["worker"] for e in sigterms] == old and len(new) == 2
+    for i, sigterm in enumerate(sigterms):
+        ready = [e["worker"] for e in of_type(events, "worker_ready") if e["seq"] < sigterm["seq"]]
+        assert set(new[: i + 1]) <= set(ready)
+    assert {t.outcome for t in result.verdicts.tasks} == {"ok"}
+    assert result.verdicts.counts["worker_crashes"] == 0
