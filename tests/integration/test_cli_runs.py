@@ -54,12 +54,14 @@ def celery_chaos(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def chaos_cgroups() -> list[Path]:
+def chaos_cgroups(run_id: str = "") -> list[Path]:
+    """The harness's memory cgroups (of run ``run_id`` only, when given: other tests running
+    at the same time make theirs)."""
     try:
         parent = v1_parent()
     except OSError:
         return []
-    return [p for p in parent.glob("celery-chaos-*") if p.is_dir()]
+    return [p for p in parent.glob(f"celery-chaos-{run_id}*") if p.is_dir()]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -70,16 +72,17 @@ def test_interrupted_run_leaves_nothing_running(tmp_path: Path, sig: int) -> Non
         pytest.skip(str(error))
     scenario = tmp_path / "long.yaml"
     scenario.write_text(LONG_SCENARIO)
-    cgroups_before = set(chaos_cgroups())
     process = celery_chaos("run", str(scenario), "--report-dir", str(tmp_path / "r"), "-v")
-    wait_for_line(process, "attempt_start", deadline=60)
+    line = wait_for_line(process, "attempt_start", deadline=60)
+    run_id = re.search(r"@chaos-([0-9a-f]+)", line).group(1)  # workers are named w<N>@chaos-<run>
+    assert chaos_cgroups(run_id), "the run made no cgroup: nothing would be proven below"
     started = psutil.Process(process.pid).children(recursive=True)
     assert len(started) >= 4  # ledger, broker, worker main, pool child
     process.send_signal(sig)
     assert process.wait(timeout=30) == 130
     gone, alive = psutil.wait_procs(started, timeout=10)
     assert alive == [], f"left running: {[p.pid for p in alive]}"
-    assert set(chaos_cgroups()) <= cgroups_before
+    assert chaos_cgroups(run_id) == []
 
 
 def test_unmet_expectation_exits_1_and_names_the_task(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""``celery-chaos run --jobs N`` with real workers: the same verdicts as one at a time, output in
-suite order and never wrapped off a terminal, and nothing outlives a harness killed mid-run."""
+"""``celery-chaos run`` with its default ``--jobs auto`` and with ``--jobs N``, real workers: the
+same verdicts as one at a time, output in suite order and never wrapped off a terminal, and
+nothing outlives a harness killed mid-run."""
 
 from __future__ import annotations
 
@@ -47,9 +48,9 @@ def verdicts(report_dir: Path) -> dict[str, tuple[str, dict[str, int]]]:
     return found
 
 
-def test_jobs_2_gives_the_same_verdicts_in_suite_order_unwrapped(tmp_path: Path) -> None:
+def test_the_default_gives_the_same_verdicts_in_suite_order_unwrapped(tmp_path: Path) -> None:
     deep = tmp_path / ("a-long-folder-name-so-that-report-paths-pass-eighty-columns" * 2)
-    one, two = run_cli(deep / "one", "--jobs", "1"), run_cli(deep / "two", "--jobs", "2")
+    one, two = run_cli(deep / "one", "--jobs", "1"), run_cli(deep / "two")  # two: --jobs auto
     assert one.returncode == 0, one.stdout + one.stderr
     assert two.returncode == 0, two.stdout + two.stderr
     assert verdicts(deep / "one") == verdicts(deep / "two")
