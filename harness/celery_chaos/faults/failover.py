@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
     LOCAL,
     Aim,
@@ -44,11 +45,16 @@ KIND = FaultKind(
     band=Band("failover", "band-broker"),
     on_broker=True,
     needs_topology="sentinel",
-    placements=frozenset({LOCAL}),
+    placements=frozenset({LOCAL, DOCKER}),
     how={
         LOCAL: (
             "`kill`: SIGKILL the master's redis-server (it stays down; the Sentinels promote the "
             "replica after 1 s of silence); `sentinel`: `SENTINEL FAILOVER` to a Sentinel"
+        ),
+        DOCKER: (
+            "`kill`: docker kill (SIGKILL) the master's container (it stays down; the Sentinels, "
+            "containers too, promote the replica after 1 s of silence); `sentinel`: `SENTINEL "
+            "FAILOVER` to a Sentinel"
         ),
     },
 )

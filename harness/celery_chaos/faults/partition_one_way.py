@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from celery_chaos.faults.base import (
+    DOCKER,
     INJECTED,
     LOCAL,
     Aim,
@@ -47,13 +48,18 @@ KIND = FaultKind(
     "the worker's broker connections hold one direction (`direction`; for `duration` s)",
     apply,
     params=OneWayParams,
-    proxied_on=frozenset({LOCAL}),
-    placements=frozenset({LOCAL}),
+    proxied_on=frozenset({LOCAL, DOCKER}),
+    placements=frozenset({LOCAL, DOCKER}),
     how={
         LOCAL: (
             "the worker's own TCP proxy holds the bytes of one direction (`to_worker`: the "
             "broker's replies; `to_broker`: the worker's commands); they flow on after `heal` or "
             "`duration` s"
+        ),
+        DOCKER: (
+            "the worker container reaches the broker through its own TCP proxy in the harness "
+            "(on the broker network's gateway), which holds the bytes of one direction; they "
+            "flow on after `heal` or `duration` s"
         ),
     },
 )

@@ -52,6 +52,7 @@ from celery_chaos.placements.docker.containers import (
     start_reaper,
 )
 from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
+from celery_chaos.placements.docker.sentinel import SentinelContainers
 from celery_chaos.placements.docker.watch import ContainerWatch, engine
 from celery_chaos.placements.ports import free_port
 from celery_chaos.placements.worker_command import entrypoint_command
@@ -66,6 +67,12 @@ BROKER_CONTAINERS: dict[str, Callable[[str, BrokerSpec], LoopbackRedis | Loopbac
         image, secrets.token_hex(16), free_port(), spec.persistence == "aof"
     ),
     "rabbitmq": lambda image, spec: LoopbackRabbitMQ(image, free_port(), spec.consumer_timeout),
+}
+# broker.topology other than single: the containers that make it (docker/sentinel.py).
+TOPOLOGY_CONTAINERS: dict[str, Callable[[str, BrokerSpec], SentinelContainers]] = {
+    "sentinel": lambda image, spec: SentinelContainers(
+        image, spec, secrets.token_hex(16), secrets.token_hex(16)
+    ),
 }
 PARALLEL_CALLS = 4
 UNLIMITED_MEMORY = 64 * 1024**3
@@ -105,8 +112,10 @@ class DockerPlacement(ContainerWatch, Placement):
 
     def check_runnable(self) -> None:
         super().check_runnable()
-        if self.scenario.broker.topology != "single":
-            raise Unsupported("broker.topology sentinel: runs on the local backend only (for now)")
+        if self.scenario.broker.topology != "single" and network.needs_proxy(self.scenario):
+            raise Unsupported(
+                "broker.topology sentinel: network faults need one broker address to proxy"
+            )
         ok, reason = images.engine_available()
         if not ok:
             raise BackendError(f"--backend docker: {reason}")
@@ -148,7 +157,10 @@ class DockerPlacement(ContainerWatch, Placement):
         self.services["ledger"] = LoopbackRedis(
             self.redis_image, secrets.token_hex(16), free_port(), appendonly=False
         )
-        make_container = BROKER_CONTAINERS[self.scenario.broker.kind]
+        topology = self.scenario.broker.topology
+        make_container: Callable[[str, BrokerSpec], Any] = TOPOLOGY_CONTAINERS.get(
+            topology, BROKER_CONTAINERS[self.scenario.broker.kind]
+        )
         self.services["broker"] = make_container(self.broker_image, self.scenario.broker)
         for role, service in self.services.items():
             service.with_name(f"chaos-{self.run_id}-{role}").with_network(
@@ -283,14 +295,27 @@ class DockerPlacement(ContainerWatch, Placement):
     def partition(self, worker: Worker, connected: bool, duration: float | None = None) -> str:
         broker_network, container = self.networks["broker"], engine(worker)
         self.proxies.cut(worker, connected)  # a proxied worker's proxy too (network.py)
-        if connected:
-            broker_network.connect(container.id)
+        if connected:  # after partition_one_way the container never left the network
+            if not probes.address_on(container, broker_network.name):
+                broker_network.connect(container.id)
             return f"{container.name} reconnected to the broker network"
         broker_network.disconnect(container.id)
         if duration:  # a partition that heals itself (storms, faults[].duration)
             heal = partial(self.partition, worker, True)  # quietly: the run may be over
             threading.Timer(duration, _quietly, (heal,)).start()
         return f"{container.name} disconnected from the broker network (ledger still reachable)"
+
+    def hold_one_way(self, worker: Worker, direction: str, duration: float | None) -> str:
+        return self.proxies.proxy(worker).partition(duration, direction)
+
+    def failover(self, how: str) -> str:
+        failover = getattr(self.services.get("broker"), "failover", None)
+        if failover is None:  # the scenario schema refuses it first: a single server
+            raise Unsupported("failover: needs broker.topology sentinel")
+        try:
+            return str(failover(how))
+        except redis.RedisError as error:
+            raise BackendError(f"failover: the Sentinels did not answer: {error}") from None
 
     def drop_connections(self, worker: Worker) -> str:
         return self.proxies.proxy(worker).drop_connections()
