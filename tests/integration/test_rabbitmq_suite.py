@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_only_scenarios_about_redis_transport_are_left_on_redis() -> None:
-    """The exclusions stay few and deliberate: visibility timeouts, the restore sweep, BRPOP."""
+    """The exclusions stay few and deliberate: visibility timeouts, the restore sweep, BRPOP,
+    and Redis Sentinel's failover (a Redis topology)."""
     assert {
         "ack-late-partition-mid-task",
         "ack-late-reply-lost-in-flight",
@@ -34,6 +35,8 @@ def test_only_scenarios_about_redis_transport_are_left_on_redis() -> None:
         "eventlet-kill-is-whole-worker",
         "gevent-kill-is-whole-worker",
         "gevent-kill-polling-interval-restores",
+        "sentinel-failover-defaults",
+        "sentinel-failover-ack-late-crashes-worker",
     } == REDIS_ONLY
 
 

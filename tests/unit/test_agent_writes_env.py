@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery_chaos.agent import instrument as agent
+from celery_chaos.brokers.redis import RedisBroker
 from celery_chaos.placements.local.placement import LocalPlacement
 
 from tests.unit.inline_scenario import scenario
@@ -19,6 +20,8 @@ KILLS = [
 
 
 def _writes(placement: LocalPlacement) -> tuple[str, str]:
+    # The broker a started placement has (its settings join the workers' environment).
+    placement.broker = RedisBroker(placement.scenario.broker, "redis://broker", log=print)
     env = placement.agent_env("redis://ledger", "redis://broker")
     return env[agent.WRITES_ENV], env[agent.ARMABLE_ENV]
 
