@@ -9,6 +9,7 @@ that did not. The machine's load average is printed with each run: on a shared m
 first thing that moves these figures.
 
 Usage: python benchmarks/suite_wall.py [--jobs auto,1] [--runs 1] [--only NAME]... [--json PATH]
+                                       [--report-dir DIR]
                                        [--smoke]
 (``bench.py`` prints the same table as figure e.) ``--smoke`` runs two short scenarios once with
 ``--jobs 1``: it proves the script works, in seconds; its figure is not the suite's. Exit 0 also
@@ -111,18 +112,23 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 def measure(
-    jobs_list: list[str], runs: int, log: bool = True, only: tuple[str, ...] = ()
+    jobs_list: list[str],
+    runs: int,
+    log: bool = True,
+    only: tuple[str, ...] = (),
+    report_dir: Path | None = None,
 ) -> dict[str, list[SuiteRun]]:
     """``runs`` runs for each ``--jobs`` value, alternating (a load spike hits all of them), all
     into one report folder as a user reruns the suite: every run after the first starts the
     scenarios longest first by the previous run's durations."""
     measured: dict[str, list[SuiteRun]] = {jobs: [] for jobs in jobs_list}
-    with tempfile.TemporaryDirectory(prefix="chaos-suites-") as folder:
+    with tempfile.TemporaryDirectory(prefix="chaos-suites-") as scratch:
+        folder = report_dir or Path(scratch)
         for repetition in range(runs):
             for jobs in jobs_list:
                 if log:
                     print(f"suite run {repetition + 1}/{runs}, --jobs {jobs} ...", flush=True)
-                measured[jobs].append(run_suite(jobs, only, Path(folder)))
+                measured[jobs].append(run_suite(jobs, only, folder))
     return measured
 
 
@@ -194,6 +200,10 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=1, help="runs per --jobs value")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the runs here")
+    parser.add_argument(
+        "--report-dir", type=Path, help="keep the runs here (default: a temporary folder); a "
+        "folder with an earlier run orders the first run too"
+    )  # fmt: skip
     parser.add_argument("--only", action="append", default=[], help="scenario name (repeatable)")
     parser.add_argument(
         "--smoke", action="store_true", help="two short scenarios, --jobs 1, once: proves it runs"
@@ -201,7 +211,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.runs, args.only = "1", 1, list(SMOKE_SCENARIOS)
-    measured = measure(args.jobs.split(","), args.runs, only=tuple(args.only))
+    measured = measure(args.jobs.split(","), args.runs, only=tuple(args.only),
+                       report_dir=args.report_dir)  # fmt: skip
     print()
     print_table(measured)
     if args.json:
