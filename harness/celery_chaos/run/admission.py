@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-BUSY_LIMIT = 0.6  # fraction of all CPUs busy over the window above which nothing new starts
+BUSY_LIMIT = 0.85  # fraction of all CPUs busy over the window above which nothing new starts
 WINDOW = 1.0  # seconds of CPU history one decision looks at
 SETTLE = 0.5  # seconds between two starts: lets the last start-up burst show in the CPU figure
 MEMORY_FLOOR = 1 << 30  # bytes that must stay available (a scenario's servers and workers)
