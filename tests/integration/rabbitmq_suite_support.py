@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,14 @@ def run_on_rabbitmq(scenario_name: str, tmp_path: Path, on_finish: Any = None) -
     left = _no_node_left()
     assert not left, f"a RabbitMQ node outlived its run: {left}"
     return json.loads((result.report_dir / "result.json").read_text())
+
+
+def quarter_of_the_suite(index: int) -> Callable[..., None]:
+    """The test of one quarter of the default suite on RabbitMQ (a test file assigns it)."""
+
+    @pytest.mark.integration
+    @pytest.mark.parametrize("name", QUARTERS[index])
+    def test_default_suite_on_rabbitmq(name: str, tmp_path: Path) -> None:
+        run_on_rabbitmq(name, tmp_path)
+
+    return test_default_suite_on_rabbitmq

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from celery_chaos.core.scenario_parts import BrokerSpec
 
 MASTER_NAME = "chaos"
+# The topology both placements run, so a failover takes the same time on each.
+SENTINELS = 3
+QUORUM = 2
+DOWN_AFTER_MS = 1000  # a master silent this long is down (Sentinel's default: 30 s)
+FAILOVER_TIMEOUT_MS = 5000
 
 
 class SentinelBroker(RedisBroker):

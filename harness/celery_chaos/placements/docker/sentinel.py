@@ -22,7 +22,14 @@ from collections.abc import Callable
 import redis
 from testcontainers.core.container import DockerContainer
 
-from celery_chaos.brokers.sentinel import MASTER_NAME, SentinelBroker
+from celery_chaos.brokers.sentinel import (
+    DOWN_AFTER_MS,
+    FAILOVER_TIMEOUT_MS,
+    MASTER_NAME,
+    QUORUM,
+    SENTINELS,
+    SentinelBroker,
+)
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.base import BackendError
 from celery_chaos.placements.docker import probes
@@ -35,12 +42,6 @@ from celery_chaos.placements.docker.containers import (
     crash,
 )
 
-# The local placement's figures (placements/local/sentinel_server.py; placements import no other
-# placement), so a failover takes the same time on both.
-SENTINELS = 3
-QUORUM = 2
-DOWN_AFTER_MS = 1000  # a master silent this long is down (Sentinel's default: 30 s)
-FAILOVER_TIMEOUT_MS = 5000
 SENTINEL_PORT = 26379
 # Sentinel rewrites its configuration file, so it cannot be given on the command line only: the
 # container's shell writes one line per argument to a file of its own, then becomes the Sentinel.

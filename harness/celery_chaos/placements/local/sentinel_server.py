@@ -19,7 +19,14 @@ from pathlib import Path
 
 import redis
 
-from celery_chaos.brokers.sentinel import MASTER_NAME, SentinelBroker
+from celery_chaos.brokers.sentinel import (
+    DOWN_AFTER_MS,
+    FAILOVER_TIMEOUT_MS,
+    MASTER_NAME,
+    QUORUM,
+    SENTINELS,
+    SentinelBroker,
+)
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local import processes
 from celery_chaos.placements.local.redis_server import (
@@ -29,11 +36,6 @@ from celery_chaos.placements.local.redis_server import (
     find_redis_server,
 )
 from celery_chaos.placements.ports import free_port
-
-SENTINELS = 3
-QUORUM = 2
-DOWN_AFTER_MS = 1000  # a master silent this long is down (Sentinel's default: 30 s)
-FAILOVER_TIMEOUT_MS = 5000
 
 
 class _DataNode(RedisServer):
