@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 from celery_chaos.core.conclusion import PASSED, ScenarioResult
-from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.placements.local import processes
 from celery_chaos.placements.local.placement import LocalPlacement
 from celery_chaos.run.runner import RunOptions, run_scenario
@@ -22,6 +22,7 @@ from tests.integration.docker_support import require_images
 from tests.integration.scenario_support import run as run_suite
 
 pytestmark = pytest.mark.integration
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def history(tmp_path: Path) -> list[dict[str, Any]]:
@@ -214,3 +215,18 @@ def test_evict_on_docker(entrypoint: str | None, tmp_path: Path) -> None:
         assert stages == [None] and (exit["exitcode"], exit["signal"]) == (0, None)
         assert [t.outcome for t in result.verdicts.tasks] == ["ok", "ok"]
     assert result.verdicts.counts["worker_crashes"] == 0
+
+
+@pytest.mark.docker
+def test_scale_down_of_the_busiest_container_loses_its_task(tmp_path: Path) -> None:
+    """Scenario 30 on docker: the autoscaler removes the container running the task (evicted,
+    then `docker kill` after grace), the idle one stays, and the task is lost as locally."""
+    require_images()
+    scenario = load_file(SCENARIOS / "30-scale-down-busiest-defaults.yaml")
+    result = run_scenario(scenario, RunOptions("docker", tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    (task,) = result.verdicts.tasks
+    assert task.outcome == "lost"
+    assert task.attempts[0].exit_reason.startswith("SIGKILL by scale_down fault")
+    assert {f["worker"] for f in result.verdicts.faults} == {task.attempts[0].worker}
+    assert result.status == PASSED

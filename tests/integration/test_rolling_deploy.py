@@ -122,8 +122,7 @@ def test_new_workers_get_the_new_env(tmp_path: Path) -> None:
 @pytest.mark.docker
 def test_rolling_deploy_on_docker_replaces_every_container(tmp_path: Path) -> None:
     """The same rollout with containers: each old container gets its SIGTERM only after its
-    replacement is ready, and no task is lost. (32b's new app is not in the default worker
-    image, so the signature change runs on the local placement.)"""
+    replacement is ready, and no task is lost."""
     require_images()
     scenario = load_file(SCENARIOS / "32a-rolling-deploy-ack-late.yaml")
     result = run_scenario(scenario, RunOptions("docker", tmp_path), tmp_path, log=lambda _: None)
@@ -137,3 +136,17 @@ def test_rolling_deploy_on_docker_replaces_every_container(tmp_path: Path) -> No
         assert set(new[: i + 1]) <= set(ready)
     assert {t.outcome for t in result.verdicts.tasks} == {"ok"}
     assert result.verdicts.counts["worker_crashes"] == 0
+
+
+@pytest.mark.docker
+def test_signature_change_on_docker(tmp_path: Path) -> None:
+    """Scenario 32b with containers (the worker image carries the package's sample_tasks, so
+    version 2 of the app too): the old messages fail on the new code as they do locally."""
+    require_images()
+    scenario = load_file(SCENARIOS / "32b-rolling-deploy-signature-change.yaml")
+    result = run_scenario(scenario, RunOptions("docker", tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    failures = of_type(history(tmp_path), "task_failure")
+    assert [f["exc_type"] for f in failures] == ["TypeError"] * 3
+    assert result.verdicts.counts["failed"] == 3 and result.verdicts.counts["ok"] == 1
+    assert result.status == PASSED
