@@ -2,8 +2,9 @@
 
 Sentinel: a master, a replica and three Sentinels are containers of the run's Redis image; the
 worker container connects through ``sentinel://`` to the Sentinels' names, the harness to their
-container IPs. The default suite's 33a/33b run with their written expectations, as on the local
-placement (tests/integration/test_sentinel.py). ``partition_one_way``: the worker container
+container IPs. The default suite's 33a runs with its written expectations, as on the local
+placement (tests/integration/test_sentinel.py); 33b is not run here: its crash is timing-dependent
+on docker (docs/how-to/deploys.md). ``partition_one_way``: the worker container
 reaches the broker through its own proxy in the harness, which holds one direction.
 """
 
@@ -75,19 +76,6 @@ def test_worker_container_follows_the_sentinels_to_the_new_master(tmp_path: Path
     assert [t.outcome for t in late] == ["ok", "ok"]  # sent after the promotion, consumed
     (log,) = tmp_path.rglob("worker-w0.log")
     assert "Connected to sentinel://" in log.read_text(errors="replace")
-
-
-def test_ack_late_worker_container_crashes_and_the_promoted_replica_holds_the_rest(
-    tmp_path: Path,
-) -> None:
-    result = run(tmp_path, "33b-sentinel-failover-ack-late-crashes-worker.yaml")
-    assert switched(tmp_path)
-    (log,) = tmp_path.rglob("worker-w0.log")
-    assert "Unrecoverable error: AttributeError" in log.read_text(errors="replace")
-    # The harness read both pending messages on the promoted replica, found via the Sentinels
-    # at their container IPs (the old master's container is dead).
-    pending = [line for line in result.explanations if line.startswith("pending")]
-    assert len(pending) == 2 and all("queue:celery" in line for line in pending)
 
 
 def test_sentinel_failover_with_the_master_alive_on_docker(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_worker_kill_with_a_long_visibility_timeout_is_pending(tmp_path: Path) -
     assert probes(result)["document lock"]["held"] is True
     assert [f["kind"] for f in result["faults"]] == ["kill_worker", "start_worker"]
     # why, in the user's terms: the run ended long before the timeout let a sweep restore it
-    assert "before the visibility timeout had passed (at 600" in done.stdout
+    assert "before the visibility timeout had passed (at 600" in done.stdout, done.stdout
     assert "Kombu's restore sweep every 100s" in done.stdout
     assert_page_says_what_the_console_says(tmp_path, done.stdout)
 
