@@ -114,7 +114,7 @@ def main() -> None:
     type=JobsParam(),
     default="auto",
     help="Scenarios run at once: auto (default: one more whenever the CPUs were mostly idle "
-    "for a second, at most 4 per CPU) or a number; exclusive ones run alone.",
+    "for a second and memory has room; docs: --jobs) or a number; exclusive ones run alone.",
 )
 def run(
     paths: tuple[Path, ...],
