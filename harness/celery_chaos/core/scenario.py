@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -28,6 +28,7 @@ from celery_chaos.core.scenario_base import (
     check_expectation,
     first_error,
 )
+from celery_chaos.core.scenario_data import Invariant, ServicesSpec, SetupStep, check_app_state
 from celery_chaos.core.scenario_parts import (
     BrokerSpec,
     CanvasNode,
@@ -58,7 +59,11 @@ class Scenario(Strict):
     settle: Seconds = 1.0
     redelivery_threshold: int = Field(default=DEFAULT_REDELIVERY_THRESHOLD, ge=1, le=10_000)
     seed: int | None = None
-    results: ResultsSpec | None = None
+    # ``app``: keep the app's own result backend (the harness runs none for it).
+    results: ResultsSpec | Literal["app"] | None = None
+    services: ServicesSpec = Field(default_factory=ServicesSpec)
+    setup: list[SetupStep] = Field(default_factory=list, max_length=100)
+    invariants: list[Invariant] = Field(default_factory=list, max_length=100)
     # Timing-sensitive under load: ``run --jobs N`` runs it alone, before the parallel batch.
     exclusive: bool = False
     storm: StormSpec | None = None
@@ -69,16 +74,18 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _workflow_refs(self) -> Scenario:
-        results_on_broker = self.results is not None and self.results.server == "broker"
+        results_on_broker = (
+            isinstance(self.results, ResultsSpec) and self.results.server == "broker"
+        )
         if results_on_broker and self.broker.kind == "rabbitmq":
             raise ValueError(
                 "results.server: broker needs a Redis broker (RabbitMQ has no databases);"
                 " use server: ledger"
             )
         for i, item in enumerate(self.workload):
-            if self.results is None and needs_results(item):
+            if not isinstance(self.results, ResultsSpec) and needs_results(item):
                 raise ValueError(
-                    f"workload[{i}].chord: a chord needs a result backend;"
+                    f"workload[{i}].chord: a chord needs a result backend the harness runs;"
                     " add results: {server: ledger} (or server: broker)"
                 )
             fault = item.revoke.after_fault if item.revoke else None
@@ -121,6 +128,7 @@ class Scenario(Strict):
         if isinstance(expect, dict):
             for verdict, rule in expect.items():
                 check_expectation(verdict, rule)
+        _check_results(data.get("results") if isinstance(data, dict) else None)
         return data
 
     @model_validator(mode="after")
@@ -140,6 +148,7 @@ class Scenario(Strict):
         for i, fault in enumerate(self.faults):
             check_fault_refs(i, fault, total, workers)
         check_reachable(self)
+        check_app_state(self)
         return self
 
     @property
@@ -152,6 +161,22 @@ class Scenario(Strict):
         ``start_worker``/``restart_worker`` fault (worker indexes count up from 0)."""
         started = sum(1 for f in self.faults if FAULTS[f.kind].starts_worker)
         return self.workers.count + started
+
+
+def _check_results(results: Any) -> None:
+    """``results`` is ``app`` or a ResultsSpec mapping; checked before the union so the
+    message names ``results.<key>`` rather than a member of the union."""
+    if results is None or results == "app":
+        return
+    if not isinstance(results, dict):
+        raise ValueError(
+            f"results: {results!r}: expected app (the app's own result backend)"
+            " or {server: ledger|broker, db: N}"
+        )
+    try:
+        ResultsSpec.model_validate(results)
+    except ValidationError as error:
+        raise ValueError(f"results.{first_error(error)}") from None
 
 
 def parse_scenario(data: Any, source: str) -> Scenario:
@@ -232,7 +257,7 @@ def with_broker_kind(scenario: Scenario, kind: str | None) -> Scenario:
     whose file names its ``broker.kind`` (it is about that broker, e.g. quorum queues)."""
     if kind is None or kind == scenario.broker.kind or "kind" in scenario.broker.model_fields_set:
         return scenario
-    if scenario.results is not None and scenario.results.server == "broker":
+    if isinstance(scenario.results, ResultsSpec) and scenario.results.server == "broker":
         return scenario  # its results live in the broker's Redis: it is about that Redis
     broker = BrokerSpec.model_validate(scenario.broker.model_dump() | {"kind": kind})
     return scenario.model_copy(update={"broker": broker})
