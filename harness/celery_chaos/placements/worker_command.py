@@ -62,9 +62,10 @@ def entrypoint_command(command: list[str], entrypoint: str | None) -> list[str]:
     return ["/bin/sh", "-c", prefix + shlex.join(command)]
 
 
-def results_url(spec: ResultsSpec | None, ledger_url: str, broker_url: str) -> str | None:
-    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server."""
-    if spec is None:
+def results_url(spec: ResultsSpec | str | None, ledger_url: str, broker_url: str) -> str | None:
+    """``results: {server: broker|ledger, db: N}`` as a Redis URL: database N of that server
+    (None for ``results: app``: the app keeps its own result backend)."""
+    if not isinstance(spec, ResultsSpec):
         return None
     parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))

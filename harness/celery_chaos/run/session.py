@@ -80,7 +80,9 @@ def env_key(backend: str, scenario: Scenario) -> str:
             scenario.workers.model_dump(mode="json"),
             scenario.broker.model_dump(mode="json"),
             sorted({f.kind for f in scenario.faults}),
-            scenario.results.model_dump(mode="json") if scenario.results else None,
+            scenario.results
+            if scenario.results is None or isinstance(scenario.results, str)
+            else scenario.results.model_dump(mode="json"),
         ],
         sort_keys=True,
         default=str,
