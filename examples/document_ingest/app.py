@@ -23,7 +23,6 @@ import time
 
 import psycopg
 from celery import Celery, Task
-
 from celery_chaos import checkpoint
 
 STAGES = ("extract", "ocr", "index")
