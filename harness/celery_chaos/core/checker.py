@@ -62,6 +62,8 @@ Run-wide findings, each counted once per offending item:
 - ``revoked_but_ran``: a revoked task (``revoke`` event) with an attempt that started after the
   revoke was recorded: the worker should have discarded it (e.g. a restart forgot the revoke
   because ``worker_state_db`` was not set).
+- ``invariant_violations`` and ``result_not_stored``: the app's state (``AppState``, which the
+  run measured) judged by :mod:`celery_chaos.core.invariants`, whose docstring states them.
 
 Workflows (chain, group, chord; see :mod:`celery_chaos.core.workflows`): each workflow gets one
 of ``workflow_completed`` (every member and the chord callback succeeded exactly once),
@@ -84,8 +86,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.app_state import AppState
 from celery_chaos.core.broker_state import BrokerState, is_dead_letter
 from celery_chaos.core.crashes import worker_crashes
+from celery_chaos.core.invariants import judge_app_state
 from celery_chaos.core.verdicts import (
     DEFAULT_REDELIVERY_THRESHOLD,
     FINDINGS,
@@ -156,6 +160,7 @@ def _on_start(b: _Builder, e: h.Event) -> None:
             redelivered=bool(e.get("redelivered")),
             started=e["ts"],
             queue=e.get("queue"),
+            stores_result=e.get("stores_result") is True,
         )
     )
 
@@ -339,10 +344,13 @@ def check(
     broker: BrokerState | None = None,
     held_locks: dict[str, str] | None = None,
     redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD,
+    app_state: AppState | None = None,
 ) -> Verdicts:
-    """Turn a history (in ledger order) and the final broker/lock state into verdicts."""
+    """Turn a history (in ledger order), the final broker/lock state and the app's state as
+    the run measured it into verdicts."""
     with _gc_paused():
-        return _check(history, broker, held_locks, redelivery_threshold)
+        verdicts = _check(history, broker, held_locks, redelivery_threshold)
+    return judge_app_state(verdicts, app_state)
 
 
 def _check(

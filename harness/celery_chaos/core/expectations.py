@@ -64,12 +64,17 @@ def _holds(key: str, wanted: str, context: dict[str, str | None]) -> bool:
 
 def expected_for(scenario: Scenario, context: dict[str, str | None]) -> dict[str, int | Range]:
     """The scenario's ``expect`` with every matching ``expect_when`` entry applied on top, in
-    file order. ``context`` says what the run used: ``broker`` (kind) and library versions
+    file order (and ``invariant_violations: 0`` when the scenario has invariants and names no
+    rule for it). ``context`` says what the run used: ``broker`` (kind) and library versions
     (``celery``, ``kombu``, ``billiard``, ``redis-py``) as the workers ran them."""
     expect = dict(scenario.expect)
     for rule in scenario.expect_when:
         if all(_holds(key, wanted, context) for key, wanted in rule.when.items()):
             expect |= rule.expect
+    if scenario.invariants and "invariant_violations" not in expect:
+        # An invariant states its own expectation: one that broke fails the run even when
+        # ``expect`` does not name the verdict (naming it, e.g. {min: 1}, claims a break).
+        expect["invariant_violations"] = 0
     return expect
 
 

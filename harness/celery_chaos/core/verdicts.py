@@ -10,6 +10,7 @@ from typing import Any
 
 from celery_chaos.core.crashes import WorkerCrash, crash_text
 from celery_chaos.core.distribution import redelivery_distribution
+from celery_chaos.core.invariants import broken_text
 from celery_chaos.core.workflows import (
     WORKFLOW_VERDICTS,
     WorkflowReport,
@@ -23,6 +24,8 @@ FINDINGS = (
     "unexpected",
     "worker_crashes",
     "revoked_but_ran",
+    "invariant_violations",
+    "result_not_stored",
 )
 VERDICTS = OUTCOMES + LABELS + FINDINGS + WORKFLOW_VERDICTS
 DEFAULT_REDELIVERY_THRESHOLD = 5
@@ -45,6 +48,7 @@ class Attempt:
     queue: str | None = None  # the queue its message was delivered from (agent's attempt_start)
     checkpoints: int = 0
     last_checkpoint: str | None = None
+    stores_result: bool = False  # the agent's attempt_start: its result goes to a backend
 
     @property
     def running(self) -> bool:
@@ -103,6 +107,12 @@ class Verdicts:
     # at hand (chaos_env.verdicts(), testing.run_scenario); not in as_dict: result.json
     # keeps them once, as the run's ``explanations``.
     explanations: list[str] = field(default_factory=list)
+    # The app's state (core.invariants): each invariant judged, and the tasks whose SUCCESS
+    # the result backend does not hold, with the state it holds (``result_states``).
+    invariants: list[dict[str, Any]] = field(default_factory=list)
+    result_not_stored: list[str] = field(default_factory=list)
+    result_states: dict[str, str] = field(default_factory=dict)
+    result_backend: str | None = None  # the workers' result backend, credentials masked
 
     def offenders(self, verdict: str) -> list[str]:
         """Human-readable names of what made ``verdict`` non-zero."""
@@ -122,6 +132,15 @@ class Verdicts:
             ]
         if verdict == "revoked_but_ran":
             return [f"revoked task {task_id} ran" for task_id in self.revoked_ran]
+        if verdict == "invariant_violations":
+            return [broken_text(judged) for judged in self.invariants if not judged["held"]]
+        if verdict == "result_not_stored":
+            names = {t.task_id: t.task for t in self.tasks}
+            return [
+                f"{names.get(task_id, '?')}[{task_id}] completed but the result backend holds"
+                f" {self.result_states.get(task_id, 'PENDING')}"
+                for task_id in self.result_not_stored
+            ]
         return list(self.unexpected)
 
     def as_dict(self) -> dict[str, Any]:
@@ -136,6 +155,10 @@ class Verdicts:
             "workflows": [asdict(w) | {"verdict": w.verdict} for w in self.workflows],
             "revoked_but_ran": self.revoked_ran,
             "broker_notes": self.broker_notes,
+            "invariants": self.invariants,
+            "result_not_stored": self.result_not_stored,
+            "result_states": self.result_states,
+            "result_backend": self.result_backend,
             "totals": self.totals(),
             "redelivery_latency": redelivery_distribution(self.tasks),
         }
