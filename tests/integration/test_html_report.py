@@ -289,3 +289,34 @@ def test_a_task_that_ran_nine_times_says_so(browser, tmp_path):
     assert "RAN 9 TIMES" in tag and "TWICE" not in tag
     item = opened.page.locator("li.anomaly[data-verdict='duplicate_executions']").inner_text()
     assert "ran to completion 9 times" in item
+
+
+def test_a_broken_invariant_and_an_unstored_result_are_visible(browser, tmp_path):
+    """The app's state on the page: a broken invariant leads the anomalies with its value and
+    why, the invariants table marks it, and a result_not_stored task names the backend's
+    state. Rendered from a checker run on a synthetic history (a browser check, not a run's)."""
+    from celery_chaos.core.checker import check
+    from celery_chaos.core.explain_app import app_lines
+
+    from tests.unit.test_invariants_reports import app_state, history
+
+    folder = tmp_path / "app-state"
+    folder.mkdir()
+    events = history()
+    h.write_jsonl(events, str(folder / "history.jsonl"))
+    verdicts = check(events, app_state=app_state())
+    result = verdicts.as_dict() | {"scenario": "app-state", "status": "failed"}
+    result["explanations"] = app_lines(verdicts)
+    (folder / "result.json").write_text(json.dumps(result))
+    opened = Opened(browser, write_scenario_html(folder))
+    opened.assert_clean()
+    item = opened.page.locator("li.anomaly[data-verdict='invariant_violations']")
+    assert item.is_visible()
+    assert "invariant no-stuck-document = 2 (expected 0)" in item.inner_text()
+    assert "returned 2, expected 0" in item.locator(".why").inner_text()
+    broken = opened.page.locator("table.invariants tr.invariant[data-held='no']")
+    assert broken.count() == 1 and broken.is_visible()
+    assert "no-stuck-document" in broken.inner_text() and "NO" in broken.inner_text()
+    assert opened.count("table.invariants tr.invariant[data-held='yes']") == 1
+    unstored = opened.page.locator("li.anomaly[data-verdict='result_not_stored']").inner_text()
+    assert "the result backend holds PENDING" in unstored and "task-b" in unstored

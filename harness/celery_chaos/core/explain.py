@@ -1,7 +1,8 @@
 """Why each finding happened, in the user's terms: one line per ``pending``, ``lost``,
 ``duplicate_executions`` and ``redelivery_loop`` task and per stuck lock, naming the settings and
 timings that caused it (visibility timeout, Kombu's restore sweep, acks mode, prefetch, time
-limits, the run's own length) and what would change it.
+limits, the run's own length) and what would change it; then one per broken invariant and
+``result_not_stored`` task (:mod:`celery_chaos.core.explain_app`).
 
 Pure: verdicts + history + the run's settings in, lines out. It never reads a scenario's
 expectations (a line says why a count is what it is, not whether anyone wanted it). The facts it
@@ -17,6 +18,7 @@ from celery_chaos.core import history as h
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, check
 from celery_chaos.core.crashes import kills_whole_worker
+from celery_chaos.core.explain_app import app_lines
 from celery_chaos.core.explain_facts import (
     GREEN_POOLS,
     SAMPLE_APP,
@@ -71,7 +73,7 @@ def explain(verdicts: Verdicts, history: list[h.Event], settings: RunSettings) -
         if lock.stuck:
             owner = owners.get(lock.owner or "")
             lines.append(f"stuck_locks lock {lock.name}: {_stuck_reason(owner, facts)}")
-    return lines
+    return lines + app_lines(verdicts)
 
 
 def check_explained(

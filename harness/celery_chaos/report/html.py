@@ -20,6 +20,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, Undefined
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS
+from celery_chaos.core.invariants import broken_text, expect_text, number_text
 from celery_chaos.report import timeline as tl
 
 REPORT_NAME = "report.html"
@@ -53,6 +54,8 @@ def _environment() -> Environment:
     )
     env.filters["seconds"] = format_seconds
     env.filters["json"] = lambda value: json.dumps(value, default=str)  # shown as text
+    env.filters["number"] = number_text  # an invariant's value: 2, 0.5, unreadable
+    env.filters["expect_text"] = expect_text
     return env
 
 
@@ -117,6 +120,20 @@ def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]
         ]  # fmt: skip
     if verdict == "revoked_but_ran":
         return [{"text": "ran after its revoke", "tasks": [t], "note": ""} for t in result[verdict]]
+    if verdict == "invariant_violations":
+        return [
+            {"text": broken_text(i), "tasks": [], "note": f"{i.get('kind')}: {i.get('query')}",
+             "why": _why(result, f"{verdict} ", f" {i['name']}: ")}
+            for i in result.get("invariants") or [] if not i.get("held")
+        ]  # fmt: skip
+    if verdict == "result_not_stored":
+        states = result.get("result_states") or {}
+        return [
+            {"text": f"completed, the result backend holds {states.get(t, 'PENDING')}",
+             "tasks": [t], "note": result.get("result_backend") or "",
+             "why": _why(result, f"{verdict} ", f"[{t}]: ")}
+            for t in result.get(verdict) or []
+        ]  # fmt: skip
     return [_generic_item(item) for item in result.get(verdict) or []]
 
 
