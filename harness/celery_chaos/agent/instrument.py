@@ -32,6 +32,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from celery_chaos.agent import results
 from celery_chaos.agent.ledger_wire import WireLedger
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
@@ -39,7 +40,7 @@ from celery_chaos.ledger import Ledger
 LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
 BROKER_URL_ENV = "CHAOS_BROKER_URL"
 CELERY_CONFIG_ENV = "CHAOS_CELERY_CONFIG"
-RESULT_BACKEND_ENV = "CHAOS_RESULT_BACKEND"
+RESULT_BACKEND_ENV = results.RESULT_BACKEND_ENV
 # "async": events are sent without waiting for a reply (ledger_wire); anything else: each write
 # waits for the ledger's answer. The harness sets async only where a barrier proves the writers'
 # bytes are in before the history is read (run.barrier).
@@ -254,11 +255,17 @@ def _distribution_version(name: str) -> str | None:
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    url, origin = results.worker_backend(getattr(sender, "app", None))
+    current = ledger()
+    if url and current is not None:  # the harness reads the backend back (run.results_state)
+        current.client.set(results.RAW_URL_KEY, url)
     _record(
         h.WORKER_READY,
         worker=getattr(sender, "hostname", None),
         host=socket.gethostname(),
         versions=worker_library_versions(),
+        result_backend=results.masked(url),
+        result_backend_origin=origin,
     )
 
 
@@ -284,6 +291,7 @@ def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
         "redelivered": bool(delivery.get("redelivered")),
         "retries": request.retries,
         "queue": _delivery_queue(task.app, delivery),
+        "stores_result": results.stores_result(task),
     }
     link = wire()
     if link is None:
@@ -355,8 +363,7 @@ def apply_environment_config(app: Celery) -> None:
     overrides = os.environ.get(CELERY_CONFIG_ENV)
     if overrides:
         app.conf.update(json.loads(overrides))
-    if os.environ.get(RESULT_BACKEND_ENV):  # the scenario's ``results`` (chords need one)
-        app.conf.result_backend = os.environ[RESULT_BACKEND_ENV]
+    results.choose_backend(app)  # the scenario's, the harness's of the app's kind, or the app's
 
 
 def install(app: Celery) -> Celery:

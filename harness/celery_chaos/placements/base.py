@@ -27,7 +27,12 @@ from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.params import parse_size
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
-from celery_chaos.placements.worker_command import launch_arguments, results_url, worker_app
+from celery_chaos.placements.worker_command import (
+    launch_arguments,
+    results_env,
+    results_url,
+    worker_app,
+)
 
 # In a Celery setting's value: the run's own folder (see Placement.worker_files_dir).
 RUN_DIR_PLACEHOLDER = "{run_dir}"
@@ -225,8 +230,14 @@ class Placement(ABC):
         return str(self.run_dir.resolve())
 
     def _results_env(self, ledger_url: str, broker_url: str) -> dict[str, str]:
-        url = results_url(self.scenario.results, ledger_url, broker_url)
-        return {agent.RESULT_BACKEND_ENV: url} if url else {}
+        database = getattr(self, "service_urls", {}).get("postgres")  # services.postgres
+        return results_env(
+            self.scenario.results,
+            ledger_url,
+            broker_url,
+            self.worker_files_dir(),
+            database.workers if database else None,
+        )
 
     def results_url(self) -> str | None:
         """The scenario's result backend as the harness reaches it (sending a chord needs it)."""

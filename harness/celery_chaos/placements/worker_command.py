@@ -4,10 +4,12 @@ bootstrap, the arguments every placement passes (Celery's defaults otherwise, an
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from celery_chaos.agent import results as agent_results
 from celery_chaos.core.scenario_parts import ResultsSpec, WorkersSpec
 
 BOOTSTRAP_APP = "celery_chaos.agent.bootstrap"
@@ -69,3 +71,44 @@ def results_url(spec: ResultsSpec | str | None, ledger_url: str, broker_url: str
         return None
     parts = urlsplit(broker_url if spec.server == "broker" else ledger_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{spec.db}", parts.query, ""))
+
+
+# The harness's result backends for an app that configures its own (unless ``results: app``):
+# a database of the ledger's Redis (never faulted, like ``results: {server: ledger}``), an SQLite
+# file in the run's folder, or the run's PostgreSQL for an app on SQLAlchemy + PostgreSQL.
+HARNESS_RESULTS_DB = 1
+RESULTS_SQLITE = "celery-results.sqlite"
+
+
+def substitute_backends(
+    ledger_url: str, files_dir: str, database_url: str | None = None
+) -> dict[str, str]:
+    """The backend the harness runs for each kind of app backend (agent.results.kind_of), as a
+    worker reaches it: redis -> the ledger's Redis, rpc -> the run's broker (``rpc://`` sends
+    on the app's broker connection, which is the run's), SQLAlchemy -> the SQLite file (or,
+    for PostgreSQL apps with ``services.postgres``, the run's database). Other kinds
+    (django-db, cache, ...) are not listed: the app keeps its own."""
+    parts = urlsplit(ledger_url)
+    redis = urlunsplit((parts.scheme, parts.netloc, f"/{HARNESS_RESULTS_DB}", parts.query, ""))
+    found = {"redis": redis, "rpc": "rpc://", "db": f"db+sqlite:///{files_dir}/{RESULTS_SQLITE}"}
+    if database_url:
+        found["db+postgresql"] = f"db+{database_url}"
+    return found
+
+
+def results_env(
+    spec: ResultsSpec | str | None,
+    ledger_url: str,
+    broker_url: str,
+    files_dir: str,
+    database_url: str | None = None,
+) -> dict[str, str]:
+    """The agent's result-backend variables: the scenario's explicit ``results`` server, the
+    harness's substitutes (no ``results``), or nothing (``results: app``: the app's own)."""
+    url = results_url(spec, ledger_url, broker_url)
+    if url:
+        return {agent_results.RESULT_BACKEND_ENV: url}
+    if spec == "app":
+        return {}
+    found = substitute_backends(ledger_url, files_dir, database_url)
+    return {agent_results.SUBSTITUTES_ENV: json.dumps(found)}

@@ -1,0 +1,117 @@
+"""Which result backend the worker's app uses, and whether an attempt stores its result.
+
+Why here: an app's result backend is part of what a client sees (``AsyncResult``), and a backend
+that cannot be written makes a completed task look unfinished. Celery's trace calls
+``task_postrun`` with SUCCESS even when ``mark_as_done`` raised ("Exception raised outside
+body"), so the history alone cannot tell; the run reads the backend back (run.results_state).
+
+Only the worker knows the backend its app configured, so the substitution happens here: the
+placement passes the backend the harness runs for each kind (:data:`SUBSTITUTES_ENV`) and the
+app's own is swapped for the one of its kind; a scenario's explicit ``results: {server: ...}``
+(``CHAOS_RESULT_BACKEND``) wins; ``results: app`` passes neither and the app keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from celery import Celery
+
+RESULT_BACKEND_ENV = "CHAOS_RESULT_BACKEND"
+# JSON {kind: url}: the backend the harness runs for an app backend of that kind (see kind_of).
+SUBSTITUTES_ENV = "CHAOS_RESULT_SUBSTITUTES"
+# Where the worker leaves the unmasked URL it uses, in the ledger (never in a report).
+RAW_URL_KEY = "chaos:result-backend"
+# worker_ready's ``result_backend_origin``: who chose the backend the workers use.
+SCENARIO, HARNESS, APP = "scenario", "harness", "app"
+REDIS_SCHEMES = ("redis", "rediss", "sentinel", "redis+socket")
+
+_origins: dict[int, str | None] = {}
+
+
+def kind_of(url: str | None) -> str | None:
+    """The kind of result backend ``url`` names, as the substitutes are keyed: ``redis``,
+    ``rpc``, ``db+postgresql`` (SQLAlchemy on PostgreSQL), ``db`` (any other SQLAlchemy), or
+    the scheme for kinds the harness runs no substitute for (``django-db``, ``cache``, ...)."""
+    if not url or not isinstance(url, str):
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    if scheme.startswith("db+postgresql"):
+        return "db+postgresql"
+    if scheme.startswith("db+"):
+        return "db"
+    return scheme
+
+
+def configured_backend(app: Celery) -> str | None:
+    """The app's ``result_backend`` setting (None or "disabled": it stores nothing)."""
+    url = app.conf.result_backend
+    return None if not url or str(url).lower() == "disabled" else str(url)
+
+
+def choose_backend(app: Celery) -> str | None:
+    """Point ``app`` at the backend the run asks for; returns who chose it (None: no backend)."""
+    explicit = os.environ.get(RESULT_BACKEND_ENV)
+    if explicit:  # the scenario's ``results`` (chords need one)
+        app.conf.result_backend = explicit
+        origin: str | None = SCENARIO
+    else:
+        own = configured_backend(app)
+        substitutes = json.loads(os.environ.get(SUBSTITUTES_ENV) or "{}")
+        replacement = substitutes.get(kind_of(own) or "")
+        if own and kind_of(own) == "db+postgresql" and not replacement:
+            replacement = substitutes.get("db")  # no run PostgreSQL: the SQLite file
+        if replacement:
+            app.conf.result_backend = replacement
+        origin = None if own is None else HARNESS if replacement else APP
+    _origins[id(app)] = origin
+    return origin
+
+
+def origin_of(app: Celery | None) -> str | None:
+    return _origins.get(id(app)) if app is not None else None
+
+
+def masked(url: str | None) -> str | None:
+    """``url`` with its password replaced by ``***`` (worker_ready goes into every report)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    except ValueError:
+        return "***"
+
+
+def worker_backend(app: Celery | None) -> tuple[str | None, str | None]:
+    """The result backend URL the worker's app uses (unmasked) and who chose it."""
+    if app is None:
+        return None, None
+    return configured_backend(app), origin_of(app)
+
+
+def stores_result(task: Any) -> bool:
+    """Whether this attempt's outcome goes to a result backend: the task (or this call) does not
+    ignore its result (``task_ignore_result`` is the default of ``Task.ignore_result``) and the
+    backend is not Celery's DisabledBackend."""
+    try:
+        from celery.backends.base import DisabledBackend
+
+        try:
+            from celery.app.task import get_actual_ignore_result
+        except ImportError:  # Celery before 5.5: the request's option, else the task's
+            ignored = getattr(task.request, "ignore_result", None) or task.ignore_result
+        else:
+            ignored = get_actual_ignore_result(task, task.request)
+        return not ignored and not isinstance(task.backend, DisabledBackend)
+    except Exception:  # never let bookkeeping cost the attempt_start record
+        return False
