@@ -156,3 +156,25 @@ def spin(seconds: float = 2.0) -> int:
         loops += 1
     checkpoint("done")
     return loops
+
+
+@app.task(name="sample_tasks.tasks.record_row", bind=True)
+def record_row(self, table: str = "rows") -> str:
+    """Insert this task's id into ``table`` of the run's PostgreSQL (``DATABASE_URL``): the
+    app's own state, which the run's ``sql`` invariants read."""
+    import psycopg  # only the tasks that use the run's database need the driver
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as connection:
+        connection.execute(f"INSERT INTO {table} (task_id) VALUES (%s)", (self.request.id,))
+    return self.request.id
+
+
+@app.task(name="sample_tasks.tasks.write_file", bind=True)
+def write_file(self, folder: str = "out") -> str:
+    """Write ``<folder>/<task id>.txt`` relative to the worker's working directory (``path``
+    invariants count such files; they must land in the run's folder)."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{self.request.id}.txt")
+    with open(path, "w") as out:
+        out.write("done\n")
+    return os.path.abspath(path)

@@ -27,6 +27,7 @@ from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.params import parse_size
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
+from celery_chaos.placements.service_access import ServiceAccess
 from celery_chaos.placements.worker_command import (
     launch_arguments,
     results_env,
@@ -78,9 +79,9 @@ class Worker:
     cgroup: Any = None
 
 
-class Placement(ABC):
-    """Runs the broker's server, the ledger and the workers of one scenario, and tears them all
-    down."""
+class Placement(ServiceAccess, ABC):
+    """Runs the broker's server, the ledger, the app's services and the workers of one scenario,
+    and tears them all down."""
 
     name: str = "?"
     supported_faults: frozenset[str] = frozenset()
@@ -103,6 +104,7 @@ class Placement(ABC):
         self.version_env: dict[str, str] = {}  # a rolling deploy's new version (deploy_version)
         self.run_id = uuid.uuid4().hex[:10]
         self._next_index = 0
+        self._init_services(run_dir)
 
     # --- lifecycle -------------------------------------------------------------------
     def check_runnable(self) -> None:
@@ -214,6 +216,7 @@ class Placement(ABC):
             }
             | self._results_env(ledger_url, broker_url)
             | self._writes_env()
+            | self.service_env()
         )
 
     def _writes_env(self) -> dict[str, str]:

@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from celery_chaos.agent.instrument import ASYNC_WRITES
 from celery_chaos.core import history as h
+from celery_chaos.core.app_state import AppState
 from celery_chaos.core.checker import check
 from celery_chaos.core.conclusion import (
     ERROR,
@@ -43,7 +45,7 @@ from celery_chaos.placements import (
 )
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
-from celery_chaos.run import barrier, storm, versions, workload
+from celery_chaos.run import app_state, barrier, setup, storm, versions, workload
 from celery_chaos.run.admission import Admission
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 from celery_chaos.run.parallel import run_parallel
@@ -75,8 +77,9 @@ class RunOptions:
 
 def _drive(
     scenario: Scenario, backend: Placement, result: ScenarioResult, options: RunOptions, log: Any
-) -> Snapshot:
-    """The loop over one started environment: schedule, workload, faults, then the snapshot."""
+) -> tuple[Snapshot, AppState]:
+    """The loop over one started environment: schedule, workload, faults, then the snapshot and
+    the app's state (read once the workers are stopped)."""
     assert backend.ledger is not None
     on_event = (lambda e: log(report.describe_event(e))) if options.verbose else None
     loop = Loop(
@@ -89,6 +92,7 @@ def _drive(
         on_event,
     )
     result.schedule = loop.nemesis.schedule
+    sampler = app_state.Sampler(backend, scenario, lambda: loop.task_ids)
     for line in result.schedule:
         log(f"   schedule: {line}")
     client = workload.make_client(
@@ -96,19 +100,25 @@ def _drive(
     )
     try:
         loop.nemesis.arm()
+        sampler.start()  # the ``during`` invariants, while faults are active
         quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop)
         result.end_reason = "quiescent" if quiet else "deadline"
         result.timings["workload"] = round(loop.now(), 3)
         result.timings["settle"] = round(loop.settled_in, 3)
         frozen = time.monotonic()
         loop.stop_faults()
+        samples = sampler.stop()
         backend.freeze()
         backend.ledger.record(h.RUN_END, reason=result.end_reason)
         client.close()  # before the snapshot: a RabbitMQ inspection closes every connection
         snapshot = loop.snapshot(barrier=_barrier(backend))
         result.timings["freeze_inspect"] = round(time.monotonic() - frozen, 3)
-        return snapshot
+        read_at = time.monotonic()
+        state = AppState(app_state.collect(backend, scenario, snapshot[0], samples))
+        result.timings["app_state"] = round(time.monotonic() - read_at, 3)
+        return snapshot, state
     finally:
+        sampler.stop()
         client.close()
 
 
@@ -126,11 +136,12 @@ def expectation_context(result: ScenarioResult) -> dict[str, str | None]:
     return {"broker": result.scenario.broker.kind, **versions}
 
 
-def _conclude(result: ScenarioResult, snapshot: Snapshot) -> None:
+def _conclude(result: ScenarioResult, snapshot: Snapshot, state: AppState | None = None) -> None:
     """Checker, expectations, status. Raises only what the caller turns into ``error``."""
     history, broker_state, held = snapshot
     checked = time.monotonic()
-    result.verdicts = check(history, broker_state, held, result.scenario.redelivery_threshold)
+    threshold = result.scenario.redelivery_threshold
+    result.verdicts = check(history, broker_state, held, threshold, app_state=state)
     result.timings["checker"] = round(time.monotonic() - checked, 4)
     expect = expected_for(result.scenario, expectation_context(result))
     result.expectations = evaluate(expect, result.verdicts.counts)
@@ -147,19 +158,21 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             options.backend, scenario, result.report_dir, log=log, **options.backend_options
         )
         backend.check_runnable()
+        if scenario.setup:  # between the services and the workers (run.setup)
+            backend.before_workers = partial(setup.run_steps, backend, scenario.setup)
         with backend:
             backend.start()
             result.timings["environment_ready"] = round(time.monotonic() - began, 3)
             result.versions |= versions.broker_version(backend)
             assert backend.ledger is not None
             result.versions |= versions.worker_versions(backend.ledger.read_all())
-            snapshot = _drive(scenario, backend, result, options, log)
+            snapshot, state = _drive(scenario, backend, result, options, log)
             history = snapshot[0]
             if options.on_finish is not None:
                 options.on_finish(backend)
             closing = time.monotonic()
         result.timings["teardown"] = round(time.monotonic() - closing, 3)
-        _conclude(result, snapshot)
+        _conclude(result, snapshot, state)
     except MissingExtra as error:  # before Unsupported, which it is
         result.status = NOT_RUNNABLE if options.require_all else SKIPPED
         result.reason = str(error)

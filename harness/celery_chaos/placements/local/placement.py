@@ -36,11 +36,13 @@ from celery_chaos.placements.base import (
     WorkerExit,
 )
 from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.app_services import LocalServices
 from celery_chaos.placements.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.placements.local.redis_server import RedisServer
 from celery_chaos.placements.local.servers import BROKER_SERVERS, BrokerServer
 from celery_chaos.placements.local.state import Identity, RunState
 from celery_chaos.placements.proxy import Proxy, ProxyHub
+from celery_chaos.placements.service_access import CommandResult
 from celery_chaos.placements.worker_command import entrypoint_command
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGQUIT": signal.SIGQUIT, "SIGKILL": signal.SIGKILL}
@@ -84,6 +86,7 @@ class LocalPlacement(Placement):
         )
         self._reaped: set[str] = set()  # workers whose exit was already reported
         self.state = RunState.new(self.run_id, run_dir)
+        self.app_services = LocalServices(run_dir, self.logs_dir, self.state)
         self.watchdog: subprocess.Popen | None = None
         self.worker_argv: dict[str, list[str]] = {}  # worker name -> the command it runs
         self.proxy_hub: ProxyHub | None = None
@@ -141,6 +144,8 @@ class LocalPlacement(Placement):
         self.broker = self.broker_server.broker(self.scenario.broker, self.log)
         self.broker.declare_queues()
         self.ledger = Ledger(self.ledger_server.client())
+        self.service_urls = self.app_services.start(self.wanted_services())
+        self._run_setup()
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
@@ -153,6 +158,7 @@ class LocalPlacement(Placement):
                 worker.cgroup.remove()
         self.broker_server.discard()
         self.ledger_server.stop()
+        self.app_services.close()
         self._close_proxies()
         self.state.discard()
         if self.watchdog is not None:
@@ -166,6 +172,9 @@ class LocalPlacement(Placement):
         paths = [str(self.cwd), self.agent_path, env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         return env
+
+    def run_setup_command(self, command: str, timeout: float) -> CommandResult:
+        return self.app_services.run_command(command, self._worker_env(), self.work_dir, timeout)
 
     def _launch_worker(self, index: int, name: str, arguments: list[str]) -> Worker:
         spec = self.scenario.workers
@@ -182,7 +191,7 @@ class LocalPlacement(Placement):
             cmd,
             self.logs_dir / f"worker-w{index}.log",
             env=self._worker_env(self._proxied_broker_url(index)),
-            cwd=self.cwd,
+            cwd=self.work_dir,  # the launching cwd stays first on PYTHONPATH
         )
         self.state.add_group(f"worker w{index}", process.pid)
         return Worker(index=index, name=name, handle=process, cgroup=cgroup)

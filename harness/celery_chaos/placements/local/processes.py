@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -72,11 +73,13 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     die_with_harness: bool = True,
+    user: int | None = None,
 ) -> subprocess.Popen:
     """Start ``cmd`` as the leader of a new process group, output appended to ``log_path``.
 
     ``die_with_harness=False`` is for the one process meant to outlive the harness (the
-    watchdog): no PDEATHSIG, and the exit-time sweep below leaves it to finish its cleanup."""
+    watchdog): no PDEATHSIG, and the exit-time sweep below leaves it to finish its cleanup.
+    ``user``: run as that uid (and its primary group), for a server that refuses root."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         process = subprocess.Popen(
@@ -88,12 +91,23 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent() if die_with_harness else None,
+            **_as_user(user),
         )
     finally:
         log.close()
     if die_with_harness:
         _started[process.pid] = process
     return process
+
+
+def _as_user(uid: int | None) -> dict[str, Any]:
+    """Popen's ``user``/``group``/``extra_groups`` for ``uid`` (empty: stay who we are). The
+    switch happens before ``preexec_fn``, so the death signal still holds after it."""
+    if uid is None:
+        return {}
+    import pwd
+
+    return {"user": uid, "group": pwd.getpwuid(uid).pw_gid, "extra_groups": []}
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -16,6 +16,7 @@ Nothing is ever chosen by name. Used by the watchdog (the moment the harness die
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -117,6 +118,10 @@ def remove(state: RunState) -> list[str]:
     for path in state.cgroups:
         if _remove_cgroup(path):
             removed.append(f"cgroup {path}")
+    for folder in state.folders:
+        if Path(folder).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"folder {folder}")
     state.discard()
     return sorted(set(removed))
 

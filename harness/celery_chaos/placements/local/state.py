@@ -85,6 +85,8 @@ class RunState:
     groups: list[Group] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
     watchdog: Identity | None = None
+    # Folders outside the report the run created (a PostgreSQL cluster in a private temp folder).
+    folders: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -101,6 +103,10 @@ class RunState:
         if leader is not None:  # None: it is already gone, nothing to remember
             self.groups.append(Group(role, leader))
             self.save()
+
+    def add_folder(self, path: Path) -> None:
+        self.folders.append(str(path))
+        self.save()
 
     def add_cgroup(self, path: Path) -> None:
         self.cgroups.append(str(path))
@@ -130,6 +136,7 @@ class RunState:
             groups=[Group(g["role"], Identity(**g["leader"])) for g in raw["groups"]],
             cgroups=list(raw["cgroups"]),
             watchdog=Identity(**watchdog) if watchdog else None,
+            folders=list(raw.get("folders", [])),
         )
 
 

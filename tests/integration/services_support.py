@@ -1,0 +1,66 @@
+"""What the services tests share on both placements: the scenarios (a real PostgreSQL, setup
+steps, invariants), and the proof that nothing of a run outlives it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psutil
+from celery_chaos.core.conclusion import NOT_RUNNABLE, ScenarioResult
+from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.run.runner import RunOptions, run_scenario
+
+ROWS_TABLE = "CREATE TABLE rows (task_id text PRIMARY KEY, at timestamptz DEFAULT now())"
+ROWS_OF_RUN = "SELECT count(*) FROM rows WHERE task_id IN ({task_ids})"
+
+
+def scenario(name: str, **spec: Any) -> Scenario:
+    data = {"name": name, "description": f"{name} (services test)", "timeout": 120}
+    data |= {"workers": {"count": 1, "concurrency": 2}, **spec}
+    return parse_scenario(data, f"{name}.yaml")
+
+
+def postgres_rows(name: str, count: int = 3, **spec: Any) -> Scenario:
+    """A run's PostgreSQL, a table made by setup SQL, ``count`` tasks each inserting a row via
+    ``DATABASE_URL``, and an invariant that reads how many rows this run's tasks wrote."""
+    return scenario(
+        name,
+        services={"postgres": {}},
+        setup=[{"sql": ROWS_TABLE}],
+        workload=[{"task": "sample_tasks.tasks.record_row", "count": count}],
+        invariants=[{"name": "one-row-per-task", "sql": ROWS_OF_RUN, "expect": count}],
+        **spec,
+    )
+
+
+def run(scene: Scenario, tmp_path: Path, backend: str = "local", **options: Any) -> ScenarioResult:
+    lines: list[str] = []
+    opts = RunOptions(backend=backend, report_dir=tmp_path, backend_options=options)
+    result = run_scenario(scene, opts, tmp_path, log=lines.append)
+    result.log_lines = lines  # type: ignore[attr-defined]
+    return result
+
+
+def invariant(result: ScenarioResult, name: str) -> dict[str, Any]:
+    assert result.verdicts is not None, f"{result.status}: {result.reason}"
+    found = {judged["name"]: judged for judged in result.verdicts.invariants}
+    assert name in found, found
+    return found[name]
+
+
+def assert_not_runnable(result: ScenarioResult, *needles: str) -> None:
+    assert result.status == NOT_RUNNABLE, (result.status, result.reason)
+    for needle in needles:
+        assert needle in (result.reason or ""), result.reason
+
+
+def postgres_processes_under(folder: Path) -> list[int]:
+    """PIDs of live ``postgres`` processes whose data folder (``-D``) is under ``folder`` or in
+    a temporary cluster folder of a run (``celery-chaos-pg-``)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "postgres" in line and (str(folder) in line or "celery-chaos-pg-" in line):
+            found.append(process.info["pid"])
+    return found

@@ -1,0 +1,123 @@
+"""services.postgres / services.redis, setup steps and invariants on the local placement, with a
+real PostgreSQL (Debian's binaries, initdb in the run's folder) and real workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from celery_chaos.core.conclusion import NOT_RUNNABLE
+from celery_chaos.services import postgres
+
+from tests.integration import services_support as support
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _has_postgres() -> bool:
+    try:
+        postgres.bin_dir()
+        return True
+    except postgres.PostgresError:
+        return False
+
+
+needs_postgres = pytest.mark.skipif(not _has_postgres(), reason="no PostgreSQL binaries")
+
+
+@needs_postgres
+def test_tasks_write_rows_to_the_runs_postgres_and_the_invariant_reads_them(tmp_path: Path):
+    result = support.run(support.postgres_rows("pg-rows-local"), tmp_path)
+    judged = support.invariant(result, "one-row-per-task")
+    assert judged["value"] == 3 and judged["held"], judged
+    assert "setup[0] sql: ok" in "\n".join(result.log_lines)  # type: ignore[attr-defined]
+    logs = result.report_dir / "logs"
+    assert "database system is ready" in (logs / "postgres.log").read_text()
+    assert not support.postgres_processes_under(tmp_path)  # stopped with the run
+    assert not (result.report_dir / "postgres").exists()  # its cluster removed
+
+
+@needs_postgres
+def test_a_broken_invariant_is_a_violation_with_its_value(tmp_path: Path):
+    scene = support.postgres_rows("pg-rows-broken", count=2)
+    data = scene.model_dump(exclude_none=True, exclude_unset=True)
+    data["invariants"] = [{"name": "no-rows", "sql": "SELECT count(*) FROM rows", "expect": 0}]
+    result = support.run(support.scenario(**data), tmp_path)
+    judged = support.invariant(result, "no-rows")
+    assert judged["value"] == 2 and not judged["held"], judged
+    assert result.verdicts is not None
+    assert result.verdicts.counts["invariant_violations"] == 1
+
+
+@needs_postgres
+def test_a_failing_setup_step_is_not_runnable_with_its_output(tmp_path: Path):
+    scene = support.scenario(
+        "setup-fails",
+        services={"postgres": {}},
+        setup=[
+            {"sql": support.ROWS_TABLE},
+            {"run": "echo preparing; echo 'migration 0002 exploded' >&2; exit 3"},
+        ],
+        workload=[{"task": "sample_tasks.tasks.record_row"}],
+    )
+    result = support.run(scene, tmp_path)
+    support.assert_not_runnable(result, "setup[1].run", "exit 3", "migration 0002 exploded")
+    assert not list((result.report_dir / "logs").glob("worker-*.log"))  # no worker started
+
+
+@needs_postgres
+def test_failing_setup_sql_is_not_runnable_with_psqls_error(tmp_path: Path):
+    scene = support.scenario(
+        "setup-sql-fails",
+        services={"postgres": {}},
+        setup=[{"sql": "CREATE TABLE rows (task_id text); INSERT INTO nowhere VALUES (1)"}],
+        workload=[{"task": "sample_tasks.tasks.record_row"}],
+    )
+    result = support.run(scene, tmp_path)
+    support.assert_not_runnable(result, "setup[0].sql failed", 'relation "nowhere" does not exist')
+
+
+def test_a_service_that_cannot_start_is_not_runnable_within_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    empty = tmp_path / "no-postgres-here"
+    empty.mkdir()
+    monkeypatch.setenv(postgres.BIN_ENV, str(empty))  # initdb does not exist there
+    began = time.monotonic()
+    result = support.run(support.postgres_rows("pg-missing"), tmp_path)
+    took = time.monotonic() - began
+    support.assert_not_runnable(result, "services.postgres", "initdb")
+    assert took < 15, took  # the run gives up at once, not at a readiness timeout
+
+
+def test_run_steps_and_workers_share_a_working_directory_in_the_run_folder(tmp_path: Path):
+    """A ``run:`` step writes a file to a relative path; tasks write more; a ``path``
+    invariant counts them all under ``<run folder>/work``, none in the launching cwd."""
+    scene = support.scenario(
+        "path-files",
+        setup=[{"run": "mkdir -p out && echo seed > out/setup.txt"}],
+        workload=[{"task": "sample_tasks.tasks.write_file", "count": 3}],
+        invariants=[{"name": "files", "path": "out/*.txt", "expect": 4}],
+    )
+    result = support.run(scene, tmp_path)
+    judged = support.invariant(result, "files")
+    assert judged["value"] == 4 and judged["held"], judged
+    written = sorted(p.name for p in (result.report_dir / "work" / "out").iterdir())
+    assert len(written) == 4 and "setup.txt" in written
+    assert not Path("out").exists()  # nothing landed in the developer's tree
+
+
+def test_the_apps_own_redis_is_reached_by_setup_and_counted_by_an_invariant(tmp_path: Path):
+    script = "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL']).set('lock:doc:1', 1)"
+    scene = support.scenario(
+        "app-redis",
+        services={"redis": {}},
+        setup=[{"run": f'python -c "{script}"'}],
+        workload=[{"task": "sample_tasks.tasks.work", "args": [0.1, 1]}],
+        invariants=[{"name": "locks", "redis": "lock:doc:*", "expect": 0, "during": True}],
+    )
+    result = support.run(scene, tmp_path)
+    judged = support.invariant(result, "locks")
+    assert judged["value"] == 1 and not judged["held"], judged
+    assert result.status != NOT_RUNNABLE
