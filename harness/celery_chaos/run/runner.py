@@ -45,7 +45,7 @@ from celery_chaos.placements import (
 )
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
-from celery_chaos.run import app_state, barrier, setup, storm, versions, workload
+from celery_chaos.run import app_state, barrier, results_state, setup, storm, versions, workload
 from celery_chaos.run.admission import Admission
 from celery_chaos.run.loop import Loop, Snapshot, pick_seed
 from celery_chaos.run.parallel import run_parallel
@@ -114,7 +114,10 @@ def _drive(
         snapshot = loop.snapshot(barrier=_barrier(backend))
         result.timings["freeze_inspect"] = round(time.monotonic() - frozen, 3)
         read_at = time.monotonic()
-        state = AppState(app_state.collect(backend, scenario, snapshot[0], samples))
+        state = AppState(
+            app_state.collect(backend, scenario, snapshot[0], samples),
+            *results_state.read_result_states(backend, snapshot[0]),
+        )
         result.timings["app_state"] = round(time.monotonic() - read_at, 3)
         return snapshot, state
     finally:
