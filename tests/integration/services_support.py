@@ -3,12 +3,14 @@ steps, invariants), and the proof that nothing of a run outlives it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import psutil
 from celery_chaos.core.conclusion import NOT_RUNNABLE, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
+from celery_chaos.placements.local.state import REPORT_COPY
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 ROWS_TABLE = "CREATE TABLE rows (task_id text PRIMARY KEY, at timestamptz DEFAULT now())"
@@ -55,12 +57,18 @@ def assert_not_runnable(result: ScenarioResult, *needles: str) -> None:
         assert needle in (result.reason or ""), result.reason
 
 
-def postgres_processes_under(folder: Path) -> list[int]:
-    """PIDs of live ``postgres`` processes whose data folder (``-D``) is under ``folder`` or in
-    a temporary cluster folder of a run (``celery-chaos-pg-``)."""
+def cluster_folders(report_dir: Path) -> list[str]:
+    """Where the run's PostgreSQL clusters lived (the run's state record in its report)."""
+    record = json.loads((report_dir / REPORT_COPY).read_text())
+    return list(record.get("folders", []))
+
+
+def postgres_processes_in(folders: list[str]) -> list[int]:
+    """PIDs of live processes whose command line names one of ``folders`` (a postmaster's
+    ``-D``): only this run's, so parallel tests never see each other's."""
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
         line = " ".join(process.info["cmdline"] or [])
-        if "postgres" in line and (str(folder) in line or "celery-chaos-pg-" in line):
+        if any(folder in line for folder in folders):
             found.append(process.info["pid"])
     return found

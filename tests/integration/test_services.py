@@ -3,6 +3,7 @@ real PostgreSQL (Debian's binaries, initdb in the run's folder) and real workers
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -34,8 +35,9 @@ def test_tasks_write_rows_to_the_runs_postgres_and_the_invariant_reads_them(tmp_
     assert "setup[0] sql: ok" in "\n".join(result.log_lines)  # type: ignore[attr-defined]
     logs = result.report_dir / "logs"
     assert "database system is ready" in (logs / "postgres.log").read_text()
-    assert not support.postgres_processes_under(tmp_path)  # stopped with the run
-    assert not (result.report_dir / "postgres").exists()  # its cluster removed
+    folders = support.cluster_folders(result.report_dir)
+    assert folders and not support.postgres_processes_in(folders)  # stopped with the run
+    assert not [f for f in folders if Path(f).exists()]  # its cluster removed
 
 
 @needs_postgres
@@ -121,3 +123,60 @@ def test_the_apps_own_redis_is_reached_by_setup_and_counted_by_an_invariant(tmp_
     judged = support.invariant(result, "locks")
     assert judged["value"] == 1 and not judged["held"], judged
     assert result.status != NOT_RUNNABLE
+
+
+HARNESS_DEATH_SCENARIO = """
+name: pg-harness-dies
+description: a run with its own PostgreSQL, killed while a task runs
+services: {postgres: {}}
+setup: [{sql: "CREATE TABLE rows (task_id text PRIMARY KEY)"}]
+workload:
+  - {task: sample_tasks.tasks.work, kwargs: {seconds: 30, steps: 30}}
+timeout: 60
+"""
+
+
+@needs_postgres
+def test_a_killed_harness_leaves_no_postgres_behind(tmp_path: Path):
+    """SIGKILL of the harness mid-run: the postmaster (PDEATHSIG, its backends follow it) and
+    its cluster folder (the watchdog) are gone within a deadline, with no cleanup command."""
+    import subprocess
+    import sys
+
+    import psutil
+    from celery_chaos.placements.local.state import STATE_DIR_ENV, RunState
+
+    from tests.integration.scenario_support import wait_for_line
+
+    (tmp_path / "pg.yaml").write_text(HARNESS_DEATH_SCENARIO)
+    state_dir = tmp_path / "state"
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "celery_chaos.cli", "run", str(tmp_path / "pg.yaml"),
+         "--report-dir", str(tmp_path / "reports"), "-v"],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=os.environ | {STATE_DIR_ENV: str(state_dir)},
+    )  # fmt: skip
+    try:
+        wait_for_line(harness, "attempt_start")
+        (live,) = state_dir.glob("*.json")
+        state = RunState.load(live)
+        (postmaster,) = [g.leader for g in state.groups if g.role == "postgres"]
+        assert postmaster.alive() and state.folders
+        harness.kill()
+        harness.wait(timeout=10)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+
+    def left() -> list[str]:
+        found = [f"folder {f}" for f in state.folders if Path(f).exists()]
+        found += [f"postgres {pid}" for pid in support.postgres_processes_in(state.folders)]
+        found += [
+            f"{p.pid}" for p in psutil.process_iter(["cmdline"]) if state.run_id in str(p.info)
+        ]
+        return found + (["postmaster"] if postmaster.alive() else [])
+
+    end = time.monotonic() + 20
+    while left() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not left()
