@@ -90,7 +90,7 @@ def _print_repro(trial: Any) -> None:
     for setting in trial.settings:
         print_styled(f"  {setting}")
     if trial.probes:
-        print_styled("Probes:")
+        print_styled("Invariants:")
     for probe in trial.probes:
         print_styled(
             f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}"
@@ -209,7 +209,8 @@ def _print_repro(trial: Any) -> None:
     "repro_file",
     type=click.Path(path_type=Path),
     default=None,
-    help="A repro file: probes to read afterwards, and defaults for every option above.",
+    help="A repro file: services, setup, invariants to check afterwards (old probes too), and"
+    " defaults for every option above.",
 )
 @report_dir_option("the run folder is")
 @click.option("--worker-image", default=None, help="docker backend: an image containing your app.")
@@ -246,10 +247,10 @@ def repro(
     only the broker URL is replaced by the harness's own broker of your app's kind: RabbitMQ for
     amqp://, Redis for redis://), dispatches --task, injects --fault at --at and prints the
     verdict: LOST, PENDING (e.g. until Redis's visibility timeout), RECOVERED, DUPLICATED or
-    OK, the settings that caused it, and the probes of --file.
+    OK, the settings that caused it, and the invariants of --file, each judged.
 
-    Exit 0: the task completed exactly once and no lock probe is held; 1: it was lost, pending,
-    duplicated or looped, or a lock is still held; 2: the repro could not be carried out (bad
+    Exit 0: the task completed exactly once and every invariant held; 1: it was lost, pending,
+    duplicated or looped, or an invariant broke; 2: the repro could not be carried out (bad
     input, app not importable, the fault never hit the task); 130: interrupted.
     """
     from celery_chaos.run.runner import RunOptions

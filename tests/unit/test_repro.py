@@ -1,14 +1,13 @@
-"""Building a repro: option parsing, the repro file, the scenario it becomes, probe reading."""
+"""Building a repro: option parsing, the repro file, the scenario it becomes, its invariants."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from celery_chaos.core.conclusion import ERROR, NOT_RUNNABLE, SKIPPED, ScenarioResult
 from celery_chaos.tools import audit, repro
-from celery_chaos.tools.repro import RedisProbe, ReproError, ReproSpec, SqlProbe, probes
+from celery_chaos.tools.repro import ReproError, ReproSpec, probes
 
 BASE = {"app": "proj.celery:app", "task": "proj.tasks.ingest", "at": "checkpoint:part-2"}
 
@@ -71,7 +70,8 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
     )
     assert merged.at == "checkpoint:x" and merged.app == "a:app"
     assert merged.celery == {"task_acks_late": True, "worker_prefetch_multiplier": 1}
-    assert isinstance(merged.probes[0], RedisProbe) and merged.probes[0].kind == "lock"
+    (lock,) = merged.invariants  # the old probe, converted once (merge revalidates the spec)
+    assert (lock.name, lock.redis, lock.expect, merged.probes) == ("lock:*", "lock:*", 0, [])
 
 
 def test_repro_file_errors_name_the_field(tmp_path: Path) -> None:
@@ -115,24 +115,66 @@ def test_worker_kill_gets_a_replacement_and_seconds_target_the_task() -> None:
     assert scenario.workload[0].options.queue == "ingest"
 
 
-def test_lock_summary_names_the_repro_task() -> None:
-    probe = RedisProbe(redis_key_pattern="lock:*", kind="lock")
-    held = probes._summary(probe, {"lock:doc:1": "abc"}, "abc")
-    assert held == "HELD: lock:doc:1 = abc (the repro task)"
-    assert probes._summary(probe, {}, "abc").startswith("free")
-    counter = RedisProbe(redis_key_pattern="emails:*", kind="counter")
-    assert probes._summary(counter, {"emails:a": 2, "emails:b": 1}, None).startswith("emails:* = 3")
+def test_old_probes_become_the_invariants_they_mean(tmp_path: Path) -> None:
+    """A lock probe must find no key (expect 0); counter, value and SQL probes had no
+    expectation: they are reported as counts and never break the repro."""
+    path = tmp_path / "repro.yaml"
+    path.write_text(
+        "probes:\n"
+        "  - {name: document lock, redis_key_pattern: 'lock:doc:*', kind: lock}\n"
+        "  - {name: ingested, redis_key_pattern: 'stats:*', kind: counter, url: 'redis://r:1/2'}\n"
+        "  - {name: docs, sql: 'select id from docs;', url: 'sqlite:///app.db'}\n"
+    )
+    lock, counter, rows = repro.load_spec(path).invariants
+    assert (lock.kind, lock.query, lock.expect, lock.url) == ("redis", "lock:doc:*", 0, None)
+    assert (counter.kind, counter.url, counter.expect.min) == ("redis", "redis://r:1/2", 0)
+    assert rows.sql == "SELECT count(*) FROM (select id from docs) AS probe"
+    assert (rows.url, rows.expect.min, rows.expect.max) == ("sqlite:///app.db", 0, None)
 
 
-def test_sql_probe_reads_read_only(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "app.db") as db:
-        db.execute("create table docs (id integer, status text)")
-        db.execute("insert into docs values (42, 'ingesting')")
-    probe = SqlProbe(sql="select id, status from docs", url="sqlite:///app.db")
-    result = repro.read_sql_probe(probe, tmp_path)
-    assert result["rows"] == [[42, "ingesting"]] and result["summary"] == "id=42, status=ingesting"
-    writing = SqlProbe(sql="delete from docs", url="sqlite:///app.db")
-    assert "error" in repro.read_sql_probe(writing, tmp_path)
+def test_the_scenario_reads_every_invariant_but_the_harness_stores(tmp_path: Path) -> None:
+    """services, setup and invariants pass into the scenario; a redis invariant without url
+    and without services.redis reads the harness store, which only repro can reach."""
+    path = tmp_path / "repro.yaml"
+    path.write_text(
+        "services: {postgres: {}}\n"
+        "setup: [{sql: 'CREATE TABLE documents (id int, backend_lock bool)'}]\n"
+        "invariants:\n"
+        "  - {name: stuck, sql: 'SELECT count(*) FROM documents WHERE backend_lock', expect: 0}\n"
+        "  - {name: lock, redis: 'lock:doc:*', expect: 0}\n"
+    )
+    wanted = repro.merge(repro.load_spec(path), **BASE)
+    scenario = repro.build_scenario(wanted)
+    assert scenario.services.postgres is not None and scenario.setup[0].sql is not None
+    assert [i.name for i in scenario.invariants] == ["stuck"]
+    assert [i.name for i in wanted.invariants if repro.spec.reads_store(wanted, i)] == ["lock"]
+    assert scenario.expect["invariant_violations"] == 0 == scenario.expect["result_not_stored"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("setup: [{sql: 'select 1'}]\n", "setup[0].sql: needs services.postgres"),
+        ("invariants: [{name: a, sql: 'select 1', expect: 0}]\n", "needs services.postgres"),
+        ("invariants: [{name: a, redis: 'k', path: 'p', expect: 0}]\n", "exactly one of"),
+    ],
+)
+def test_repro_app_state_errors_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "repro.yaml"
+    path.write_text(text)
+    with pytest.raises(ReproError) as error:
+        repro.load_spec(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_a_store_invariant_summary_says_held_or_broken() -> None:
+    judged = {"value": 1.0, "expect": 0, "held": False, "error": None}
+    line = probes.summary(judged, 'lock:doc:1 = "abc" (the repro task)')
+    assert line == '1 (expected 0, BROKEN): lock:doc:1 = "abc" (the repro task)'
+    assert probes.summary(judged | {"value": 0.0, "held": True}) == "0 (expected 0)"
+    unreadable = judged | {"value": None, "error": "refused"}
+    assert probes.summary(unreadable) == "unreadable (expected 0, BROKEN): refused"
+    assert probes.broken([judged, judged | {"held": True}]) == [judged]
 
 
 def test_a_run_that_could_not_start_is_not_run_with_a_docker_hint(tmp_path: Path) -> None:

@@ -4,12 +4,12 @@ The repro is an ordinary scenario built in code (``app``) and run through
 :func:`celery_chaos.run.runner.run_scenario`: the same backend, nemesis, watcher and checker as
 the suite. Nothing in your configuration is overridden unless asked with ``--set``; only the
 broker URL is replaced by the harness's own Redis broker (the harness must own the broker to
-inspect and fault it). ``spec`` parses the inputs, ``probes`` reads what the task left behind,
+inspect and fault it). ``spec`` parses the inputs, ``probes`` judges what the task left behind,
 ``verdict`` says what happened and why, ``run`` ties them together.
 """
 
 from celery_chaos.tools.repro.app import AppView, build_scenario, inspect_app, scenario_name
-from celery_chaos.tools.repro.probes import read_probes, read_redis_probe, read_sql_probe
+from celery_chaos.tools.repro.probes import judged_by_run, read_store_invariant
 from celery_chaos.tools.repro.run import ReproRun, run_repro
 from celery_chaos.tools.repro.spec import (
     EXIT_OK,
@@ -26,6 +26,7 @@ from celery_chaos.tools.repro.spec import (
     parse_assignment,
     parse_settings,
     parse_trigger,
+    probe_invariant,
 )
 from celery_chaos.tools.repro.verdict import Verdict, settings_lines, verdict_of
 
@@ -50,9 +51,9 @@ __all__ = [
     "parse_assignment",
     "parse_settings",
     "parse_trigger",
-    "read_probes",
-    "read_redis_probe",
-    "read_sql_probe",
+    "probe_invariant",
+    "judged_by_run",
+    "read_store_invariant",
     "run_repro",
     "scenario_name",
     "settings_lines",

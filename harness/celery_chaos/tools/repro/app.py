@@ -24,6 +24,7 @@ from celery_chaos.tools.repro.spec import (
     ReproError,
     ReproSpec,
     parse_trigger,
+    scenario_app_state,
 )
 
 CLIENT_DEFAULT_QUEUE = "celery"
@@ -198,5 +199,6 @@ def build_scenario(
             "expect": EXPECT | (WORKFLOW_EXPECT if workflow else {}),
             "timeout": spec.timeout,
             "results": {"server": "ledger"} if workflow else None,
+            **scenario_app_state(spec),  # services, setup and the invariants the run reads
         }
     )

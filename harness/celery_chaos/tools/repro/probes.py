@@ -1,25 +1,32 @@
-"""Probes: the state a task leaves behind (lock keys, counters, documents, SQL rows).
+"""The repro file's invariants as the repro reports them: what the task left behind, judged.
 
-They are read after the run, once the workers are frozen, from the harness store
-(``celery_chaos.store()``, the ledger Redis) or a URL, and never change what they observe.
+Most invariants are the scenario's own: the run reads them with the workers frozen and the
+checker judges them (``invariant_violations``). A ``redis`` invariant without ``url`` in a repro
+file without ``services.redis`` reads the *harness store* (what ``celery_chaos.store()`` returns
+inside tasks, the ledger Redis): the run has no service to read it from, so the repro reads it
+here, after the run and before teardown, and judges it with the same pure judge
+(:func:`celery_chaos.core.invariants.judge`). Old ``probes`` arrive here already converted
+(:func:`celery_chaos.tools.repro.spec.probe_invariant`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import redis
 
+from celery_chaos.core.app_state import InvariantValue
+from celery_chaos.core.conclusion import ScenarioResult
+from celery_chaos.core.invariants import expect_text, judge, number_text
+from celery_chaos.core.scenario_data import Invariant
 from celery_chaos.placements import Placement
-from celery_chaos.tools import audit
-from celery_chaos.tools.repro.spec import RedisProbe, ReproSpec, SqlProbe
+from celery_chaos.tools.repro.spec import ReproSpec, reads_store
 
-PROBE_KEY_LIMIT = 100
-SQL_ROW_LIMIT = 100
+SHOWN_KEYS = 5  # keys (and values) shown beside a store invariant's count
+KEY_LIMIT = 100  # keys (and values) kept in result.json
+HARNESS_STORE = "harness store"
 
 
 def _decode(value: Any) -> Any:
@@ -38,99 +45,83 @@ def read_key(client: redis.Redis, key: bytes) -> Any:
     if kind == "hash":
         return {_decode(k): _decode(v) for k, v in sorted(client.hgetall(key).items())}
     if kind == "list":
-        return [_decode(v) for v in client.lrange(key, 0, PROBE_KEY_LIMIT - 1)]
+        return [_decode(v) for v in client.lrange(key, 0, 99)]
     if kind == "set":
         return sorted(str(_decode(v)) for v in client.smembers(key))
     if kind == "zset":
-        return [[_decode(m), s] for m, s in client.zrange(key, 0, PROBE_KEY_LIMIT - 1, True)]
+        return [[_decode(m), s] for m, s in client.zrange(key, 0, 99, True)]
     return None
 
 
-def _summary(probe: RedisProbe, keys: dict[str, Any], task_id: str | None) -> str:
-    if probe.kind == "lock":
-        if not keys:
-            return f"free: no key matches {probe.redis_key_pattern}"
-        owners = [
-            f"{key} = {value}" + (" (the repro task)" if value == task_id else "")
-            for key, value in keys.items()
-        ]
-        return "HELD: " + "; ".join(owners)
-    if probe.kind == "counter":
-        total = sum(v for v in keys.values() if isinstance(v, int))
-        return f"{probe.redis_key_pattern} = {total}" + (
-            " (" + ", ".join(f"{k}={v}" for k, v in keys.items()) + ")" if keys else ""
-        )
-    if not keys:
-        return f"no key matches {probe.redis_key_pattern}"
-    return "; ".join(f"{key} = {json.dumps(value, default=str)}" for key, value in keys.items())
+def summary(judged: dict[str, Any], shown: str = "") -> str:
+    """``1 (expected 0): lock:doc:42 = <id> (the repro task)``: a console line's tail."""
+    head = "unreadable" if judged.get("error") else number_text(judged["value"])
+    text = f"{head} (expected {expect_text(judged['expect'])}"
+    text += ")" if judged["held"] else ", BROKEN)"
+    if judged.get("error"):
+        return f"{text}: {judged['error']}"
+    return f"{text}: {shown}" if shown else text
 
 
-def read_redis_probe(
-    probe: RedisProbe, store: redis.Redis | None, task_id: str | None
+def _shown(keys: dict[str, Any], task_id: str | None) -> str:
+    parts = []
+    for key, value in list(keys.items())[:SHOWN_KEYS]:
+        mark = " (the repro task)" if task_id is not None and value == task_id else ""
+        parts.append(f"{key} = {json.dumps(value, default=str)}{mark}")
+    more = f"; and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return "; ".join(parts) + more
+
+
+def read_store_invariant(
+    invariant: Invariant, store: redis.Redis | None, run_id: str, task_id: str | None
 ) -> dict[str, Any]:
-    client = redis.Redis.from_url(probe.url) if probe.url else store
-    source = audit.redact(probe.url) if probe.url else "harness store"
-    result: dict[str, Any] = {
-        "name": probe.name or probe.redis_key_pattern,
-        "kind": probe.kind,
-        "pattern": probe.redis_key_pattern,
-        "source": source,
-    }
-    if client is None:
-        return result | {"error": "the harness store was not started", "summary": "unavailable"}
-    try:
-        found = sorted(client.scan_iter(match=probe.redis_key_pattern, count=1000))
-        keys = {key.decode(errors="replace"): read_key(client, key) for key in found}
-    except redis.RedisError as error:
-        return result | {"error": str(error), "summary": f"unavailable: {error}"}
-    keys = dict(list(keys.items())[:PROBE_KEY_LIMIT])
-    result |= {"keys": keys, "summary": _summary(probe, keys, task_id)}
-    if probe.kind == "lock":
-        result["held"] = bool(keys)
-    if probe.kind == "counter":
-        result["total"] = sum(v for v in keys.values() if isinstance(v, int))
-    return result
+    """A ``redis`` invariant counted in the harness store, judged, with the keys it found and
+    their values (the first ``KEY_LIMIT``): what a lock or a half-written record holds."""
+    pattern = (invariant.redis or "").replace("{run_id}", run_id)
+    value, error, keys = None, None, {}
+    if store is None:
+        error = "the harness store was not started"
+    else:
+        try:
+            found = sorted(store.scan_iter(match=pattern, count=1000))
+            value = float(len(found))
+            keys = {k.decode(errors="replace"): read_key(store, k) for k in found[:KEY_LIMIT]}
+        except redis.RedisError as problem:
+            error = str(problem)
+    measured = InvariantValue(invariant.name, "redis", pattern, _expected(invariant), value, error)
+    judged = judge(measured)
+    shown = _shown(keys, task_id)
+    return judged | {"source": HARNESS_STORE, "keys": keys, "summary": summary(judged, shown)}
 
 
-def sqlite_path(url: str, cwd: Path) -> Path:
-    path = Path(url.removeprefix("sqlite:///"))
-    return path if path.is_absolute() else cwd / path
+def _expected(invariant: Invariant) -> Any:
+    dump = getattr(invariant.expect, "model_dump", None)
+    return dump(exclude_none=True) if dump is not None else invariant.expect
 
 
-def read_sql_probe(probe: SqlProbe, cwd: Path) -> dict[str, Any]:
-    """Rows of the query, opened read-only so a probe can never change what it observes."""
-    path = sqlite_path(probe.url, cwd)
-    result: dict[str, Any] = {"name": probe.name or probe.sql, "kind": "sql", "source": probe.url}
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            cursor = db.execute(probe.sql)
-            columns = [c[0] for c in cursor.description or []]
-            rows = [list(row) for row in cursor.fetchmany(SQL_ROW_LIMIT)]
-    except sqlite3.Error as error:
-        return result | {"error": str(error), "summary": f"unavailable: {error}"}
-    shown = "; ".join(
-        ", ".join(f"{c}={v}" for c, v in zip(columns, row, strict=False)) for row in rows
-    )
-    return result | {"columns": columns, "rows": rows, "summary": shown or "no rows"}
-
-
-def read_probes(
-    probes: list[RedisProbe | SqlProbe], store: redis.Redis | None, task_id: str | None, cwd: Path
-) -> list[dict[str, Any]]:
-    return [
-        read_sql_probe(p, cwd) if isinstance(p, SqlProbe) else read_redis_probe(p, store, task_id)
-        for p in probes
-    ]
-
-
-def snapshot_probes(spec: ReproSpec, backend: Placement, cwd: Path) -> list[dict[str, Any]]:
-    """Read every probe against this backend's store; never raises (it runs inside close())."""
+def snapshot_probes(spec: ReproSpec, backend: Placement) -> list[dict[str, Any]]:
+    """Every harness-store invariant, judged; never raises (it runs inside close())."""
     from celery_chaos.core import history as h
 
     store = backend.ledger.client if backend.ledger is not None else None
     try:
         events = backend.ledger.read_all() if backend.ledger is not None else []
         task_id = next((e["task_id"] for e in events if e["type"] == h.DISPATCH), None)
-        return read_probes(spec.probes, store, task_id, cwd)
-    except Exception as error:  # a probe must not turn a finished run into a crash
-        return [{"name": "probes", "error": f"{type(error).__name__}: {error}"}]
+        return [
+            read_store_invariant(invariant, store, backend.run_id, task_id)
+            for invariant in spec.invariants
+            if reads_store(spec, invariant)
+        ]
+    except Exception as error:  # a reading must not turn a finished run into a crash
+        return [{"name": "invariants", "held": False, "error": f"{type(error).__name__}: {error}"}]
+
+
+def judged_by_run(result: ScenarioResult) -> list[dict[str, Any]]:
+    """The invariants the run read and the checker judged, each with its console summary."""
+    judged = result.verdicts.invariants if result.verdicts is not None else []
+    return [j | {"summary": summary(j)} for j in judged]
+
+
+def broken(invariants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The invariants that did not hold (a value outside ``expect``, or none read)."""
+    return [i for i in invariants if i.get("held") is False]

@@ -1,4 +1,4 @@
-"""Running a repro: import the app, run the scenario, read the probes, judge, write the report."""
+"""Running a repro: import the app, run the scenario, read its invariants, judge, report."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
 from celery_chaos.run.runner import RunOptions
 from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
-from celery_chaos.tools.repro.probes import snapshot_probes
+from celery_chaos.tools.repro.probes import broken, judged_by_run, snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
 from celery_chaos.tools.repro.verdict import (
     Verdict,
@@ -37,14 +37,13 @@ BROKER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 class ReproRun:
     result: ScenarioResult
     verdict: Verdict
-    probes: list[dict[str, Any]]
+    probes: list[dict[str, Any]]  # the repro file's invariants, judged (see probes.py)
     settings: list[str]
     run_dir: Path
 
     @property
     def exit_code(self) -> int:
-        held = any(p.get("held") for p in self.probes)
-        if self.verdict.exit_code == EXIT_OK and held:
+        if self.verdict.exit_code == EXIT_OK and broken(self.probes):
             return EXIT_UNSAFE
         return self.verdict.exit_code
 
@@ -59,8 +58,8 @@ def align_status(trial: ReproRun) -> None:
     elif verdict.exit_code == EXIT_UNUSABLE and result.status not in (NOT_RUNNABLE, ERROR):
         result.status, result.reason = ERROR, verdict.headline
     elif trial.exit_code == EXIT_UNSAFE and result.status != FAILED:
-        held = [p["summary"] for p in trial.probes if p.get("held")]
-        result.status, result.reason = FAILED, "lock probe still held: " + "; ".join(held)
+        held = [f"{p['name']} = {p.get('summary')}" for p in broken(trial.probes)]
+        result.status, result.reason = FAILED, "invariant broken: " + "; ".join(held)
 
 
 def _write(trial: ReproRun, spec: ReproSpec) -> None:
@@ -112,13 +111,14 @@ def run_repro(
     probes: list[dict[str, Any]] = []
 
     def snapshot(backend: Placement) -> None:
-        probes.extend(snapshot_probes(spec, backend, cwd))
+        probes.extend(snapshot_probes(spec, backend))
 
     options.on_finish = snapshot
     result = runner.run_scenario(scenario, options, run_dir, log)
     explain_with_app_settings(result, view)
+    judged = judged_by_run(result) + probes
     trial = ReproRun(
-        result, verdict_of(result, spec, view), probes, settings_lines(view, spec.celery), run_dir
+        result, verdict_of(result, spec, view), judged, settings_lines(view, spec.celery), run_dir
     )
     _write(trial, spec)
     return trial

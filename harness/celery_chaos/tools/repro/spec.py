@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from celery_chaos.core.scenario_base import first_error
+from celery_chaos.core.scenario_data import Invariant, ServicesSpec, SetupStep, check_app_state
 from celery_chaos.core.scenario_parts import Pool, split_worker_args
 from celery_chaos.core.yaml_input import InputError, read_yaml
 from celery_chaos.faults.registry import repro_kinds
@@ -20,7 +21,8 @@ from celery_chaos.faults.registry import repro_kinds
 FAULTS: tuple[str, ...] = repro_kinds()  # the kinds whose module offers them to repro
 FaultKind = Literal[FAULTS]  # type: ignore[valid-type]
 REPLACEMENT_DELAY = 0.5
-# The repro "passes" only when the task came through exactly once and left nothing stuck.
+# The repro "passes" only when the task came through exactly once, left nothing stuck, its
+# result was stored and every invariant of the repro file held.
 EXPECT = {
     "lost": 0,
     "pending": 0,
@@ -30,6 +32,8 @@ EXPECT = {
     "redelivery_loop": 0,
     "duplicate_side_effects": 0,
     "stuck_locks": 0,
+    "invariant_violations": 0,
+    "result_not_stored": 0,
 }
 WORKFLOW_EXPECT = {"workflow_broken": 0, "workflow_pending": 0, "workflow_duplicated": 0}
 EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE = 0, 1, 2
@@ -44,7 +48,8 @@ class Strict(BaseModel):
 
 
 class RedisProbe(Strict):
-    """Keys matching a pattern in a Redis: ``lock`` (held or free), ``counter`` (sum), ``value``."""
+    """The old form of a Redis invariant: keys matching a pattern (``lock``: must be none left;
+    ``counter``, ``value``: reported). Still accepted; :func:`probe_invariant` converts it."""
 
     redis_key_pattern: str = Field(min_length=1)
     kind: Literal["lock", "counter", "value"] = "value"
@@ -53,7 +58,8 @@ class RedisProbe(Strict):
 
 
 class SqlProbe(Strict):
-    """Rows of one read-only query against a SQLite database (``sqlite:///path``)."""
+    """The old form of an SQL invariant: one read-only query against a SQLite database
+    (``sqlite:///path``), reported as its row count. Still accepted and converted."""
 
     sql: str = Field(min_length=1)
     url: str = Field(pattern=r"^sqlite:///")
@@ -84,11 +90,66 @@ class ReproSpec(Strict):
     timeout: float = Field(default=60.0, gt=0)
     # None: the kind of the app's own broker_url (amqp -> rabbitmq, redis -> redis)
     broker: Literal["redis", "rabbitmq"] | None = None
+    # The app's state, as in a scenario: services started for the repro, setup steps before the
+    # workers, invariants read after the run (a ``redis`` one without ``url`` and without
+    # ``services.redis`` reads the harness store, what celery_chaos.store() returns).
+    services: ServicesSpec = Field(default_factory=ServicesSpec)
+    setup: list[SetupStep] = Field(default_factory=list, max_length=100)
+    invariants: list[Invariant] = Field(default_factory=list, max_length=100)
+    # The old name and form of invariants: converted into ``invariants`` when the file is read.
     probes: list[RedisProbe | SqlProbe] = Field(default_factory=list)
     # A chain/group/chord in the scenario's workload form ({chain: [...]}, ...): the repro sends
     # it and aims the fault at its task number ``member`` (file order, the chord callback last).
     workflow: dict[str, Any] | None = None
     member: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _probes_become_invariants(self) -> ReproSpec:
+        """Old ``probes`` join ``invariants`` (once: a converted spec has none left)."""
+        if self.probes:
+            self.invariants = [*self.invariants, *map(probe_invariant, self.probes)]
+            self.probes = []
+        check_app_state(_StoreAware(self))
+        return self
+
+
+class _StoreAware:
+    """The spec as :func:`check_app_state` sees it, minus the redis invariants that read the
+    harness store (no url, no services.redis): those need no service."""
+
+    def __init__(self, spec: ReproSpec) -> None:
+        self.services, self.setup = spec.services, spec.setup
+        self.invariants = [i for i in spec.invariants if not reads_store(spec, i)]
+
+
+def reads_store(spec: ReproSpec, invariant: Invariant) -> bool:
+    """Whether repro reads ``invariant`` from the harness store itself (the run cannot)."""
+    return invariant.kind == "redis" and invariant.url is None and spec.services.redis is None
+
+
+def scenario_app_state(spec: ReproSpec) -> dict[str, Any]:
+    """The repro's services, setup and the invariants the run reads, as scenario keys."""
+    return {
+        "services": spec.services,
+        "setup": spec.setup,
+        "invariants": [i for i in spec.invariants if not reads_store(spec, i)],
+    }
+
+
+def probe_invariant(probe: RedisProbe | SqlProbe) -> Invariant:
+    """An old probe as the invariant it means: a ``lock`` probe must find no key left; the
+    others had no expectation and are reported (key count, row count), never broken."""
+    if isinstance(probe, SqlProbe):
+        data: dict[str, Any] = {
+            "name": (probe.name or probe.sql)[:200],
+            "sql": f"SELECT count(*) FROM ({probe.sql.strip().rstrip(';')}) AS probe",
+            "url": probe.url,
+            "expect": {"min": 0},
+        }
+    else:
+        data = {"name": probe.name or probe.redis_key_pattern, "redis": probe.redis_key_pattern}
+        data |= {"url": probe.url, "expect": 0 if probe.kind == "lock" else {"min": 0}}
+    return Invariant.model_validate(data)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -180,6 +241,15 @@ def load_spec(path: Path | None) -> ReproSpec:
     return _validated(data, str(path))
 
 
+def _plain(spec: ReproSpec) -> dict[str, Any]:
+    """The spec as data to validate again: setup steps and invariants as written (a dumped
+    default, a sql step's ``timeout``, would read as given)."""
+    data = spec.model_dump()
+    for key in ("setup", "invariants"):
+        data[key] = [item.model_dump(exclude_unset=True) for item in getattr(spec, key)]
+    return data
+
+
 def worker_command(spec: ReproSpec) -> ReproSpec:
     """``worker_args`` split (see :func:`split_worker_args`): its -A/-P/-c set ``app``, ``pool``
     and ``concurrency`` unless those say otherwise (an error); the rest stays, in order."""
@@ -191,12 +261,12 @@ def worker_command(spec: ReproSpec) -> ReproSpec:
         given = getattr(spec, field)
         if given is not None and str(given) != value:
             raise ReproError(f"--worker-args: {field} {value}, but --{field} {given}: give it once")
-    return _validated(spec.model_dump() | adopted | {"worker_args": rest}, "--worker-args")
+    return _validated(_plain(spec) | adopted | {"worker_args": rest}, "--worker-args")
 
 
 def merge(spec: ReproSpec, **given: Any) -> ReproSpec:
     """The file's values overridden by the options given on the command line (not None)."""
-    data = spec.model_dump()
+    data = _plain(spec)
     for key, value in given.items():
         if value is None:
             continue
