@@ -1,0 +1,96 @@
+"""Result backends with real workers of a real app (tests/integration/result_app.py): the app's
+own backend on a closed port (``results: app``) makes a completed task ``result_not_stored``;
+without ``results: app`` the harness runs a backend of the same kind and the result is stored
+and read back. The unmasked URL never reaches the history."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery_chaos.core.scenario import parse_scenario
+from celery_chaos.run import results_state
+from celery_chaos.run.runner import RunOptions, run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+APP = "tests.integration.result_app:app"
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released: refused from then on)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(tmp_path: Path, name: str, **spec: Any) -> tuple[Any, list[dict], dict]:
+    """Run ``add`` and ``fire_and_forget`` on one worker of the app; the result, the history and
+    what the run read back while its backend was still alive."""
+    data = {"name": name, "description": f"{name} (result backends test)", "timeout": 60}
+    data |= {"workers": {"count": 1, "app": APP, "env": spec.pop("env", {})}}
+    data["workload"] = [
+        {"task": "result_app.add", "args": [2, 3]},
+        {"task": "result_app.fire_and_forget"},
+    ]
+    seen: dict[str, Any] = {}
+
+    def read_back(backend: Any) -> None:
+        history = backend.ledger.read_all()
+        seen["states"], seen["masked"] = results_state.read_result_states(backend, history)
+        seen["password"] = backend.ledger.client.connection_pool.connection_kwargs.get("password")
+
+    options = RunOptions(report_dir=tmp_path, on_finish=read_back)
+    result = run_scenario(parse_scenario(data | spec, f"{name}.yaml"), options, tmp_path, print)
+    assert result.verdicts is not None, f"{result.status}: {result.reason}"
+    lines = (result.report_dir / "history.jsonl").read_text().splitlines()
+    return result, [json.loads(line) for line in lines], seen
+
+
+def task_ids(history: list[dict]) -> dict[str, str]:
+    return {e["task"]: e["task_id"] for e in history if e["type"] == "dispatch"}
+
+
+def starts(history: list[dict]) -> dict[str, bool]:
+    return {e["task_id"]: e["stores_result"] for e in history if e["type"] == "attempt_start"}
+
+
+def test_unreachable_app_backend_is_result_not_stored(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    result, history, seen = run(
+        tmp_path, "own-backend-closed", results="app", env={"RESULT_APP_BACKEND": url}
+    )
+    ids = task_ids(history)
+    add, forgotten = ids["result_app.add"], ids["result_app.fire_and_forget"]
+    ready = [e for e in history if e["type"] == "worker_ready"]
+    assert ready and all(e["result_backend"] == url for e in ready), ready
+    assert {e["result_backend_origin"] for e in ready} == {"app"}
+    assert starts(history) == {add: True, forgotten: False}
+    ends = {e["task_id"]: e["state"] for e in history if e["type"] == "attempt_end"}
+    assert ends == {add: "SUCCESS", forgotten: "SUCCESS"}  # the body ran, postrun said SUCCESS
+    counts = result.verdicts.counts
+    assert counts["ok"] == 2 and counts["result_not_stored"] == 1, counts
+    assert result.verdicts.result_not_stored == [add]
+    assert seen["masked"] == url and set(seen["states"]) == {add}
+    assert seen["states"][add].startswith("unreadable: ConnectionError"), seen["states"]
+    log = (result.report_dir / "logs" / "worker-w0.log").read_text()
+    assert "Exception raised outside body" in log  # Celery's trace: mark_as_done raised
+
+
+def test_harness_runs_a_backend_of_the_apps_kind_and_the_result_is_stored(tmp_path: Path):
+    # the app's own backend is the closed port (result_app's default); no ``results`` key
+    result, history, seen = run(tmp_path, "harness-backend")
+    ids = task_ids(history)
+    add = ids["result_app.add"]
+    ready = [e for e in history if e["type"] == "worker_ready"]
+    assert {e["result_backend_origin"] for e in ready} == {"harness"}, ready
+    backend = ready[0]["result_backend"]
+    assert backend.startswith("redis://") and backend.endswith("/1"), backend
+    assert seen["states"] == {add: "SUCCESS"}  # read back from the ledger's Redis, db 1
+    assert result.verdicts.counts["result_not_stored"] == 0
+    assert result.verdicts.counts["ok"] == 2
+    if seen["password"]:  # the ledger's password: masked in every event, never written
+        assert ":***@" in backend
+        assert seen["password"] not in (result.report_dir / "history.jsonl").read_text()
