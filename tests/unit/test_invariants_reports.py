@@ -140,3 +140,17 @@ def test_unreadable_and_during_invariants_are_explained() -> None:
         " expected 0 (by the end: 0)"
     )
     assert "no attempt was interrupted" in lines[1]
+
+
+def test_check_explained_judges_the_app_state_it_is_given() -> None:
+    """chaos_env.verdicts() hands out check_explained's verdicts: they carry the app's state
+    and its explanation lines when the caller measured it."""
+    from celery_chaos.core.broker_state import BrokerState
+    from celery_chaos.core.explain import check_explained, run_settings
+
+    plan = scenario(name="doc-ingest")
+    verdicts = check_explained(
+        (history(), BrokerState(), {}), run_settings(plan), app_state=app_state()
+    )
+    assert verdicts.counts["invariant_violations"] == verdicts.counts["result_not_stored"] == 1
+    assert any(line.startswith("result_not_stored #1 ") for line in verdicts.explanations)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery_chaos.core import history as h
+from celery_chaos.core.app_state import AppState
 from celery_chaos.core.broker_state import BrokerState
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, check
 from celery_chaos.core.crashes import kills_whole_worker
@@ -80,12 +81,13 @@ def check_explained(
     snapshot: tuple[list[h.Event], BrokerState, dict[str, str]],
     settings: RunSettings,
     redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD,
+    app_state: AppState | None = None,
 ) -> Verdicts:
-    """The checker's verdicts on a (history, broker state, held locks) snapshot, carrying their
-    explanation lines: for a caller that hands out only the verdicts (``chaos_env.verdicts()``,
-    whose ``assert_verdicts`` failure then says why)."""
+    """The checker's verdicts on a (history, broker state, held locks) snapshot and the app's
+    state, carrying their explanation lines: for a caller that hands out only the verdicts
+    (``chaos_env.verdicts()``, whose ``assert_verdicts`` failure then says why)."""
     history, broker, held = snapshot
-    verdicts = check(history, broker, held, redelivery_threshold)
+    verdicts = check(history, broker, held, redelivery_threshold, app_state)
     verdicts.explanations = explain(verdicts, history, settings)
     return verdicts
 
