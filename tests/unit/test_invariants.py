@@ -177,3 +177,22 @@ def test_a_scenario_with_invariants_expects_none_broken_unless_it_says_otherwise
     assert expected_for(claimed, {}) == {"invariant_violations": 1}
     plain = parse_scenario(SCENARIO | {"invariants": []}, "inv.yaml")
     assert expected_for(plain, {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("results", "said"),
+    [
+        ({A: "PENDING"}, "holds PENDING"),
+        ({A: "unreadable: ConnectionError"}, "could not be read (unreadable: ConnectionError)"),
+        ({}, "showed no state for it"),
+    ],
+)
+def test_result_not_stored_says_what_the_backend_holds(results: dict[str, str], said: str) -> None:
+    verdicts = check(stored_history(), app_state=AppState(results=results | {B: "SUCCESS"}))
+    assert verdicts.offenders("result_not_stored") == [
+        f"{TASK}[{A}] completed but the result backend {said}"
+    ]
+    from celery_chaos.core.explain_app import app_lines
+
+    (line,) = app_lines(verdicts)
+    assert f"but the app's result backend {said}" in line

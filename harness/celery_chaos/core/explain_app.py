@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_chaos.core.app_state import UNREADABLE
 from celery_chaos.core.explain_facts import task_name
-from celery_chaos.core.invariants import expect_text, number_text
+from celery_chaos.core.invariants import expect_text, number_text, stored_text
 from celery_chaos.core.verdicts import TaskReport, Verdicts
 
 EXPLAINED_APP = ("invariant_violations", "result_not_stored")
@@ -66,12 +65,8 @@ def invariant_reason(judged: dict[str, Any], tasks: list[TaskReport]) -> str:
 
 def not_stored_reason(task: TaskReport, state: str, backend: str | None) -> str:
     where = f"the result backend {backend}" if backend else "the app's result backend"
-    if state.startswith(UNREADABLE):
-        holds = f"could not be read either ({state})"
-    elif state == "not read":
-        holds = "showed no state for it"
-    else:
-        holds = f"holds {state} for it"
+    holds = stored_text(state)
+    holds += " for it" if holds.startswith("holds ") else ""
     return (
         f"it completed (SUCCESS) but {where} {holds}: the worker could not store its result"
         " (its log shows the backend error, e.g. ConnectionError), so a client polling"

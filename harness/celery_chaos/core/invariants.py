@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from celery_chaos.core.app_state import AppState, Expected, InvariantValue
+from celery_chaos.core.app_state import UNREADABLE, AppState, Expected, InvariantValue
+
+NOT_READ = "not read"  # a result_not_stored task the run read no state for
 
 if TYPE_CHECKING:  # core.verdicts words its offenders with broken_text: no import cycle
     from celery_chaos.core.verdicts import TaskReport, Verdicts
@@ -96,6 +98,16 @@ def broken_text(judged: dict[str, Any]) -> str:
     return text + (f": {judged['error']}" if judged.get("error") else "")
 
 
+def stored_text(state: str) -> str:
+    """What the result backend holds for a task, after "the result backend": ``holds PENDING``,
+    ``could not be read (unreadable: ...)``, ``showed no state for it``."""
+    if state.startswith(UNREADABLE):
+        return f"could not be read ({state})"
+    if state == NOT_READ:
+        return "showed no state for it"
+    return f"holds {state}"
+
+
 def results_not_stored(tasks: Iterable[TaskReport], stored: dict[str, str] | None) -> list[str]:
     """Task ids whose SUCCESS the result backend does not hold (``result_not_stored``)."""
     if stored is None:
@@ -116,9 +128,7 @@ def judge_app_state(verdicts: Verdicts, app_state: AppState | None) -> Verdicts:
     stored = app_state.results if app_state else None
     missing = results_not_stored(verdicts.tasks, stored)
     verdicts.invariants, verdicts.result_not_stored = judged, missing
-    verdicts.result_states = {
-        task_id: (stored or {}).get(task_id, "not read") for task_id in missing
-    }
+    verdicts.result_states = {task_id: (stored or {}).get(task_id, NOT_READ) for task_id in missing}
     verdicts.result_backend = app_state.result_backend if app_state else None
     verdicts.counts["invariant_violations"] = sum(1 for j in judged if not j["held"])
     verdicts.counts["result_not_stored"] = len(missing)

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery_chaos.core.crashes import WorkerCrash, crash_text
 from celery_chaos.core.distribution import redelivery_distribution
-from celery_chaos.core.invariants import broken_text
+from celery_chaos.core.invariants import broken_text, stored_text
 from celery_chaos.core.workflows import (
     WORKFLOW_VERDICTS,
     WorkflowReport,
@@ -137,8 +137,8 @@ class Verdicts:
         if verdict == "result_not_stored":
             names = {t.task_id: t.task for t in self.tasks}
             return [
-                f"{names.get(task_id, '?')}[{task_id}] completed but the result backend holds"
-                f" {self.result_states.get(task_id, 'PENDING')}"
+                f"{names.get(task_id, '?')}[{task_id}] completed but the result backend"
+                f" {stored_text(self.result_states.get(task_id, 'PENDING'))}"
                 for task_id in self.result_not_stored
             ]
         return list(self.unexpected)

@@ -20,7 +20,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, Undefined
 
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import LABELS, OUTCOMES, VERDICTS
-from celery_chaos.core.invariants import broken_text, expect_text, number_text
+from celery_chaos.core.invariants import broken_text, expect_text, number_text, stored_text
 from celery_chaos.report import timeline as tl
 
 REPORT_NAME = "report.html"
@@ -129,7 +129,7 @@ def _anomaly_items(result: dict[str, Any], verdict: str) -> list[dict[str, Any]]
     if verdict == "result_not_stored":
         states = result.get("result_states") or {}
         return [
-            {"text": f"completed, the result backend holds {states.get(t, 'PENDING')}",
+            {"text": f"completed, the result backend {stored_text(states.get(t, 'PENDING'))}",
              "tasks": [t], "note": result.get("result_backend") or "",
              "why": _why(result, f"{verdict} ", f"[{t}]: ")}
             for t in result.get(verdict) or []
