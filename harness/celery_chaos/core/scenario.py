@@ -1,8 +1,10 @@
 """Scenario files: the YAML schema, its validation, and loading a suite from paths.
 
 A scenario says which Celery settings to test (``celery``), the broker (``broker``), the workers
-(``workers``), what to dispatch (``workload``), which faults to inject when (``faults``) and what
-verdicts to expect (``expect``). Every key is documented in README.md ("Scenario reference").
+(``workers``), what to dispatch (``workload``), which faults to inject when (``faults``), what
+verdicts to expect (``expect``), and the app's own state: its ``services``, ``setup`` steps and
+``invariants`` (:mod:`celery_chaos.core.scenario_data`). Every key is documented in
+docs/reference/scenario.md.
 """
 
 from __future__ import annotations
