@@ -6,10 +6,11 @@
 Kill the process between the lock and the end and the row stays ``backend_lock = true`` with no
 content; a second run of the same task finds the lock taken and gives up (``DocumentLocked``).
 
-``ingest_idempotent(doc_id)`` does the same work in ONE transaction, under PostgreSQL's own row
-lock (``SELECT ... FOR UPDATE``): a process that dies mid-parse loses its connection, PostgreSQL
-rolls its transaction back and drops the row lock, so a rerun starts from a clean row; a rerun
-after success sees the content and returns. It can be run any number of times.
+``ingest_idempotent(doc_id)`` runs the same statements in ONE transaction, under PostgreSQL's
+own row lock (``SELECT ... FOR UPDATE``): a process that dies mid-parse loses its connection,
+PostgreSQL rolls its transaction back (its ``backend_lock = true`` too) and drops the row lock, so
+a rerun starts from a clean row; a rerun after success sees the content and returns. It can be
+run any number of times.
 
 ``celery_chaos.checkpoint(stage)`` marks each stage so a fault lands exactly there; outside
 celery-chaos it does nothing. The database is ``DATABASE_URL`` (what ``services: {postgres: {}}``
@@ -87,7 +88,9 @@ def ingest(self: Task, doc_id: str, stage_seconds: float = 0.3) -> str:
 
 @app.task(name="document_ingest.ingest_idempotent", bind=True)
 def ingest_idempotent(self: Task, doc_id: str, stage_seconds: float = 0.3) -> str:
-    """The same parse in one transaction under a row lock: safe to run again, at any point."""
+    """The same statements as ``ingest``, in one transaction under a row lock: safe to run
+    again, at any point. ``backend_lock`` is set and cleared inside the transaction, so other
+    code reading it sees the same column; it is committed only together with the content."""
     with connect() as db, db.transaction():
         # Blocks while another attempt holds the row; a dead attempt's lock went with its
         # connection (PostgreSQL rolled it back), so a redelivery never waits on a corpse.
@@ -98,14 +101,20 @@ def ingest_idempotent(self: Task, doc_id: str, stage_seconds: float = 0.3) -> st
             raise DocumentMissing(doc_id)
         if row[0] is not None:
             return doc_id  # already parsed by an earlier attempt: nothing to redo
+        db.execute(
+            "UPDATE documents SET backend_lock = true, locked_by = %s WHERE id = %s",
+            (self.request.id, doc_id),
+        )
         parts = []
         for stage in STAGES:
             checkpoint(stage)
             parts.append(parse_stage(doc_id, stage, stage_seconds))
             db.execute("UPDATE documents SET stage = %s WHERE id = %s", (stage, doc_id))
         checkpoint("store")
+        db.execute("UPDATE documents SET content = %s WHERE id = %s", ("; ".join(parts), doc_id))
         db.execute(
-            "UPDATE documents SET content = %s, stage = 'done' WHERE id = %s",
-            ("; ".join(parts), doc_id),
+            "UPDATE documents SET backend_lock = false, locked_by = NULL, stage = 'done'"
+            " WHERE id = %s",
+            (doc_id,),
         )
     return doc_id
