@@ -262,7 +262,11 @@ def verdict_of(result: ScenarioResult, spec: ReproSpec, view: AppView) -> Verdic
     verdict.reasons += _explained(result, task.task_id)
     # the repro file's broken invariants (the run read them, the checker judged them): a task
     # that came through can still leave the app's state wrong
-    verdict.reasons += [line for line in result.explanations if line.startswith(INVARIANT_LINE)]
+    verdict.reasons += [
+        "invariant " + line.removeprefix(INVARIANT_LINE)
+        for line in result.explanations
+        if line.startswith(INVARIANT_LINE)
+    ]
     for workflow in result.verdicts.workflows:  # the workflow's fate beside its member's
         verdict.reasons.append(f"workflow ({workflow.kind}): {workflow.verdict}: {workflow.reason}")
     verdict.exit_code = EXIT_UNSAFE if result.status == FAILED else EXIT_OK
