@@ -23,13 +23,13 @@ def scenario(name: str, **spec: Any) -> Scenario:
     return parse_scenario(data, f"{name}.yaml")
 
 
-def postgres_rows(name: str, count: int = 3, **spec: Any) -> Scenario:
+def postgres_rows(name: str, count: int = 3, setup: list | None = None, **spec: Any) -> Scenario:
     """A run's PostgreSQL, a table made by setup SQL, ``count`` tasks each inserting a row via
     ``DATABASE_URL``, and an invariant that reads how many rows this run's tasks wrote."""
     return scenario(
         name,
         services={"postgres": {}},
-        setup=[{"sql": ROWS_TABLE}],
+        setup=setup or [{"sql": ROWS_TABLE}],
         workload=[{"task": "sample_tasks.tasks.record_row", "count": count}],
         invariants=[{"name": "one-row-per-task", "sql": ROWS_OF_RUN, "expect": count}],
         **spec,

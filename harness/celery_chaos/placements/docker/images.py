@@ -1,13 +1,15 @@
-"""Build the images the docker placement runs: a worker image, a Redis image, a RabbitMQ image.
+"""Build the images the docker placement runs: a worker image, a Redis image, a RabbitMQ image and a
+PostgreSQL image (``services.postgres``).
 
 Two paths, one worker Dockerfile (``compose/Dockerfile.worker``, build arg ``BASE_IMAGE``):
 
-* online: the worker is built on ``python:3.11-slim``; Redis and RabbitMQ are the registry's
-  ``redis:7`` and ``rabbitmq:3.13``, re-tagged.
+* online: the worker is built on ``python:3.11-slim``; Redis, RabbitMQ and PostgreSQL are the
+  registry's ``redis:7``, ``rabbitmq:3.13`` and ``postgres:15``, re-tagged.
 * offline (no container registry, the usual case on CI here): a Debian bookworm root is made
   with debootstrap from the host's Debian mirror and imported as ``celery-chaos/base:bookworm``;
   the Redis image is that base running Debian's redis-server, the RabbitMQ image adds Debian's
-  rabbitmq-server (3.10) from the same mirror, and the worker is built on the base.
+  rabbitmq-server (3.10) and the PostgreSQL image Debian's postgresql-15 from the same mirror,
+  and the worker is built on the base.
 
 Either way the worker installs the project from a wheelhouse built on the host with ``pip wheel``
 (pip in the image never needs an index) into ``/opt/venv``, and runs as the non-root user
@@ -40,14 +42,19 @@ ONLINE_REDIS_IMAGE = "redis:7"
 DEFAULT_RABBITMQ_IMAGE = "celery-chaos/rabbitmq:3"
 ONLINE_RABBITMQ_IMAGE = "rabbitmq:3.13"
 DEFAULT_BROKER_IMAGES = {"redis": DEFAULT_REDIS_IMAGE, "rabbitmq": DEFAULT_RABBITMQ_IMAGE}
+# services.postgres: offline Debian bookworm's postgresql-15 (compose/Dockerfile.postgres, the
+# registry image's environment interface), online the registry's postgres:15 re-tagged.
+DEFAULT_POSTGRES_IMAGE = "celery-chaos/postgres:15"
+ONLINE_POSTGRES_IMAGE = "postgres:15"
 # Both bases run CPython 3.11 (Debian bookworm's python3, python:3.11-slim): host-built wheels
 # only fit when the host builds them with 3.11 too.
 IMAGE_PYTHON = (3, 11)
 
 WORKER_DOCKERFILE = Path("compose") / "Dockerfile.worker"
 PROJECT_DIST = "celery_chaos"
-# The worker image carries the green pools too, so gevent/eventlet scenarios run on docker.
-IMAGE_EXTRAS = "[gevent,eventlet]"
+# The worker image carries the green pools too, so gevent/eventlet scenarios run on docker, and
+# psycopg, so an app's tasks reach services.postgres (DATABASE_URL).
+IMAGE_EXTRAS = "[gevent,eventlet,postgres]"
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--quiet")
 MAX_FILL_ROUNDS = 3
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\n]+)")
@@ -117,10 +124,14 @@ def build_images(
         built["base"] = ensure_base_image(client, log)
         built["redis"] = build_offline(client, "Dockerfile.redis", redis_image, root, log)
         built["rabbitmq"] = build_offline(client, "Dockerfile.rabbitmq", rabbitmq_image, root, log)
+        built["postgres"] = build_offline(
+            client, "Dockerfile.postgres", DEFAULT_POSTGRES_IMAGE, root, log
+        )
         worker_base = BASE_IMAGE
     else:
         built["redis"] = pull_online(client, ONLINE_REDIS_IMAGE, redis_image, log)
         built["rabbitmq"] = pull_online(client, ONLINE_RABBITMQ_IMAGE, rabbitmq_image, log)
+        built["postgres"] = pull_online(client, ONLINE_POSTGRES_IMAGE, DEFAULT_POSTGRES_IMAGE, log)
         worker_base = ONLINE_BASE_IMAGE
     built["worker"] = build_worker(client, worker_image, worker_base, root, log)
     return built

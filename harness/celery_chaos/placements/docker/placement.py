@@ -38,6 +38,11 @@ from celery_chaos.placements.base import (
     Worker,
 )
 from celery_chaos.placements.docker import images, network, probes
+from celery_chaos.placements.docker.app_services import (
+    WORK_MOUNT,
+    DockerServices,
+    work_mount_source,
+)
 from celery_chaos.placements.docker.containers import (
     REDIS_PORT,
     ROLE_LABEL,
@@ -55,6 +60,7 @@ from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
 from celery_chaos.placements.docker.sentinel import SentinelContainers
 from celery_chaos.placements.docker.watch import ContainerWatch, engine
 from celery_chaos.placements.ports import free_port
+from celery_chaos.placements.service_access import CommandResult
 from celery_chaos.placements.worker_command import entrypoint_command
 
 __all__ = ["RUN_LABEL", "DockerPlacement", "cleanup", "docker_client"]
@@ -109,6 +115,7 @@ class DockerPlacement(ContainerWatch, Placement):
         self.services: dict[str, Any] = {}  # role -> LoopbackRedis | LoopbackRabbitMQ
         self.worker_argv: dict[str, list[str]] = {}  # worker name -> the container's command
         self.proxies = network.BrokerProxies()  # drop_connections/latency (network.py)
+        self.app_services = DockerServices(self.run_id, self.labels)  # services, setup steps
 
     def check_runnable(self) -> None:
         super().check_runnable()
@@ -122,6 +129,9 @@ class DockerPlacement(ContainerWatch, Placement):
         self.client = docker_client()
         roles = {self.worker_image: "worker", self.redis_image: "Redis"}
         roles[self.broker_image] = f"{self.scenario.broker.kind} broker"
+        wanted = self.wanted_services()
+        if "postgres" in wanted:
+            roles[wanted["postgres"].image or images.DEFAULT_POSTGRES_IMAGE] = "PostgreSQL"
         for image, role in roles.items():
             if not images.have_image(self.client, image):
                 raise BackendError(
@@ -146,6 +156,10 @@ class DockerPlacement(ContainerWatch, Placement):
         broker_network = self.networks["broker"].name
         self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
+        self.service_urls = self.app_services.start(
+            self.wanted_services(), self.networks["ledger"], self.redis_image
+        )
+        self._run_setup()
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
             self.wait_ready(names)
@@ -178,6 +192,7 @@ class DockerPlacement(ContainerWatch, Placement):
         if self.client is None:
             return
         containers = [w.handle for w in self.workers] + list(self.services.values())
+        containers += list(self.app_services.containers.values())
         self._save_logs()
         try:
             _in_parallel(partial(_quietly, container.stop) for container in containers)
@@ -188,6 +203,7 @@ class DockerPlacement(ContainerWatch, Placement):
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
+        containers |= self.app_services.containers
         for name, container in containers.items():
             try:
                 logs = container.get_wrapped_container().logs()
@@ -215,15 +231,38 @@ class DockerPlacement(ContainerWatch, Placement):
             .with_command(self.worker_argv[name])
             .with_name(f"chaos-{self.run_id}-w{index}")
             .with_volume_mapping(str(run_files_dir(self.run_dir)), WORKER_FILES_MOUNT, "rw")
+            .with_volume_mapping(work_mount_source(self.work_dir), WORK_MOUNT, "rw")
         )
         self._mount_agent(container, env)
-        container.with_envs(**env).with_kwargs(
-            labels=self.labels | {ROLE_LABEL: "worker"}, **self._memory_limit_options()
+        container.with_envs(**self._app_on_path(env)).with_kwargs(
+            labels=self.labels | {ROLE_LABEL: "worker"},
+            working_dir=WORK_MOUNT,  # the image's own working dir stays first on PYTHONPATH
+            **self._memory_limit_options(),
         )
         worker = Worker(index=index, name=name, handle=container)
         container.start()
         self.proxies.probe(container.get_wrapped_container(), index)
         return worker
+
+    def _app_on_path(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with the image's working directory (where an app image keeps its code)
+        first on PYTHONPATH, since the workers run in the run's ``work`` folder instead."""
+        config = self.client.images.get(self.worker_image).attrs["Config"]
+        image_path = next(
+            (e.split("=", 1)[1] for e in config.get("Env") or [] if e.startswith("PYTHONPATH=")),
+            "",
+        )
+        paths = [config.get("WorkingDir") or "", env.get("PYTHONPATH") or image_path]
+        return env | {"PYTHONPATH": ":".join(filter(None, paths))}
+
+    def run_setup_command(self, command: str, timeout: float) -> CommandResult:
+        env = self._app_on_path(self.agent_env(self._ledger_url(), self.broker.worker_url))
+        volumes = {work_mount_source(self.work_dir): {"bind": WORK_MOUNT, "mode": "rw"}}
+        volumes[str(run_files_dir(self.run_dir))] = {"bind": WORKER_FILES_MOUNT, "mode": "rw"}
+        names = [self.networks["ledger"].name, self.networks["broker"].name]
+        return self.app_services.run_command(
+            self.client, self.worker_image, command, env, timeout, volumes, names, self.logs_dir
+        )
 
     def worker_files_dir(self) -> str:
         return WORKER_FILES_MOUNT  # every worker container of the run, replacements included
