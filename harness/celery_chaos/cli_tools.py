@@ -212,6 +212,14 @@ def _print_repro(trial: Any) -> None:
     help="A repro file: services, setup, invariants to check afterwards (old probes too), and"
     " defaults for every option above.",
 )
+@click.option(
+    "--results",
+    "results_choice",
+    type=click.Choice(["harness", "app"]),
+    default="harness",
+    help="Result backend: harness (default): one of your app's kind that the harness runs"
+    " (Redis, SQLite, rpc on its broker); app: your app's own, as configured.",
+)
 @report_dir_option("the run folder is")
 @click.option("--worker-image", default=None, help="docker backend: an image containing your app.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
@@ -237,6 +245,7 @@ def repro(
     broker: str | None,
     timeout: float | None,
     repro_file: Path | None,
+    results_choice: str,
     report_dir: Path,
     worker_image: str | None,
     verbose: bool,
@@ -245,16 +254,17 @@ def repro(
 
     Starts workers of --app with your own settings (nothing is overridden unless you --set it;
     only the broker URL is replaced by the harness's own broker of your app's kind: RabbitMQ for
-    amqp://, Redis for redis://), dispatches --task, injects --fault at --at and prints the
+    amqp://, Redis for redis://, and your result backend by one of its kind that the harness
+    runs unless --results app), dispatches --task, injects --fault at --at and prints the
     verdict: LOST, PENDING (e.g. until Redis's visibility timeout), RECOVERED, DUPLICATED or
     OK, the settings that caused it, and the invariants of --file, each judged.
 
     Exit 0: the task completed exactly once and every invariant held; 1: it was lost, pending,
-    duplicated or looped, or an invariant broke; 2: the repro could not be carried out (bad
-    input, app not importable, the fault never hit the task); 130: interrupted.
+    duplicated or looped, an invariant broke, or its result was not stored; 2: the repro could
+    not be carried out (bad input, app not importable, the fault never hit the task); 130:
+    interrupted.
     """
     from celery_chaos.run.runner import RunOptions
-    from celery_chaos.tools import repro as repro_run
 
     given = dict(app=app_spec, worker_args=worker_args, task=task, workers=workers, timeout=timeout)
     given |= dict(member=member, pool=pool, concurrency=concurrency, broker=broker, fault=fault)
@@ -263,12 +273,21 @@ def repro(
     check_report_dir(report_dir)
     images = _worker_image(worker_image, backend)
     options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
-    try:
-        trial = interruptible(lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line))
-    except (repro_run.ReproError, BackendError) as error:
-        raise UsageProblem(str(error)) from None
+    trial = _run_repro(spec, options, keep_app_results=results_choice == "app")
     _print_repro(trial)
     sys.exit(trial.exit_code)
+
+
+def _run_repro(spec: Any, options: Any, keep_app_results: bool) -> Any:
+    """Run the repro here (bad input found on the way: exit 2)."""
+    from celery_chaos.tools import repro as repro_run
+
+    try:
+        return interruptible(
+            lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line, keep_app_results)
+        )
+    except (repro_run.ReproError, BackendError) as error:
+        raise UsageProblem(str(error)) from None
 
 
 @click.command(name="audit")

@@ -5,8 +5,10 @@ whose backend does not exist where it runs)."""
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
+from celery_chaos import checkpoint
 
 app = Celery(
     "result_app",
@@ -25,3 +27,11 @@ def add(x: int, y: int) -> int:
 @app.task(name="result_app.fire_and_forget", ignore_result=True)
 def fire_and_forget() -> None:
     """Ignores its result: nothing to store, nothing to find."""
+
+
+@app.task(name="result_app.slow_add")
+def slow_add(x: int, y: int) -> int:
+    """A checkpoint a repro's fault can land on, then the sum."""
+    checkpoint("halfway")
+    time.sleep(0.2)
+    return x + y

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from celery_chaos.run.runner import RunOptions, run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 APP = "tests.integration.result_app:app"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:
@@ -94,3 +97,41 @@ def test_harness_runs_a_backend_of_the_apps_kind_and_the_result_is_stored(tmp_pa
     if seen["password"]:  # the ledger's password: masked in every event, never written
         assert ":***@" in backend
         assert seen["password"] not in (result.report_dir / "history.jsonl").read_text()
+
+
+def repro(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``celery-chaos repro`` of result_app's slow_add, killed at its checkpoint, with the
+    settings that redeliver it: the task itself recovers; only storing its result can fail."""
+    done = subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", "repro", "--app", APP]
+        + ["--task", "result_app.slow_add", "--args", "[2, 3]", "--at", "checkpoint:halfway"]
+        + ["--set", "task_acks_late=true", "--set", "task_reject_on_worker_lost=true"]
+        + ["--report-dir", str(tmp_path), *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=180,
+    )
+    found = list(tmp_path.glob("*/repro-*/result.json"))
+    assert found, done.stdout + done.stderr
+    return done, json.loads(found[0].read_text())
+
+
+def test_repro_results_app_counts_the_unstored_result(tmp_path: Path) -> None:
+    done, result = repro(tmp_path, "--results", "app")
+    first = done.stdout.splitlines()[0]
+    assert "results: your app's own redis://127.0.0.1:1/0" in first, first
+    assert result["verdicts"]["recovered"] == 1  # the task itself came through
+    assert result["verdicts"]["result_not_stored"] == 1
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not be read" in done.stdout  # the reason is printed, not just the code
+
+
+def test_repro_runs_a_result_backend_of_the_apps_kind_by_default(tmp_path: Path) -> None:
+    done, result = repro(tmp_path)
+    first = done.stdout.splitlines()[0]
+    assert "results: a database of the harness's ledger Redis in place of your app's" in first
+    assert result["repro"]["results"] in first
+    assert result["verdicts"]["recovered"] == 1
+    assert result["verdicts"]["result_not_stored"] == 0
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -15,6 +16,8 @@ from celery_chaos.agent import results
 from celery_chaos.core.scenario_parts import ResultsSpec
 from celery_chaos.placements.worker_command import results_env, substitute_backends
 from celery_chaos.run import results_state
+from celery_chaos.tools.repro.app import AppView, results_choice
+from celery_chaos.tools.repro.spec import ReproError, ReproSpec
 
 LEDGER = "redis://:pw@ledger:6379/0"
 BROKER = "redis://broker:6379/0"
@@ -155,3 +158,29 @@ def test_unreachable_backend_is_unreadable_for_every_task() -> None:
     states = results_state.read_states(f"redis://127.0.0.1:{closed_port()}/0", ["a", "b"])
     assert set(states) == {"a", "b"}
     assert all(s.startswith("unreadable: ") and "onnect" in s for s in states.values()), states
+
+
+def choice(backend: str | None, keep: bool = False, **spec: Any) -> tuple[Any, str]:
+    view = AppView(settings={}, policy=None, queue=None, result_backend=backend)  # type: ignore[arg-type]
+    return results_choice(ReproSpec(app="x:app", task="t", **spec), view, keep)
+
+
+def test_repro_says_which_result_backend() -> None:
+    assert choice("redis://u:pw@h:1/0") == (
+        None,
+        "results: a database of the harness's ledger Redis in place of your app's"
+        " redis://u:***@h:1/0 (--results app keeps yours)",
+    )
+    assert choice("redis://h:1/0", keep=True) == ("app", "results: your app's own redis://h:1/0")
+    assert choice(None)[0] is None and "no result_backend" in choice(None)[1]
+    assert "an SQLite file" in choice("db+postgresql://h/db")[1]  # no services.postgres
+    with_pg = choice("db+postgresql://h/db", services={"postgres": {}})[1]
+    assert "the run's PostgreSQL" in with_pg
+    assert (
+        choice("django-db")[1]
+        == "results: your app's own django-db (the harness runs no django-db backend)"
+    )
+    chord = {"chord": {"header": [{"task": "t"}], "body": {"task": "t"}}}
+    assert choice("redis://h/0", workflow=chord)[0] == {"server": "ledger"}
+    with pytest.raises(ReproError, match="--results app: a chord"):
+        choice("redis://h/0", keep=True, workflow=chord)

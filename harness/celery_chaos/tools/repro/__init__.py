@@ -3,9 +3,11 @@
 The repro is an ordinary scenario built in code (``app``) and run through
 :func:`celery_chaos.run.runner.run_scenario`: the same backend, nemesis, watcher and checker as
 the suite. Nothing in your configuration is overridden unless asked with ``--set``; only the
-broker URL is replaced by the harness's own Redis broker (the harness must own the broker to
-inspect and fault it). ``spec`` parses the inputs, ``probes`` judges what the task left behind,
-``verdict`` says what happened and why, ``run`` ties them together.
+broker URL is replaced by the harness's own broker (the harness must own the broker to inspect
+and fault it), and the result backend by one of its kind that the harness runs (``--results
+app`` keeps yours: a backend the workers cannot reach is then ``result_not_stored``).
+``spec`` parses the inputs, ``probes`` judges what the task left behind, ``verdict`` says what
+happened and why, ``run`` ties them together.
 """
 
 from celery_chaos.tools.repro.app import AppView, build_scenario, inspect_app, scenario_name

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from celery_chaos.agent import results as agent_results
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.tools import audit
@@ -39,6 +40,7 @@ class AppView:
     policy: audit.TaskPolicy
     queue: str | None
     workload: dict[str, Any] | None = None  # a workflow's item, routed (see _workflow_item)
+    result_backend: str | None = None  # the app's own ``result_backend`` (None: none)
 
 
 def worker_queues(worker_args: list[str]) -> list[str] | None:
@@ -86,7 +88,8 @@ def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
     policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
     queues = worker_queues(list(spec.worker_args))
     queue = _consumed_queue(app, spec.task or "", spec.args, spec.kwargs, queues)
-    return AppView(settings, policy, queue, _workflow_item(spec, app))
+    own = agent_results.configured_backend(app)
+    return AppView(settings, policy, queue, _workflow_item(spec, app), own)
 
 
 def _task_names(spec: ReproSpec) -> list[str]:
@@ -148,11 +151,53 @@ def broker_choice(spec: ReproSpec, view: AppView) -> tuple[str, str]:
     return "redis", f"your app's broker ({scheme}) cannot be started here; Redis instead"
 
 
+# The backend the harness runs in place of the app's, by kind (agent.results.kind_of).
+HARNESS_BACKENDS = {
+    "redis": "a database of the harness's ledger Redis",
+    "db": "an SQLite file in the run's folder",
+    "db+postgresql": "the run's PostgreSQL",
+    "rpc": "rpc:// on the repro's broker",
+}
+
+
+def _has_chord(node: Any) -> bool:
+    if not isinstance(node, dict):
+        return False
+    children = [node.get("chord"), node.get("body"), *(node.get("header") or [])]
+    children += [*(node.get("chain") or []), *(node.get("group") or [])]
+    return "chord" in node or any(_has_chord(child) for child in children)
+
+
+def results_choice(spec: ReproSpec, view: AppView, keep_app: bool) -> tuple[Any, str]:
+    """The scenario's ``results`` and the line that says which result backend the workers use:
+    by default one of the app's kind that the harness runs (a client of the developer's own
+    backend must not decide the verdict, nor see the repro's results); ``--results app``: the
+    app's own, so a backend the workers cannot reach shows as ``result_not_stored``."""
+    own = agent_results.masked(view.result_backend)
+    if keep_app:
+        if spec.workflow is not None and _has_chord(spec.workflow):
+            raise ReproError("--results app: a chord needs a result backend the harness runs")
+        return "app", f"results: your app's own {own or 'none (no result_backend)'}"
+    if spec.workflow is not None:  # chords: the harness's client needs the backend too
+        return {"server": "ledger"}, "results: a database of the harness's ledger Redis"
+    if own is None:
+        return None, "results: none (your app has no result_backend)"
+    kind = agent_results.kind_of(view.result_backend)
+    has_postgres = getattr(getattr(spec, "services", None), "postgres", None) is not None
+    if kind == "db+postgresql" and not has_postgres:
+        kind = "db"
+    ours = HARNESS_BACKENDS.get(kind or "")
+    if ours is None:
+        return None, f"results: your app's own {own} (the harness runs no {kind} backend)"
+    return None, f"results: {ours} in place of your app's {own} (--results app keeps yours)"
+
+
 def build_scenario(
     spec: ReproSpec,
     queue: str | None = None,
     workload: dict[str, Any] | None = None,
     broker: str = "redis",
+    results: Any = None,
 ) -> Scenario:
     """The repro as a scenario: your app via celery_chaos.agent.bootstrap, your task (or your
     workflow, the fault aimed at its member ``spec.member``), one fault, on ``broker``."""
@@ -198,7 +243,7 @@ def build_scenario(
             "faults": faults,
             "expect": EXPECT | (WORKFLOW_EXPECT if workflow else {}),
             "timeout": spec.timeout,
-            "results": {"server": "ledger"} if workflow else None,
+            "results": results or ({"server": "ledger"} if workflow else None),
             **scenario_app_state(spec),  # services, setup and the invariants the run reads
         }
     )

@@ -20,7 +20,7 @@ from celery_chaos.placements import Placement
 from celery_chaos.report.mask import mask_report
 from celery_chaos.run import runner
 from celery_chaos.run.runner import RunOptions
-from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app
+from celery_chaos.tools.repro.app import broker_choice, build_scenario, inspect_app, results_choice
 from celery_chaos.tools.repro.probes import broken, judged_by_run, snapshot_probes
 from celery_chaos.tools.repro.spec import EXIT_OK, EXIT_UNSAFE, EXIT_UNUSABLE, ReproSpec
 from celery_chaos.tools.repro.verdict import (
@@ -40,6 +40,7 @@ class ReproRun:
     probes: list[dict[str, Any]]  # the repro file's invariants, judged (see probes.py)
     settings: list[str]
     run_dir: Path
+    results: str = ""  # which result backend the workers used (the first line says it too)
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +82,7 @@ def _write(trial: ReproRun, spec: ReproSpec) -> None:
         "reasons": verdict.reasons,
         "settings": trial.settings,
         "exit_code": trial.exit_code,
+        "results": trial.results,
     }
     document["probes"] = trial.probes
     document["explanations"] = trial.result.explanations
@@ -99,12 +101,15 @@ def run_repro(
     options: RunOptions,
     cwd: Path,
     log: Callable[[str], None] = print,
+    keep_app_results: bool = False,
 ) -> ReproRun:
-    """Import the app, build the scenario, run it, read the probes, judge, write the report."""
+    """Import the app, build the scenario, run it, read the probes, judge, write the report.
+    The first line says which broker and which result backend the workers use."""
     view = inspect_app(spec, cwd)
     broker, why = broker_choice(spec, view)
-    log(f"broker: a private {BROKER_NAMES[broker]} started for this repro ({why})")
-    scenario = build_scenario(spec, view.queue, view.workload, broker)
+    results, results_line = results_choice(spec, view, keep_app_results)
+    log(f"broker: a private {BROKER_NAMES[broker]} started for this repro ({why}); {results_line}")
+    scenario = build_scenario(spec, view.queue, view.workload, broker, results)
     if options.backend == "local":
         options.backend_options.setdefault("cwd", cwd)
     run_dir = runner.new_run_dir(options.report_dir)
@@ -117,8 +122,8 @@ def run_repro(
     result = runner.run_scenario(scenario, options, run_dir, log)
     explain_with_app_settings(result, view)
     judged = judged_by_run(result) + probes
-    trial = ReproRun(
-        result, verdict_of(result, spec, view), judged, settings_lines(view, spec.celery), run_dir
-    )
+    verdict = verdict_of(result, spec, view)
+    settings = settings_lines(view, spec.celery)
+    trial = ReproRun(result, verdict, judged, settings, run_dir, results_line)
     _write(trial, spec)
     return trial
