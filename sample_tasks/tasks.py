@@ -178,3 +178,17 @@ def write_file(self, folder: str = "out") -> str:
     with open(path, "w") as out:
         out.write("done\n")
     return os.path.abspath(path)
+
+
+@app.task(name="sample_tasks.tasks.hold_redis_key", bind=True)
+def hold_redis_key(self, key: str = "lock:doc:1", seconds: float = 2.0) -> str:
+    """Set ``key`` in the app's own Redis (``REDIS_URL``), keep it ``seconds``, delete it: a
+    lock that exists only while the task runs (``during: true`` invariants see it)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.set(key, self.request.id)
+    checkpoint("locked")
+    time.sleep(seconds)
+    client.delete(key)
+    return key

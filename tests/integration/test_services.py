@@ -180,3 +180,21 @@ def test_a_killed_harness_leaves_no_postgres_behind(tmp_path: Path):
     while left() and time.monotonic() < end:
         time.sleep(0.1)
     assert not left()
+
+
+def test_a_during_invariant_catches_a_lock_that_only_exists_while_a_task_runs(tmp_path: Path):
+    """The lock is gone at the end (final value 0) but the samples taken while the workload ran
+    saw it: the invariant is broken, with its worst value."""
+    scene = support.scenario(
+        "during-lock",
+        services={"redis": {}},
+        workload=[{"task": "sample_tasks.tasks.hold_redis_key", "kwargs": {"seconds": 2.0}}],
+        invariants=[
+            {"name": "no-lock-ever", "redis": "lock:doc:*", "expect": 0, "during": True},
+            {"name": "no-lock-at-end", "redis": "lock:doc:*", "expect": 0},
+        ],
+    )
+    result = support.run(scene, tmp_path)
+    during = support.invariant(result, "no-lock-ever")
+    assert during["value"] == 0 and during["worst"] == 1 and not during["held"], during
+    assert support.invariant(result, "no-lock-at-end")["held"]

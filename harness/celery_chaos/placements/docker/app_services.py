@@ -29,6 +29,7 @@ from celery_chaos.placements.docker.containers import (
     RunNetwork,
     client_options,
 )
+from celery_chaos.placements.docker.steps import Log
 from celery_chaos.placements.ports import free_port
 from celery_chaos.placements.service_access import CommandResult, ServiceUrl
 from celery_chaos.services import postgres
@@ -95,7 +96,7 @@ class DockerServices:
         self._steps = itertools.count(1)
 
     def start(
-        self, wanted: dict[str, Any], network: RunNetwork, redis_image: str
+        self, wanted: dict[str, Any], network: RunNetwork, redis_image: str, log: Log
     ) -> dict[str, ServiceUrl]:
         """Start each service (``postgres`` first); one that cannot start is
         :class:`Unsupported` (the run is not runnable) with the reason."""
@@ -113,6 +114,7 @@ class DockerServices:
             container.with_name(host).with_network(network)
             container.with_kwargs(labels=self.labels | {ROLE_LABEL: role})
             self.containers[role] = container
+            began = time.monotonic()
             try:
                 container.start()
                 if isinstance(container, LoopbackPostgres):
@@ -122,6 +124,7 @@ class DockerServices:
                 raise Unsupported(
                     f"services.{name}: container {image} did not start: {detail}"
                 ) from None
+            log(f"   services.{name}: ready in {time.monotonic() - began:.2f}s ({image})")
             inner = postgres.PORT if name == "postgres" else REDIS_PORT
             urls[name] = ServiceUrl(container.url(), container.url(host, inner))
         return urls

@@ -157,7 +157,7 @@ class DockerPlacement(ContainerWatch, Placement):
         self.proxies.prepare(self.scenario, self.client, broker_network, self._broker_host_port())
         self.ledger = Ledger(self.services["ledger"].get_client())
         self.service_urls = self.app_services.start(
-            self.wanted_services(), self.networks["ledger"], self.redis_image
+            self.wanted_services(), self.networks["ledger"], self.redis_image, self.log
         )
         self._run_setup()
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]

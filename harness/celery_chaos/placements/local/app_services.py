@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ class LocalServices:
         self.servers: dict[str, PostgresServer | RedisServer] = {}
         self._steps = itertools.count(1)
 
-    def start(self, wanted: dict[str, Any]) -> dict[str, ServiceUrl]:
+    def start(self, wanted: dict[str, Any], log: Callable[[str], None]) -> dict[str, ServiceUrl]:
         """Start each service (``postgres`` first); a service that cannot start is
         :class:`Unsupported` (the run is not runnable) with the reason."""
         urls = {}
@@ -41,10 +43,12 @@ class LocalServices:
                 server = RedisServer("app-redis", self.logs_dir, persistence="none")
             server.on_spawn = lambda process, role=name: self.state.add_group(role, process.pid)
             self.servers[name] = server
+            began = time.monotonic()
             try:
                 server.start()
             except processes.ServerUnavailable as error:
                 raise Unsupported(f"services.{name}: {error}") from None
+            log(f"   services.{name}: ready in {time.monotonic() - began:.2f}s")
             urls[name] = ServiceUrl(server.url, server.url)  # one host: the same address
         return urls
 

@@ -144,7 +144,7 @@ class LocalPlacement(Placement):
         self.broker = self.broker_server.broker(self.scenario.broker, self.log)
         self.broker.declare_queues()
         self.ledger = Ledger(self.ledger_server.client())
-        self.service_urls = self.app_services.start(self.wanted_services())
+        self.service_urls = self.app_services.start(self.wanted_services(), self.log)
         self._run_setup()
         names = [self._spawn_worker().name for _ in range(self.scenario.workers.count)]
         if names:
