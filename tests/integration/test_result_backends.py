@@ -46,7 +46,11 @@ def run(tmp_path: Path, name: str, **spec: Any) -> tuple[Any, list[dict], dict]:
         seen["password"] = backend.ledger.client.connection_pool.connection_kwargs.get("password")
 
     options = RunOptions(report_dir=tmp_path, on_finish=read_back)
-    result = run_scenario(parse_scenario(data | spec, f"{name}.yaml"), options, tmp_path, print)
+    lines: list[str] = []
+    result = run_scenario(
+        parse_scenario(data | spec, f"{name}.yaml"), options, tmp_path, lines.append
+    )
+    seen["log"] = "\n".join(lines)
     assert result.verdicts is not None, f"{result.status}: {result.reason}"
     lines = (result.report_dir / "history.jsonl").read_text().splitlines()
     return result, [json.loads(line) for line in lines], seen
@@ -80,6 +84,7 @@ def test_unreachable_app_backend_is_result_not_stored(tmp_path: Path) -> None:
     assert seen["states"][add].startswith("unreadable: ConnectionError"), seen["states"]
     log = (result.report_dir / "logs" / "worker-w0.log").read_text()
     assert "Exception raised outside body" in log  # Celery's trace: mark_as_done raised
+    assert f"   results: {url} (the app's own, as results: app asks)" in seen["log"]
 
 
 def test_harness_runs_a_backend_of_the_apps_kind_and_the_result_is_stored(tmp_path: Path):
@@ -92,6 +97,7 @@ def test_harness_runs_a_backend_of_the_apps_kind_and_the_result_is_stored(tmp_pa
     backend = ready[0]["result_backend"]
     assert backend.startswith("redis://") and backend.endswith("/1"), backend
     assert seen["states"] == {add: "SUCCESS"}  # read back from the ledger's Redis, db 1
+    assert f"   results: {backend} (the harness's, of the app's kind," in seen["log"]
     assert result.verdicts.counts["result_not_stored"] == 0
     assert result.verdicts.counts["ok"] == 2
     if seen["password"]:  # the ledger's password: masked in every event, never written

@@ -184,3 +184,11 @@ def test_repro_says_which_result_backend() -> None:
     assert choice("redis://h/0", workflow=chord)[0] == {"server": "ledger"}
     with pytest.raises(ReproError, match="--results app: a chord"):
         choice("redis://h/0", keep=True, workflow=chord)
+
+
+def test_describe_names_the_backend_and_who_chose_it() -> None:
+    ready = {"type": "worker_ready", "result_backend": "rpc://", "result_backend_origin": "app"}
+    assert results_state.describe([ready]) == [
+        "results: rpc:// (the app's own, as results: app asks)"
+    ]
+    assert results_state.describe([{"type": "worker_ready", "result_backend": None}]) == []

@@ -55,6 +55,19 @@ def reported_backend(history: Iterable[dict[str, Any]]) -> tuple[str | None, str
     return masked, origin
 
 
+ORIGINS = {
+    agent_results.HARNESS: "the harness's, of the app's kind, in place of the app's own",
+    agent_results.APP: "the app's own, as results: app asks",
+    agent_results.SCENARIO: "the scenario's results",
+}
+
+
+def describe(history: Iterable[dict[str, Any]]) -> list[str]:
+    """The line that says which result backend the workers use (none: no line)."""
+    masked, origin = reported_backend(history)
+    return [f"results: {masked} ({ORIGINS.get(origin or '', origin)})"] if masked else []
+
+
 def read_result_states(
     backend: Any, history: list[dict[str, Any]]
 ) -> tuple[dict[str, str] | None, str | None]:

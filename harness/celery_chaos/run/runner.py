@@ -95,6 +95,8 @@ def _drive(
     sampler = app_state.Sampler(backend, scenario, lambda: loop.task_ids)
     for line in result.schedule:
         log(f"   schedule: {line}")
+    for line in results_state.describe(backend.ledger.read_all()):
+        log(f"   {line}")  # which result backend the workers use, when they have one
     client = workload.make_client(
         backend.broker.url, backend.broker.celery_settings(scenario.celery), backend.results_url()
     )
