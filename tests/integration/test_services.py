@@ -44,12 +44,18 @@ def test_tasks_write_rows_to_the_runs_postgres_and_the_invariant_reads_them(tmp_
 def test_a_broken_invariant_is_a_violation_with_its_value(tmp_path: Path):
     scene = support.postgres_rows("pg-rows-broken", count=2)
     data = scene.model_dump(exclude_none=True, exclude_unset=True)
-    data["invariants"] = [{"name": "no-rows", "sql": "SELECT count(*) FROM rows", "expect": 0}]
+    data["invariants"] = [
+        {"name": "no-rows", "sql": "SELECT count(*) FROM rows", "expect": 0},
+        {"name": "unreadable", "sql": "SELECT count(*) FROM nowhere", "expect": 0},
+    ]
     result = support.run(support.scenario(**data), tmp_path)
     judged = support.invariant(result, "no-rows")
     assert judged["value"] == 2 and not judged["held"], judged
+    unreadable = support.invariant(result, "unreadable")  # broken, never held
+    assert unreadable["value"] is None and not unreadable["held"], unreadable
+    assert 'relation "nowhere" does not exist' in unreadable["error"]
     assert result.verdicts is not None
-    assert result.verdicts.counts["invariant_violations"] == 1
+    assert result.verdicts.counts["invariant_violations"] == 2
 
 
 @needs_postgres
@@ -66,6 +72,18 @@ def test_a_failing_setup_step_is_not_runnable_with_its_output(tmp_path: Path):
     result = support.run(scene, tmp_path)
     support.assert_not_runnable(result, "setup[1].run", "exit 3", "migration 0002 exploded")
     assert not list((result.report_dir / "logs").glob("worker-*.log"))  # no worker started
+
+
+def test_a_setup_step_that_outlives_its_timeout_is_stopped_and_not_runnable(tmp_path: Path):
+    scene = support.scenario(
+        "setup-hangs",
+        setup=[{"run": "echo started; sleep 60", "timeout": 1}],
+        workload=[{"task": "sample_tasks.tasks.work"}],
+    )
+    began = time.monotonic()
+    result = support.run(scene, tmp_path)
+    support.assert_not_runnable(result, "setup[0].run", "timed out after 1s", "started")
+    assert time.monotonic() - began < 20  # stopped at its timeout, not at the sleep's end
 
 
 @needs_postgres
