@@ -87,3 +87,24 @@ def test_a_postgres_container_that_cannot_start_is_not_runnable(tmp_path: Path, 
     result = support.run(scene, tmp_path, backend="docker")
     support.assert_not_runnable(result, "services.postgres", DEFAULT_REDIS_IMAGE)
     assert not _leftovers(run_id)
+
+
+def test_app_redis_container_and_the_mounted_working_directory(tmp_path: Path, run_id: str):
+    """The setup container reaches the app's Redis by REDIS_URL; worker containers write files
+    to a relative path, which land in the run's ``work`` folder on the host."""
+    script = "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL']).set('lock:doc:1', 1)"
+    scene = support.scenario(
+        "app-redis-docker",
+        services={"redis": {}},
+        setup=[{"run": f'python -c "{script}"'}],
+        workload=[{"task": "sample_tasks.tasks.write_file", "count": 2}],
+        invariants=[
+            {"name": "locks", "redis": "lock:doc:*", "expect": 1},
+            {"name": "files", "path": "out/*.txt", "expect": 2},
+        ],
+    )
+    result = support.run(scene, tmp_path, backend="docker")
+    assert support.invariant(result, "locks")["value"] == 1
+    assert support.invariant(result, "files")["value"] == 2
+    assert len(list((result.report_dir / "work" / "out").glob("*.txt"))) == 2
+    assert not _leftovers(run_id)
