@@ -36,6 +36,8 @@ class LocalServices:
         urls = {}
         for name, spec in wanted.items():
             server: PostgresServer | RedisServer
+            if getattr(spec, "image", None):
+                log(f"   services.{name}.image: ignored by the local backend (host binaries)")
             if name == "postgres":
                 server = PostgresServer(self.run_dir, self.logs_dir, spec.database)
                 server.on_folder = self.state.add_folder
