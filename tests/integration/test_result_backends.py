@@ -141,3 +141,37 @@ def test_repro_runs_a_result_backend_of_the_apps_kind_by_default(tmp_path: Path)
     assert result["verdicts"]["recovered"] == 1
     assert result["verdicts"]["result_not_stored"] == 0
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _postgres_binaries() -> bool:
+    from celery_chaos.services import postgres
+
+    try:
+        postgres.bin_dir()
+        return True
+    except postgres.PostgresError:
+        return False
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_an_sqlalchemy_app_gets_the_runs_own_database(tmp_path: Path, database: str) -> None:
+    """``db+`` backends: an SQLite file in the run's folder, or with services.postgres the
+    run's PostgreSQL through the app's own driver; the developer's database is never touched."""
+    pytest.importorskip("sqlalchemy")
+    own = tmp_path / "developers-results.db"
+    spec: dict[str, Any] = {"env": {"RESULT_APP_BACKEND": f"db+sqlite:///{own}"}}
+    if database == "postgres":
+        pytest.importorskip("psycopg")
+        if not _postgres_binaries():
+            pytest.skip("no PostgreSQL binaries")
+        spec = {"env": {"RESULT_APP_BACKEND": "db+postgresql+psycopg://u:p@127.0.0.1:1/db"}}
+        spec["services"] = {"postgres": {}}
+    result, history, seen = run(tmp_path, f"sqlalchemy-{database}", **spec)
+    add = task_ids(history)["result_app.add"]
+    assert seen["states"] == {add: "SUCCESS"}, seen
+    if database == "sqlite":
+        assert seen["masked"].endswith(f"{result.report_dir.resolve()}/celery-results.sqlite")
+        assert not own.exists()
+    else:
+        assert seen["masked"].startswith("db+postgresql+psycopg://chaos:***@127.0.0.1:")
+    assert result.verdicts.counts["result_not_stored"] == 0

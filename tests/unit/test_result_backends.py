@@ -66,6 +66,12 @@ def app_with(backend: str | None) -> Celery:
         (None, {}, None, None),
         ("redis://app:6379/0", {"redis": "redis://ledger/1"}, "redis://ledger/1", results.HARNESS),
         ("db+postgresql://a/b", {"db": "db+sqlite:///x"}, "db+sqlite:///x", results.HARNESS),
+        (
+            "db+postgresql+psycopg://u:p@a/b",
+            {"db+postgresql": "db+postgresql://chaos:chaos@run:5/app"},
+            "db+postgresql+psycopg://chaos:chaos@run:5/app",
+            results.HARNESS,
+        ),
         ("django-db", {"redis": "redis://ledger/1"}, "django-db", results.APP),
         (None, {"redis": "redis://ledger/1"}, None, None),
     ],

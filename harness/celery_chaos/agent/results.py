@@ -64,8 +64,11 @@ def choose_backend(app: Celery) -> str | None:
         own = configured_backend(app)
         substitutes = json.loads(os.environ.get(SUBSTITUTES_ENV) or "{}")
         replacement = substitutes.get(kind_of(own) or "")
-        if own and kind_of(own) == "db+postgresql" and not replacement:
-            replacement = substitutes.get("db")  # no run PostgreSQL: the SQLite file
+        if own and kind_of(own) == "db+postgresql":
+            if replacement:  # the run's database through the app's own driver (+psycopg...)
+                replacement = own.split("://", 1)[0] + "://" + replacement.split("://", 1)[1]
+            else:  # no run PostgreSQL: the SQLite file
+                replacement = substitutes.get("db")
         if replacement:
             app.conf.result_backend = replacement
         origin = None if own is None else HARNESS if replacement else APP
