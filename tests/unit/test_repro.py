@@ -157,6 +157,7 @@ def test_the_scenario_reads_every_invariant_but_the_harness_stores(tmp_path: Pat
         ("setup: [{sql: 'select 1'}]\n", "setup[0].sql: needs services.postgres"),
         ("invariants: [{name: a, sql: 'select 1', expect: 0}]\n", "needs services.postgres"),
         ("invariants: [{name: a, redis: 'k', path: 'p', expect: 0}]\n", "exactly one of"),
+        ("invariants: [{name: a, redis: 'k', expect: 0, during: true}]\n", "after the run only"),
     ],
 )
 def test_repro_app_state_errors_name_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -120,6 +120,12 @@ class _StoreAware:
     def __init__(self, spec: ReproSpec) -> None:
         self.services, self.setup = spec.services, spec.setup
         self.invariants = [i for i in spec.invariants if not reads_store(spec, i)]
+        for index, invariant in enumerate(spec.invariants):
+            if invariant.during and reads_store(spec, invariant):
+                raise ValueError(
+                    f"invariants[{index}].during: a harness-store invariant (redis without url or"
+                    " services.redis) is read after the run only"
+                )
 
 
 def reads_store(spec: ReproSpec, invariant: Invariant) -> bool:
