@@ -150,7 +150,8 @@ def test_sql_states_read_back(tmp_path: Path) -> None:
         db.executemany(
             "INSERT INTO celery_taskmeta VALUES (?, ?)", [("a", "SUCCESS"), ("b", "FAILURE")]
         )
-    states = results_state.read_states(f"db+sqlite:///{path}", ["a", "b", "missing"])
+    read = results_state._sql_reader(f"db+sqlite:///{path}")
+    states = results_state.read_states(read, ["a", "b", "missing"])
     assert states == {"a": "SUCCESS", "b": "FAILURE", "missing": "PENDING"}
 
 
@@ -161,7 +162,8 @@ def closed_port() -> int:
 
 
 def test_unreachable_backend_is_unreadable_for_every_task() -> None:
-    states = results_state.read_states(f"redis://127.0.0.1:{closed_port()}/0", ["a", "b"])
+    read = results_state._celery_reader(f"redis://127.0.0.1:{closed_port()}/0")
+    states = results_state.read_states(read, ["a", "b"])
     assert set(states) == {"a", "b"}
     assert all(s.startswith("unreadable: ") and "onnect" in s for s in states.values()), states
 
@@ -198,3 +200,8 @@ def test_describe_names_the_backend_and_who_chose_it() -> None:
         "results: rpc:// (the app's own, as results: app asks)"
     ]
     assert results_state.describe([{"type": "worker_ready", "result_backend": None}]) == []
+
+
+def test_a_backend_this_process_cannot_load_is_not_read() -> None:
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend's import raises
+        results_state._celery_reader("django-db")

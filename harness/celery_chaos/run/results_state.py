@@ -14,7 +14,7 @@ harness reaches it (the worker's address may be a container's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -84,7 +84,11 @@ def read_result_states(
     tasks = completed_storing(history)
     if not tasks:
         return {}, masked
-    return read_states(url, tasks), masked
+    try:
+        read = _sql_reader(url) if url.startswith("db+") else _celery_reader(url)
+    except Exception:  # a kind this process cannot load (django-db without Django): not read
+        return None, masked
+    return read_states(read, tasks), masked
 
 
 def harness_url(backend: Any, worker_url: str | None, origin: str | None) -> str | None:
@@ -117,10 +121,9 @@ def harness_files_dir(backend: Any) -> Path:
     return run_dir if seen == str(run_dir) else run_dir / "worker-files"
 
 
-def read_states(url: str, tasks: list[str]) -> dict[str, str]:
+def read_states(read: Callable[[str], str], tasks: list[str]) -> dict[str, str]:
     """Each task's stored state; after a first read fails, the rest share its reason (an
     unreachable backend answers no better the second time, and each try may wait)."""
-    read = _sql_reader(url) if url.startswith("db+") else _celery_reader(url)
     states: dict[str, str] = {}
     failure: str | None = None
     for task_id in tasks:
@@ -134,7 +137,7 @@ def read_states(url: str, tasks: list[str]) -> dict[str, str]:
     return states
 
 
-def _sql_reader(url: str) -> Any:
+def _sql_reader(url: str) -> Callable[[str], str]:
     """A SQLAlchemy backend's table read with the run's SQL reader (psql / sqlite3)."""
     target = url.removeprefix("db+")
     cases = " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(STATE_CODES))
@@ -151,7 +154,7 @@ def _sql_reader(url: str) -> Any:
     return read
 
 
-def _celery_reader(url: str) -> Any:
+def _celery_reader(url: str) -> Callable[[str], str]:
     """Any other backend read as a client would: a Celery app's ``backend.get_task_meta``."""
     from celery import Celery
 
@@ -164,7 +167,9 @@ def _celery_reader(url: str) -> Any:
         result_backend_always_retry=False,
     )
 
+    backend = app.backend  # loads the backend's class now: a kind that cannot load raises here
+
     def read(task_id: str) -> str:
-        return str(app.backend.get_task_meta(task_id).get("status"))
+        return str(backend.get_task_meta(task_id).get("status"))
 
     return read
