@@ -153,7 +153,8 @@ def probe_invariant(probe: RedisProbe | SqlProbe) -> Invariant:
             "expect": {"min": 0},
         }
     else:
-        data = {"name": probe.name or probe.redis_key_pattern, "redis": probe.redis_key_pattern}
+        name = (probe.name or probe.redis_key_pattern)[:200]
+        data = {"name": name, "redis": probe.redis_key_pattern}
         data |= {"url": probe.url, "expect": 0 if probe.kind == "lock" else {"min": 0}}
     return Invariant.model_validate(data)
 
