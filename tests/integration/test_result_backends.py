@@ -175,3 +175,40 @@ def test_an_sqlalchemy_app_gets_the_runs_own_database(tmp_path: Path, database: 
     else:
         assert seen["masked"].startswith("db+postgresql+psycopg://chaos:***@127.0.0.1:")
     assert result.verdicts.counts["result_not_stored"] == 0
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.mark.parametrize("results", ["harness", "app"])
+def test_a_result_backend_set_in_celery_settings(tmp_path: Path, backend: str, results: str):
+    """The sample app given ``celery.result_backend`` (a closed port) by the scenario: the
+    harness's Redis in its place is read where the harness reaches it (on docker the workers
+    reach the ledger by its container name), the app's own is result_not_stored; either way
+    the harness's client never connects to it."""
+    if backend == "docker":
+        from tests.integration.docker_support import require_images
+
+        require_images()
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    data = {"name": f"celery-backend-{results}", "description": "results test", "timeout": 90}
+    data |= {"workers": {"count": 1}, "celery": {"result_backend": url}}
+    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
+    data |= {"results": "app"} if results == "app" else {}
+    seen: dict[str, Any] = {}
+
+    def read_back(placement: Any) -> None:
+        history = placement.ledger.read_all()
+        seen["states"], seen["masked"] = results_state.read_result_states(placement, history)
+
+    options = RunOptions(backend=backend, report_dir=tmp_path, on_finish=read_back)
+    result = run_scenario(parse_scenario(data, "x.yaml"), options, tmp_path, lambda _: None)
+    assert result.verdicts is not None, f"{result.status}: {result.reason}"
+    [task_id] = list(seen["states"])
+    if results == "app":
+        assert seen["masked"] == url
+        assert seen["states"][task_id].startswith("unreadable: ConnectionError")
+        assert result.verdicts.result_not_stored == [task_id]
+    else:
+        assert seen["masked"].startswith("redis://") and seen["masked"].endswith("/1")
+        assert seen["states"] == {task_id: "SUCCESS"}
+        assert result.verdicts.counts["result_not_stored"] == 0
+    assert result.verdicts.counts["ok"] == 1

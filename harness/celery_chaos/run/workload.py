@@ -121,8 +121,10 @@ def make_client(
     client = Celery("celery_chaos_client", broker=broker_url, set_as_current=False)
     client.conf.update(celery_settings)
     client.conf.broker_url = broker_url
+    # Only a chord needs the client to have a backend: a ``celery.result_backend`` setting is
+    # the workers' (the harness may run one in its place) and must not make the client connect.
+    client.conf.result_backend = results_url
     if results_url:
-        client.conf.result_backend = results_url
         # The harness never waits on a result: don't subscribe to result channels (Celery
         # does for every task and group it sends; the pubsub would outlive the servers and
         # complain when the results are collected at exit).
