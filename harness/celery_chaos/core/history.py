@@ -28,13 +28,17 @@ EFFECT_KEY_PREFIX = "chaos:effect:"
 # holds it: the run may not end before it while a live worker may hold the message
 DISPATCH = "dispatch"
 WORKER_STARTED = "worker_started"  # worker, pid (harness view: process launched)
-WORKER_READY = "worker_ready"  # worker, pid, host, versions (agent: consumer is consuming)
+# worker_ready: worker, pid, host, versions, result_backend (masked URL or None) and
+# result_backend_origin (harness|app|scenario: who chose it) (agent: consumer is consuming)
+WORKER_READY = "worker_ready"
 WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
 POOL_PROCESS_STARTED = "pool_process_started"  # pid, ppid
 FAULT = "fault"  # fault, kind, status (injected|missed|injection_error), target, detail
 PROCESS_EXIT = "process_exit"  # pid, worker, task_id, attempt, reason, reason_code
 WORKER_EXIT = "worker_exit"  # worker, pid, exitcode, signal, log_tail
-ATTEMPT_START = "attempt_start"  # task_id, task, attempt, worker, pid, redelivered, queue
+# attempt_start: task_id, task, attempt, worker, pid, redelivered, queue, stores_result (its
+# outcome goes to a result backend: read back after the run, core.invariants)
+ATTEMPT_START = "attempt_start"
 # attempt_end: task_id, attempt, pid, state (SUCCESS|FAILURE|RETRY|...); a RETRY's ``due``
 # (epoch s): when the retry it published may run (its countdown/ETA; None if unknown)
 ATTEMPT_END = "attempt_end"
