@@ -196,3 +196,23 @@ def test_result_not_stored_says_what_the_backend_holds(results: dict[str, str], 
 
     (line,) = app_lines(verdicts)
     assert f"but the app's result backend {said}" in line
+
+
+def test_an_attempt_that_finished_after_a_fault_hit_it_was_not_killed_mid_task() -> None:
+    # A docker worker stopped after its task ended (warm shutdown): the fault's hit marks the
+    # attempt, but its attempt_end says it finished: no "attempt killed mid-task" in the why.
+    from celery_chaos.core import history as h
+    from celery_chaos.core.explain_app import app_lines
+
+    from tests.unit.histories import event
+
+    hit = event(h.FAULT, 1.5, fault=0, kind="evict", status="injected", hits=[
+        {"task_id": A, "attempt": 1}
+    ])  # fmt: skip
+    history = [dispatch(A, 0), start(A, 1, 1.0), hit, end(A, 1, 2.0)]
+    state = AppState(invariants=[value(value=1.0)])
+    (line,) = app_lines(check(history, app_state=state))
+    assert "no attempt was interrupted" in line
+    killed = [dispatch(A, 0), start(A, 1, 1.0), hit]
+    (line,) = app_lines(check(killed, app_state=state))
+    assert "1 task(s) had an attempt killed mid-task" in line

@@ -25,9 +25,15 @@ def _reading(judged: dict[str, Any], value: float | None) -> str:
     return f"{shown} file(s) matched {judged['query']!r} in the workers' working directory"
 
 
+def _killed_mid_task(task: TaskReport) -> bool:
+    """An attempt that died before it ended (a process that exits after its task ended, e.g.
+    a worker container stopped later, interrupted nothing)."""
+    return any(a.died is not None and a.ended is None for a in task.attempts)
+
+
 def _interrupted(tasks: list[TaskReport]) -> str:
     """What the faults did to the tasks: the usual cause of state a task left half-written."""
-    hit = [task for task in tasks if any(a.died is not None for a in task.attempts)]
+    hit = [task for task in tasks if _killed_mid_task(task)]
     if not hit:
         return "no attempt was interrupted, so the tasks themselves left this state"
     names = ", ".join(task_name(task) for task in hit[:3]) + (" ..." if len(hit) > 3 else "")
@@ -54,7 +60,7 @@ def invariant_reason(judged: dict[str, Any], tasks: list[TaskReport]) -> str:
     else:
         reading = _reading(judged, judged["value"])
         head = f"after the run, with the workers frozen, {reading}, {expected}"
-    if not any(a.died is not None for task in tasks for a in task.attempts):
+    if not any(_killed_mid_task(task) for task in tasks):
         return f"{head}; {_interrupted(tasks)}; would change it: the tasks' own code"
     return (
         f"{head}; {_interrupted(tasks)}; would change it: a task that writes its result last"
