@@ -228,7 +228,7 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
     (
         "chord-without-results",
         changed(workload=[{"chord": {"header": [{"task": WORK}], "body": {"task": WORK}}}]),
-        "workload[0].chord: a chord needs a result backend;"
+        "workload[0].chord: a chord needs a result backend the harness runs;"
         " add results: {server: ledger} (or server: broker)",
     ),
     (
