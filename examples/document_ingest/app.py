@@ -56,6 +56,22 @@ def parse_stage(doc_id: str, stage: str, seconds: float) -> str:
     return f"{stage} of {doc_id}"
 
 
+def parse_and_store(db: psycopg.Connection, doc_id: str, stage_seconds: float) -> None:
+    """Parse stage by stage (a checkpoint before each, so a fault lands exactly there), record
+    each stage, then write the content last and clear the lock: what both tasks share."""
+    parts = []
+    for stage in STAGES:
+        checkpoint(stage)
+        parts.append(parse_stage(doc_id, stage, stage_seconds))
+        db.execute("UPDATE documents SET stage = %s WHERE id = %s", (stage, doc_id))
+    checkpoint("store")
+    db.execute("UPDATE documents SET content = %s WHERE id = %s", ("; ".join(parts), doc_id))
+    db.execute(
+        "UPDATE documents SET backend_lock = false, locked_by = NULL, stage = 'done' WHERE id = %s",
+        (doc_id,),
+    )
+
+
 @app.task(name="document_ingest.ingest", bind=True)
 def ingest(self: Task, doc_id: str, stage_seconds: float = 0.3) -> str:
     """Lock the row (committed), parse stage by stage, write the content last, unlock."""
@@ -71,18 +87,7 @@ def ingest(self: Task, doc_id: str, stage_seconds: float = 0.3) -> str:
             if row is None:
                 raise DocumentMissing(doc_id)
             raise DocumentLocked(f"document {doc_id} is locked by {row[0]}")
-        parts = []
-        for stage in STAGES:
-            checkpoint(stage)
-            parts.append(parse_stage(doc_id, stage, stage_seconds))
-            db.execute("UPDATE documents SET stage = %s WHERE id = %s", (stage, doc_id))
-        checkpoint("store")
-        db.execute("UPDATE documents SET content = %s WHERE id = %s", ("; ".join(parts), doc_id))
-        db.execute(
-            "UPDATE documents SET backend_lock = false, locked_by = NULL, stage = 'done'"
-            " WHERE id = %s",
-            (doc_id,),
-        )
+        parse_and_store(db, doc_id, stage_seconds)
     return doc_id
 
 
@@ -105,16 +110,5 @@ def ingest_idempotent(self: Task, doc_id: str, stage_seconds: float = 0.3) -> st
             "UPDATE documents SET backend_lock = true, locked_by = %s WHERE id = %s",
             (self.request.id, doc_id),
         )
-        parts = []
-        for stage in STAGES:
-            checkpoint(stage)
-            parts.append(parse_stage(doc_id, stage, stage_seconds))
-            db.execute("UPDATE documents SET stage = %s WHERE id = %s", (stage, doc_id))
-        checkpoint("store")
-        db.execute("UPDATE documents SET content = %s WHERE id = %s", ("; ".join(parts), doc_id))
-        db.execute(
-            "UPDATE documents SET backend_lock = false, locked_by = NULL, stage = 'done'"
-            " WHERE id = %s",
-            (doc_id,),
-        )
+        parse_and_store(db, doc_id, stage_seconds)
     return doc_id

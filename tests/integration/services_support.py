@@ -8,11 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 from celery_chaos.core.conclusion import NOT_RUNNABLE, ScenarioResult
 from celery_chaos.core.scenario import Scenario, parse_scenario
 from celery_chaos.placements.local.state import REPORT_COPY
 from celery_chaos.run.runner import RunOptions, run_scenario
+from celery_chaos.services import postgres
 
+
+def _has_postgres() -> bool:
+    try:
+        postgres.bin_dir()
+        return True
+    except postgres.PostgresError:
+        return False
+
+
+# Debian's PostgreSQL server binaries (.ci/run installs them); without them a test cannot run.
+needs_postgres = pytest.mark.skipif(not _has_postgres(), reason="no PostgreSQL binaries")
 ROWS_TABLE = "CREATE TABLE rows (task_id text PRIMARY KEY, at timestamptz DEFAULT now())"
 ROWS_OF_RUN = "SELECT count(*) FROM rows WHERE task_id IN ({task_ids})"
 

@@ -15,7 +15,8 @@ import pytest
 from celery_chaos.core.conclusion import PASSED, ScenarioResult, failure_message
 from celery_chaos.core.scenario import load_file, parse_scenario
 from celery_chaos.run.runner import RunOptions, run_scenario
-from celery_chaos.services import postgres
+
+from tests.integration.services_support import needs_postgres
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -23,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "document_ingest" / "scenarios"
 # doc-0 is task 0's document, the one whose pool process is killed at checkpoint 'ocr'.
 KILLED_ROW = "SELECT count(*) FROM documents WHERE id = 'doc-0' AND {condition}"
-
-
-def _has_postgres() -> bool:
-    try:
-        postgres.bin_dir()
-        return True
-    except postgres.PostgresError:
-        return False
-
-
-needs_postgres = pytest.mark.skipif(not _has_postgres(), reason="no PostgreSQL binaries")
 
 
 def run(file: str, tmp_path: Path, **extra: str) -> ScenarioResult:

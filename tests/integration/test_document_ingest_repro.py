@@ -10,22 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from celery_chaos.services import postgres
+
+from tests.integration.services_support import needs_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
 REPRO_FILE = "examples/document_ingest/repro.yaml"
-
-
-def _has_postgres() -> bool:
-    try:
-        postgres.bin_dir()
-        return True
-    except postgres.PostgresError:
-        return False
-
-
-needs_postgres = pytest.mark.skipif(not _has_postgres(), reason="no PostgreSQL binaries")
 
 
 def repro(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -12,19 +12,9 @@ from celery_chaos.core.conclusion import NOT_RUNNABLE
 from celery_chaos.services import postgres
 
 from tests.integration import services_support as support
+from tests.integration.services_support import needs_postgres
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _has_postgres() -> bool:
-    try:
-        postgres.bin_dir()
-        return True
-    except postgres.PostgresError:
-        return False
-
-
-needs_postgres = pytest.mark.skipif(not _has_postgres(), reason="no PostgreSQL binaries")
 
 
 @needs_postgres
