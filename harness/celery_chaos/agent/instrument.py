@@ -29,13 +29,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-import redis
 from celery import Celery, signals
 
 from celery_chaos.agent import results
+from celery_chaos.agent.ledger_sync import SyncLedger
 from celery_chaos.agent.ledger_wire import WireLedger
 from celery_chaos.core import history as h
-from celery_chaos.ledger import Ledger
 
 LEDGER_URL_ENV = "CHAOS_LEDGER_URL"
 BROKER_URL_ENV = "CHAOS_BROKER_URL"
@@ -54,7 +53,8 @@ BREAKPOINT_WAIT_SECONDS = 120
 # The attempt running in this thread: ``attempt`` (task_id, number; the number is None while
 # only the ledger knows it) and ``token`` (names the attempt to the ledger when writes are async).
 _current = threading.local()
-_ledgers: dict[int, Ledger] = {}
+_ledgers: dict[int, SyncLedger] = {}
+_stores: dict[int, Any] = {}
 _wires: dict[int, WireLedger] = {}
 _installed_apps: set[int] = set()
 
@@ -63,7 +63,7 @@ class LockHeld(RuntimeError):
     """Raised by :func:`lock` when another task holds the lock."""
 
 
-def ledger() -> Ledger | None:
+def ledger() -> SyncLedger | None:
     """This process's ledger connection (a fresh one after fork), or None when not under test."""
     url = os.environ.get(LEDGER_URL_ENV)
     if not url:
@@ -71,7 +71,7 @@ def ledger() -> Ledger | None:
     pid = os.getpid()
     if pid not in _ledgers:
         _ledgers.clear()
-        _ledgers[pid] = Ledger.from_url(url)
+        _ledgers[pid] = SyncLedger(url)
     return _ledgers[pid]
 
 
@@ -88,15 +88,34 @@ def wire() -> WireLedger | None:
     return _wires[pid]
 
 
-def store() -> redis.Redis | None:
-    """The Redis the sample app uses as its database (the ledger server, never faulted).
+def store() -> Any:
+    """The Redis the sample app uses as its database (the ledger server, never faulted): a
+    ``redis.Redis`` where the app has redis-py, else the agent's own client (``resp.StoreClient``:
+    the agent never needs redis-py, an app on RabbitMQ has none).
 
     Everything the agent sent before is applied first (a synchronous PING on its connection), so
     the app's own commands never overtake this attempt's events."""
+    current = _synced()
+    if current is None:
+        return None
+    pid = os.getpid()
+    if pid not in _stores:
+        _stores.clear()
+        try:
+            import redis  # the app's own, when it has it: the API its code expects
+        except ImportError:
+            _stores[pid] = current.client
+        else:
+            _stores[pid] = redis.Redis.from_url(os.environ[LEDGER_URL_ENV], socket_timeout=10)
+    return _stores[pid]
+
+
+def _synced() -> SyncLedger | None:
+    """The synchronous ledger once everything sent fire-and-forget before is applied."""
     current, link = ledger(), wire()
     if link is not None:
         link.flush()
-    return current.client if current else None
+    return current
 
 
 def current_attempt() -> tuple[str, int | None] | None:
@@ -154,11 +173,7 @@ def checkpoint(name: str) -> None:
     assert number is not None  # synchronous writes number the attempt at its start
     point = h.breakpoint_id(task_id, name, number)
     event = h.make_event(h.CHECKPOINT, task_id=task_id, attempt=number, name=name, pid=os.getpid())
-    pipe = current.client.pipeline()
-    pipe.rpush(h.HISTORY_KEY, json.dumps(event))
-    pipe.sismember(h.BREAKPOINTS_KEY, point)
-    _, armed = pipe.execute()
-    if armed:
+    if current.checkpoint(event, point):
         current.wait_for_release(point, BREAKPOINT_WAIT_SECONDS)
 
 
@@ -185,10 +200,10 @@ def side_effect(key: str, applied: bool = True, idempotent: bool = False) -> Non
 
 def apply_once(key: str) -> bool:
     """Idempotency-key guard: True the first time ``key`` is seen (and records the effect)."""
-    client = store()
-    if client is None:
+    current = _synced()
+    if current is None:
         return True
-    applied = bool(client.set(h.EFFECT_KEY_PREFIX + key, "1", nx=True))
+    applied = current.client.set(h.EFFECT_KEY_PREFIX + key, "1", nx=True)
     side_effect(key, applied=applied, idempotent=True)
     return applied
 
@@ -206,10 +221,11 @@ def lock(name: str) -> Iterator[None]:
     A redelivered attempt of the same task may reclaim its own lock (the fix good apps use);
     a lock whose owner died and was never redelivered stays held: the checker reports it stuck.
     """
-    client, attempt = store(), current_attempt()
-    if client is None or attempt is None:
+    current, attempt = _synced(), current_attempt()
+    if current is None or attempt is None:
         yield
         return
+    client = current.client
     task_id = attempt[0]
     key = h.LOCK_KEY_PREFIX + name
     acquired = bool(client.set(key, task_id, nx=True))
@@ -258,7 +274,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     url, origin = results.worker_backend(getattr(sender, "app", None))
     current = ledger()
     if url and current is not None:  # the harness reads the backend back (run.results_state)
-        current.client.set(results.RAW_URL_KEY, url)
+        current.client.set(results.RAW_URL_KEY, url)  # the agent's own client
     _record(
         h.WORKER_READY,
         worker=getattr(sender, "hostname", None),

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from typing import Any
-from urllib.parse import unquote, urlparse
 
+from celery_chaos.agent.resp import ReplyError, command, open_socket, read_reply
 from celery_chaos.core import history as h
+
+__all__ = ["CLIENT_NAME_PREFIX", "ReplyError", "WireLedger", "command"]
 
 CLIENT_NAME_PREFIX = "chaos-agent-"
 TOKEN_KEY = "chaos:attempt-token:{token}"
@@ -50,15 +51,6 @@ return {{redis.call('SISMEMBER', '{h.BREAKPOINTS_KEY}', ARGV[3] .. n), n}}
 """
 
 
-def command(*args: Any) -> bytes:
-    """One Redis command in RESP, ready to send."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
 def split_event(event_type: str, last: bool = False, **fields: Any) -> tuple[str, str]:
     """The event's JSON cut where the attempt number goes: right after ``task_id``, where the
     synchronous agent puts it (``last``: at the end, as attempt_start has it)."""
@@ -73,33 +65,14 @@ def split_event(event_type: str, last: bool = False, **fields: Any) -> tuple[str
     return head + '"attempt": ', tail
 
 
-class ReplyError(RuntimeError):
-    """The ledger answered a synchronous command with an error."""
-
-
 class WireLedger:
     """Events as pre-encoded commands on a ``CLIENT REPLY OFF`` connection; a synchronous
     exchange (``CLIENT REPLY ON`` on the same connection) only when an answer is needed, which
     also proves everything sent before it was applied."""
 
     def __init__(self, url: str) -> None:
-        parts = urlparse(url)
-        self.address = (parts.hostname or "localhost", parts.port or 6379)
-        self.password = unquote(parts.password) if parts.password else None
-        self.db = int(parts.path.strip("/") or 0)
-        self.sock = socket.create_connection(self.address, timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb")
-        hello = [command("CLIENT", "SETNAME", f"{CLIENT_NAME_PREFIX}{os.getpid()}")]
-        if self.db:
-            hello.insert(0, command("SELECT", self.db))
-        if self.password is not None:
-            hello.insert(0, command("AUTH", self.password))
-        self.sock.sendall(b"".join(hello))
-        # Read them while replies are on: an AUTH error must not go unseen.
-        errors = [r for r in [self._reply() for _ in hello] if isinstance(r, ReplyError)]
-        if errors:
-            raise errors[0]
+        # AUTH/SELECT/SETNAME are read while replies are on: an AUTH error must not go unseen.
+        self.sock, self.reader = open_socket(url, 10, f"{CLIENT_NAME_PREFIX}{os.getpid()}")
         self.sock.sendall(command("CLIENT", "REPLY", "OFF"))  # OFF itself is not answered
         self.lock = threading.Lock()  # a thread pool's threads share it: one command at a time
 
@@ -156,21 +129,7 @@ class WireLedger:
         self.sock.close()
 
     def _reply(self) -> Any:
-        line = self.reader.readline()
-        if not line:
-            raise ConnectionError("ledger closed the connection")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"-":
-            return ReplyError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            return None if size < 0 else self.reader.read(size + 2)[:-2]
-        if kind == b"*":
-            size = int(rest)
-            return None if size < 0 else [self._reply() for _ in range(size)]
-        return rest.decode()
+        return read_reply(self.reader)
 
 
 def _token_key(token: str) -> str:
