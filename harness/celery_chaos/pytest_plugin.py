@@ -118,8 +118,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "chaos(celery={...}, workers={...}, broker={...}, faults=[...]): settings of the"
-        " chaos_env environment (tests with equal settings share one); also set on scenario items",
+        "chaos(celery={...}, workers={...}, broker={...}, faults=[...], results=...,"
+        " services={...}, setup=[...], invariants=[...]): settings of the chaos_env environment"
+        " (tests with equal settings share one); also set on scenario items",
     )
     config.addinivalue_line(
         "markers",

@@ -172,7 +172,8 @@ def test_chaos_marker_errors_and_unsupported_faults(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines_random(
         [
             "@pytest.mark.chaos: workers.count: Input should be greater than or equal to 0",
-            "@pytest.mark.chaos: worker: unknown key; use celery, workers, broker, faults, results",
+            "@pytest.mark.chaos: worker: unknown key; use celery, workers, broker, faults,"
+            " results, services, setup, invariants",
         ]
     )
 

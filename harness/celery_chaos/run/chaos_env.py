@@ -8,9 +8,8 @@ scenario file. Nothing here imports pytest: a fault this backend cannot inject r
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,40 +20,27 @@ from celery_chaos.core.conclusion import FAILED, PASSED, ScenarioResult, conclud
 from celery_chaos.core.explain import check_explained, run_settings
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_base import first_error
-from celery_chaos.core.scenario_parts import Fault, StormSpec, TaskOptions, WorkloadItem
+from celery_chaos.core.scenario_parts import TaskOptions, WorkloadItem
 from celery_chaos.core.workflows import needs_results
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements import Placement, Unsupported
 from celery_chaos.report import files as report
 from celery_chaos.run import storm, versions, workload
+from celery_chaos.run.chaos_env_state import (
+    TestSlice,
+    fault_spec,
+    has_app_state,
+    read_app_state,
+    safe_name,
+    start_sampler,
+    stop_sampler,
+    storm_input,
+    timed_dispatches,
+)
 from celery_chaos.run.loop import DEFAULT_SETTLE, DRAIN_SETTLE, Keep, Loop, Snapshot, teardown_wait
 from celery_chaos.run.nemesis import PlannedFault
 from celery_chaos.run.workload import Dispatch
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[-120:] or "test"
-
-
-# --- one environment ----------------------------------------------------------------------
-
-
-@dataclass
-class _TestSlice:
-    """What one test owns in a shared environment: its name, seed and loop (its own cursor over
-    the shared history, its own watcher and nemesis, the tasks it dispatched)."""
-
-    name: str
-    seed: int
-    loop: Loop
-    dispatches: list[Dispatch] = field(default_factory=list)
-    scheduled: set[str] = field(default_factory=set)  # a storm's tasks, sent at their offsets
-    drawn: set[int] = field(default_factory=set)  # indexes of the faults a storm drew
-
-    @property
-    def task_ids(self) -> set[str]:
-        return {d.task_id for d in self.dispatches}
 
 
 class ChaosEnv:
@@ -74,7 +60,7 @@ class ChaosEnv:
             backend.results_url(),
         )
         self._known: set[str] = set()  # every task id any test dispatched here
-        self._test: _TestSlice | None = None
+        self._test: TestSlice | None = None
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -98,6 +84,33 @@ class ChaosEnv:
     def seed(self) -> int:
         return self._current().seed
 
+    # --- the app's services, as the harness reaches them ----------------------------------
+    def _service(self, name: str) -> str:
+        urls = self.backend.service_urls
+        if name not in urls:
+            raise ValueError(
+                f"services.{name} is not running here:"
+                f" declare @pytest.mark.chaos(services={{{name!r}: {{}}}})"
+            )
+        self._current().used_services = True  # the test may write: not reused (see end)
+        return urls[name].harness
+
+    @property
+    def database_url(self) -> str:
+        """``DATABASE_URL`` of ``services.postgres`` as this process reaches it (the workers
+        get theirs, maybe another host name on docker, in their environment)."""
+        return self._service("postgres")
+
+    @property
+    def redis_url(self) -> str:
+        """``REDIS_URL`` of ``services.redis`` as this process reaches it."""
+        return self._service("redis")
+
+    @property
+    def work_dir(self) -> Path:
+        """The workers' working directory (where ``path`` invariants look)."""
+        return self.backend.work_dir
+
     def usable(self) -> bool:
         """Clean, every worker alive, broker answering."""
         if self.dirty:
@@ -106,7 +119,7 @@ class ChaosEnv:
             return False
         return self.backend.broker.answers()
 
-    def _current(self) -> _TestSlice:
+    def _current(self) -> TestSlice:
         if self._test is None:
             raise RuntimeError("no test is using this environment (use the chaos_env fixture)")
         return self._test
@@ -119,7 +132,8 @@ class ChaosEnv:
         ledger = Ledger(client, _read_offset=int(client.llen(h.HISTORY_KEY)))
         dispatches: list[Dispatch] = []
         loop = Loop(self.backend, ledger, dispatches, [], seed, print)
-        self._test = _TestSlice(name, seed, loop, dispatches)
+        self._test = TestSlice(name, seed, loop, dispatches)
+        start_sampler(self.backend, self.scenario, self._test)
 
     def end(self, wait: float | None = None, status: str | None = None) -> ScenarioResult | None:
         """Stop its faults (an unfired one is recorded missed), let its tasks drain (else:
@@ -129,16 +143,27 @@ class ChaosEnv:
             test.loop.stop_faults()
             if not self.dirty:
                 self._drain(test, teardown_wait(self.scenario.celery) if wait is None else wait)
+            stop_sampler(test)
+            self._keep_app_state_private(test)
             try:
                 return self._write_report(test, status)
             except Exception as error:  # a side artifact: never turn a test into an error
                 print(f"celery-chaos: could not write the report of {test.name}: {error!r}")
                 return None
         finally:
+            stop_sampler(test)
             self._test = None
             self.tests_run += 1
 
-    def _drain(self, test: _TestSlice, wait: float) -> None:
+    def _keep_app_state_private(self, test: TestSlice) -> None:
+        """The app's state a test's tasks (or the test itself, through a service's URL) may have
+        changed is never handed to the next test: rows, keys and files would leak into its
+        invariants. So an environment with services, setup or invariants serves no further test
+        once one has sent a task or asked for a service's URL."""
+        if has_app_state(self.scenario) and (test.sent_any or test.used_services):
+            self.mark_dirty(f"{test.name} may have changed the app's state (services, files)")
+
+    def _drain(self, test: TestSlice, wait: float) -> None:
         if not test.loop.wait(wait, DRAIN_SETTLE, fire=False):
             self.mark_dirty(f"tasks of {test.name} still queued or running after {wait:.0f}s")
         held = {n: o for n, o in test.loop.ledger.held_locks().items() if o in test.task_ids}
@@ -146,12 +171,13 @@ class ChaosEnv:
             name, owner = sorted(held.items())[0]
             self.mark_dirty(f"lock {name} left held by task {owner} of {test.name}")
 
-    def _write_report(self, test: _TestSlice, status: str | None) -> ScenarioResult:
+    def _write_report(self, test: TestSlice, status: str | None) -> ScenarioResult:
         """The test's result.json (the scenario format plus test, env, dirty) and history."""
         history, broker, held = self._snapshot(test)
-        folder = self.backend.run_dir / _safe_name(test.name)
+        folder = self.backend.run_dir / safe_name(test.name)
         result = ScenarioResult(self.scenario, PASSED, test.seed, self.backend.name, folder)
-        result.verdicts = check(history, broker, held)
+        state = read_app_state(self.backend, self.scenario, test, history)
+        result.verdicts = check(history, broker, held, app_state=state)
         result.versions = versions.library_versions() | versions.broker_version(self.backend)
         conclude(result, unproven_faults(history, test.drawn))
         if status == FAILED:
@@ -160,7 +186,7 @@ class ChaosEnv:
         return result
 
     # --- the test API --------------------------------------------------------------------
-    def _slot(self, test: _TestSlice, task_id: str | None) -> Dispatch:
+    def _slot(self, test: TestSlice, task_id: str | None) -> Dispatch:
         """The dispatch record for ``task_id``: existing, or reserved now (fault before send)."""
         found = next((d for d in test.dispatches if d.task_id == task_id), None)
         if found is not None:
@@ -252,7 +278,7 @@ class ChaosEnv:
         :meth:`wait_quiescent` sends and fires them as their time comes. Returns the task ids.
         Marks the environment dirty (workers die)."""
         test = self._current()
-        spec, templates = _storm_input(workload, duration, tasks, faults, replace_after)
+        spec, templates = storm_input(workload, duration, tasks, faults, replace_after)
         for kind in {f.kind for f in spec.faults}:
             self._check_injectable(kind)
         alive = [w.index for w in self.backend.workers if not self.backend.worker_exit_reason(w)]
@@ -260,7 +286,7 @@ class ChaosEnv:
             spec, templates, (alive, self.backend.next_index), self.scenario.workers.pool, test.seed
         )
         start = test.loop.now()
-        sent_later = _timed_dispatches(items, len(test.dispatches), start)
+        sent_later = timed_dispatches(items, len(test.dispatches), start)
         test.dispatches.extend(sent_later)
         test.scheduled.update(d.task_id for d in sent_later)
         self._known.update(test.scheduled)
@@ -303,36 +329,13 @@ class ChaosEnv:
             raise ValueError(
                 f"{kind} needs a memory cgroup: declare @pytest.mark.chaos(faults=[{kind!r}])"
             )
-        spec = self._fault_spec(test, kind, task, checkpoint, attempt, worker, delay, options)
+        index = self._slot(test, task).index if task is not None else None
+        spec = fault_spec(test, kind, index, checkpoint, attempt, worker, delay, options)
         if FAULTS[kind].destructive:
             self.mark_dirty(f"{kind} fault in {test.name}")
         planned = test.loop.nemesis.add(spec)
         self.pump()
         return planned
-
-    def _fault_spec(
-        self,
-        test: _TestSlice,
-        kind: str,
-        task: str | None,
-        checkpoint: str | None,
-        attempt: int,
-        worker: int | None,
-        delay: float,
-        options: dict[str, Any],
-    ) -> Fault:
-        """The scenario schema's fault for these arguments (same validation, same errors)."""
-        index = self._slot(test, task).index if task is not None else None
-        when = (
-            {"task": index, "checkpoint": checkpoint, "attempt": attempt, "delay": delay}
-            if checkpoint is not None
-            else {"at": round(test.loop.now() + delay, 4)}
-        )
-        target = {k: v for k, v in (("task", index), ("worker", worker)) if v is not None}
-        try:
-            return Fault.model_validate({"kind": kind, "when": when, "target": target, **options})
-        except ValidationError as error:
-            raise ValueError(f"fault({kind!r}): {first_error(error)}") from None
 
     def _has_memory_cgroup(self) -> bool:
         declared = any(FAULTS[f.kind].memory_cgroup for f in self.scenario.faults)
@@ -354,7 +357,7 @@ class ChaosEnv:
             raise ValueError(f"a fault is armed on task {unsent[0]}, which was never dispatched")
         return test.loop.wait(timeout, settle, fire=True, client=self.client)
 
-    def _keep(self, test: _TestSlice) -> Keep:
+    def _keep(self, test: TestSlice) -> Keep:
         """This test's tasks, plus ids no test dispatched (so ``unexpected`` still works)."""
         ours = test.task_ids
         return lambda task_id: task_id is None or task_id in ours or task_id not in self._known
@@ -364,7 +367,7 @@ class ChaosEnv:
         test = self._current()
         return test.loop.history(self._keep(test))
 
-    def _snapshot(self, test: _TestSlice) -> Snapshot:
+    def _snapshot(self, test: TestSlice) -> Snapshot:
         """A clean environment is read without disturbing it; a dirty one (never reused) is
         read fully, which on RabbitMQ closes every connection, this client's first."""
         if self.dirty and self.backend.broker.snapshot_closes_connections:
@@ -374,42 +377,21 @@ class ChaosEnv:
 
     def verdicts(self, redelivery_threshold: int = DEFAULT_REDELIVERY_THRESHOLD) -> Verdicts:
         """The checker's verdicts on this test's tasks only, findings explained; call after
-        :meth:`wait_quiescent` (before it, in-flight tasks are honestly ``pending``)."""
+        :meth:`wait_quiescent` (before it, in-flight tasks are honestly ``pending``). They
+        include the marker's invariants, read now (``{task_ids}``: this test's tasks), and
+        ``result_not_stored`` for this test's tasks the result backend holds no SUCCESS for."""
         test = self._current()
         test.loop.step(fire=False)
         settings = run_settings(self.scenario, versions.library_versions())
-        return check_explained(self._snapshot(test), settings, redelivery_threshold)
+        snapshot = self._snapshot(test)
+        state = read_app_state(self.backend, self.scenario, test, snapshot[0])
+        verdicts = check_explained(snapshot, settings, redelivery_threshold, state)
+        if verdicts.counts.get("invariant_violations"):
+            self.mark_dirty(f"an invariant broke in {test.name}")
+        return verdicts
 
     def close(self) -> None:
         try:
             self.client.close()
         finally:
             self.backend.close()
-
-
-def _storm_input(
-    workload: list[dict[str, Any]],
-    duration: float,
-    tasks: int,
-    faults: list[dict[str, Any]],
-    replace_after: float | None,
-) -> tuple[StormSpec, list[WorkloadItem]]:
-    """``storm()``'s arguments validated by the scenario schema (same errors, one line)."""
-    fields = {"duration": duration, "tasks": tasks, "faults": faults}
-    try:
-        spec = StormSpec.model_validate(fields | {"replace_after": replace_after})
-        templates = [WorkloadItem.model_validate(item) for item in workload]
-    except ValidationError as error:
-        raise ValueError(f"storm: {first_error(error)}") from None
-    if not templates or any(item.task is None for item in templates):
-        raise ValueError("storm: workload must list tasks ({'task': name, ...}), no workflows")
-    return spec, templates
-
-
-def _timed_dispatches(items: list[WorkloadItem], first: int, start: float) -> list[Dispatch]:
-    """A storm's drawn tasks as dispatches numbered from ``first``, each due ``start`` + its
-    offset on the test's clock."""
-    return [
-        workload.task_dispatch(item, first + n, str(uuid.uuid4()), at=start + item.at)
-        for n, item in enumerate(items)
-    ]

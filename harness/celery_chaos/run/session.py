@@ -10,6 +10,10 @@ Reuse must never leak one test into the next, so an environment is marked *dirty
 for the next test, when a test injects a destructive fault (anything but ``kill_child``, whose pool
 process Celery replaces itself), leaves tasks queued or running after its teardown wait, or leaves
 a lock held. A worker that died, or an unreachable broker, also makes the cache build a new one.
+An environment with the app's own state (``services``, ``setup`` or ``invariants`` in the marker)
+serves no further test once one has sent a task or asked for a service's URL (its rows, keys and
+files would leak into the next test's invariants), nor once an invariant broke: each such test
+gets fresh services, its setup steps run once per environment.
 
 One environment and a test's API on it are :class:`celery_chaos.run.chaos_env.ChaosEnv`; each
 test drives the run loop ``celery-chaos run`` uses. Nothing here imports pytest.
@@ -21,6 +25,7 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +42,23 @@ from celery_chaos.report.messages import (
     describe_tasks,
     scenario_failure,
 )
+from celery_chaos.run import setup
 from celery_chaos.run.chaos_env import ChaosEnv
 from celery_chaos.run.loop import pick_seed
 from celery_chaos.run.preflight import preflight
 from celery_chaos.run.runner import RunOptions, new_run_dir, run_scenario
 
 MAX_LIVE_ENVIRONMENTS = 2
-MARKER_KEYS = ("celery", "workers", "broker", "faults", "results")
+MARKER_KEYS = (
+    "celery",
+    "workers",
+    "broker",
+    "faults",
+    "results",
+    "services",
+    "setup",
+    "invariants",
+)
 
 
 # --- environment settings -----------------------------------------------------------------
@@ -65,6 +80,9 @@ def env_scenario(settings: dict[str, Any], source: str = "@pytest.mark.chaos") -
         "workers": dict(settings.get("workers") or {}),
         "broker": dict(settings.get("broker") or {}),
         "results": settings.get("results"),
+        "services": dict(settings.get("services") or {}),
+        "setup": list(settings.get("setup") or []),
+        "invariants": list(settings.get("invariants") or []),
         "workload": [{"task": "celery.ping"}],  # unused: the schema wants one
         "faults": [{"kind": kind, "when": {"at": 0}} for kind in settings.get("faults") or ()],
     }
@@ -83,6 +101,11 @@ def env_key(backend: str, scenario: Scenario) -> str:
             scenario.results
             if scenario.results is None or isinstance(scenario.results, str)
             else scenario.results.model_dump(mode="json"),
+            # What the app's state starts from and what is read of it: environments with other
+            # services, setup steps or invariants are never shared.
+            scenario.services.model_dump(mode="json"),
+            [step.model_dump(mode="json") for step in scenario.setup],
+            [invariant.model_dump(mode="json") for invariant in scenario.invariants],
         ],
         sort_keys=True,
         default=str,
@@ -134,6 +157,8 @@ class EnvironmentCache:
         folder = self.run_dir() / "envs" / env_id
         backend = make_placement(self.backend, scenario, folder, log=print, **self.backend_options)
         backend.agent_writes = SYNC_WRITES  # read with workers alive: no barrier (run.barrier)
+        if scenario.setup:  # once per environment, between its services and its workers
+            backend.before_workers = partial(setup.run_steps, backend, scenario.setup)
         try:
             backend.check_runnable()
             backend.start()
