@@ -4,6 +4,7 @@ on real workers and a real PostgreSQL, in a pytest subprocess as a user's run wo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,19 @@ def test_a_broken_invariant_is_reported_by_the_verdicts(chaos_env):
         assert_verdicts(verdicts, invariant_violations=0)
 
 
+@pytest.mark.chaos(
+    services={{"redis": {{}}}},
+    invariants=[{{"name": "no-lock", "redis": "lock:doc:*", "expect": 0, "during": True}}],
+)
+def test_a_during_invariant_sees_a_lock_held_only_while_the_task_runs(chaos_env):
+    chaos_env.dispatch("sample_tasks.tasks.hold_redis_key", kwargs={{"seconds": 2.0}})
+    assert chaos_env.wait_quiescent(timeout=60)
+    verdicts = chaos_env.verdicts()
+    (judged,) = verdicts.invariants
+    assert (judged["value"], judged["worst"], judged["held"]) == (0, 1, False), judged
+    assert verdicts.counts["invariant_violations"] == 1
+
+
 def test_an_undeclared_service_says_how_to_declare_it(chaos_env):
     with pytest.raises(ValueError, match=r"services={{'postgres': {{}}}}"):
         chaos_env.database_url
@@ -120,7 +134,63 @@ def test_an_undeclared_service_says_how_to_declare_it(chaos_env):
 def test_chaos_env_with_a_real_postgres(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_rows=ROW_TESTS)
     result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=300)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     reports = sorted((pytester.path / "out").glob("*/envs/*/*/result.json"))
     texts = [path.read_text() for path in reports]
     assert any('"no-rows"' in text and '"held": false' in text for text in texts), reports
+
+
+# --- result_not_stored: a real unreachable result backend --------------------------------------
+
+RESULT_TESTS = """
+import socket
+import pytest
+from celery_chaos.run import results_state
+from celery_chaos.testing import assert_verdicts
+
+APP = "tests.integration.result_app:app"
+with socket.socket() as sock:  # a port nothing listens on: the app's backend does not exist
+    sock.bind(("127.0.0.1", 0))
+    CLOSED = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+OWN = pytest.mark.chaos(results="app", workers={"count": 1, "app": APP,
+                                                "env": {"RESULT_APP_BACKEND": CLOSED}})
+
+
+@OWN
+def test_the_apps_unreachable_backend_is_result_not_stored(chaos_env):
+    task = chaos_env.dispatch("result_app.add", args=[2, 3])
+    assert chaos_env.wait_quiescent(timeout=60)
+    verdicts = chaos_env.verdicts()
+    assert_verdicts(verdicts, ok=1, result_not_stored=1)
+    (line,) = verdicts.offenders("result_not_stored")
+    assert line.startswith(f"result_app.add[{task}] completed but the result backend "), line
+
+
+@OWN
+def test_another_tests_unstored_result_is_not_counted(chaos_env):
+    chaos_env.dispatch("result_app.fire_and_forget")  # ignore_result: nothing to store
+    assert chaos_env.wait_quiescent(timeout=60)
+    assert_verdicts(chaos_env.verdicts(), ok=1, result_not_stored=0)
+    assert chaos_env.tests_run == 1  # the same environment as the test before
+
+
+@pytest.mark.chaos(workers={"count": 1, "app": APP, "env": {"RESULT_APP_BACKEND": CLOSED}})
+def test_the_harness_backend_of_the_apps_kind_stores_it(chaos_env):
+    task = chaos_env.dispatch("result_app.add", args=[2, 3])
+    assert chaos_env.wait_quiescent(timeout=60)
+    assert_verdicts(chaos_env.verdicts(), ok=1, result_not_stored=0)
+    history = chaos_env.backend.ledger.read_all()
+    states, _ = results_state.read_result_states(chaos_env.backend, history)
+    assert states[task] == "SUCCESS"  # read back, not merely unread
+"""
+
+
+@pytest.mark.integration
+def test_chaos_env_reads_the_result_backend_back(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))  # the app: tests.integration
+    pytester.makepyfile(test_results=RESULT_TESTS)
+    result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=300)
+    result.assert_outcomes(passed=3)
