@@ -26,8 +26,11 @@ from celery_chaos.cli_common import (
     interruptible,
     load_scenarios,
     print_line,
+    python_option,
     report_dir_option,
+    staged_agent,
     strictness_options,
+    workers_python,
 )
 from celery_chaos.cli_matrix import matrix, report_group, shard_options, shard_scenarios
 from celery_chaos.cli_schema import schema
@@ -116,6 +119,7 @@ def main() -> None:
     help="Scenarios run at once: auto (default: one more whenever the CPUs were mostly idle "
     "for a second and memory has room; docs: --jobs) or a number; exclusive ones run alone.",
 )
+@python_option
 def run(
     paths: tuple[Path, ...],
     report_dir: Path,
@@ -131,6 +135,7 @@ def run(
     require_all: bool,
     verbose: bool,
     jobs: int | None,
+    python: str | None,
 ) -> None:
     """Run the scenarios in PATHS (files or folders; none: the built-in suite) and check every
     task's fate.
@@ -146,9 +151,9 @@ def run(
     from celery_chaos.run.versions import header, library_versions
     from celery_chaos.tools.matrix.merge import previous_durations
 
-    scenarios = shard_scenarios(
-        load_scenarios(paths, only, import_app=not worker_image), shard, durations_from
-    )
+    chosen = workers_python(python, backend)  # a foreign one imports the app, not this one
+    scenarios = load_scenarios(paths, only, not worker_image and not chosen.foreign)
+    scenarios = shard_scenarios(scenarios, shard, durations_from)
     scenarios = [with_broker_kind(s, broker) for s in scenarios]
     backend_options = _image_options(backend, worker_image, redis_image)
     _require_engine(backend)
@@ -161,7 +166,8 @@ def run(
     print_line(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1
     try:
-        with live_progress(console, live) as on_progress:
+        with staged_agent(chosen) as on_python, live_progress(console, live) as on_progress:
+            options.backend_options |= on_python
             suite = interruptible(
                 lambda: run_suite(scenarios, options, print_line, _print_result, on_progress)
             )
@@ -171,9 +177,20 @@ def run(
     sys.exit(suite.exit_code)
 
 
+def _print_mismatches(suite: Any) -> None:
+    """One line per distinct difference between the dispatching client's Celery (this
+    process's) and the workers' (run.versions)."""
+    from celery_chaos.run.versions import MISMATCH
+
+    said = {r.versions.get(MISMATCH) for r in suite.results if r.versions.get(MISMATCH)}
+    for line in sorted(said):
+        print_line(f"celery-chaos: {line}")
+
+
 def _print_summary(suite: Any) -> None:
     """The closing line, and one line per scenario skipped for a missing extra (with the hint):
     a skip exits 0, so it must be said, not only shown in the report."""
+    _print_mismatches(suite)
     skipped = suite.skipped
     also = f", {len(skipped)} skipped (an optional extra is not installed)" if skipped else ""
     console.print(
@@ -198,7 +215,8 @@ def _fault_table() -> Any:
 
 @main.command(name="list")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def list_scenarios(paths: tuple[Path, ...]) -> None:
+@python_option
+def list_scenarios(paths: tuple[Path, ...], python: str | None) -> None:
     """Show the scenarios in PATHS (none: the built-in suite), their faults and what each
     expects, then the fault kinds and which backends can inject each."""
     from rich.table import Table
@@ -206,7 +224,8 @@ def list_scenarios(paths: tuple[Path, ...]) -> None:
     table = Table(show_lines=True)
     for column in ("scenario", "faults", "expects", "description"):
         table.add_column(column)
-    for scenario in load_scenarios(paths):
+    chosen = workers_python(python)  # the app imports on its own interpreter, not here
+    for scenario in load_scenarios(paths, import_app=not chosen.foreign):
         faults = ", ".join(f.kind for f in scenario.faults) or "-"
         expects = (
             ", ".join(

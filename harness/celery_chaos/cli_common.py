@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -138,3 +139,54 @@ def load_scenarios(
     if not scenarios:
         raise UsageProblem(f"{', '.join(map(str, paths))}: no scenario files (*.yaml) found")
     return scenarios
+
+
+def python_option(command: Any) -> Any:
+    """``--python PATH``: the app's interpreter (run.interpreter)."""
+    return click.option(
+        "--python",
+        "python",
+        default=None,
+        metavar="PATH",
+        help="Your app's Python: workers, the agent and your app's import run there with its"
+        " packages, nothing installed into it (default: $VIRTUAL_ENV's, else ./.venv's, else"
+        " celery-chaos's own; local backend only).",
+    )(command)
+
+
+def workers_python(option: str | None, backend: str = "local") -> Any:
+    """The interpreter the workers run on (``run.interpreter.Interpreter``), checked before
+    anything starts (bad: one line naming --python, exit 2); said first when not our own."""
+    from celery_chaos.run.interpreter import HARNESS, Interpreter, InterpreterError, resolve
+
+    if backend != "local":
+        if option:
+            raise UsageProblem(f"--python: only with --backend local (--backend {backend} runs"
+                               " the worker image's Python)")  # fmt: skip
+        return Interpreter(sys.executable, HARNESS)
+    try:
+        chosen = resolve(option, Path.cwd())
+    except InterpreterError as error:
+        raise UsageProblem(str(error)) from None
+    if chosen.foreign:
+        print_line(f"celery-chaos: {chosen.describe()}")
+    return chosen
+
+
+@contextmanager
+def staged_agent(chosen: Any) -> Iterator[dict[str, str]]:
+    """The local backend's options for workers on ``chosen``: its path and a folder holding
+    the agent for their PYTHONPATH (removed afterwards); none for the harness's own."""
+    if not chosen.foreign:
+        yield {}
+        return
+    import shutil
+    import tempfile
+
+    from celery_chaos.run.interpreter import stage_agent
+
+    folder = Path(tempfile.mkdtemp(prefix="celery-chaos-agent-"))
+    try:
+        yield {"python": chosen.path, "agent_path": str(stage_agent(folder))}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,7 +17,10 @@ from celery_chaos.cli_common import (
     interruptible,
     print_line,
     print_styled,
+    python_option,
     report_dir_option,
+    staged_agent,
+    workers_python,
 )
 from celery_chaos.core.scenario_parts import POOLS
 from celery_chaos.placements import BackendError
@@ -223,6 +226,7 @@ def _print_repro(trial: Any) -> None:
 @report_dir_option("the run folder is")
 @click.option("--worker-image", default=None, help="docker backend: an image containing your app.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
+@python_option
 def repro(
     app_spec: str | None,
     task: str | None,
@@ -249,6 +253,7 @@ def repro(
     report_dir: Path,
     worker_image: str | None,
     verbose: bool,
+    python: str | None,
 ) -> None:
     """Kill a worker of YOUR app mid-task and report what your configuration does to the task.
 
@@ -264,23 +269,27 @@ def repro(
     not be carried out (bad input, app not importable, the fault never hit the task); 130:
     interrupted.
     """
-    from celery_chaos.run.runner import RunOptions
-
     given = dict(app=app_spec, worker_args=worker_args, task=task, workers=workers, timeout=timeout)
     given |= dict(member=member, pool=pool, concurrency=concurrency, broker=broker, fault=fault)
     given |= dict(duration=duration, latency=latency, at=at, workflow=workflow_json, grace=grace)
+    chosen = workers_python(python, backend)
     spec = _repro_spec(repro_file, args_json, kwargs_json, overrides, env, given)
     check_report_dir(report_dir)
-    images = _worker_image(worker_image, backend)
-    options = RunOptions(backend, report_dir, verbose=verbose, backend_options=images)
-    trial = _run_repro(spec, options, keep_app_results=results_choice == "app")
+    with staged_agent(chosen) as on_python:
+        images = _worker_image(worker_image, backend) | on_python
+        options = dict(backend=backend, report_dir=report_dir, verbose=verbose)
+        trial = _run_repro(spec, options | {"backend_options": images}, results_choice == "app")
     _print_repro(trial)
     sys.exit(trial.exit_code)
 
 
-def _run_repro(spec: Any, options: Any, keep_app_results: bool) -> Any:
-    """Run the repro here (bad input found on the way: exit 2)."""
+def _run_repro(spec: Any, given: dict[str, Any], keep_app_results: bool) -> Any:
+    """Run the repro here with the ``RunOptions`` ``given`` (bad input found on the way: exit
+    2)."""
+    from celery_chaos.run.runner import RunOptions
     from celery_chaos.tools import repro as repro_run
+
+    options = RunOptions(**given)
 
     try:
         return interruptible(
@@ -313,7 +322,10 @@ def _run_repro(spec: Any, options: Any, keep_app_results: bool) -> Any:
     help="Your platform's SIGTERM-to-SIGKILL grace period (Kubernetes: 30), to check tasks fit.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def audit_app(app_spec: str, max_eta: float | None, grace: float | None, as_json: bool) -> None:
+@python_option
+def audit_app(
+    app_spec: str, max_eta: float | None, grace: float | None, as_json: bool, python: str | None
+) -> None:
     """List the worker-death risks in your app's configuration, without running anything.
 
     Imports --app (no instrumentation), reads its effective settings (app.conf, including
@@ -327,9 +339,9 @@ def audit_app(app_spec: str, max_eta: float | None, grace: float | None, as_json
     """
     from celery_chaos.tools import audit as auditing
 
+    chosen = workers_python(python) if not as_json else _quiet_python(python)
     try:
-        app = auditing.import_app(app_spec, Path.cwd())
-        settings = auditing.collect(app)
+        settings = _audited(app_spec, chosen)
     except auditing.AppImportError as error:
         raise UsageProblem(f"--app {error}") from None
     except Exception as error:  # finalizing the app imports the user's task modules
@@ -347,6 +359,27 @@ def audit_app(app_spec: str, max_eta: float | None, grace: float | None, as_json
     else:
         _print_audit(app_spec, settings, findings)
     sys.exit(auditing.exit_code(findings))
+
+
+def _quiet_python(python: str | None) -> Any:
+    """The interpreter for ``audit --json``: its stdout is the document only."""
+    from celery_chaos.run.interpreter import InterpreterError, resolve
+
+    try:
+        return resolve(python, Path.cwd())
+    except InterpreterError as error:
+        raise UsageProblem(str(error)) from None
+
+
+def _audited(app_spec: str, chosen: Any) -> Any:
+    """The app's settings, imported on ``chosen`` (here when it is the harness's own)."""
+    from celery_chaos.tools import audit as auditing
+
+    if chosen.foreign:
+        from celery_chaos.tools.audit.remote import collect_on
+
+        return collect_on(chosen.path, app_spec, Path.cwd())
+    return auditing.collect(auditing.import_app(app_spec, Path.cwd()))
 
 
 def _print_audit(app_spec: str, settings: Any, findings: list) -> None:

@@ -13,6 +13,10 @@ from importlib import metadata
 from typing import Any
 
 LIBRARIES = ("celery", "kombu", "billiard", "redis")
+# The harness's own versions beside the workers' carry this prefix (``harness_celery``...).
+HARNESS_PREFIX = "harness_"
+# One line when the dispatching client (this process) runs another Celery than the workers.
+MISMATCH = "client_mismatch"
 
 
 def _installed(distribution: str) -> str | None:
@@ -35,15 +39,36 @@ def library_versions() -> dict[str, str | None]:
 
 def worker_versions(events: list[dict[str, Any]]) -> dict[str, str | None]:
     """The library versions the workers reported in ``worker_ready`` (the first that says):
-    verdicts and ``expect_when`` are about the workers' Celery, which a matrix run installs in
-    another environment than the harness's. Empty when no worker reported them."""
+    verdicts and ``expect_when`` are about the workers' Celery, which a matrix run or
+    ``--python`` runs from another environment than the harness's. Beside them the harness's
+    own (``harness_*``), and :data:`MISMATCH` when the client dispatching the tasks runs
+    another Celery or Kombu than the workers. Empty when no worker reported them."""
     for event in events:
         reported = event.get("versions") if event.get("type") == "worker_ready" else None
         if isinstance(reported, dict):
-            return {key: value for key, value in reported.items() if key != "python"} | {
-                "worker_python": reported.get("python")
+            workers = {key: value for key, value in reported.items() if key != "python"}
+            workers["worker_python"] = reported.get("python")
+            own = library_versions()
+            found = workers | {
+                HARNESS_PREFIX + key: own.get(key)
+                for key in ("python", "celery", "kombu", "billiard", "redis-py")
             }
+            line = mismatch(own, workers)
+            return found | ({MISMATCH: line} if line else {})
     return {}
+
+
+def mismatch(client: dict[str, Any], workers: dict[str, Any]) -> str | None:
+    """``the client dispatching tasks runs celery 5.7.0, the workers 5.2.7`` (and Kombu), or
+    None when they agree: messages are written by one Celery and read by the other."""
+    differ = [
+        f"{name} {client.get(name)}, the workers {workers.get(name)}"
+        for name in ("celery", "kombu")
+        if workers.get(name) and client.get(name) != workers.get(name)
+    ]
+    if not differ:
+        return None
+    return "the client dispatching tasks runs " + "; ".join(differ)
 
 
 def broker_version(placement: Any) -> dict[str, str | None]:
@@ -58,4 +83,8 @@ def broker_version(placement: Any) -> dict[str, str | None]:
 
 def header(versions: dict[str, Any]) -> str:
     """One console line: ``python 3.12.1, celery 5.4.0, ...``."""
-    return ", ".join(f"{name} {value}" for name, value in versions.items() if value)
+    return ", ".join(
+        f"{name} {value}"
+        for name, value in versions.items()
+        if value and not name.startswith(HARNESS_PREFIX) and name != MISMATCH
+    )
