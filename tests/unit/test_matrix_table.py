@@ -105,19 +105,21 @@ def test_exit_code_is_the_worst_cell() -> None:
 
 
 def test_the_workers_versions_replace_the_harness_ones() -> None:
-    from celery_chaos.run.versions import worker_versions
+    from celery_chaos.run.versions import library_versions, worker_versions
 
     reported = {"python": "3.11.7", "celery": "5.3.6", "kombu": "5.3.7"}
     reported |= {"billiard": "4.2.0", "redis-py": "5.3.1"}
     ready = {"type": "worker_ready", "worker": "w0", "versions": reported}
     events = [{"type": "dispatch"}, {"type": "worker_ready", "worker": "old-agent"}, ready]
-    assert worker_versions(events) == {
+    found = worker_versions(events)
+    assert {key: found[key] for key in ("celery", "kombu", "billiard", "redis-py")} == {
         "celery": "5.3.6",
         "kombu": "5.3.7",
         "billiard": "4.2.0",
         "redis-py": "5.3.1",
-        "worker_python": "3.11.7",
     }
+    assert found["worker_python"] == "3.11.7"
+    assert found["harness_celery"] == library_versions()["celery"]  # the harness's beside them
     assert worker_versions([{"type": "dispatch"}]) == {}
 
 
