@@ -1,5 +1,10 @@
 """PostgreSQL as a run's service: its credentials, its URL, and ``psql`` (Debian's client binary,
-so the harness needs no Python driver) to run setup SQL and read an invariant's scalar."""
+so the harness needs no Python driver) to run setup SQL and read an invariant's scalar.
+
+A host without ``psql`` can still reach a server that runs in a container: the placement that
+started it registers a runner (:func:`register_container_psql`) that runs the container's own
+``psql`` (``docker exec``), and :func:`psql` falls back to it for that server's address.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import glob
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 USER = "chaos"
 PASSWORD = "chaos"
@@ -16,6 +23,11 @@ PORT = 5432  # inside a container; a local server gets a random free port
 BIN_ENV = "CHAOS_PG_BIN"
 DEBIAN_BINS = "/usr/lib/postgresql/*/bin"
 PSQL_TIMEOUT = 60.0
+PSQL_OPTIONS = ("-X", "-q", "-At", "-v", "ON_ERROR_STOP=1")
+# Runs psql where the server is: (psql's arguments, the SQL for its stdin, timeout) ->
+# (exit code or None when it timed out, stdout, stderr).
+ContainerPsql = Callable[[list[str], str, float], tuple[int | None, str, str]]
+_IN_CONTAINER: dict[tuple[str, int], ContainerPsql] = {}
 
 
 class PostgresError(RuntimeError):
@@ -52,7 +64,12 @@ def bin_dir() -> Path:
 
 
 def psql_binary() -> str:
-    """``psql`` beside the server binaries, else on PATH."""
+    """``psql`` beside the server binaries, else on PATH ($CHAOS_PG_BIN set: only there)."""
+    if os.environ.get(BIN_ENV):
+        candidate = Path(os.environ[BIN_ENV]) / "psql"
+        if candidate.exists():
+            return str(candidate)
+        raise PostgresError(f"no psql in ${BIN_ENV} ({os.environ[BIN_ENV]})")
     try:
         candidate = bin_dir() / "psql"
         if candidate.exists():
@@ -71,10 +88,40 @@ def tail(output: str, lines: int = 8) -> str:
     return " | ".join(kept[-lines:]) or "(no output)"
 
 
+def _address(database_url: str) -> tuple[str, int]:
+    parts = urlsplit(database_url)
+    return parts.hostname or "", parts.port or PORT
+
+
+def register_container_psql(database_url: str, runner: ContainerPsql) -> None:
+    """Reach the server at ``database_url``'s address with ``runner`` when the host has no
+    ``psql`` (the container's own, through ``docker exec``)."""
+    _IN_CONTAINER[_address(database_url)] = runner
+
+
+def unregister_container_psql(database_url: str) -> None:
+    _IN_CONTAINER.pop(_address(database_url), None)
+
+
+def inside_url(database_url: str) -> str:
+    """``database_url`` as a psql inside the server's container reaches it (127.0.0.1:5432)."""
+    parts = urlsplit(database_url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{PORT}" if credentials else f"127.0.0.1:{PORT}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def psql(database_url: str, sql: str, timeout: float = PSQL_TIMEOUT) -> str:
     """Run ``sql`` (one or more statements) with ``psql``, stopping at the first error; returns
     its unaligned, tuples-only output. Raises :class:`PostgresError` with psql's last lines."""
-    command = [psql_binary(), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", database_url]
+    try:
+        binary = psql_binary()
+    except PostgresError:
+        runner = _IN_CONTAINER.get(_address(database_url))
+        if runner is None:
+            raise
+        return _in_container(runner, database_url, sql, timeout)
+    command = [binary, *PSQL_OPTIONS, "-d", database_url]
     try:
         done = subprocess.run(
             command,
@@ -89,6 +136,15 @@ def psql(database_url: str, sql: str, timeout: float = PSQL_TIMEOUT) -> str:
     if done.returncode != 0:
         raise PostgresError(tail(done.stderr + done.stdout))
     return done.stdout
+
+
+def _in_container(runner: ContainerPsql, database_url: str, sql: str, timeout: float) -> str:
+    exitcode, out, err = runner([*PSQL_OPTIONS, "-d", inside_url(database_url)], sql, timeout)
+    if exitcode is None:
+        raise PostgresError(f"psql (in the container) did not finish within {timeout:g}s")
+    if exitcode != 0:
+        raise PostgresError(tail(err + out))
+    return out
 
 
 def scalar(database_url: str, sql: str) -> float:

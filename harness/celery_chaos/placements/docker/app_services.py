@@ -7,11 +7,15 @@ reached by the workers at its container name, published on 127.0.0.1 for the har
 with the run like every other container so ``cleanup`` finds it. A ``run:`` step runs in a
 one-off container of the worker image (the app's environment, the workers' env and working
 directory), so what it prepares is what the workers see.
+
+The harness reads the PostgreSQL container with the host's ``psql``; a host without one uses the
+container's own, through ``docker exec`` (:func:`exec_psql`, registered with services.postgres).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 import time
 from pathlib import Path
@@ -118,6 +122,8 @@ class DockerServices:
             try:
                 container.start()
                 if isinstance(container, LoopbackPostgres):
+                    runner = exec_psql(container.get_wrapped_container().id)
+                    postgres.register_container_psql(container.url(), runner)
                     container.wait_ready()
             except Exception as error:
                 detail = " ".join(str(error).split())[:400]
@@ -154,7 +160,33 @@ class DockerServices:
         return CommandResult(exitcode, output)
 
     def close(self) -> None:
+        for container in self.containers.values():
+            if isinstance(container, LoopbackPostgres):
+                postgres.unregister_container_psql(container.url())
         self.containers.clear()
+
+
+def exec_psql(container_id: str) -> postgres.ContainerPsql:
+    """Run the container's own ``psql`` (``docker exec``): the SQL on its stdin, as the host's
+    would get it, stopped by ``timeout`` inside the container (exit 124 -> None)."""
+    client = images.docker_client(timeout=int(postgres.PSQL_TIMEOUT) + 30)
+    script = 'printf "%s" "$CHAOS_SQL" | timeout "$CHAOS_TIMEOUT" psql "$@"'
+
+    def run(args: list[str], sql: str, timeout: float) -> tuple[int | None, str, str]:
+        env = {"CHAOS_SQL": sql, "CHAOS_TIMEOUT": str(max(1, math.ceil(timeout)))}
+        try:
+            done = client.containers.get(container_id).exec_run(
+                ["sh", "-c", script, "psql", *args],
+                environment=env | {"PGCONNECT_TIMEOUT": "5"},
+                demux=True,
+            )
+        except Exception as error:  # the engine's error (container gone...): psql's "output"
+            return 2, "", f"docker exec psql: {type(error).__name__}: {error}"
+        out, err = done.output or (None, None)
+        code = None if done.exit_code == 124 else done.exit_code
+        return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    return run
 
 
 def _wait(container: Any, timeout: float) -> int | None:
