@@ -1,0 +1,117 @@
+"""``--python``: the harness in an environment of its own, the app's Celery in the app's.
+
+The app's environment here is a uv venv holding Celery 5.2.7 with Kombu 5.2.4 and nothing else
+(no redis-py, pydantic, PyYAML, rich, Jinja2: what a RabbitMQ app on Celery 5.2 may have), built
+once and cached (``CELERY_CHAOS_ENV_DIR`` or ~/.cache/celery-chaos/envs; skipped when no package
+index answers). Real workers run a built-in scenario on RabbitMQ there: it passes, so the agent
+needed none of what the venv lacks, and the report's versions are the venv's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from celery_chaos.tools.matrix import envs
+from celery_chaos.tools.matrix.version_sets import VersionSet
+
+from tests.integration.rabbitmq_suite_support import skip_without_rabbitmq
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+# Plain celery, not celery[redis] (a matrix version set pins that): no redis-py.
+APP_ENV = VersionSet({}, "app-celery-5.2.7", ("celery==5.2.7", "kombu==5.2.4"))
+LACKS = ("redis", "pydantic", "yaml", "rich", "jinja2")
+
+
+def celery_chaos(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    return subprocess.run(
+        [sys.executable, "-m", "celery_chaos.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
+
+
+@pytest.fixture(scope="module")
+def app_python() -> str:
+    """The app's interpreter: Celery 5.2.7, Kombu 5.2.4, none of :data:`LACKS`."""
+    try:
+        built = envs.build_env(APP_ENV, envs.Sources())
+    except envs.EnvBuildError as error:
+        pytest.skip(f"cannot build the app's environment (offline?): {error}")
+    for module in LACKS:
+        absent = subprocess.run([built.python, "-c", f"import {module}"], capture_output=True)
+        assert absent.returncode != 0, f"the app's environment has {module}"
+    return built.python
+
+
+def test_run_on_the_apps_python_reports_its_celery_and_needs_no_redis_py(
+    app_python: str, tmp_path: Path
+) -> None:
+    skip_without_rabbitmq()
+    done = celery_chaos(
+        "run", "--python", app_python, "--broker", "rabbitmq", "--only", "defaults-child-kill",
+        "--report-dir", str(tmp_path), "-j", "1", "--strict",
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert lines[0].startswith(f"celery-chaos: workers run on {app_python} (--python): ")
+    assert "celery 5.2.7" in lines[0]
+    (result_file,) = (tmp_path / "latest").glob("defaults-child-kill/result.json")
+    versions = json.loads(result_file.read_text())["versions"]
+    assert (versions["celery"], versions["kombu"], versions["redis-py"]) == ("5.2.7", "5.2.4", None)
+    harness = subprocess.run([sys.executable, "-c", "import celery; print(celery.__version__)"],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    assert versions["harness_celery"] == harness
+    if harness != "5.2.7":  # the client dispatching runs the harness's Celery: said once
+        said = [line for line in lines if "the client dispatching tasks runs" in line]
+        assert said == [f"celery-chaos: {versions['client_mismatch']}"]
+        assert f"celery {harness}, the workers 5.2.7" in said[0]
+
+
+def test_audit_imports_the_app_on_its_python(app_python: str, tmp_path: Path) -> None:
+    """The app module asserts it runs on Celery 5.2.7: it imports only on the app's python."""
+    (tmp_path / "shop.py").write_text(
+        "import celery\n"
+        "assert celery.__version__ == '5.2.7', celery.__version__\n"
+        "app = celery.Celery('shop', broker='amqp://guest@localhost//')\n"
+        "@app.task(acks_late=True)\n"
+        "def charge(order_id):\n"
+        "    return order_id\n"
+    )
+    done = celery_chaos(
+        "audit", "--app", "shop:app", "--python", app_python, "--json", cwd=tmp_path
+    )
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads(done.stdout)
+    assert document["celery_version"] == "5.2"
+    assert document["tasks"]["shop.charge"]["acks_late"] is True
+    here = celery_chaos("audit", "--app", "shop:app", "--python", sys.executable, cwd=tmp_path)
+    assert here.returncode == 2 and "AssertionError" in here.stderr  # the harness's own Celery
+
+
+def test_a_bad_python_exits_2_with_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    made = subprocess.run([envs.uv_executable(), "venv", "-q", "--python", sys.executable,
+                           str(empty)], capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    reports = tmp_path / "reports"
+    cases = {
+        str(tmp_path / "missing"): "no such file",
+        "/bin/sh": "not a Python 3 interpreter",
+        str(empty / "bin" / "python"): "Celery is not importable there",
+    }
+    for path, reason in cases.items():
+        for command in (["run", "--report-dir", str(reports)], ["list"], ["audit", "--app", "a:b"]):
+            done = celery_chaos(*command, "--python", path)
+            assert done.returncode == 2, (command, path, done.stderr)
+            (line,) = done.stderr.strip().splitlines()
+            assert line.startswith(f"celery-chaos: error: --python {path}: {reason}"), line
+    assert not reports.exists()  # nothing started, not even a report folder
