@@ -212,3 +212,85 @@ def test_a_result_backend_set_in_celery_settings(tmp_path: Path, backend: str, r
         assert seen["states"] == {task_id: "SUCCESS"}
         assert result.verdicts.counts["result_not_stored"] == 0
     assert result.verdicts.counts["ok"] == 1
+
+
+SQLALCHEMY_IMAGE = "celery-chaos-test/sqlalchemy-worker:latest"
+SQLALCHEMY_DOCKERFILE = """\
+FROM celery-chaos/worker:latest
+USER root
+COPY *.whl /tmp/wheels/
+RUN /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /tmp/wheels/*.whl \\
+    && rm -rf /tmp/wheels && /opt/venv/bin/python -c "import sqlalchemy"
+USER chaos
+"""
+
+
+@pytest.fixture(scope="module")
+def sqlalchemy_worker_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The default worker image plus SQLAlchemy (an SQLAlchemy app's own image has it; the
+    default one carries psycopg only), from a wheel of the host's version: built offline."""
+    from tests.integration.docker_support import require_images, unavailable
+
+    require_images()
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from celery_chaos.placements.docker.images import DEFAULT_POSTGRES_IMAGE, docker_client
+
+    client = docker_client(timeout=300)
+    if DEFAULT_POSTGRES_IMAGE not in {t for image in client.images.list() for t in image.tags}:
+        unavailable(f"image not built: {DEFAULT_POSTGRES_IMAGE}")
+    context = tmp_path_factory.mktemp("sqlalchemy-image")
+    wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir"]
+    done = subprocess.run(
+        [*wheel, str(context), f"sqlalchemy=={sqlalchemy.__version__}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0 or not list(context.glob("*.whl")):
+        unavailable(f"no sqlalchemy wheel for the worker image: {done.stderr.strip()[-200:]}")
+    (context / "Dockerfile").write_text(SQLALCHEMY_DOCKERFILE)
+    client.images.build(path=str(context), tag=SQLALCHEMY_IMAGE, rm=True)
+    return SQLALCHEMY_IMAGE
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_an_sqlalchemy_app_on_docker_gets_the_runs_own_database(
+    tmp_path: Path, sqlalchemy_worker_image: str, database: str
+) -> None:
+    """On docker the harness's SQLAlchemy backend is the run's PostgreSQL container (the
+    workers reach it by its container name, the harness by its published port) or an SQLite
+    file in the run's mounted folder; the result is read back SUCCESS."""
+    own = "db+postgresql+psycopg://u:p@127.0.0.1:1/db" if database == "postgres" else None
+    own = own or f"db+sqlite:///{tmp_path / 'developers-results.db'}"
+    data = {"name": f"sqlalchemy-docker-{database}", "description": "results", "timeout": 90}
+    data |= {"workers": {"count": 1}, "celery": {"result_backend": own}}
+    data |= {"workload": [{"task": "sample_tasks.tasks.work"}]}
+    data |= {"services": {"postgres": {}}} if database == "postgres" else {}
+    seen: dict[str, Any] = {}
+
+    def read_back(placement: Any) -> None:
+        history = placement.ledger.read_all()
+        seen["states"], seen["masked"] = results_state.read_result_states(placement, history)
+
+    options = RunOptions(
+        backend="docker",
+        report_dir=tmp_path,
+        on_finish=read_back,
+        # the image's own agent and sample app (a mounted agent would hide its sample_tasks)
+        backend_options={"worker_image": sqlalchemy_worker_image, "mount_agent": False},
+    )
+    result = run_scenario(parse_scenario(data, "x.yaml"), options, tmp_path, lambda _: None)
+    assert result.verdicts is not None, f"{result.status}: {result.reason}"
+    [task_id] = list(seen["states"])
+    assert seen["states"] == {task_id: "SUCCESS"}, seen
+    if database == "postgres":
+        assert seen["masked"].startswith("db+postgresql+psycopg://chaos:***@chaos-"), seen
+    else:
+        assert seen["masked"].startswith("db+sqlite:///") and seen["masked"].endswith(
+            "/celery-results.sqlite"
+        ), seen
+        assert (result.report_dir / "worker-files" / "celery-results.sqlite").exists()
+        assert not (tmp_path / "developers-results.db").exists()
+    assert result.verdicts.counts["result_not_stored"] == 0
+    assert result.verdicts.counts["ok"] == 1
