@@ -123,6 +123,11 @@ def test_a_during_invariant_sees_a_lock_held_only_while_the_task_runs(chaos_env)
     assert verdicts.counts["invariant_violations"] == 1
 
 
+@pytest.mark.chaos(setup=[{{"run": "echo 'migration 0002 exploded' >&2; exit 3"}}])
+def test_a_failing_setup_step_skips_with_its_output(chaos_env):
+    raise AssertionError("never reached: the environment could not be set up")
+
+
 def test_an_undeclared_service_says_how_to_declare_it(chaos_env):
     with pytest.raises(ValueError, match=r"services={{'postgres': {{}}}}"):
         chaos_env.database_url
@@ -133,8 +138,9 @@ def test_an_undeclared_service_says_how_to_declare_it(chaos_env):
 @pytest.mark.integration
 def test_chaos_env_with_a_real_postgres(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_rows=ROW_TESTS)
-    result = pytester.runpytest_subprocess("--chaos-report-dir", "out", timeout=300)
-    result.assert_outcomes(passed=5)
+    result = pytester.runpytest_subprocess("-rs", "--chaos-report-dir", "out", timeout=300)
+    result.assert_outcomes(passed=5, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*setup[[]0[]].run*exit 3*migration 0002 exploded*"])
     reports = sorted((pytester.path / "out").glob("*/envs/*/*/result.json"))
     texts = [path.read_text() for path in reports]
     assert any('"no-rows"' in text and '"held": false' in text for text in texts), reports
