@@ -21,6 +21,7 @@ from celery_chaos.cli_common import (
     UsageProblem,
     backend_option,
     builtin_suite,
+    check_python_fits,
     check_report_dir,
     console,
     interruptible,
@@ -154,7 +155,7 @@ def run(
     chosen = workers_python(python, backend)  # a foreign one imports the app, not this one
     scenarios = load_scenarios(paths, only, not worker_image and not chosen.foreign)
     scenarios = shard_scenarios(scenarios, shard, durations_from)
-    scenarios = [with_broker_kind(s, broker) for s in scenarios]
+    scenarios = check_python_fits(chosen, [with_broker_kind(s, broker) for s in scenarios])
     backend_options = _image_options(backend, worker_image, redis_image)
     _require_engine(backend)
     check_report_dir(report_dir)

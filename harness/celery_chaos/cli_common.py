@@ -190,3 +190,18 @@ def staged_agent(chosen: Any) -> Iterator[dict[str, str]]:
         yield {"python": chosen.path, "agent_path": str(stage_agent(folder))}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_python_fits(chosen: Any, scenarios: list) -> list:
+    """``scenarios``, checked: a Redis broker needs redis-py in the workers' environment
+    (Kombu's transport imports it; the agent does not): one line before anything starts, not a
+    worker dying at start."""
+    if not chosen.foreign or chosen.versions.get("redis-py"):
+        return scenarios
+    for scenario in scenarios:
+        if scenario.broker.kind == "redis":
+            raise UsageProblem(
+                f"--python {chosen.path}: no redis-py there, which scenario {scenario.name}'s"
+                " Redis broker needs (an app on RabbitMQ: --broker rabbitmq)"
+            )
+    return scenarios

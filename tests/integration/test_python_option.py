@@ -58,7 +58,7 @@ def test_run_on_the_apps_python_reports_its_celery_and_needs_no_redis_py(
     skip_without_rabbitmq()
     done = celery_chaos(
         "run", "--python", app_python, "--broker", "rabbitmq", "--only", "defaults-child-kill",
-        "--report-dir", str(tmp_path), "-j", "1", "--strict",
+        "--only", "lock-killed-defaults", "--report-dir", str(tmp_path), "-j", "1", "--strict",
     )  # fmt: skip
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -70,6 +70,8 @@ def test_run_on_the_apps_python_reports_its_celery_and_needs_no_redis_py(
     harness = subprocess.run([sys.executable, "-c", "import celery; print(celery.__version__)"],
                              capture_output=True, text=True).stdout.strip()  # fmt: skip
     assert versions["harness_celery"] == harness
+    # the lock scenario's task takes its lock through the agent's own client (store(), lock())
+    assert "2/2 scenarios met their expectations" in done.stdout
     if harness != "5.2.7":  # the client dispatching runs the harness's Celery: said once
         said = [line for line in lines if "the client dispatching tasks runs" in line]
         assert said == [f"celery-chaos: {versions['client_mismatch']}"]
@@ -115,3 +117,18 @@ def test_a_bad_python_exits_2_with_one_line_and_starts_nothing(tmp_path: Path) -
             (line,) = done.stderr.strip().splitlines()
             assert line.startswith(f"celery-chaos: error: --python {path}: {reason}"), line
     assert not reports.exists()  # nothing started, not even a report folder
+
+
+def test_a_redis_broker_without_redis_py_there_is_refused_in_one_line(
+    app_python: str, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    done = celery_chaos("run", "--python", app_python, "--only", "defaults-child-kill",
+                        "--report-dir", str(reports))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (
+        f"celery-chaos: error: --python {app_python}: no redis-py there, which scenario"
+        " defaults-child-kill's Redis broker needs (an app on RabbitMQ: --broker rabbitmq)"
+    )
+    assert not reports.exists()
