@@ -98,6 +98,9 @@ def _print_repro(trial: Any) -> None:
         print_styled(
             f"  {probe.get('name')} ({probe.get('kind', '?')}): {probe.get('summary', '')}"
         )
+    mismatch = trial.result.versions.get("client_mismatch")  # run.versions.MISMATCH
+    if mismatch:
+        print_line(f"celery-chaos: {mismatch}")
     print_styled(f"Report: {trial.result.report_dir / 'result.json'}")
 
 

@@ -132,3 +132,33 @@ def test_a_redis_broker_without_redis_py_there_is_refused_in_one_line(
         " defaults-child-kill's Redis broker needs (an app on RabbitMQ: --broker rabbitmq)"
     )
     assert not reports.exists()
+
+
+def test_repro_runs_the_workers_on_the_apps_python(app_python: str, tmp_path: Path) -> None:
+    """repro's workers run the venv's Celery 5.2.7 (the harness still imports the app itself to
+    find the task's queue and options, so this app imports in both environments)."""
+    skip_without_rabbitmq()
+    (tmp_path / "shop.py").write_text(
+        "import time\n"
+        "from celery import Celery\n"
+        "from celery_chaos import checkpoint\n"
+        "app = Celery('shop', broker='amqp://guest@localhost//')\n"
+        "@app.task\n"
+        "def charge(order_id):\n"
+        "    for step in range(10):\n"
+        "        checkpoint(f'step-{step}')\n"
+        "        time.sleep(0.1)\n"
+        "    return order_id\n"
+    )
+    done = celery_chaos(
+        "repro", "--python", app_python, "--app", "shop:app", "--task", "shop.charge",
+        "--args", "[1]", "--fault", "kill_child", "--at", "checkpoint:step-3",
+        "--report-dir", str(tmp_path / "reports"), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]  # LOST: acks early
+    assert done.stdout.splitlines()[0].startswith(f"celery-chaos: workers run on {app_python}")
+    (result_file,) = (tmp_path / "reports" / "latest").glob("*/result.json")
+    versions = json.loads(result_file.read_text())["versions"]
+    assert (versions["celery"], versions["redis-py"]) == ("5.2.7", None)
+    if versions["harness_celery"] != "5.2.7":
+        assert f"celery-chaos: {versions['client_mismatch']}" in done.stdout.splitlines()
