@@ -193,15 +193,45 @@ def staged_agent(chosen: Any) -> Iterator[dict[str, str]]:
 
 
 def check_python_fits(chosen: Any, scenarios: list) -> list:
-    """``scenarios``, checked: a Redis broker needs redis-py in the workers' environment
-    (Kombu's transport imports it; the agent does not): one line before anything starts, not a
-    worker dying at start."""
-    if not chosen.foreign or chosen.versions.get("redis-py"):
+    """``scenarios``, checked for a foreign interpreter before anything starts (one line, not a
+    worker dying at start): a Redis broker needs redis-py in the workers' environment (Kombu's
+    transport imports it; the agent does not), and each app imports there (check_apps_on)."""
+    if not chosen.foreign:
         return scenarios
     for scenario in scenarios:
-        if scenario.broker.kind == "redis":
+        if scenario.broker.kind == "redis" and not chosen.versions.get("redis-py"):
             raise UsageProblem(
                 f"--python {chosen.path}: no redis-py there, which scenario {scenario.name}'s"
                 " Redis broker needs (an app on RabbitMQ: --broker rabbitmq)"
             )
+    check_apps_on(chosen, scenarios)
     return scenarios
+
+
+def check_apps_on(chosen: Any, scenarios: list) -> None:
+    """What the preflight checks in this process when the workers share it: each scenario's app
+    imports and registers its workload's tasks, here on the app's own interpreter (one import
+    per app and environment)."""
+    if not chosen.foreign:
+        return
+    from celery_chaos.agent.apps import AppImportError
+    from celery_chaos.core.workflows import task_paths
+    from celery_chaos.run.preflight import app_spec
+    from celery_chaos.tools.audit.remote import collect_on
+
+    seen: dict[tuple, Any] = {}
+    for scenario in scenarios:
+        spec, env = app_spec(scenario), dict(scenario.workers.env)
+        where = f"--python {chosen.path}: scenario {scenario.name}"
+        key = (spec, tuple(sorted(env.items())))
+        try:
+            if key not in seen:
+                seen[key] = collect_on(chosen.path, spec, Path.cwd(), env).tasks
+        except AppImportError as error:
+            raise UsageProblem(f"{where}: workers.app: {error}") from None
+        for i, item in enumerate(scenario.workload):
+            for path, name in task_paths(item):
+                if name not in seen[key]:
+                    raise UsageProblem(
+                        f"{where}: workload[{i}].{path}: {name!r} is not registered in {spec}"
+                    )

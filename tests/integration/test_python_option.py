@@ -162,3 +162,26 @@ def test_repro_runs_the_workers_on_the_apps_python(app_python: str, tmp_path: Pa
     assert (versions["celery"], versions["redis-py"]) == ("5.2.7", None)
     if versions["harness_celery"] != "5.2.7":
         assert f"celery-chaos: {versions['client_mismatch']}" in done.stdout.splitlines()
+
+
+def test_the_apps_tasks_are_checked_on_its_python_before_anything_starts(
+    app_python: str, tmp_path: Path
+) -> None:
+    """The preflight's check (the workload's tasks are registered) runs on the app's python."""
+    (tmp_path / "typo.yaml").write_text(
+        "name: typo\n"
+        "description: a misspelled task name\n"
+        "broker: {kind: rabbitmq}\n"
+        "workload:\n"
+        "  - {task: sample_tasks.tasks.wrok}\n"
+        "expect: {ok: 1}\n"
+    )
+    reports = tmp_path / "reports"
+    done = celery_chaos("run", str(tmp_path / "typo.yaml"), "--python", app_python,
+                        "--report-dir", str(reports))  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"celery-chaos: error: --python {app_python}: scenario typo: workload[0].task:"
+        " 'sample_tasks.tasks.wrok' is not registered in celery_chaos.sample_tasks.app"
+    )
+    assert not reports.exists()

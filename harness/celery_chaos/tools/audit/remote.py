@@ -18,16 +18,19 @@ from celery_chaos.tools.audit.strays import Stray
 TIMEOUT_SECONDS = 120
 
 
-def collect_on(python: str, spec: str, cwd: Path) -> AppSettings:
-    """Import ``spec`` on ``python`` from ``cwd`` (as ``celery -A`` run there would) and read
-    what the audit needs; raises :class:`AppImportError` when it does not import."""
+def collect_on(
+    python: str, spec: str, cwd: Path, extra_env: dict[str, str] | None = None
+) -> AppSettings:
+    """Import ``spec`` on ``python`` from ``cwd`` (as ``celery -A`` run there would, with
+    ``extra_env`` set) and read what the audit needs; raises :class:`AppImportError` when it
+    does not import."""
     from celery_chaos.run.interpreter import stage_agent
     from celery_chaos.tools.audit.app_probe import MARK, plain
 
     wanted = json.dumps({"defaults": plain(dict(CELERY_DEFAULTS)), "options": list(TASK_OPTIONS)})
     with tempfile.TemporaryDirectory(prefix="celery-chaos-audit-") as folder:
         staged = str(stage_agent(Path(folder)))
-        env = dict(os.environ)
+        env = dict(os.environ) | (extra_env or {})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), staged, env.get("PYTHONPATH")]))
         command = [python, "-m", "celery_chaos.tools.audit.app_probe", spec]
         try:
