@@ -1,7 +1,7 @@
 """One virtual environment per version set, built with uv and cached between runs.
 
-The environment holds the chosen Celery stack only; the agent (``celery_chaos``: the bootstrap,
-instrument, ledger and pure history, plus the sample app) is copied once per matrix run into a
+The environment holds the chosen Celery stack only; the agent (its modules only,
+``run.interpreter.AGENT_MODULES``, plus the sample app) is copied once per matrix run into a
 folder the workers get on ``PYTHONPATH``, so a cached environment never carries a stale agent.
 Offline: ``find_links`` (a wheelhouse) and/or ``index_url`` (a local index), with ``offline``
 forbidding any other source.
@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import util
 from pathlib import Path
 
 from celery_chaos.tools.matrix.version_sets import VersionSet
@@ -151,21 +150,9 @@ def _install_atomically(partial: Path, path: Path) -> None:
             raise EnvBuildError(f"{path}: exists but is not a complete environment") from None
 
 
-def _package_dir(name: str) -> Path:
-    spec = util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise EnvBuildError(f"{name}: not importable in the harness")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def stage_agent(destination: Path) -> Path:
-    """Copy the agent package (and the sample app) to ``destination``; return the folder to put
-    on the workers' ``PYTHONPATH``. Works for an editable and a wheel install alike."""
-    target = destination / "celery_chaos"
-    shutil.rmtree(target, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "scenarios", "templates")
-    shutil.copytree(_package_dir("celery_chaos"), target, ignore=ignore)
-    sample = target / "sample_tasks"
-    if not sample.exists():
-        shutil.copytree(_package_dir("celery_chaos.sample_tasks"), sample, ignore=ignore)
-    return destination
+    """The agent's modules (and the sample app) in ``destination``: the folder to put on the
+    workers' ``PYTHONPATH``, the same ``--python`` stages (run.interpreter.stage_agent)."""
+    from celery_chaos.run.interpreter import stage_agent as stage
+
+    return stage(destination)
