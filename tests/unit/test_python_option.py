@@ -5,6 +5,7 @@ imports nothing an app's environment may lack."""
 from __future__ import annotations
 
 import ast
+import shutil
 import sys
 from pathlib import Path
 
@@ -115,3 +116,11 @@ def test_stage_agent_copies_only_the_listed_modules_and_the_sample_app(tmp_path:
     assert copied == set(AGENT_MODULES) | {"tools/__init__.py", "tools/audit/__init__.py"}
     assert (folder / "celery_chaos" / "sample_tasks" / "tasks.py").is_file()
     assert not (folder / "celery_chaos" / "ledger.py").exists()  # the harness's redis-py side
+
+
+def test_a_relative_or_bare_python_becomes_a_path_the_workers_can_use(tmp_path: Path) -> None:
+    """Workers start in their run folder: a relative ``.venv/bin/python`` must not break."""
+    _python(tmp_path / ".venv")
+    assert interpreter.absolute(".venv/bin/python", tmp_path) == str(tmp_path / ".venv/bin/python")
+    assert interpreter.absolute("sh", tmp_path) == shutil.which("sh")
+    assert interpreter.absolute("/usr/bin/env", tmp_path) == "/usr/bin/env"

@@ -107,6 +107,7 @@ def resolve(option: str | None, cwd: Path, environ: dict[str, str] | None = None
     """The interpreter ``--python`` (or its default) names, probed; raises
     :class:`InterpreterError` when it is not a Python, has no Celery or one too old."""
     path, origin = (option, "--python") if option else default_python(cwd, environ)
+    path = absolute(path, cwd)
     if origin != HARNESS and _same(path):
         origin = HARNESS
     if origin == HARNESS:
@@ -117,6 +118,14 @@ def resolve(option: str | None, cwd: Path, environ: dict[str, str] | None = None
     versions = probe(path, label)
     check_celery(versions, label)
     return Interpreter(path, origin, versions)
+
+
+def absolute(path: str, cwd: Path) -> str:
+    """``path`` as the workers can use it from their own folder: relative to ``cwd``, or a bare
+    name looked up on PATH (a venv's ``bin/python`` symlink is kept: it makes the venv)."""
+    if os.sep not in path and not (cwd / path).exists():
+        return shutil.which(path) or path
+    return str(cwd / path) if not Path(path).is_absolute() else path
 
 
 def probe(path: str, label: str) -> dict[str, str | None]:
