@@ -21,6 +21,7 @@ from celery_chaos.cli_common import (
     UsageProblem,
     backend_option,
     builtin_suite,
+    check_apps_on,
     check_python_fits,
     check_report_dir,
     console,
@@ -226,7 +227,9 @@ def list_scenarios(paths: tuple[Path, ...], python: str | None) -> None:
     for column in ("scenario", "faults", "expects", "description"):
         table.add_column(column)
     chosen = workers_python(python)  # the app imports on its own interpreter, not here
-    for scenario in load_scenarios(paths, import_app=not chosen.foreign):
+    scenarios = load_scenarios(paths, import_app=not chosen.foreign)
+    check_apps_on(chosen, scenarios)
+    for scenario in scenarios:
         faults = ", ".join(f.kind for f in scenario.faults) or "-"
         expects = (
             ", ".join(

@@ -177,11 +177,11 @@ def test_the_apps_tasks_are_checked_on_its_python_before_anything_starts(
         "expect: {ok: 1}\n"
     )
     reports = tmp_path / "reports"
-    done = celery_chaos("run", str(tmp_path / "typo.yaml"), "--python", app_python,
-                        "--report-dir", str(reports))  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.strip() == (
-        f"celery-chaos: error: --python {app_python}: scenario typo: workload[0].task:"
-        " 'sample_tasks.tasks.wrok' is not registered in celery_chaos.sample_tasks.app"
-    )
+    for command in (["run", "--report-dir", str(reports)], ["list"]):
+        done = celery_chaos(*command, str(tmp_path / "typo.yaml"), "--python", app_python)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.strip() == (
+            f"celery-chaos: error: --python {app_python}: scenario typo: workload[0].task:"
+            " 'sample_tasks.tasks.wrok' is not registered in celery_chaos.sample_tasks.app"
+        )
     assert not reports.exists()
