@@ -54,7 +54,7 @@ BREAKPOINT_WAIT_SECONDS = 120
 # only the ledger knows it) and ``token`` (names the attempt to the ledger when writes are async).
 _current = threading.local()
 _ledgers: dict[int, SyncLedger] = {}
-_stores: dict[int, Any] = {}
+_stores: dict[tuple[int, str], Any] = {}
 _wires: dict[int, WireLedger] = {}
 _installed_apps: set[int] = set()
 
@@ -98,16 +98,16 @@ def store() -> Any:
     current = _synced()
     if current is None:
         return None
-    pid = os.getpid()
-    if pid not in _stores:
+    key = (os.getpid(), os.environ[LEDGER_URL_ENV])  # a fresh one after fork
+    if key not in _stores:
         _stores.clear()
         try:
             import redis  # the app's own, when it has it: the API its code expects
         except ImportError:
-            _stores[pid] = current.client
+            _stores[key] = current.client
         else:
-            _stores[pid] = redis.Redis.from_url(os.environ[LEDGER_URL_ENV], socket_timeout=10)
-    return _stores[pid]
+            _stores[key] = redis.Redis.from_url(key[1], socket_timeout=10)
+    return _stores[key]
 
 
 def _synced() -> SyncLedger | None:
