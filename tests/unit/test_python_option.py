@@ -47,11 +47,16 @@ def test_the_default_is_the_active_virtualenv_then_dot_venv_then_the_harness(
 
 def test_an_older_celery_is_refused_naming_both_versions() -> None:
     with pytest.raises(InterpreterError) as refused:
-        check_celery({"celery": "5.1.2"}, "--python /envs/old/bin/python")
+        check_celery({"python": "3.11.7", "celery": "5.1.2"}, "--python /envs/old/bin/python")
     message = str(refused.value)
     assert message.startswith("--python /envs/old/bin/python: Celery 5.1.2 there")
     assert "needs Celery 5.2 or later" in message and "\n" not in message
-    check_celery({"celery": "5.2.7"}, "--python x")  # the oldest measured to work
+    check_celery({"python": "3.9.18", "celery": "5.2.7"}, "--python x")  # the oldest measured
+
+
+def test_a_python_too_old_for_the_agent_is_refused_naming_both_versions() -> None:
+    with pytest.raises(InterpreterError, match=r"^--python x: Python 3\.8\.18 there; .* 3\.9 "):
+        check_celery({"python": "3.8.18", "celery": "5.2.7"}, "--python x")
 
 
 def test_a_missing_interpreter_is_one_line_naming_the_option(tmp_path: Path) -> None:

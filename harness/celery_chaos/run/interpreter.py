@@ -20,6 +20,8 @@ from pathlib import Path
 
 # The oldest Celery the agent works with (measured: docs/how-to/your-app.md, "Two ways in").
 MIN_CELERY = (5, 2)
+# The oldest Python the staged agent runs on (measured: 3.9 runs it; 3.8 cannot import it).
+MIN_PYTHON = (3, 9)
 HARNESS = "the harness's own"
 # Modules a worker imports from celery_chaos (the agent, the pure history, the sample app) and
 # what audit's import on the app's interpreter needs; tests check it is closed under imports.
@@ -150,9 +152,16 @@ def probe(path: str, label: str) -> dict[str, str | None]:
 
 
 def check_celery(versions: dict[str, str | None], label: str) -> None:
-    """Refuse a Celery older than the agent works with, naming both versions."""
+    """Refuse a Python or a Celery older than the agent works with, naming both versions."""
     from celery_chaos import __version__
 
+    python = versions.get("python") or ""
+    if tuple(int(part) for part in python.split(".")[:2] if part.isdigit()) < MIN_PYTHON:
+        oldest = ".".join(map(str, MIN_PYTHON))
+        raise InterpreterError(
+            f"{label}: Python {python} there; the celery-chaos {__version__} agent needs"
+            f" Python {oldest} or later in the workers"
+        )
     celery = versions.get("celery") or ""
     try:
         release = tuple(int(part) for part in celery.split(".")[:2])
