@@ -179,6 +179,7 @@ class ChaosEnv:
         state = read_app_state(self.backend, self.scenario, test, history)
         result.verdicts = check(history, broker, held, app_state=state)
         result.versions = versions.library_versions() | versions.broker_version(self.backend)
+        result.versions |= versions.worker_versions(self.backend.ledger.read_from(0))  # theirs
         conclude(result, unproven_faults(history, test.drawn))
         if status == FAILED:
             result.status = FAILED
