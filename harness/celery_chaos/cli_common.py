@@ -220,7 +220,7 @@ def check_apps_on(chosen: Any, scenarios: list) -> None:
     from celery_chaos.tools.audit.remote import collect_on
 
     seen: dict[tuple, Any] = {}
-    for scenario in scenarios:
+    for scenario in (s for s in scenarios if s.workers.image is None):  # else the image's app
         spec, env = app_spec(scenario), dict(scenario.workers.env)
         where = f"--python {chosen.path}: scenario {scenario.name}"
         key = (spec, tuple(sorted(env.items())))
