@@ -16,10 +16,38 @@ import pytest
 GUARDED = (signal.SIGINT, signal.SIGTERM)
 
 
+def _kernel_view() -> dict[str, int]:
+    """This thread's blocked and ignored signal masks as the kernel holds them: a C library can
+    change either without Python's ``signal.getsignal`` noticing, and children inherit both."""
+    try:
+        with open("/proc/thread-self/status", encoding="ascii") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return {}
+    return {name: int(fields[name], 16) for name in ("SigBlk", "SigIgn") if name in fields}
+
+
+def _guarded_bits(masks: dict[str, int]) -> dict[str, int]:
+    bits = sum(1 << (number - 1) for number in GUARDED)
+    return {name: mask & bits for name, mask in masks.items()}
+
+
 @pytest.fixture(autouse=True)
 def signal_dispositions_restored(request: pytest.FixtureRequest) -> Iterator[None]:
     before = {number: signal.getsignal(number) for number in GUARDED}
+    kernel_before = _guarded_bits(_kernel_view())
     yield
+    kernel_after = _guarded_bits(_kernel_view())
+    if kernel_after != kernel_before:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, GUARDED)
+        for number, handler in before.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        warnings.warn(
+            f"{request.node.nodeid} left the kernel's SIGINT/SIGTERM masks changed"
+            f" ({kernel_before} -> {kernel_after}); restored",
+            stacklevel=1,
+        )
     for number, handler in before.items():
         if signal.getsignal(number) is not handler and handler is not None:
             signal.signal(number, handler)
