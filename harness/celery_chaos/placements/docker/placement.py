@@ -200,6 +200,7 @@ class DockerPlacement(ContainerWatch, Placement):
             cleanup(self.run_id, self.client)  # whatever the steps above could not remove
         finally:
             self.proxies.close()  # no listener outlives the run
+            self.app_services.close()  # the psql fallback forgets this run's PostgreSQL
 
     def _save_logs(self) -> None:
         containers = {f"worker-w{w.index}": w.handle for w in self.workers} | self.services
