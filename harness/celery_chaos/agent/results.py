@@ -45,6 +45,8 @@ def kind_of(url: str | None) -> str | None:
         return "db+postgresql"
     if scheme.startswith("db+"):
         return "db"
+    if scheme.startswith("django-db"):  # ``django-db`` (or ``django-db+<where>``, reported)
+        return "django-db"
     return scheme
 
 
@@ -69,11 +71,91 @@ def choose_backend(app: Celery) -> str | None:
                 replacement = own.split("://", 1)[0] + "://" + replacement.split("://", 1)[1]
             else:  # no run PostgreSQL: the SQLite file
                 replacement = substitutes.get("db")
-        if replacement:
+        if replacement and kind_of(own) == "django-db":  # same backend, the run's database
+            replacement = _use_django_database(app, replacement)
+        elif replacement:
             app.conf.result_backend = replacement
         origin = None if own is None else HARNESS if replacement else APP
     _origins[id(app)] = origin
     return origin
+
+
+_django_databases: dict[int, str] = {}
+DJANGO_ALIAS = "celery_chaos_results"  # the DATABASES alias django-celery-results writes to
+
+
+def _use_django_database(app: Celery, url: str) -> str:
+    """django-db stays django-celery-results, but its models are routed to a database alias on
+    the run's PostgreSQL or SQLite file (``url``): the app's own databases (a developer's
+    db.sqlite3) are never opened for results, and its other models stay where its settings put
+    them. The result table is created at ``worker_init`` (after Celery's Django fixup set up)."""
+    from django.conf import settings
+    from django.db import router
+
+    settings.DATABASES[DJANGO_ALIAS] = django_database(url)
+    if not any(isinstance(each, ResultsRouter) for each in settings.DATABASE_ROUTERS):
+        settings.DATABASE_ROUTERS = [ResultsRouter(), *settings.DATABASE_ROUTERS]
+    router.__dict__.pop("routers", None)  # a router list read already is read again
+    if not _django_databases:
+        from celery import signals
+
+        signals.worker_init.connect(_create_django_results_table, weak=False)
+    _django_databases[id(app)] = url
+    return url
+
+
+def django_database(url: str) -> dict[str, Any]:
+    """A Django DATABASES entry for ``postgresql://...`` or ``sqlite:///path``."""
+    if url.startswith("sqlite:///"):
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": url[len("sqlite:///") :]}
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": parts.username or "",
+        "PASSWORD": parts.password or "",
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+    }
+
+
+class ResultsRouter:
+    """Routes django_celery_results' models (and their migrations) to :data:`DJANGO_ALIAS`."""
+
+    label = "django_celery_results"
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return DJANGO_ALIAS if model._meta.app_label == self.label else None
+
+    db_for_write = db_for_read
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        if db == DJANGO_ALIAS or app_label == self.label:
+            return db == DJANGO_ALIAS and app_label == self.label
+        return None
+
+
+def _create_django_results_table(**_: Any) -> None:
+    """``migrate django_celery_results`` on the run's database, one worker at a time (a
+    PostgreSQL advisory lock, or a lock file beside the SQLite file)."""
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+
+    django.setup()
+    connection = connections[DJANGO_ALIAS]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(72731)")  # held by this session
+            call_command("migrate", "django_celery_results", database=DJANGO_ALIAS, verbosity=0)
+            cursor.execute("SELECT pg_advisory_unlock(72731)")
+    else:
+        import fcntl
+
+        with open(f"{connection.settings_dict['NAME']}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            call_command("migrate", "django_celery_results", database=DJANGO_ALIAS, verbosity=0)
+    connection.close()  # pool processes open their own
 
 
 def origin_of(app: Celery | None) -> str | None:
@@ -99,6 +181,8 @@ def worker_backend(app: Celery | None) -> tuple[str | None, str | None]:
     """The result backend URL the worker's app uses (unmasked) and who chose it."""
     if app is None:
         return None, None
+    if id(app) in _django_databases:  # say where: django-db+postgresql://... or +sqlite:///...
+        return f"django-db+{_django_databases[id(app)]}", origin_of(app)
     return configured_backend(app), origin_of(app)
 
 

@@ -78,6 +78,7 @@ def results_url(spec: ResultsSpec | str | None, ledger_url: str, broker_url: str
 # file in the run's folder, or the run's PostgreSQL for an app on SQLAlchemy + PostgreSQL.
 HARNESS_RESULTS_DB = 1
 RESULTS_SQLITE = "celery-results.sqlite"
+DJANGO_RESULTS_SQLITE = "django-celery-results.sqlite3"
 
 
 def substitute_backends(
@@ -86,11 +87,13 @@ def substitute_backends(
     """The backend the harness runs for each kind of app backend (agent.results.kind_of), as a
     worker reaches it: redis -> the ledger's Redis, rpc -> the run's broker (``rpc://`` sends
     on the app's broker connection, which is the run's), SQLAlchemy -> the SQLite file (or,
-    for PostgreSQL apps with ``services.postgres``, the run's database). Other kinds
-    (django-db, cache, ...) are not listed: the app keeps its own."""
+    for PostgreSQL apps with ``services.postgres``, the run's database), django-db -> the run's
+    PostgreSQL, else its own SQLite file. Other kinds (cache, ...) are not listed: the app
+    keeps its own."""
     parts = urlsplit(ledger_url)
     redis = urlunsplit((parts.scheme, parts.netloc, f"/{HARNESS_RESULTS_DB}", parts.query, ""))
     found = {"redis": redis, "rpc": "rpc://", "db": f"db+sqlite:///{files_dir}/{RESULTS_SQLITE}"}
+    found["django-db"] = database_url or f"sqlite:///{files_dir}/{DJANGO_RESULTS_SQLITE}"
     if database_url:
         found["db+postgresql"] = f"db+{database_url}"
     return found

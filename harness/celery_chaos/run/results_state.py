@@ -21,7 +21,11 @@ from urllib.parse import quote
 
 from celery_chaos.agent import results as agent_results
 from celery_chaos.core import history as h
-from celery_chaos.placements.worker_command import HARNESS_RESULTS_DB, RESULTS_SQLITE
+from celery_chaos.placements.worker_command import (
+    DJANGO_RESULTS_SQLITE,
+    HARNESS_RESULTS_DB,
+    RESULTS_SQLITE,
+)
 from celery_chaos.services import readers
 
 UNREADABLE = "unreadable"
@@ -30,6 +34,7 @@ UNREADABLE = "unreadable"
 STATE_CODES = ["PENDING", "SUCCESS", "FAILURE", "RETRY", "STARTED", "REVOKED", "RECEIVED"]
 OTHER_CODE = 99
 SQL_TABLE = "celery_taskmeta"
+DJANGO_TABLE = "django_celery_results_taskresult"  # django-db: read with SQL, no Django here
 TIMEOUT_SECONDS = 5
 
 
@@ -85,7 +90,7 @@ def read_result_states(
     if not tasks:
         return {}, masked
     try:
-        read = _sql_reader(url) if url.startswith("db+") else _celery_reader(url)
+        read = _sql_reader(url) if url.startswith(("db+", "django-db+")) else _celery_reader(url)
     except Exception:  # a kind this process cannot load (django-db without Django): not read
         return None, masked
     return read_states(read, tasks), masked
@@ -105,6 +110,10 @@ def harness_url(backend: Any, worker_url: str | None, origin: str | None) -> str
         return "db+" + backend.service_urls["postgres"].harness
     if kind == "db":
         return f"db+sqlite:///{harness_files_dir(backend) / RESULTS_SQLITE}"
+    if kind == "django-db" and "postgres" in backend.service_urls:
+        return "django-db+" + backend.service_urls["postgres"].harness
+    if kind == "django-db":
+        return f"django-db+sqlite:///{harness_files_dir(backend) / DJANGO_RESULTS_SQLITE}"
     return worker_url
 
 
@@ -138,14 +147,16 @@ def read_states(read: Callable[[str], str], tasks: list[str]) -> dict[str, str]:
 
 
 def _sql_reader(url: str) -> Callable[[str], str]:
-    """A SQLAlchemy backend's table read with the run's SQL reader (psql / sqlite3)."""
-    target = url.removeprefix("db+")
+    """A SQLAlchemy (``db+``) or django-celery-results (``django-db+``) table read with the
+    run's SQL reader (psql / sqlite3)."""
+    prefix, target = url.split("+", 1)
+    table = DJANGO_TABLE if prefix == "django-db" else SQL_TABLE
     cases = " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(STATE_CODES))
 
     def read(task_id: str) -> str:
         quoted = task_id.replace("'", "''")
         sql = (
-            f"SELECT coalesce((SELECT CASE status {cases} ELSE {OTHER_CODE} END FROM {SQL_TABLE}"
+            f"SELECT coalesce((SELECT CASE status {cases} ELSE {OTHER_CODE} END FROM {table}"
             f" WHERE task_id = '{quoted}' LIMIT 1), 0)"
         )
         code = int(readers.read_sql(target, sql))
