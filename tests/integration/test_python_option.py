@@ -135,8 +135,8 @@ def test_a_redis_broker_without_redis_py_there_is_refused_in_one_line(
 
 
 def test_repro_runs_the_workers_on_the_apps_python(app_python: str, tmp_path: Path) -> None:
-    """repro's workers run the venv's Celery 5.2.7 (the harness still imports the app itself to
-    find the task's queue and options, so this app imports in both environments)."""
+    """repro's workers run the venv's Celery 5.2.7 (this app imports in both environments; one
+    that imports only in its own: the next test)."""
     skip_without_rabbitmq()
     (tmp_path / "shop.py").write_text(
         "import time\n"
@@ -162,6 +162,62 @@ def test_repro_runs_the_workers_on_the_apps_python(app_python: str, tmp_path: Pa
     assert (versions["celery"], versions["redis-py"]) == ("5.2.7", None)
     if versions["harness_celery"] != "5.2.7":
         assert f"celery-chaos: {versions['client_mismatch']}" in done.stdout.splitlines()
+
+
+ONLY_THERE = (  # pytz: Celery 5.2.7 needs it, the harness's Celery (5.3+) does not
+    "import time\n"
+    "import pytz\n"
+    "from celery import Celery\n"
+    "from celery_chaos import checkpoint\n"
+    "app = Celery('shop', broker='amqp://guest@localhost//')\n"
+    "app.conf.task_routes = {'shop.charge': {'queue': 'payments'}}\n"
+    "@app.task(acks_late=True)\n"
+    "def charge(order_id):\n"
+    "    for step in range(10):\n"
+    "        checkpoint(f'step-{step}')\n"
+    "        time.sleep(0.1)\n"
+    "    return str(pytz.utc)\n"
+)
+
+
+def test_repro_imports_the_app_on_its_python_to_find_the_task_and_its_queue(
+    app_python: str, tmp_path: Path
+) -> None:
+    """An app that imports only in its own environment: repro reads its task, the task's
+    options (acks_late) and its route (the -Q queue) there, and the workers run it."""
+    skip_without_rabbitmq()
+    (tmp_path / "shop.py").write_text(ONLY_THERE)
+    here = subprocess.run([sys.executable, "-c", "import shop"], cwd=tmp_path, capture_output=True)
+    assert here.returncode != 0 and b"pytz" in here.stderr  # not importable by the harness
+    done = celery_chaos(
+        "repro", "--python", app_python, "--app", "shop:app", "--task", "shop.charge",
+        "--args", "[1]", "--fault", "kill_child", "--at", "checkpoint:step-3",
+        "--worker-args", "-Q payments", "--report-dir", str(tmp_path / "reports"), cwd=tmp_path,
+    )  # fmt: skip
+    (result_file,) = (tmp_path / "reports" / "latest").glob("*/result.json")
+    document = json.loads(result_file.read_text())
+    output = done.stdout[-3000:] + done.stderr[-2000:]
+    assert document["versions"]["celery"] == "5.2.7", output
+    # The workers consume only payments: published anywhere else, the fault never hits (exit 2).
+    # acks_late without task_reject_on_worker_lost: the killed child's task is acked as failed.
+    assert (done.returncode, document["repro"]["verdict"]) == (1, "LOST"), output
+    assert "acks_late=True, reject_on_worker_lost=False" in document["repro"]["settings"][0]
+    assert document["repro"]["settings"][0].endswith("(task shop.charge sets acks_late)")
+
+
+def test_repro_says_in_one_line_when_the_app_does_not_import_on_its_python(
+    app_python: str, tmp_path: Path
+) -> None:
+    (tmp_path / "shop.py").write_text("import no_such_module\n")
+    done = celery_chaos(
+        "repro", "--python", app_python, "--app", "shop:app", "--task", "shop.charge",
+        "--fault", "kill_child", "--at", "seconds:1", "--report-dir", str(tmp_path / "r"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("celery-chaos: error: --app shop:app: ") and "no_such_module" in line
+    assert not any((tmp_path / "r").glob("*"))  # no run folder: nothing started
 
 
 def test_the_apps_tasks_are_checked_on_its_python_before_anything_starts(

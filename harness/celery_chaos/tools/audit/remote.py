@@ -24,10 +24,24 @@ def collect_on(
     """Import ``spec`` on ``python`` from ``cwd`` (as ``celery -A`` run there would, with
     ``extra_env`` set) and read what the audit needs; raises :class:`AppImportError` when it
     does not import."""
+    return settings_of(probe_on(python, spec, cwd, extra_env))
+
+
+def probe_on(
+    python: str,
+    spec: str,
+    cwd: Path,
+    extra_env: dict[str, str] | None = None,
+    repro: dict | None = None,
+) -> dict:
+    """``app_probe``'s answer for ``spec`` on ``python`` (with ``repro``: its overrides applied
+    and its routes resolved there too, see ``app_probe.repro_view``)."""
     from celery_chaos.run.interpreter import stage_agent
     from celery_chaos.tools.audit.app_probe import MARK, plain
 
-    wanted = json.dumps({"defaults": plain(dict(CELERY_DEFAULTS)), "options": list(TASK_OPTIONS)})
+    wanted = json.dumps(
+        {"defaults": plain(dict(CELERY_DEFAULTS)), "options": list(TASK_OPTIONS), "repro": repro}
+    )
     with tempfile.TemporaryDirectory(prefix="celery-chaos-audit-") as folder:
         staged = str(stage_agent(Path(folder)))
         env = dict(os.environ) | (extra_env or {})
@@ -47,6 +61,11 @@ def collect_on(
         raise AppImportError(found["import_error"])
     if "error" in found:
         raise AppImportError(f"{spec}: {found['error']}")
+    return found
+
+
+def settings_of(found: dict) -> AppSettings:
+    """The probe's answer as the :class:`AppSettings` an import in this process gives."""
     major, minor = (int(part) for part in found["celery_version"].split(".")[:2])
     strays = [Stray(**stray) for stray in found["strays"]]
     return AppSettings(found["config"], found["tasks"], (major, minor), found["pool"], strays)

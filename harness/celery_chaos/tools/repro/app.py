@@ -18,6 +18,7 @@ from celery_chaos.agent import results as agent_results
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.tools import audit
+from celery_chaos.tools.audit.app_probe import consumed_queue
 from celery_chaos.tools.repro.spec import (
     EXPECT,
     REPLACEMENT_DELAY,
@@ -28,7 +29,6 @@ from celery_chaos.tools.repro.spec import (
     scenario_app_state,
 )
 
-CLIENT_DEFAULT_QUEUE = "celery"
 DEFAULT_CONCURRENCY = 2
 
 
@@ -53,43 +53,47 @@ def worker_queues(worker_args: list[str]) -> list[str] | None:
     return None
 
 
-def _consumed_queue(
-    app: Any, task: str, args: list[Any], kwargs: dict[str, Any], queues: list[str] | None = None
-) -> str | None:
-    """The queue to publish to so the workers consume it: the task's route when a worker
-    consumes that queue (the app's queues, or ``queues`` from ``-Q``), else the app's default
-    queue, or the first ``-Q`` queue (None: the client's own)."""
-    try:
-        consumed = queues or list(app.amqp.queues.keys())
-        route = app.amqp.router.route({}, task, args, kwargs)
-        name = route["queue"].name
-    except Exception:  # an unusual router: fall back to the default queue
-        consumed, name = queues or [], None
-    if name not in consumed:
-        name = queues[0] if queues else app.conf.task_default_queue
-    return None if name == CLIENT_DEFAULT_QUEUE else name
-
-
-def inspect_app(spec: ReproSpec, cwd: Path) -> AppView:
-    """Import the app like the workers will (same env, same overrides) and find the task."""
-    os.environ.update(spec.env)
-    try:
-        app = audit.import_app(spec.app or "", cwd)
-    except audit.AppImportError as error:
-        raise ReproError(f"--app {error}") from None
-    app.conf.update(spec.celery)
-    tasks = audit.user_tasks(app)
+def inspect_app(spec: ReproSpec, cwd: Path, python: str | None = None) -> AppView:
+    """Import the app like the workers will (same env, same overrides) and find the task: in
+    this process, or with ``python`` (``--python``) on the app's own interpreter, where its
+    packages are (``tools.audit.app_probe``)."""
+    queues = worker_queues(list(spec.worker_args))
+    routes = [(spec.task or "", spec.args, spec.kwargs)]
+    routes += [(leaf["task"], leaf.get("args", []), leaf.get("kwargs", {})) for leaf in _tree(spec)]
+    if python is None:
+        os.environ.update(spec.env)
+        try:
+            app = audit.import_app(spec.app or "", cwd)
+        except audit.AppImportError as error:
+            raise ReproError(f"--app {error}") from None
+        app.conf.update(spec.celery)
+        collected = audit.collect(app)
+        routed = [consumed_queue(app, task, args, kwargs, queues) for task, args, kwargs in routes]
+        own = agent_results.configured_backend(app)
+    else:
+        collected, routed, own = _inspect_on(python, spec, cwd, routes, queues)
     for name in _task_names(spec):
-        if name not in tasks:
-            names = ", ".join(sorted(tasks)) or "none"
+        if name not in collected.tasks:
+            names = ", ".join(sorted(collected.tasks)) or "none"
             raise ReproError(f"--task {name}: not registered in {spec.app} (registered: {names})")
-    collected = audit.collect(app)
     settings = audit.effective_config(collected.config)
     policy = audit.resolve_task(spec.task, collected.tasks[spec.task], settings)
-    queues = worker_queues(list(spec.worker_args))
-    queue = _consumed_queue(app, spec.task or "", spec.args, spec.kwargs, queues)
-    own = agent_results.configured_backend(app)
-    return AppView(settings, policy, queue, _workflow_item(spec, app), own)
+    return AppView(settings, policy, routed[0], _workflow_item(spec, routed[1:]), own)
+
+
+def _inspect_on(
+    python: str, spec: ReproSpec, cwd: Path, routes: list, queues: list[str] | None
+) -> tuple[audit.AppSettings, list[str | None], str | None]:
+    """The app imported on ``python`` with ``spec``'s env and overrides: what it registers and
+    sets, each route's consumed queue, its own result backend."""
+    from celery_chaos.tools.audit.remote import probe_on, settings_of
+
+    asked = {"overrides": spec.celery, "routes": routes, "queues": queues}
+    try:
+        found = probe_on(python, spec.app or "", cwd, dict(spec.env), asked)
+    except audit.AppImportError as error:
+        raise ReproError(f"--app {error}") from None
+    return settings_of(found), found["routes"], found["result_backend"]
 
 
 def _task_names(spec: ReproSpec) -> list[str]:
@@ -116,15 +120,14 @@ def _tree(spec: ReproSpec) -> list[dict[str, Any]]:
     return found
 
 
-def _workflow_item(spec: ReproSpec, app: Any) -> dict[str, Any] | None:
-    """The workflow as a workload item, each task routed to a queue a worker consumes."""
+def _workflow_item(spec: ReproSpec, routed: list[str | None]) -> dict[str, Any] | None:
+    """The workflow as a workload item, each task routed to a queue a worker consumes
+    (``routed``: each leaf's, in :func:`_tree`'s order)."""
     if spec.workflow is None:
         return None
     workflow = json.loads(json.dumps(spec.workflow))  # a copy the routing can fill in
     spec_copy = spec.model_copy(update={"workflow": workflow})
-    for leaf in _tree(spec_copy):
-        call = (leaf.get("args", []), leaf.get("kwargs", {}), worker_queues(list(spec.worker_args)))
-        queue = _consumed_queue(app, leaf["task"], *call)
+    for leaf, queue in zip(_tree(spec_copy), routed, strict=True):
         if queue and not (leaf.get("options") or {}).get("queue"):
             leaf["options"] = {**(leaf.get("options") or {}), "queue": queue}
     return workflow

@@ -105,7 +105,7 @@ def run_repro(
 ) -> ReproRun:
     """Import the app, build the scenario, run it, read the probes, judge, write the report.
     The first line says which broker and which result backend the workers use."""
-    view = inspect_app(spec, cwd)
+    view = inspect_app(spec, cwd, options.backend_options.get("python"))
     broker, why = broker_choice(spec, view)
     results, results_line = results_choice(spec, view, keep_app_results)
     log(f"broker: a private {BROKER_NAMES[broker]} started for this repro ({why}); {results_line}")
