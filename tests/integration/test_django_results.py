@@ -46,11 +46,12 @@ def fingerprint(path: Path) -> tuple[int, bytes]:
 
 
 def run(tmp_path: Path, developer_db: Path, **spec: Any) -> tuple[Any, list[dict], dict]:
-    """Two ``add`` tasks on one worker of the Django project; what the run read back."""
-    name = spec.pop("name")
+    """Two ``add`` tasks per worker of the Django project (one worker unless ``count``); what
+    the run read back."""
+    name, count = spec.pop("name"), spec.pop("count", 1)
     data = {"name": name, "description": f"{name} (django-db test)", "timeout": 90}
-    data["workers"] = {"count": 1, "app": APP, "env": {"DJANGO_APP_DB": str(developer_db)}}
-    data["workload"] = [{"task": "django_app.add", "args": [2, 3], "count": 2}]
+    data["workers"] = {"count": count, "app": APP, "env": {"DJANGO_APP_DB": str(developer_db)}}
+    data["workload"] = [{"task": "django_app.add", "args": [2, 3], "count": 2 * count}]
     seen: dict[str, Any] = {}
 
     def read_back(backend: Any) -> None:
@@ -74,9 +75,10 @@ def dispatched(history: list[dict]) -> set[str]:
 
 @needs_postgres
 def test_django_db_results_go_to_the_runs_postgresql(tmp_path: Path, developer_db: Path):
+    # two workers: each migrates the results' table under a PostgreSQL advisory lock
     before = fingerprint(developer_db)
     result, history, seen = run(
-        tmp_path, developer_db, name="django-db-postgres", services={"postgres": {}}
+        tmp_path, developer_db, name="django-db-postgres", services={"postgres": {}}, count=2
     )
     ready = [e for e in history if e["type"] == "worker_ready"]
     assert {e["result_backend_origin"] for e in ready} == {"harness"}, ready
@@ -84,8 +86,8 @@ def test_django_db_results_go_to_the_runs_postgresql(tmp_path: Path, developer_d
     assert backend.startswith("django-db+postgresql://chaos:***@127.0.0.1:"), backend
     assert f"   results: {backend} (the harness's, of the app's kind," in seen["log"]
     ids = dispatched(history)
-    assert len(ids) == 2 and seen["states"] == {i: "SUCCESS" for i in ids}, seen["states"]
-    assert result.verdicts.counts["ok"] == 2
+    assert len(ids) == 4 and seen["states"] == {i: "SUCCESS" for i in ids}, seen["states"]
+    assert result.verdicts.counts["ok"] == 4
     assert result.verdicts.counts["result_not_stored"] == 0
     assert fingerprint(developer_db) == before  # never opened: same bytes, same mtime
 
@@ -105,3 +107,46 @@ def test_django_db_results_go_to_an_sqlite_file_in_the_run(tmp_path: Path, devel
     assert sorted(rows) == sorted((i, "SUCCESS") for i in ids)
     assert result.verdicts.counts["result_not_stored"] == 0
     assert fingerprint(developer_db) == before
+
+
+def test_results_app_keeps_the_developers_database(tmp_path: Path, developer_db: Path):
+    # ``results: app``: the developer's db.sqlite3 is used as configured; its table (an old,
+    # incomplete schema) cannot take the results, so both completed tasks are result_not_stored
+    result, history, seen = run(tmp_path, developer_db, name="django-db-app", results="app")
+    ready = [e for e in history if e["type"] == "worker_ready"]
+    assert {e["result_backend_origin"] for e in ready} == {"app"}, ready
+    assert ready[0]["result_backend"] == f"django-db+sqlite:///{developer_db}"
+    assert f"   results: django-db+sqlite:///{developer_db} (the app's own," in seen["log"]
+    ids = dispatched(history)
+    assert seen["states"] == {i: "PENDING" for i in ids} and len(ids) == 2, seen["states"]
+    assert result.verdicts.counts["ok"] == 2  # the bodies ran; only storing failed
+    assert result.verdicts.counts["result_not_stored"] == 2
+    log = (result.report_dir / "logs" / "worker-w0.log").read_text()
+    assert "Exception raised outside body" in log  # Celery's trace: the store raised
+
+
+def test_the_router_sends_only_the_results_app_to_the_harness_alias() -> None:
+    from celery_chaos.agent import results
+
+    router = results.ResultsRouter()
+
+    class Meta:
+        def __init__(self, label: str) -> None:
+            self._meta = type("M", (), {"app_label": label})
+
+    assert router.db_for_write(Meta("django_celery_results")) == results.DJANGO_ALIAS
+    assert router.db_for_read(Meta("documents")) is None
+    assert router.allow_migrate(results.DJANGO_ALIAS, "django_celery_results") is True
+    assert router.allow_migrate(results.DJANGO_ALIAS, "documents") is False
+    assert router.allow_migrate("default", "django_celery_results") is False
+    assert router.allow_migrate("default", "documents") is None
+    assert results.kind_of("django-db+postgresql://u:p@h:5/app") == "django-db"
+    assert results.django_database("postgresql://chaos:pw@127.0.0.1:5433/app") == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "app",
+        "USER": "chaos",
+        "PASSWORD": "pw",
+        "HOST": "127.0.0.1",
+        "PORT": "5433",
+    }
+    assert results.django_database("sqlite:////run/x.sqlite3")["NAME"] == "/run/x.sqlite3"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from celery import Celery
 
@@ -84,15 +84,18 @@ _django_databases: dict[int, str] = {}
 DJANGO_ALIAS = "celery_chaos_results"  # the DATABASES alias django-celery-results writes to
 
 
-def _use_django_database(app: Celery, url: str) -> str:
+def _use_django_database(app: Celery, url: str) -> str | None:
     """django-db stays django-celery-results, but its models are routed to a database alias on
     the run's PostgreSQL or SQLite file (``url``): the app's own databases (a developer's
     db.sqlite3) are never opened for results, and its other models stay where its settings put
     them. The result table is created at ``worker_init`` (after Celery's Django fixup set up)."""
-    from django.conf import settings
-    from django.db import router
+    try:
+        from django.conf import settings
+        from django.db import router
 
-    settings.DATABASES[DJANGO_ALIAS] = django_database(url)
+        settings.DATABASES[DJANGO_ALIAS] = django_database(url)
+    except Exception:  # no Django or no settings here: the app keeps its own (said as such)
+        return None
     if not any(isinstance(each, ResultsRouter) for each in settings.DATABASE_ROUTERS):
         settings.DATABASE_ROUTERS = [ResultsRouter(), *settings.DATABASE_ROUTERS]
     router.__dict__.pop("routers", None)  # a router list read already is read again
@@ -112,8 +115,8 @@ def django_database(url: str) -> dict[str, Any]:
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parts.path.lstrip("/"),
-        "USER": parts.username or "",
-        "PASSWORD": parts.password or "",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
     }
@@ -181,9 +184,34 @@ def worker_backend(app: Celery | None) -> tuple[str | None, str | None]:
     """The result backend URL the worker's app uses (unmasked) and who chose it."""
     if app is None:
         return None, None
+    own = configured_backend(app)
     if id(app) in _django_databases:  # say where: django-db+postgresql://... or +sqlite:///...
         return f"django-db+{_django_databases[id(app)]}", origin_of(app)
-    return configured_backend(app), origin_of(app)
+    if kind_of(own) == "django-db":  # the app's own (results: app): where its settings write
+        where = _django_results_location()
+        return (f"django-db+{where}" if where else own), origin_of(app)
+    return own, origin_of(app)
+
+
+def _django_results_location() -> str | None:
+    """The database django-celery-results writes to, as a URL the harness reads with SQL
+    (``sqlite:///abs/path`` or ``postgresql://...``); None for any other engine or error."""
+    try:
+        from django.db import connections, router
+        from django_celery_results.models import TaskResult
+
+        found = connections[router.db_for_write(TaskResult)].settings_dict
+        if found["ENGINE"].endswith("sqlite3"):
+            return f"sqlite:///{os.path.abspath(found['NAME'])}"
+        if found["ENGINE"].endswith(("postgresql", "postgresql_psycopg2")):
+            user = quote(found.get("USER") or "", safe="")
+            password = quote(found.get("PASSWORD") or "", safe="")
+            auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+            where = f"{found.get('HOST') or 'localhost'}:{found.get('PORT') or 5432}"
+            return f"postgresql://{auth}{where}/{found['NAME']}"
+    except Exception:  # no Django, no app registry, an odd engine: say only "django-db"
+        return None
+    return None
 
 
 def stores_result(task: Any) -> bool:
