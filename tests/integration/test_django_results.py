@@ -150,3 +150,30 @@ def test_the_router_sends_only_the_results_app_to_the_harness_alias() -> None:
         "PORT": "5433",
     }
     assert results.django_database("sqlite:////run/x.sqlite3")["NAME"] == "/run/x.sqlite3"
+
+
+@needs_postgres
+def test_a_killed_then_redelivered_task_is_stored_in_the_runs_postgresql(
+    tmp_path: Path, developer_db: Path
+):
+    # the pool process running task 0 is SIGKILLed at its checkpoint; acks_late +
+    # reject_on_worker_lost redeliver it and attempt 2's SUCCESS is the row read back
+    before = fingerprint(developer_db)
+    result, history, seen = run(
+        tmp_path,
+        developer_db,
+        name="django-db-killed",
+        services={"postgres": {}},
+        celery={"task_acks_late": True, "task_reject_on_worker_lost": True},
+        workload=[{"task": "django_app.slow_add", "args": [2, 3], "count": 2}],
+        faults=[{"kind": "kill_child", "when": {"task": 0, "checkpoint": "halfway"}}],
+    )
+    ends = [(e["task_id"], e["attempt"], e["state"]) for e in history if e["type"] == "attempt_end"]
+    retried = [task for task, attempt, state in ends if attempt == 2 and state == "SUCCESS"]
+    assert len(retried) == 1, ends
+    ids = dispatched(history)
+    assert seen["states"] == {i: "SUCCESS" for i in ids} and len(ids) == 2, seen["states"]
+    counts = result.verdicts.counts
+    assert counts["recovered"] == 1 and counts["ok"] == 1, counts
+    assert counts["result_not_stored"] == 0
+    assert fingerprint(developer_db) == before
