@@ -72,7 +72,8 @@ def app_with(backend: str | None) -> Celery:
             "db+postgresql+psycopg://chaos:chaos@run:5/app",
             results.HARNESS,
         ),
-        ("django-db", {"redis": "redis://ledger/1"}, "django-db", results.APP),
+        ("django-db", {"redis": "redis://ledger/1"}, "django-db", results.APP_KIND),
+        ("cache+memcached://m/", {"redis": "r://l/1"}, "cache+memcached://m/", results.APP_KIND),
         (None, {"redis": "redis://ledger/1"}, None, None),
     ],
 )
@@ -200,6 +201,11 @@ def test_describe_names_the_backend_and_who_chose_it() -> None:
         "results: rpc:// (the app's own, as results: app asks)"
     ]
     assert results_state.describe([{"type": "worker_ready", "result_backend": None}]) == []
+    kept = ready | {"result_backend": "cache+memcached://h/", "result_backend_origin": "app-kind"}
+    assert results_state.describe([kept]) == [
+        "results: cache+memcached://h/ (the app's own: the harness runs no result backend of"
+        " this kind)"
+    ]
 
 
 def test_a_backend_this_process_cannot_load_is_not_read() -> None:

@@ -27,6 +27,7 @@ SUBSTITUTES_ENV = "CHAOS_RESULT_SUBSTITUTES"
 RAW_URL_KEY = "chaos:result-backend"
 # worker_ready's ``result_backend_origin``: who chose the backend the workers use.
 SCENARIO, HARNESS, APP = "scenario", "harness", "app"
+APP_KIND = "app-kind"  # the app's own: the harness runs no backend of its kind (cache, ...)
 REDIS_SCHEMES = ("redis", "rediss", "sentinel", "redis+socket")
 
 _origins: dict[int, str | None] = {}
@@ -75,7 +76,9 @@ def choose_backend(app: Celery) -> str | None:
             replacement = _use_django_database(app, replacement)
         elif replacement:
             app.conf.result_backend = replacement
-        origin = None if own is None else HARNESS if replacement else APP
+        origin = (
+            None if own is None else HARNESS if replacement else APP_KIND if substitutes else APP
+        )
     _origins[id(app)] = origin
     return origin
 

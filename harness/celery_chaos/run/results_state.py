@@ -63,6 +63,7 @@ def reported_backend(history: Iterable[dict[str, Any]]) -> tuple[str | None, str
 ORIGINS = {
     agent_results.HARNESS: "the harness's, of the app's kind, in place of the app's own",
     agent_results.APP: "the app's own, as results: app asks",
+    agent_results.APP_KIND: "the app's own: the harness runs no result backend of this kind",
     agent_results.SCENARIO: "the scenario's results",
 }
 
