@@ -220,6 +220,56 @@ def test_repro_says_in_one_line_when_the_app_does_not_import_on_its_python(
     assert not any((tmp_path / "r").glob("*"))  # no run folder: nothing started
 
 
+SOFT_SHUTDOWN = Path(ROOT / "scenarios" / "19-cold-shutdown-soft-timeout.yaml")
+
+
+def test_a_setting_newer_than_the_workers_celery_is_not_runnable_unless_expect_when_covers_it(
+    app_python: str, tmp_path: Path
+) -> None:
+    """Scenario 19 without its ``celery: <5.5`` entry is not_runnable on Celery 5.2.7 workers
+    (the setting would be ignored there); with it, it runs and meets that entry: the task lost."""
+    skip_without_rabbitmq()
+    text = SOFT_SHUTDOWN.read_text(encoding="utf-8")
+    bare = text[: text.index("expect_when:")] + "timeout: 30\n"
+    (tmp_path / "bare.yaml").write_text(
+        bare.replace("name: cold-shutdown-soft-timeout", "name: bare")
+    )
+    reports = tmp_path / "reports"
+    for path in (tmp_path / "bare.yaml", SOFT_SHUTDOWN):
+        done = celery_chaos(
+            "run", str(path), "--python", app_python, "--broker", "rabbitmq",
+            "--report-dir", str(reports), "-j", "1",
+        )  # fmt: skip
+        name = "bare" if path.name == "bare.yaml" else "cold-shutdown-soft-timeout"
+        (result_file,) = (reports / "latest").glob(f"{name}/result.json")
+        document = json.loads(result_file.read_text())
+        output = done.stdout[-3000:] + done.stderr[-2000:]
+        assert document["versions"]["celery"] == "5.2.7", output
+        if name == "bare":
+            assert (done.returncode, document["status"]) == (2, "not_runnable"), output
+            assert document["reason"] == (
+                "celery.worker_soft_shutdown_timeout needs Celery 5.5+; the workers run 5.2.7"
+                " (no expect_when on celery covers 5.2.7)"
+            )
+        else:
+            assert (done.returncode, document["status"]) == (0, "passed"), output
+            assert (document["verdicts"]["lost"], document["verdicts"]["ok"]) == (1, 0), output
+
+
+def test_the_settings_table_is_what_celery_5_2_7_lacks(app_python: str) -> None:
+    """run.versions.CELERY_SINCE names exactly the settings the harness's Celery has and the
+    workers' 5.2.7 does not (measured on both installs)."""
+    from celery.app import defaults
+    from celery_chaos.run.versions import CELERY_SINCE
+
+    listed = subprocess.run(
+        [app_python, "-c", "from celery.app import defaults; print(' '.join(defaults.DEFAULTS))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert not set(CELERY_SINCE) & set(listed)
+    assert set(defaults.DEFAULTS) - set(listed) <= set(CELERY_SINCE)
+
+
 def test_the_apps_tasks_are_checked_on_its_python_before_anything_starts(
     app_python: str, tmp_path: Path
 ) -> None:

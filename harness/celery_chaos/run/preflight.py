@@ -24,6 +24,7 @@ from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.core.workflows import task_paths
 from celery_chaos.placements.worker_command import APP_ENV, BOOTSTRAP_APP
+from celery_chaos.run.versions import CELERY_SINCE
 
 
 @cache
@@ -37,7 +38,7 @@ def _celery_settings() -> tuple[frozenset[str], dict[str, str]]:
 def setting_problem(key: str) -> str | None:
     """Why ``key`` is not a Celery setting (with the closest real one), or None if it is."""
     known, renamed = _celery_settings()
-    if key in known:
+    if key in known or key in CELERY_SINCE:  # a newer Celery's: the run checks the workers'
         return None
     if key in renamed:
         return f"an old-style setting name; write {renamed[key]}"

@@ -171,6 +171,9 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             result.versions |= versions.broker_version(backend)
             assert backend.ledger is not None
             result.versions |= versions.worker_versions(backend.ledger.read_all())
+            too_old = versions.needs_newer(scenario, expectation_context(result))
+            if too_old is not None:  # the workers' Celery would ignore it: not this scenario
+                raise Unsupported(too_old)
             snapshot, state = _drive(scenario, backend, result, options, log)
             history = snapshot[0]
             if options.on_finish is not None:
