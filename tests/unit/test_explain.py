@@ -266,6 +266,19 @@ def test_an_apps_own_settings_are_never_claimed_as_celery_defaults() -> None:
     assert "task_acks_late (your app's value)" in line and "Celery default" not in line
 
 
+def test_an_apps_own_settings_are_shown_as_its_workers_reported_them() -> None:
+    from celery_chaos.core.explain import reported_settings
+
+    ready = event(h.WORKER_READY, 0.1, worker="w0", settings={"task_acks_late": True})
+    assert reported_settings([ready]) == {"task_acks_late": True}
+    reported = RunSettings(defaults_known=False, reported=reported_settings([ready]))
+    assert reported.value("task_acks_late") is True and reported.known("task_acks_late")
+    assert reported.show("task_acks_late") == "task_acks_late=True (your app's value)"
+    assert reported.show("task_time_limit") == "task_time_limit (your app's value)"
+    sample = RunSettings(reported={"task_acks_late": True})  # the sample app: defaults known
+    assert sample.show("task_acks_late") == "task_acks_late=False (Celery default)"
+
+
 def test_duplicate_execution_by_a_short_visibility_timeout() -> None:
     """As measured on scenario 05: each attempt ran 4 s with visibility_timeout 2 s; the
     restored message waited for the other (busy) worker, so the attempts do not overlap."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from celery_chaos.agent import results
+from celery_chaos.agent import app_settings, results
 from celery_chaos.agent.ledger_sync import SyncLedger
 from celery_chaos.agent.ledger_wire import WireLedger
 from celery_chaos.core import history as h
@@ -282,6 +282,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         versions=worker_library_versions(),
         result_backend=results.masked(url),
         result_backend_origin=origin,
+        settings=app_settings.effective_settings(getattr(sender, "app", None)),
     )
 
 

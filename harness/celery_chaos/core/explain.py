@@ -11,7 +11,7 @@ stands on are in :mod:`celery_chaos.core.explain_facts`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celery_chaos.core import history as h
@@ -41,10 +41,22 @@ EXPLAINED = ("pending", "lost", "duplicate_executions", "redelivery_loop", "stuc
 NETWORK_FAULTS = tuple(name for name, kind in FAULTS.items() if kind.cuts_connection)
 
 
-def run_settings(scenario: Any, versions: Mapping[str, Any] | None = None) -> RunSettings:
-    """A scenario's settings as the explanation reads them (never its ``expect``)."""
+def reported_settings(history: Iterable[h.Event]) -> dict[str, Any]:
+    """The settings the first ready worker reported (``worker_ready.settings``)."""
+    for event in history:
+        if event.get("type") == h.WORKER_READY and isinstance(event.get("settings"), dict):
+            return dict(event["settings"])
+    return {}
+
+
+def run_settings(
+    scenario: Any, versions: Mapping[str, Any] | None = None, history: Iterable[h.Event] = ()
+) -> RunSettings:
+    """A scenario's settings as the explanation reads them (never its ``expect``), with the
+    values its workers reported for the keys the scenario does not set."""
     return RunSettings(
         celery=dict(scenario.celery),
+        reported=reported_settings(history),
         defaults_known=scenario.workers.app == SAMPLE_APP,
         broker=scenario.broker.kind,
         persistence=scenario.broker.persistence,

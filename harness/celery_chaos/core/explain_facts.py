@@ -78,20 +78,29 @@ class RunSettings:
     kombu: str | None = None
     redelivery_threshold: int = 5
 
+    # What the workers said they ran with (agent.app_settings, in worker_ready): an app the
+    # harness does not import has its own values, which only its workers know.
+    reported: Mapping[str, Any] = field(default_factory=dict)
+
     def value(self, key: str) -> Any:
         if key in self.celery:
             return self.celery[key]
-        return CELERY_DEFAULTS.get(key) if self.defaults_known else None
+        if self.defaults_known:
+            return CELERY_DEFAULTS.get(key)
+        return self.reported.get(key)
 
     def known(self, key: str) -> bool:
-        return key in self.celery or self.defaults_known
+        return key in self.celery or self.defaults_known or key in self.reported
 
     def show(self, key: str) -> str:
-        """``task_acks_late=False (Celery default)``, or the app's value when unknown."""
+        """``task_acks_late=False (Celery default)``, or the app's value, as its workers
+        reported it (or unnamed when they did not)."""
         if key in self.celery:
             return f"{key}={self.celery[key]!r}"
         if self.defaults_known:
             return f"{key}={CELERY_DEFAULTS.get(key)!r} (Celery default)"
+        if key in self.reported:
+            return f"{key}={self.reported[key]!r} (your app's value)"
         return f"{key} (your app's value)"
 
     @property

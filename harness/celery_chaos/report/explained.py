@@ -20,7 +20,7 @@ def fill(result: ScenarioResult, history: list[h.Event]) -> None:
     sets them from the app's own settings)."""
     if result.verdicts is None or result.explanations:
         return
-    settings = run_settings(result.scenario, result.versions)
+    settings = run_settings(result.scenario, result.versions, history)
     result.explanations = [mask_text(line) for line in explain(result.verdicts, history, settings)]
 
 

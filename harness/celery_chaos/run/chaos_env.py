@@ -383,8 +383,8 @@ class ChaosEnv:
         ``result_not_stored`` for this test's tasks the result backend holds no SUCCESS for."""
         test = self._current()
         test.loop.step(fire=False)
-        settings = run_settings(self.scenario, versions.library_versions())
         snapshot = self._snapshot(test)
+        settings = run_settings(self.scenario, versions.library_versions(), snapshot[0])
         state = read_app_state(self.backend, self.scenario, test, snapshot[0])
         verdicts = check_explained(snapshot, settings, redelivery_threshold, state)
         if verdicts.counts.get("invariant_violations"):

@@ -28,6 +28,7 @@ HARNESS = "the harness's own"
 AGENT_MODULES = (
     "__init__.py",
     "agent/__init__.py",
+    "agent/app_settings.py",
     "agent/apps.py",
     "agent/bootstrap.py",
     "agent/instrument.py",
