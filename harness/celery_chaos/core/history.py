@@ -29,7 +29,8 @@ EFFECT_KEY_PREFIX = "chaos:effect:"
 DISPATCH = "dispatch"
 WORKER_STARTED = "worker_started"  # worker, pid (harness view: process launched)
 # worker_ready: worker, pid, host, versions, result_backend (masked URL or None) and
-# result_backend_origin (harness|app|scenario: who chose it) (agent: consumer is consuming)
+# result_backend_origin (harness|app|app-kind|scenario: who chose it), settings (the effective
+# values explanations read: agent.app_settings) (agent: consumer is consuming)
 WORKER_READY = "worker_ready"
 WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
 POOL_PROCESS_STARTED = "pool_process_started"  # pid, ppid
