@@ -1,4 +1,5 @@
-"""The user's app, imported in this process, and the repro as an ordinary scenario.
+"""The user's app, imported here or on its own interpreter (``--python``), and the repro as
+an ordinary scenario.
 
 The scenario runs workers of ``celery_chaos.agent.bootstrap`` with ``CHAOS_APP=<your app>``: your
 module, your settings, instrumented without edits; the workload is your task, the fault the one
