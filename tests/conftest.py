@@ -7,6 +7,7 @@ interrupt tests in that worker see the harness finish its run (exit 0) instead o
 
 from __future__ import annotations
 
+import os
 import signal
 import warnings
 from collections.abc import Iterator
@@ -55,3 +56,33 @@ def signal_dispositions_restored(request: pytest.FixtureRequest) -> Iterator[Non
                 f"{request.node.nodeid} left {signal.Signals(number).name} changed; restored",
                 stacklevel=1,
             )
+
+
+def _environment() -> dict[str, str]:
+    """``os.environ`` without what pytest itself sets per phase."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture(autouse=True)
+def process_environment_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The environment variables and working folder every later test's subprocesses inherit:
+    a test that leaves either changed (e.g. a ``VIRTUAL_ENV`` or ``CHAOS_*`` variable, which the
+    harness reads at start) gets them restored, with a warning naming the test."""
+    environ, cwd = _environment(), os.getcwd()
+    yield
+    if _environment() != environ:
+        changed = sorted(set(environ.items()) ^ set(_environment().items()))
+        names = sorted({name for name, _ in changed})
+        for name in names:
+            if name in environ:
+                os.environ[name] = environ[name]
+            else:
+                os.environ.pop(name, None)
+        warnings.warn(
+            f"{request.node.nodeid} left environment {names} changed; restored", stacklevel=1
+        )
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+        warnings.warn(
+            f"{request.node.nodeid} left the working folder changed; restored", stacklevel=1
+        )
