@@ -14,6 +14,7 @@ import psutil
 import pytest
 from celery_chaos.placements.local.cgroups import CgroupUnavailable, MemoryCgroup, v1_parent
 
+from tests.integration.interrupts import as_from_a_terminal, signal_state
 from tests.integration.scenario_support import wait_for_line
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,7 @@ def celery_chaos(*args: str, **kwargs) -> subprocess.Popen:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=as_from_a_terminal,
         **kwargs,
     )
 
@@ -78,8 +80,9 @@ def test_interrupted_run_leaves_nothing_running(tmp_path: Path, sig: int) -> Non
     assert chaos_cgroups(run_id), "the run made no cgroup: nothing would be proven below"
     started = psutil.Process(process.pid).children(recursive=True)
     assert len(started) >= 4  # ledger, broker, worker main, pool child
+    state = signal_state(process.pid)
     process.send_signal(sig)
-    assert process.wait(timeout=30) == 130
+    assert process.wait(timeout=30) == 130, state
     gone, alive = psutil.wait_procs(started, timeout=10)
     assert alive == [], f"left running: {[p.pid for p in alive]}"
     assert chaos_cgroups(run_id) == []

@@ -30,6 +30,7 @@ from celery_chaos.placements.local.state import (
     RunState,
 )
 
+from tests.integration.interrupts import as_from_a_terminal, signal_state
 from tests.integration.scenario_support import wait_for_line
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def start_harness(tmp_path: Path, state_dir: Path) -> subprocess.Popen:
         [sys.executable, "-m", "celery_chaos.cli", "run", str(write_scenario(tmp_path)),
          "--report-dir", str(tmp_path / "reports"), "-v"],
         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=os.environ | {STATE_DIR_ENV: str(state_dir)},
+        env=os.environ | {STATE_DIR_ENV: str(state_dir)}, preexec_fn=as_from_a_terminal,
     )  # fmt: skip
 
 
@@ -127,12 +128,13 @@ def test_nothing_outlives_a_killed_harness(
         wait_for_line(harness, after)
         time.sleep(delay)  # the kill moment drawn from the seeded RNG
         seen = psutil.Process(harness.pid).children(recursive=True)
+        state = signal_state(harness.pid)
         harness.send_signal(sig)
         code = harness.wait(timeout=60)
     finally:
         if harness.poll() is None:
             harness.kill()
-    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), state
     assert_all_gone(tmp_path, state_dir, seen)
 
 

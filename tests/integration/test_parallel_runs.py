@@ -18,6 +18,7 @@ import pytest
 from celery_chaos.placements.local import reaper
 from celery_chaos.placements.local.state import REPORT_COPY, STATE_DIR_ENV, RunState
 
+from tests.integration.interrupts import as_from_a_terminal, signal_state
 from tests.integration.test_harness_death import (
     GONE_DEADLINE,
     SCENARIO,
@@ -111,7 +112,7 @@ def test_nothing_outlives_a_harness_killed_with_jobs(
         [sys.executable, "-m", "celery_chaos.cli", "run", str(two_long_scenarios(tmp_path)),
          "--jobs", "2", "--report-dir", str(tmp_path / "reports")],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=os.environ | {STATE_DIR_ENV: str(state_dir)},
+        env=os.environ | {STATE_DIR_ENV: str(state_dir)}, preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     try:
         end = time.monotonic() + 120
@@ -121,12 +122,13 @@ def test_nothing_outlives_a_harness_killed_with_jobs(
         time.sleep(delay)  # the kill moment drawn from the seeded RNG
         seen = psutil.Process(harness.pid).children(recursive=True)
         assert len(seen) >= 2 * (2 + 2), seen  # two runs: ledger, broker, two workers each
+        state = signal_state(harness.pid)
         harness.send_signal(sig)
         code = harness.wait(timeout=90)
     finally:
         if harness.poll() is None:
             harness.kill()
-    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), state
     states = [RunState.load(c) for c in (tmp_path / "reports").glob(f"*/*/{REPORT_COPY}")]
     assert len(states) == 2
     _, alive = psutil.wait_procs(seen, timeout=GONE_DEADLINE)
