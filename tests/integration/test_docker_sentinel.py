@@ -23,9 +23,13 @@ from celery_chaos.run.runner import RunOptions, run_scenario
 from tests.integration.adhoc_support import work
 from tests.integration.docker_support import require_images
 from tests.integration.scenario_support import failure_message
+from tests.integration.sentinel_support import (
+    assert_master_alive_failover,
+    history,
+    master_alive_spec,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-SENTINEL = {"kind": "redis", "topology": "sentinel"}
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 
@@ -53,11 +57,6 @@ def run(tmp_path: Path, name: str | None = None, **spec: Any) -> ScenarioResult:
     return result
 
 
-def history(tmp_path: Path) -> list[dict[str, Any]]:
-    (path,) = tmp_path.rglob("history.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def switched(tmp_path: Path) -> bool:
     """Whether a Sentinel container logged the master's switch to the replica."""
     (log,) = tmp_path.rglob("logs/broker.log")  # every node's log, under its name
@@ -79,20 +78,9 @@ def test_worker_container_follows_the_sentinels_to_the_new_master(tmp_path: Path
 
 
 def test_sentinel_failover_with_the_master_alive_on_docker(tmp_path: Path) -> None:
-    result = run(
-        tmp_path,
-        broker=SENTINEL,
-        workers={"count": 1, "concurrency": 2},
-        workload=[work(seconds=3, steps=30), work(0.5, 5, at=6.0), work(0.5, 5, at=6.5)],
-        faults=[
-            {"kind": "failover", "how": "sentinel", "when": {"task": 0, "checkpoint": "step-3"}}
-        ],
-    )
+    result = run(tmp_path, **master_alive_spec())
     assert switched(tmp_path)
-    (fault,) = [e for e in history(tmp_path) if e["type"] == "fault"]
-    assert fault["detail"].startswith("SENTINEL FAILOVER")
-    assert result.verdicts.counts["ok"] == 3
-    assert result.verdicts.counts["lost"] == result.verdicts.counts["pending"] == 0
+    assert_master_alive_failover(result, tmp_path)
 
 
 @pytest.mark.parametrize("heal", [False, True])

@@ -4,22 +4,19 @@ find the new master through the Sentinels, and the harness's own inspection must
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.adhoc_support import run, work
+from tests.integration.adhoc_support import run
 from tests.integration.scenario_support import run as run_suite
+from tests.integration.sentinel_support import (
+    assert_master_alive_failover,
+    history,
+    master_alive_spec,
+)
 
 pytestmark = pytest.mark.integration
-SENTINEL = {"kind": "redis", "topology": "sentinel"}
-
-
-def history(tmp_path: Path) -> list[dict[str, Any]]:
-    (path,) = tmp_path.rglob("history.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def switched(tmp_path: Path) -> bool:
@@ -56,17 +53,6 @@ def test_ack_late_worker_crashes_on_failover_and_the_new_master_holds_the_rest(
 
 
 def test_sentinel_failover_with_the_master_alive(tmp_path: Path) -> None:
-    result = run(
-        tmp_path,
-        broker=SENTINEL,
-        workers={"count": 1, "concurrency": 2},
-        workload=[work(seconds=3, steps=30), work(0.5, 5, at=6.0), work(0.5, 5, at=6.5)],
-        faults=[
-            {"kind": "failover", "how": "sentinel", "when": {"task": 0, "checkpoint": "step-3"}}
-        ],
-    )
+    result = run(tmp_path, **master_alive_spec())
     assert switched(tmp_path)
-    (fault,) = [e for e in history(tmp_path) if e["type"] == "fault"]
-    assert fault["detail"].startswith("SENTINEL FAILOVER")
-    assert result.verdicts.counts["ok"] == 3
-    assert result.verdicts.counts["lost"] == result.verdicts.counts["pending"] == 0
+    assert_master_alive_failover(result, tmp_path)
