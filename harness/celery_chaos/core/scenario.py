@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationError, model_validator
-
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD
 from celery_chaos.core.reachability import check_fault_refs, check_reachable
 from celery_chaos.core.scenario_base import (
@@ -44,6 +42,7 @@ from celery_chaos.core.workflows import needs_results
 from celery_chaos.core.yaml_input import InputError, read_yaml
 from celery_chaos.faults.params import MAX_SECONDS
 from celery_chaos.faults.registry import FAULTS
+from celery_chaos.pydantic_compat import Field, ValidationError, model_validator
 
 
 class Scenario(Strict):

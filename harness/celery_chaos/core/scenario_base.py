@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from celery_chaos.core.checker import VERDICTS
 from celery_chaos.core.yaml_input import InputError
 from celery_chaos.faults.params import MAX_SECONDS
 from celery_chaos.faults.registry import KINDS
+from celery_chaos.pydantic_compat import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 # The fault kinds, in the registry's order (one module per kind in celery_chaos.faults).
 FaultKindName = Literal[KINDS]  # type: ignore[valid-type]

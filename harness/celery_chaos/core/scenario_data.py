@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
-
 from celery_chaos.core.scenario_base import Count, Range, Seconds, Strict, first_error
+from celery_chaos.pydantic_compat import (
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # Placeholders a query may hold: ``{run_id}`` anywhere, ``{task_ids}`` (a quoted SQL list) in SQL.
 PLACEHOLDERS = ("run_id", "task_ids")

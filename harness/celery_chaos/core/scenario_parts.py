@@ -8,8 +8,6 @@ from __future__ import annotations
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
 from celery_chaos.core.scenario_base import (
     MAX_CONCURRENCY,
     MAX_TASKS,
@@ -31,6 +29,7 @@ from celery_chaos.faults.params import (
     bounded_size,
 )
 from celery_chaos.faults.registry import FAULTS, storm_kinds
+from celery_chaos.pydantic_compat import Field, field_validator, model_validator
 
 
 class QueueDeclaration(Strict):

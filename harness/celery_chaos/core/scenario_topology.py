@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
-
 from celery_chaos.core.scenario_base import Strict
+from celery_chaos.pydantic_compat import Field, model_validator
 
 # single: one broker server; sentinel (Redis only): a master, a replica and three Sentinels,
 # the workers connecting through ``sentinel://`` (the topology the ``failover`` fault needs).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from celery_chaos.pydantic_compat import AfterValidator, BaseModel, ConfigDict, Field
 
 # Upper bounds (README, "Limits"): far above any real scenario, low enough that a typo (an extra
 # zero, seconds written as milliseconds) is refused instead of dispatched or waited for.

@@ -12,8 +12,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, Verdicts, check
 from celery_chaos.core.conclusion import FAILED, PASSED, ScenarioResult, conclude, unproven_faults
@@ -25,6 +23,7 @@ from celery_chaos.core.workflows import needs_results
 from celery_chaos.faults.registry import FAULTS
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements import Placement, Unsupported
+from celery_chaos.pydantic_compat import ValidationError
 from celery_chaos.report import files as report
 from celery_chaos.run import storm, versions, workload
 from celery_chaos.run.chaos_env_state import (

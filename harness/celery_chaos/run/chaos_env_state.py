@@ -14,14 +14,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from celery_chaos.core import history as h
 from celery_chaos.core.app_state import AppState
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_base import first_error
 from celery_chaos.core.scenario_parts import Fault, StormSpec, WorkloadItem
 from celery_chaos.placements import Placement
+from celery_chaos.pydantic_compat import ValidationError
 from celery_chaos.run import app_state, results_state, workload
 from celery_chaos.run.loop import Loop
 from celery_chaos.run.workload import Dispatch

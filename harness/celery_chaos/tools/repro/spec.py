@@ -10,13 +10,18 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from celery_chaos.core.scenario_base import first_error
 from celery_chaos.core.scenario_data import Invariant, ServicesSpec, SetupStep, check_app_state
 from celery_chaos.core.scenario_parts import Pool, split_worker_args
 from celery_chaos.core.yaml_input import InputError, read_yaml
 from celery_chaos.faults.registry import repro_kinds
+from celery_chaos.pydantic_compat import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 FAULTS: tuple[str, ...] = repro_kinds()  # the kinds whose module offers them to repro
 FaultKind = Literal[FAULTS]  # type: ignore[valid-type]
