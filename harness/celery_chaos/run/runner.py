@@ -76,10 +76,16 @@ class RunOptions:
 
 
 def _drive(
-    scenario: Scenario, backend: Placement, result: ScenarioResult, options: RunOptions, log: Any
+    scenario: Scenario,
+    backend: Placement,
+    result: ScenarioResult,
+    options: RunOptions,
+    log: Any,
+    started: list[h.Event],
 ) -> tuple[Snapshot, AppState]:
-    """The loop over one started environment: schedule, workload, faults, then the snapshot and
-    the app's state (read once the workers are stopped)."""
+    """The loop over one started environment (``started``: its history so far, the workers'
+    ready events): schedule, workload, faults, then the snapshot and the app's state (read once
+    the workers are stopped)."""
     assert backend.ledger is not None
     on_event = (lambda e: log(report.describe_event(e))) if options.verbose else None
     loop = Loop(
@@ -95,7 +101,7 @@ def _drive(
     sampler = app_state.Sampler(backend, scenario, lambda: loop.task_ids)
     for line in result.schedule:
         log(f"   schedule: {line}")
-    for line in results_state.describe(backend.ledger.read_all()):
+    for line in results_state.describe(started):
         log(f"   {line}")  # which result backend the workers use, when they have one
     client = workload.make_client(
         backend.broker.url, backend.broker.celery_settings(scenario.celery), backend.results_url()
@@ -170,11 +176,12 @@ def _execute(result: ScenarioResult, options: RunOptions, log: Any) -> list[h.Ev
             result.timings["environment_ready"] = round(time.monotonic() - began, 3)
             result.versions |= versions.broker_version(backend)
             assert backend.ledger is not None
-            result.versions |= versions.worker_versions(backend.ledger.read_all())
+            started = backend.ledger.read_all()  # read once: the workers' versions and backend
+            result.versions |= versions.worker_versions(started)
             too_old = versions.needs_newer(scenario, expectation_context(result))
             if too_old is not None:  # the workers' Celery would ignore it: not this scenario
                 raise Unsupported(too_old)
-            snapshot, state = _drive(scenario, backend, result, options, log)
+            snapshot, state = _drive(scenario, backend, result, options, log, started)
             history = snapshot[0]
             if options.on_finish is not None:
                 options.on_finish(backend)
