@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery_chaos.agent.ledger_sync import SyncLedger
@@ -17,16 +15,6 @@ from celery_chaos.ledger import Ledger
 from celery_chaos.placements.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer("ledger", tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_store_client_speaks_what_the_sample_app_and_locks_use(server: RedisServer) -> None:

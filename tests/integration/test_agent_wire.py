@@ -9,7 +9,6 @@ import os
 import re
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -29,16 +28,6 @@ app = Celery("wire-test", set_as_current=False)
 @app.task(name="wire.work")
 def work() -> None:
     """Never run: its request context is what the agent's signal handlers read."""
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer("ledger", tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 from celery_chaos.core import history as h
@@ -12,16 +11,6 @@ from celery_chaos.ledger import Ledger
 from celery_chaos.placements.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path: Path):
-    server = RedisServer("ledger", tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
+
+from tests.integration import cli_support
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,13 +21,7 @@ SOFT = "cold-shutdown-soft-timeout"
 
 
 def celery_chaos(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "celery_chaos.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return cli_support.celery_chaos(*args, timeout=timeout)
 
 
 def only_run_dir(report_dir: Path) -> Path:

@@ -9,7 +9,6 @@ needed none of what the venv lacks, and the report's versions are the venv's."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from celery_chaos.tools.matrix import envs
 from celery_chaos.tools.matrix.version_sets import VersionSet
 
+from tests.integration import cli_support
 from tests.integration.rabbitmq_suite_support import skip_without_rabbitmq
 
 pytestmark = pytest.mark.integration
@@ -28,15 +28,8 @@ LACKS = ("redis", "pydantic", "yaml", "rich", "jinja2")
 
 
 def celery_chaos(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    return subprocess.run(
-        [sys.executable, "-m", "celery_chaos.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-    )
+    """Without ``VIRTUAL_ENV``: ``--python``'s default must not find the developer's."""
+    return cli_support.celery_chaos(*args, cwd=cwd, unset=("VIRTUAL_ENV",), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ examples/ingest_app, its own settings, a real SIGKILL, and the state its task le
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration import cli_support
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,14 +20,8 @@ EXAMPLES = ROOT / "examples"
 def celery_chaos(
     *args: str, cwd: Path = EXAMPLES, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "INGEST_CONFIG"} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "celery_chaos.cli", *args],
-        cwd=cwd,
-        env=environment,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
+    return cli_support.celery_chaos(
+        *args, cwd=cwd, env=env, unset=("INGEST_CONFIG",), timeout=timeout
     )
 
 
