@@ -185,10 +185,12 @@ def test_repro_says_which_result_backend() -> None:
     assert "an SQLite file" in choice("db+postgresql://h/db")[1]  # no services.postgres
     with_pg = choice("db+postgresql://h/db", services={"postgres": {}})[1]
     assert "the run's PostgreSQL" in with_pg
-    assert (
-        choice("django-db")[1]
-        == "results: your app's own django-db (the harness runs no django-db backend)"
+    assert choice("django-db")[1] == (
+        "results: django-celery-results' table in an SQLite file in the run's folder in place"
+        " of your app's django-db (--results app keeps yours)"
     )
+    with_pg = choice("django-db", services={"postgres": {}})[1]
+    assert "django-celery-results' table in the run's PostgreSQL" in with_pg
     chord = {"chord": {"header": [{"task": "t"}], "body": {"task": "t"}}}
     assert choice("redis://h/0", workflow=chord)[0] == {"server": "ledger"}
     with pytest.raises(ReproError, match="--results app: a chord"):

@@ -161,6 +161,8 @@ HARNESS_BACKENDS = {
     "db": "an SQLite file in the run's folder",
     "db+postgresql": "the run's PostgreSQL",
     "rpc": "rpc:// on the repro's broker",
+    "django-db": "django-celery-results' table in an SQLite file in the run's folder",
+    "django-db+postgresql": "django-celery-results' table in the run's PostgreSQL",
 }
 
 
@@ -190,6 +192,8 @@ def results_choice(spec: ReproSpec, view: AppView, keep_app: bool) -> tuple[Any,
     has_postgres = getattr(getattr(spec, "services", None), "postgres", None) is not None
     if kind == "db+postgresql" and not has_postgres:
         kind = "db"
+    if kind == "django-db" and has_postgres:  # worker_command.result_substitutes
+        kind = "django-db+postgresql"
     ours = HARNESS_BACKENDS.get(kind or "")
     if ours is None:
         return None, f"results: your app's own {own} (the harness runs no {kind} backend)"
