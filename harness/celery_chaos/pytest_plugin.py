@@ -23,6 +23,9 @@ passed although a fault it armed never landed gets an error at teardown.
 Long scenarios (a ``timeout`` over :data:`LONG_SECONDS`, e.g. the nightly storm) carry the
 ``long`` marker and are deselected unless asked for: ``--chaos-long``, a ``-m`` expression about
 ``long``, or the file named on the command line.
+
+pytest is the ``pytest`` extra's (``pip install 'celery-chaos[pytest]'``); imported without it,
+this module refuses in one line naming the extra.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
+try:
+    import pytest
+except ImportError:  # pytest loads its pytest11 entry point itself; this is a direct import
+    raise ImportError(
+        "celery_chaos.pytest_plugin needs pytest, which celery-chaos installs with its pytest"
+        " extra: pip install 'celery-chaos[pytest]'"
+    ) from None
 
 if TYPE_CHECKING:
     from celery_chaos.core.conclusion import ScenarioResult

@@ -15,11 +15,15 @@
 Everything else in ``celery_chaos`` (``run``, ``core``, ``placements``, ``brokers``, ``report``,
 ``tools``) is internal and may change between versions; an app's own instrumentation is the
 package's top level (``from celery_chaos import install, checkpoint, ...``).
+
+It is for pytest tests (the ``chaos_env`` fixture is the plugin's), and pytest comes with the
+``pytest`` extra only: imported where pytest is missing it refuses in one line naming the extra.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,23 @@ from celery_chaos.run.chaos_env import ChaosEnv
 from celery_chaos.run.nemesis import PlannedFault
 from celery_chaos.run.preflight import preflight
 from celery_chaos.run.session import EnvironmentCache
+
+
+def _require_pytest() -> None:
+    """Refuse in one line when pytest is not installed (found, not imported: only the plugin
+    imports pytest)."""
+    try:
+        found = importlib.util.find_spec("pytest")
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ImportError(
+            "celery_chaos.testing needs pytest, which celery-chaos installs with its pytest"
+            " extra: pip install 'celery-chaos[pytest]'"
+        )
+
+
+_require_pytest()
 
 __all__ = [
     "ChaosEnv",
