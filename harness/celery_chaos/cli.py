@@ -30,6 +30,7 @@ from celery_chaos.cli_common import (
     print_line,
     python_option,
     report_dir_option,
+    settings_option,
     staged_agent,
     strictness_options,
     workers_python,
@@ -122,6 +123,7 @@ def main() -> None:
     "for a second and memory has room; docs: --jobs) or a number; exclusive ones run alone.",
 )
 @python_option
+@settings_option
 def run(
     paths: tuple[Path, ...],
     report_dir: Path,
@@ -218,6 +220,7 @@ def _fault_table() -> Any:
 @main.command(name="list")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @python_option
+@settings_option
 def list_scenarios(paths: tuple[Path, ...], python: str | None) -> None:
     """Show the scenarios in PATHS (none: the built-in suite), their faults and what each
     expects, then the fault kinds and which backends can inject each."""

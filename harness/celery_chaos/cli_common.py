@@ -3,7 +3,9 @@ masked output, the ``--report-dir`` option and its check, Ctrl-C/SIGTERM as an i
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from celery_chaos.core.scenario_base import ScenarioError
 __all__ = ["EXIT_INTERRUPTED", "EXIT_UNUSABLE"]
 from celery_chaos.report.mask import mask, mask_text
 
+SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
@@ -154,9 +157,11 @@ def python_option(command: Any) -> Any:
     )(command)
 
 
-def workers_python(option: str | None, backend: str = "local") -> Any:
+def workers_python(option: str | None, backend: str = "local", quiet: bool = False) -> Any:
     """The interpreter the workers run on (``run.interpreter.Interpreter``), checked before
-    anything starts (bad: one line naming --python, exit 2); said first when not our own."""
+    anything starts (bad: one line naming --python, exit 2); said first when not our own
+    (unless ``quiet``: ``audit --json`` prints the document only). ``--settings`` is checked
+    there too: it must import where the app imports."""
     from celery_chaos.run.interpreter import HARNESS, Interpreter, InterpreterError, resolve
 
     if backend != "local":
@@ -168,9 +173,78 @@ def workers_python(option: str | None, backend: str = "local") -> Any:
         chosen = resolve(option, Path.cwd())
     except InterpreterError as error:
         raise UsageProblem(str(error)) from None
-    if chosen.foreign:
+    if chosen.foreign and not quiet:
         print_line(f"celery-chaos: {chosen.describe()}")
+    check_settings(chosen)
     return chosen
+
+
+def settings_option(command: Any) -> Any:
+    """``--settings MODULE``: the Django settings module, set as ``DJANGO_SETTINGS_MODULE`` in
+    this process as soon as it is parsed, so the harness's own import of the app, the workers,
+    the agent and every import on ``--python`` see it, as they see the variable when it is
+    already in the environment (workers inherit it); checked by :func:`check_settings`."""
+    return click.option(
+        "--settings",
+        default=None,
+        metavar="MODULE",
+        expose_value=False,
+        callback=_set_settings,
+        help="Your Django settings module (sets DJANGO_SETTINGS_MODULE for the workers and your"
+        " app's import; default: the variable when set), e.g. myproject.settings.",
+    )(command)
+
+
+def _set_settings(ctx: click.Context, param: Any, value: str | None) -> None:
+    if value is not None:
+        if not value.strip():
+            raise UsageProblem("--settings: an empty module name")
+        os.environ[SETTINGS_ENV] = value
+        ctx.meta[SETTINGS_ENV] = value
+
+
+def check_settings(chosen: Any) -> None:
+    """A ``--settings`` module that does not import on ``chosen`` (where the app imports, from
+    the current folder): one line naming it, exit 2, before anything starts."""
+    context = click.get_current_context(silent=True)
+    module = context.meta.get(SETTINGS_ENV) if context else None
+    if not module:
+        return
+    if chosen.foreign:
+        problem = _settings_problem_on(chosen.path, module)
+        if problem:
+            raise UsageProblem(f"--settings {module}: cannot import on {chosen.path}: {problem}")
+        return
+    import importlib
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # a settings module may raise anything while importing
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise UsageProblem(f"--settings {module}: cannot import: {reason}") from None
+
+
+def _settings_problem_on(python: str, module: str) -> str | None:
+    """Why ``module`` does not import on interpreter ``python`` from the current folder (its
+    last error line), or None when it does."""
+    code = "import importlib, sys; importlib.import_module(sys.argv[1])"
+    path = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
+    try:
+        done = subprocess.run(
+            [python, "-c", code, module],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"PYTHONPATH": path},
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "its import did not end in 120 s"
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or ["no output"])[-1]
 
 
 @contextmanager

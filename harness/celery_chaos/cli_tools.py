@@ -19,6 +19,7 @@ from celery_chaos.cli_common import (
     print_styled,
     python_option,
     report_dir_option,
+    settings_option,
     staged_agent,
     workers_python,
 )
@@ -230,6 +231,7 @@ def _print_repro(trial: Any) -> None:
 @click.option("--worker-image", default=None, help="docker backend: an image containing your app.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every history event live.")
 @python_option
+@settings_option
 def repro(
     app_spec: str | None,
     task: str | None,
@@ -326,6 +328,7 @@ def _run_repro(spec: Any, given: dict[str, Any], keep_app_results: bool) -> Any:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @python_option
+@settings_option
 def audit_app(
     app_spec: str, max_eta: float | None, grace: float | None, as_json: bool, python: str | None
 ) -> None:
@@ -342,7 +345,7 @@ def audit_app(
     """
     from celery_chaos.tools import audit as auditing
 
-    chosen = workers_python(python) if not as_json else _quiet_python(python)
+    chosen = workers_python(python, quiet=as_json)
     try:
         settings = _audited(app_spec, chosen)
     except auditing.AppImportError as error:
@@ -362,16 +365,6 @@ def audit_app(
     else:
         _print_audit(app_spec, settings, findings)
     sys.exit(auditing.exit_code(findings))
-
-
-def _quiet_python(python: str | None) -> Any:
-    """The interpreter for ``audit --json``: its stdout is the document only."""
-    from celery_chaos.run.interpreter import InterpreterError, resolve
-
-    try:
-        return resolve(python, Path.cwd())
-    except InterpreterError as error:
-        raise UsageProblem(str(error)) from None
 
 
 def _audited(app_spec: str, chosen: Any) -> Any:
