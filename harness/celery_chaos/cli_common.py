@@ -168,6 +168,11 @@ def workers_python(option: str | None, backend: str = "local", quiet: bool = Fal
         if option:
             raise UsageProblem(f"--python: only with --backend local (--backend {backend} runs"
                                " the worker image's Python)")  # fmt: skip
+        if _given_settings():  # the containers get no variable of this process
+            raise UsageProblem(
+                f"--settings: only with --backend local (--backend {backend}: set"
+                " DJANGO_SETTINGS_MODULE in the image, workers.env or repro's --env)"
+            )
         return Interpreter(sys.executable, HARNESS)
     try:
         chosen = resolve(option, Path.cwd())
@@ -203,11 +208,16 @@ def _set_settings(ctx: click.Context, param: Any, value: str | None) -> None:
         ctx.meta[SETTINGS_ENV] = value
 
 
+def _given_settings() -> str | None:
+    """The module ``--settings`` named in this command (None: not given)."""
+    context = click.get_current_context(silent=True)
+    return context.meta.get(SETTINGS_ENV) if context else None
+
+
 def check_settings(chosen: Any) -> None:
     """A ``--settings`` module that does not import on ``chosen`` (where the app imports, from
     the current folder): one line naming it, exit 2, before anything starts."""
-    context = click.get_current_context(silent=True)
-    module = context.meta.get(SETTINGS_ENV) if context else None
+    module = _given_settings()
     if not module:
         return
     if chosen.foreign:

@@ -117,6 +117,19 @@ def test_a_settings_module_that_does_not_import_is_one_line_and_starts_nothing(
     assert not reports.exists()
 
 
+@pytest.mark.parametrize("command", ["run", "repro"])
+def test_settings_with_the_docker_backend_is_refused_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    # the containers would not get this process's variable: refused, not half applied
+    args = ("--app", APP, "--task", "django_nodefault.slow_add") if command == "repro" else ()
+    done = cli(tmp_path, command, *args, "--backend", "docker", "--settings", ACKS)
+    assert one_error_line(done) == (
+        "celery-chaos: error: --settings: only with --backend local (--backend docker: set"
+        " DJANGO_SETTINGS_MODULE in the image, workers.env or repro's --env)"
+    )
+
+
 def test_settings_reach_the_apps_own_python(tmp_path: Path) -> None:
     # a virtualenv seeing this environment's packages: another interpreter, so --python
     # imports the app (audit) and runs the workers (run) there, not in this process
@@ -132,6 +145,13 @@ def test_settings_reach_the_apps_own_python(tmp_path: Path) -> None:
                ACKS, "--strict", "-j", "1", "--report-dir", str(tmp_path / "reports"))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"celery-chaos: workers run on {python} (--python)")
+    assert cli(tmp_path, "list", str(tmp_path / "scenarios"), "--python", python,
+               "--settings", ACKS).returncode == 0  # fmt: skip
+    repro = cli(tmp_path, "repro", "--python", python, "--app", APP, "--task",
+                "django_nodefault.slow_add", "--args", "[2, 3]", "--at", "checkpoint:halfway",
+                "--settings", ACKS, "--report-dir", str(tmp_path / "reports"))  # fmt: skip
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    assert "RECOVERED: the killed attempt was redelivered" in repro.stdout
     bad = cli(tmp_path, "audit", "--python", python, "--app", APP, "--settings", MISSING)
     assert one_error_line(bad).startswith(
         f"celery-chaos: error: --settings {MISSING}: cannot import on {python}: ModuleNotFound"
