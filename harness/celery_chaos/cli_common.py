@@ -201,6 +201,8 @@ def settings_option(command: Any) -> Any:
 
 
 def _set_settings(ctx: click.Context, param: Any, value: str | None) -> None:
+    """Set at parse time, before any import of the app; kept so :func:`check_settings` knows
+    the module came from the flag (a variable already set is the user's own business)."""
     if value is not None:
         if not value.strip():
             raise UsageProblem("--settings: an empty module name")
