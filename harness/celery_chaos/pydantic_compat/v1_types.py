@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import types
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic.error_wrappers import ErrorWrapper
@@ -292,8 +293,11 @@ def constrained(base: Any, constraints: dict[str, Any], after: list[Any]) -> typ
     """``base`` then pydantic 2's bound, length and pattern checks, then AfterValidators."""
     cache: dict[Any, ModelField] = {}
     pattern = constraints.get("pattern")
+    mapping = get_origin(base) is dict  # pydantic 1 would take dict([]) == {}
 
     def validate(cls: type, value: Any, config: Any = None) -> Any:
+        if mapping and not isinstance(value, Mapping):
+            raise V2Error("dict_type", "Input should be a valid dictionary")
         value = check_as(base, value, config, cache)
         _bounds(value, constraints)
         _lengths(value, constraints)
@@ -339,7 +343,7 @@ def translate(annotation: Any, constraints: dict[str, Any] | None = None, after:
         base = list[translate(get_args(annotation)[0])]  # type: ignore[misc]
     elif origin is dict:
         key, value = get_args(annotation)
-        base = dict[translate(key), translate(value)]  # type: ignore[misc]
+        return constrained(dict[translate(key), translate(value)], constraints, after)
     else:
         base = annotation
     return constrained(base, constraints, after) if constraints or after else base
