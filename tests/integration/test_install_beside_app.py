@@ -1,117 +1,146 @@
-"""Issue 18, way 1: ``pip install celery-chaos`` beside an app changes no version the app has.
+"""Issue 18's app-stack matrix: celery-chaos beside a real app from PyPI, and beside none.
 
-Each stack is a real app environment from PyPI (a fresh ``uv venv``), frozen before and after
-installing this project's wheel with plain resolution. Packages may be added; none that was there
-may change version, and ``pip check`` stays clean. The environments come from uv's cache (offline
-first), so a second run, or a CI job with the uv cache restored, downloads nothing; with no cache
-and no index the test is skipped.
+Per stack (tests/integration/app_stacks_support.py: (a) Celery 5.2.7 + pydantic 1 + FastAPI
+0.95, (b) Celery 5.4 + Django 4.2, (c) the latest releases), one venv for the whole file: frozen
+before and after installing this project's wheel with plain resolution (packages may be added,
+none that was there may change version; ``pip check`` clean); then, with real workers on the
+local backend, the venv's ``celery-chaos run`` of a built-in kill scenario and a ``chaos_env``
+test under the venv's pytest, both on the stack's Celery (the versions block says so); and the
+same scenario from a separate harness venv (the wheel, latest deps) with ``--python``. Pythons
+this machine lacks (3.10, 3.12, 3.13) are checked at the resolution level with ``uv pip
+compile --python-version``. Everything comes from uv's cache first: skipped when offline.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.app_stacks_support import (
+    APP_PYTEST,
+    CHAOS_CASE,
+    SCENARIO,
+    STACKS,
+    AppStack,
+    Venv,
+    app_stack,
+    build_wheel,
+    changed,
+    freeze,
+    install,
+    make_venv,
+    output,
+    resolve_pair,
+    result_of,
+    with_pytest,
+)
+
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-UV = shutil.which("uv")
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "reports", "*.egg-info", "__pycache__", ".*_cache"
-)
-# The stacks of issue 18's "Done means" (a) is the pydantic 1 app, which the harness's pydantic 2
-# schema still upgrades: strict xfail, so the day it passes the marker must go.
-STACKS = {
-    # With older pins of what apps commonly pin beside Celery (templates, CLI, packaging).
-    "celery-5.4-django-4.2": (
-        "celery[redis]==5.4.*", "kombu==5.3.*", "redis==4.6.*", "django==4.2.*",
-        "Jinja2==3.0.*", "rich==12.*", "packaging==21.*",
-    ),
-    "latest": ("celery[redis]", "django", "fastapi", "pydantic"),
-    "celery-5.2.7-pydantic-1-fastapi-0.95": (
-        "celery[redis]==5.2.7", "kombu==5.2.*", "pydantic==1.10.*", "fastapi==0.95.*",
-    ),
-}  # fmt: skip
-PYDANTIC_1 = pytest.mark.xfail(
-    strict=True,
-    reason="the harness's scenario schema needs pydantic 2 (docs/how-to/your-app.md: way 2)",
-)
-
-
-def _uv(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    assert UV is not None
-    return subprocess.run([UV, *argv], capture_output=True, text=True, timeout=timeout)
-
-
-def _index_reachable() -> bool:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-    except OSError:
-        return False
-    return True
-
-
-def _install(venv: Path, *requirements: str) -> None:
-    """From uv's cache when it has everything, else the index; neither: skip (offline)."""
-    command = ("pip", "install", "-q", "--python", str(venv / "bin" / "python"), *requirements)
-    if _uv(*command, "--offline").returncode == 0:
-        return
-    online = _uv(*command)
-    if online.returncode != 0:
-        pytest.skip(f"no package index and not in uv's cache: {online.stderr[-300:]}")
-
-
-def _freeze(venv: Path) -> dict[str, str]:
-    done = _uv("pip", "freeze", "--python", str(venv / "bin" / "python"))
-    assert done.returncode == 0, done.stderr
-    pins = (line.split("==", 1) for line in done.stdout.splitlines() if "==" in line)
-    return {name.lower(): version for name, version in pins}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once for the file, from a copy of the sources (no build/ left in the checkout)."""
-    if UV is None:
-        pytest.skip("uv makes the app environments (pip install uv)")
-    base = tmp_path_factory.mktemp("beside")
-    shutil.copytree(ROOT, base / "src", ignore=NOT_SOURCES)
-    build = ("build", "--wheel", "--python", sys.executable, "--out-dir", str(base / "dist"))
-    if _uv(*build, "--offline", str(base / "src")).returncode != 0:
-        built = _uv(*build, str(base / "src"))
-        if built.returncode != 0 and not _index_reachable():
-            pytest.skip(f"no package index for the build backend: {built.stderr[-300:]}")
-        assert built.returncode == 0, built.stderr
-    (found,) = (base / "dist").glob("celery_chaos-*.whl")
-    return found
+    """Built once for the file."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
-@pytest.mark.parametrize(
-    "stack",
-    [
-        "celery-5.4-django-4.2",
-        "latest",
-        pytest.param("celery-5.2.7-pydantic-1-fastapi-0.95", marks=PYDANTIC_1),
-    ],
-)
-def test_installing_the_wheel_changes_no_version_the_app_has(
-    stack: str, wheel: Path, tmp_path: Path
+@pytest.fixture(scope="module", params=list(STACKS))
+def stack(
+    request: pytest.FixtureRequest, wheel: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AppStack:
+    """One venv per stack, shared by that stack's tests."""
+    return app_stack(request.param, wheel, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="module")
+def harness(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The harness in an environment of its own: just the wheel, with its latest deps."""
+    venv = make_venv(tmp_path_factory.mktemp("harness") / "venv")
+    install(venv, str(wheel))
+    return Venv(venv, freeze(venv))
+
+
+def test_installing_the_wheel_changes_no_version_the_app_has(stack: AppStack) -> None:
+    assert changed(stack.before, stack.frozen) == {}, f"{stack.name}: installing changed"
+    assert stack.check is not None and stack.check.returncode == 0, output(stack.check)
+    modules = ["celery", *(m for m in ("fastapi", "django", "pydantic") if m in stack.before)]
+    imported = stack.run("python", "-c", f"import {', '.join(modules)}", cwd=stack.path)
+    assert imported.returncode == 0, output(imported)  # the issue's app no longer imported
+
+
+def _assert_apps_versions(versions: dict, stack: AppStack, harness: dict[str, str]) -> None:
+    """The workers ran the stack's Celery and Kombu; the harness's own are named beside them."""
+    app = (stack.before["celery"], stack.before["kombu"])
+    assert (versions["celery"], versions["kombu"]) == app, versions
+    assert (versions["harness_celery"], versions["harness_kombu"]) == (
+        harness["celery"],
+        harness["kombu"],
+    ), versions
+    assert ("client_mismatch" in versions) == (harness["celery"] != app[0]), versions
+
+
+def test_a_built_in_scenario_runs_on_the_apps_celery(stack: AppStack, tmp_path: Path) -> None:
+    """The venv's own ``celery-chaos run``: a pool process SIGKILLed, the early-acked task lost."""
+    reports = tmp_path / "reports"
+    done = stack.run(
+        "celery-chaos", "run", "--only", SCENARIO, "--report-dir", str(reports), "-j", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, output(done)
+    result = result_of(reports, f"latest/{SCENARIO}/result.json")
+    assert result["status"] == "passed", output(done)
+    _assert_apps_versions(result["versions"], stack, stack.frozen)
+    assert result["versions"]["worker_python"] == result["versions"]["harness_python"]
+
+
+def test_a_chaos_env_test_runs_on_the_apps_celery(stack: AppStack, tmp_path: Path) -> None:
+    """The app's pytest runs a ``chaos_env`` test (kill_child under acks_late + reject: rerun
+    once); its result.json shows the stack's Celery in the workers."""
+    shutil.copy(CHAOS_CASE, tmp_path / "chaos_case.py")
+    done = stack.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "chaos_case.py", "-q",
+        "--chaos-report-dir", "reports", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and "1 passed" in done.stdout, output(done)
+    result = result_of(tmp_path / "reports", "*/envs/*/*/result.json")
+    assert result["verdicts"]["recovered"] == 1, result["verdicts"]
+    _assert_apps_versions(result["versions"], stack, stack.frozen)
+
+
+def test_the_same_scenario_from_a_harness_venv_with_python(
+    stack: AppStack, harness: Venv, tmp_path: Path
 ) -> None:
-    venv = tmp_path / "app"
-    made = _uv("venv", "-q", "--python", sys.executable, str(venv))
-    assert made.returncode == 0, made.stderr
-    _install(venv, *STACKS[stack])
-    before = _freeze(venv)
-    _install(venv, str(wheel))
-    after = _freeze(venv)
-    changed = {
-        name: f"{version} -> {after.get(name, 'removed')}"
-        for name, version in before.items()
-        if after.get(name) != version
+    """Way 2: the harness's own venv, the workers on the app's interpreter (``--python``)."""
+    reports = tmp_path / "reports"
+    done = harness.run(
+        "celery-chaos", "run", "--python", stack.python, "--only", SCENARIO,
+        "--report-dir", str(reports), "-j", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, output(done)
+    first = done.stdout.splitlines()[0]
+    assert first.startswith(f"celery-chaos: workers run on {stack.python} (--python): "), first
+    assert f"celery {stack.before['celery']}" in first
+    result = result_of(reports, f"latest/{SCENARIO}/result.json")
+    assert result["status"] == "passed", output(done)
+    _assert_apps_versions(result["versions"], stack, harness.frozen)
+
+
+@pytest.mark.parametrize("python_version", ["3.10", "3.12", "3.13"])
+@pytest.mark.parametrize("name", list(STACKS))
+def test_on_pythons_not_here_the_wheel_changes_no_resolved_version(
+    name: str, python_version: str, wheel: Path, tmp_path: Path
+) -> None:
+    """Resolved for ``python_version``: the stack alone and with the plain wheel, and the stack
+    with the app's pytest alone and with the wheel's pytest extra; each second resolution pins
+    every package of the first at the same version."""
+    pairs = {
+        "plain": (STACKS[name], str(wheel)),
+        "pytest extra": ((*STACKS[name], APP_PYTEST), with_pytest(wheel)),
     }
-    assert changed == {}, f"{stack}: installing celery-chaos changed the app's {changed}"
-    check = _uv("pip", "check", "--python", str(venv / "bin" / "python"))
-    assert check.returncode == 0, f"{stack}: {check.stdout}{check.stderr}"
+    for label, (app, requirement) in pairs.items():
+        work = tmp_path / label.replace(" ", "-")
+        work.mkdir()
+        alone, beside = resolve_pair(app, requirement, python_version, work)
+        assert "celery" in alone and changed(alone, beside) == {}, f"{name} {label}"
