@@ -88,15 +88,8 @@ def _drive(
     the workers are stopped)."""
     assert backend.ledger is not None
     on_event = (lambda e: log(report.describe_event(e))) if options.verbose else None
-    loop = Loop(
-        backend,
-        backend.ledger,
-        workload.plan(scenario),
-        scenario.faults,
-        result.seed,
-        log,
-        on_event,
-    )
+    plan = workload.plan(scenario)
+    loop = Loop(backend, backend.ledger, plan, scenario.faults, result.seed, log, on_event)
     result.schedule = loop.nemesis.schedule
     sampler = app_state.Sampler(backend, scenario, lambda: loop.task_ids)
     for line in result.schedule:
