@@ -78,7 +78,8 @@ def _assert_apps_versions(versions: dict, stack: AppStack, harness: dict[str, st
         harness["celery"],
         harness["kombu"],
     ), versions
-    assert ("client_mismatch" in versions) == (harness["celery"] != app[0]), versions
+    differ = (harness["celery"], harness["kombu"]) != app
+    assert ("client_mismatch" in versions) == differ, versions
 
 
 def test_a_built_in_scenario_runs_on_the_apps_celery(stack: AppStack, tmp_path: Path) -> None:
