@@ -77,7 +77,8 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     wheel = build_wheel(base)
     found = {}
     for major, pin in MAJORS.items():
-        install(base / f"v{major}", str(wheel), pin, "pytest>=8", "pytest-timeout>=2.2")
+        tools = ("pytest>=8", "pytest-timeout>=2.2", "jsonschema>=4")  # the schema's tests
+        install(base / f"v{major}", str(wheel), pin, *tools)
         done = run_in(base / f"v{major}", "python", "-c", _WHICH, cwd=base)
         assert done.returncode == 0, done.stderr
         version, chosen, where = done.stdout.split()

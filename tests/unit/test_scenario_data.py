@@ -11,7 +11,6 @@ from celery_chaos.core.scenario import parse_scenario, with_broker_kind
 from celery_chaos.core.scenario_base import Range, ScenarioError
 from celery_chaos.core.scenario_parts import ResultsSpec
 from celery_chaos.placements.worker_command import results_url
-from celery_chaos.pydantic_compat import PYDANTIC_MAJOR
 
 BASE: dict[str, Any] = {
     "name": "app-state",
@@ -158,9 +157,6 @@ def test_results_app_runs_no_harness_backend() -> None:
     assert results_url(spec, "redis://l:1/0", "redis://b:2/0") == "redis://b:2/3"
 
 
-@pytest.mark.skipif(
-    PYDANTIC_MAJOR == 1, reason="the JSON Schema's shape is pydantic 2's (1 writes another)"
-)
 def test_the_json_schema_has_the_new_keys() -> None:
     properties = scenario_json_schema()["properties"]
     assert {"services", "setup", "invariants"} <= set(properties)

@@ -15,14 +15,9 @@ from celery_chaos.cli_schema import SCHEMA_DIALECT, scenario_json_schema
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.faults.registry import FAULTS
-from celery_chaos.pydantic_compat import PYDANTIC_MAJOR
 from click.testing import CliRunner
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the dev extra")
-# Under pydantic 1.10 (issue 18) the loader reads the same; the generated schema's shape is 2's.
-pytestmark = pytest.mark.skipif(
-    PYDANTIC_MAJOR == 1, reason="the JSON Schema's shape is pydantic 2's (1 writes another)"
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))

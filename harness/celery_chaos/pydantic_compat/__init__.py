@@ -2,7 +2,8 @@
 
 The scenario schema is written in pydantic 2's style. Under pydantic 2 this module re-exports
 pydantic's own objects unchanged (no behaviour change); under pydantic 1.10 it exports
-`celery_chaos.pydantic_compat.v1`'s translation of the same surface. Every module of the harness
+`celery_chaos.pydantic_compat.v1`'s translation of the same surface (same accepted input, same
+error wording, a JSON Schema with the same keys and bounds). Every module of the harness
 imports these names from here, never from pydantic. It sits below every layer (it imports nothing
 from the package), so the fault kinds, the bottom layer, may use it too.
 """

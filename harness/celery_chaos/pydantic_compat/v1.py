@@ -26,6 +26,7 @@ from pydantic.error_wrappers import ValidationError as V1ValidationError
 from pydantic.fields import Undefined
 from pydantic.main import ModelMetaclass
 
+from celery_chaos.pydantic_compat.v1_schema import model_json_schema
 from celery_chaos.pydantic_compat.v1_types import (
     CONSTRAINTS,
     V2Error,
@@ -288,9 +289,9 @@ def _wire(cls: Any, own: dict[str, dict[str, Any]], deferred: dict, originals: d
     }
 
 
+# pydantic 2's ``BaseModel`` methods over pydantic 1's (no docstring: pydantic 1 would take it
+# as the description of every model without one of its own).
 class BaseModel(pydantic.BaseModel, metaclass=_Metaclass):
-    """pydantic 2's ``BaseModel`` methods over pydantic 1's."""
-
     class Config:
         smart_union = True
         copy_on_model_validation = "none"
@@ -367,4 +368,4 @@ class BaseModel(pydantic.BaseModel, metaclass=_Metaclass):
     @classmethod
     def model_json_schema(cls, **_: Any) -> dict[str, Any]:
         cls._compat_ready()
-        return cls.schema()
+        return model_json_schema(cls)

@@ -18,6 +18,8 @@ from pydantic.error_wrappers import ErrorWrapper
 from pydantic.error_wrappers import ValidationError as V1ValidationError
 from pydantic.fields import ModelField, Required
 
+from celery_chaos.pydantic_compat.v1_schema import keywords, schema_of
+
 NUMBER_BOUNDS = {
     "gt": ("greater_than", "greater than"),
     "ge": ("greater_than_equal", "greater than or equal to"),
@@ -61,7 +63,11 @@ class Primitive:
 
     @classmethod
     def __modify_schema__(cls, schema: dict[str, Any]) -> None:
-        schema.update(type=cls.schema_type)
+        schema.update(cls.json_schema())
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return {"type": cls.schema_type}
 
     @classmethod
     def validate(cls, value: Any, config: Any = None) -> Any:
@@ -201,7 +207,11 @@ class Checked:
 
     @classmethod
     def __modify_schema__(cls, schema: dict[str, Any]) -> None:
-        schema.setdefault("description", cls.__name__)
+        schema.update(cls.json_schema())
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        raise NotImplementedError
 
     @classmethod
     def validate(cls, value: Any, config: Any = None) -> Any:
@@ -258,7 +268,11 @@ def union_of(members: list[Any]) -> type[Checked]:
                 errors.append(ErrorWrapper(error, loc=()))
         raise V1ValidationError(errors, _Anonymous)
 
-    return type("Union", (Checked,), {"validate": classmethod(validate)})
+    def json_schema(cls: type) -> dict[str, Any]:
+        return {"anyOf": [schema_of(member) for member in members]}
+
+    attrs = {"validate": classmethod(validate), "json_schema": classmethod(json_schema)}
+    return type("Union", (Checked,), attrs)
 
 
 def _lengths(value: Any, constraints: dict[str, Any]) -> None:
@@ -309,7 +323,12 @@ def constrained(base: Any, constraints: dict[str, Any], after: list[Any]) -> typ
         return value
 
     kind = base if isinstance(base, type) and issubclass(base, Primitive | Checked) else None
-    attrs = {"validate": classmethod(validate), "none_error": kind.none_error if kind else None}
+
+    def json_schema(cls: type) -> dict[str, Any]:
+        return keywords(schema_of(base), constraints)
+
+    attrs = {"validate": classmethod(validate), "json_schema": classmethod(json_schema)}
+    attrs["none_error"] = kind.none_error if kind else None
     if attrs["none_error"] is None:
         attrs["none_error"] = none_error(base)[:2]
     return type("Constrained", (Checked,), attrs)
