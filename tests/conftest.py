@@ -63,13 +63,15 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 
 
-@pytest.fixture(autouse=True)
-def process_environment_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """The environment variables and working folder every later test's subprocesses inherit:
     a test that leaves either changed (e.g. a ``VIRTUAL_ENV`` or ``CHAOS_*`` variable, which the
-    harness reads at start) gets them restored, with a warning naming the test."""
+    harness reads at start) gets them restored, with a warning naming the test. A hook around
+    the whole protocol, not a fixture: a plugin's autouse fixture may set ``monkeypatch`` up
+    before ours (pytest-django does), and its undo would then come after our check."""
     environ, cwd = _environment(), os.getcwd()
-    yield
+    outcome = yield
     if _environment() != environ:
         changed = sorted(set(environ.items()) ^ set(_environment().items()))
         names = sorted({name for name, _ in changed})
@@ -78,11 +80,8 @@ def process_environment_restored(request: pytest.FixtureRequest) -> Iterator[Non
                 os.environ[name] = environ[name]
             else:
                 os.environ.pop(name, None)
-        warnings.warn(
-            f"{request.node.nodeid} left environment {names} changed; restored", stacklevel=1
-        )
+        warnings.warn(f"{item.nodeid} left environment {names} changed; restored", stacklevel=1)
     if os.getcwd() != cwd:
         os.chdir(cwd)
-        warnings.warn(
-            f"{request.node.nodeid} left the working folder changed; restored", stacklevel=1
-        )
+        warnings.warn(f"{item.nodeid} left the working folder changed; restored", stacklevel=1)
+    return outcome

