@@ -121,10 +121,15 @@ def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
 @pytest.mark.parametrize(
     ("version", "backend", "installed"),
     [
-        ("", "local", str(ROOT)),
-        ("0.3.0", "local", "celery-chaos==0.3.0"),
-        ("git+https://example.invalid/c.git", "local", "git+https://example.invalid/c.git"),
-        ("0.3.0", "docker", "celery-chaos==0.3.0[docker]"),
+        ("", "local", f"{ROOT}[redis-server]"),
+        ("0.3.0", "local", "celery-chaos[redis-server]==0.3.0"),
+        (
+            "git+https://e.invalid/c.git",
+            "local",
+            "celery-chaos[redis-server] @ git+https://e.invalid/c.git",
+        ),
+        ("celery-chaos[docker]>=0.3", "docker", "celery-chaos[docker]>=0.3"),  # as given
+        ("0.3.0", "docker", "celery-chaos[docker]==0.3.0"),
     ],
 )
 def test_install_goes_into_a_venv_of_its_own(
