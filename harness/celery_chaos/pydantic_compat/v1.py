@@ -44,6 +44,7 @@ _V1_ERRORS: dict[type, tuple[str, str]] = {
     v1_errors.ExtraError: ("extra_forbidden", "Extra inputs are not permitted"),
     v1_errors.ListError: ("list_type", "Input should be a valid list"),
     v1_errors.DictError: ("dict_type", "Input should be a valid dictionary"),
+    v1_errors.NoneIsNotAllowedError: ("none_forbidden", "Input should not be None"),
 }
 
 
