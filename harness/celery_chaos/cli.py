@@ -16,6 +16,12 @@ from typing import Any
 
 import click
 
+from celery_chaos.run.interpreter import refuse_old_celery
+
+# Before any import that loads Celery: an app's Celery older than the harness works with is
+# refused in one line (exit 2), not met with a traceback from deep inside it.
+refuse_old_celery()
+
 from celery_chaos.cli_common import (
     EXIT_UNUSABLE,
     UsageProblem,

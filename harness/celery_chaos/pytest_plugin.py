@@ -125,6 +125,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_old_celery()
     config.addinivalue_line(
         "markers",
         "chaos(celery={...}, workers={...}, broker={...}, faults=[...], results=...,"
@@ -135,6 +136,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"long: a scenario allowed over {LONG_SECONDS:g} s; deselected unless --chaos-long",
     )
+
+
+def _refuse_old_celery() -> None:
+    """At start, before a test module imports the harness (which loads Celery): an app's Celery
+    older than the harness works with ends the session in one line, exit 2."""
+    from celery_chaos.run.interpreter import InterpreterError, check_own_celery
+
+    try:
+        check_own_celery()
+    except InterpreterError as error:
+        pytest.exit(f"celery-chaos: {error} (pytest -p no:celery_chaos runs without it)", 2)
 
 
 def _base_dir(config: pytest.Config) -> Path:

@@ -23,6 +23,7 @@ from tests.integration.app_stacks_support import (
     CHAOS_CASE,
     SCENARIO,
     STACKS,
+    TOO_OLD,
     AppStack,
     Venv,
     app_stack,
@@ -145,3 +146,31 @@ def test_on_pythons_not_here_the_wheel_changes_no_resolved_version(
         work.mkdir()
         alone, beside = resolve_pair(app, requirement, python_version, work)
         assert "celery" in alone and changed(alone, beside) == {}, f"{name} {label}"
+
+
+def test_beside_an_older_celery_nothing_changes_and_every_way_in_refuses(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """Celery 4.4.7: the wheel (with its pytest extra) installs beside it without a version
+    change, then ``run``, ``audit`` and a ``chaos_env`` test each refuse in one line naming
+    both versions, exit 2, nothing started."""
+    venv = make_venv(tmp_path / "app")
+    install(venv, *TOO_OLD)
+    before = freeze(venv)
+    install(venv, with_pytest(wheel))
+    app = Venv(venv, freeze(venv))
+    assert before["celery"] == "4.4.7" and changed(before, app.frozen) == {}
+    shutil.copy(CHAOS_CASE, tmp_path / "chaos_case.py")
+    commands = {
+        "run": ("celery-chaos", "run", "--only", SCENARIO, "--report-dir", str(tmp_path / "r")),
+        "audit": ("celery-chaos", "audit", "--app", "celery_chaos.sample_tasks.app:app"),
+        # Celery 4.4's own pytest plugin cannot import on Python 3.11 (vine uses
+        # inspect.formatargspec): off, so that ours is what meets the old Celery.
+        "chaos_env": ("python", "-m", "pytest", "-p", "no:celery", "chaos_case.py", "-q"),
+    }
+    for name, argv in commands.items():
+        done = app.run(*argv, cwd=tmp_path)
+        assert done.returncode == 2, f"{name}: {output(done)}"
+        said = [line for line in (done.stdout + done.stderr).splitlines() if "4.4.7" in line]
+        assert len(said) == 1 and "needs Celery 5.2 or later" in said[0], f"{name}: {said}"
+    assert not (tmp_path / "r").exists()

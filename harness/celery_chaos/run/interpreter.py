@@ -176,6 +176,24 @@ def check_celery(versions: dict[str, str | None], label: str) -> None:
         )
 
 
+def refuse_old_celery() -> None:
+    """:func:`check_own_celery` for the command line: its one line on stderr, exit 2."""
+    try:
+        check_own_celery()
+    except InterpreterError as error:
+        print(f"celery-chaos: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_own_celery() -> None:
+    """Refuse this environment's Celery when older than the harness works with: installed
+    beside an app, celery-chaos asks for no Celery version, so pip never upgrades the app's;
+    an older one is refused here, at start, in one line."""
+    from celery_chaos.run.versions import library_versions
+
+    check_celery(library_versions(), f"celery-chaos's own environment ({sys.executable})")
+
+
 def _package_dir() -> Path:
     import celery_chaos
 
