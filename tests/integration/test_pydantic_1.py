@@ -56,6 +56,11 @@ BAD = [
     ("invariants", [{"name": "a", "path": "p", "expect": -1}]),
     ("setup", [{"sql": "x", "run": "y"}]), ("services", {"postgres": {"database": "Bad"}}),
     ("storm", {"duration": 5, "tasks": 1, "faults": []}), ("strict", "maybe"), ("settle", -1),
+    # unions (pydantic 2 names the member in the location) and a mapping's bad key ([key])
+    ("workers", {"memory_limit": [1]}), ("workers", {"memory_limit": 2.5}),
+    ("faults", [{"kind": "oom", "when": {"at": 1}, "headroom": None}]),
+    ("broker", {"kind": "rabbitmq", "declare_queues": {"": {}}}),
+    ("broker", {"kind": "rabbitmq", "declare_queues": {"q": {"arguments": {"x": [1]}}}}),
 ]  # fmt: skip
 MESSAGES = """
 import json, sys

@@ -27,12 +27,12 @@ from pydantic.fields import Undefined
 from pydantic.main import ModelMetaclass
 
 from celery_chaos.pydantic_compat.v1_schema import model_json_schema
+from celery_chaos.pydantic_compat.v1_translate import translate
 from celery_chaos.pydantic_compat.v1_types import (
     CONSTRAINTS,
     V2Error,
     literal_expected,
     none_error,
-    translate,
 )
 
 # The fields given to each model being validated (innermost last): ``model_fields_set`` for
@@ -175,6 +175,8 @@ def _as_v2(loc: tuple[Any, ...], error: Exception, data: Any) -> dict[str, Any]:
 def _reject_none(cls: type, value: Any, field: Any) -> Any:
     """pydantic 1 refuses ``None`` before a field's type is consulted; say it as 2 does."""
     if value is None and not field.allow_none:
+        if getattr(field.outer_type_, "validates_none", False):  # a union: each member says
+            field.outer_type_.validate(None, field.model_config)
         raise V2Error(*none_error(field.outer_type_))
     return value
 

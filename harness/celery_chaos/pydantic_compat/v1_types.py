@@ -11,10 +11,8 @@ from __future__ import annotations
 import math
 import re
 import types
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic.error_wrappers import ErrorWrapper
 from pydantic.error_wrappers import ValidationError as V1ValidationError
 from pydantic.fields import ModelField, Required
 
@@ -39,7 +37,7 @@ class V2Error(ValueError):
         self.kind, self.msg, self.ctx = kind, msg, ctx
 
 
-class _Anonymous:
+class Anonymous:
     """The ``model`` v1's ValidationError wants for an error raised inside a type."""
 
     __name__ = "value"
@@ -168,6 +166,7 @@ class Bool(Primitive):
         raise V2Error(*cls.none_error)
 
 
+_OPTIONAL = (Union, types.UnionType)
 PRIMITIVES: dict[Any, type[Primitive]] = {str: Str, int: Int, float: Float, bool: Bool}
 
 
@@ -223,6 +222,8 @@ def check_as(annotation: Any, value: Any, config: Any, cache: dict[Any, ModelFie
     references have been resolved); its errors are raised with their locations."""
     if isinstance(annotation, type) and issubclass(annotation, Primitive | Checked):
         return annotation.validate(value, config)
+    if value is None and annotation is not Any and get_origin(annotation) not in _OPTIONAL:
+        raise V2Error(*none_error(annotation))  # pydantic 1 would say "none is not allowed"
     field = cache.get(config)
     if field is None:
         field = ModelField.infer(
@@ -235,44 +236,8 @@ def check_as(annotation: Any, value: Any, config: Any, cache: dict[Any, ModelFie
         cache[config] = field
     result, errors = field.validate(value, {}, loc=())
     if errors:
-        raise V1ValidationError(errors if isinstance(errors, list) else [errors], _Anonymous)
+        raise V1ValidationError(errors if isinstance(errors, list) else [errors], Anonymous)
     return result
-
-
-def _exact(annotation: Any, value: Any) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, Primitive):
-        return type(value) is annotation.base
-    return (
-        isinstance(annotation, type)
-        and hasattr(annotation, "model_validate")
-        and (isinstance(value, annotation))
-    )
-
-
-def union_of(members: list[Any]) -> type[Checked]:
-    """pydantic 2's smart union: an exact type match first, then each member in order."""
-    caches: list[dict[Any, ModelField]] = [{} for _ in members]
-
-    def validate(cls: type, value: Any, config: Any = None) -> Any:
-        for member, cache in zip(members, caches, strict=True):
-            if _exact(member, value):
-                try:
-                    return check_as(member, value, config, cache)
-                except (ValueError, TypeError):
-                    break
-        errors = []
-        for member, cache in zip(members, caches, strict=True):
-            try:
-                return check_as(member, value, config, cache)
-            except (ValueError, TypeError) as error:
-                errors.append(ErrorWrapper(error, loc=()))
-        raise V1ValidationError(errors, _Anonymous)
-
-    def json_schema(cls: type) -> dict[str, Any]:
-        return {"anyOf": [schema_of(member) for member in members]}
-
-    attrs = {"validate": classmethod(validate), "json_schema": classmethod(json_schema)}
-    return type("Union", (Checked,), attrs)
 
 
 def _lengths(value: Any, constraints: dict[str, Any]) -> None:
@@ -307,11 +272,8 @@ def constrained(base: Any, constraints: dict[str, Any], after: list[Any]) -> typ
     """``base`` then pydantic 2's bound, length and pattern checks, then AfterValidators."""
     cache: dict[Any, ModelField] = {}
     pattern = constraints.get("pattern")
-    mapping = get_origin(base) is dict  # pydantic 1 would take dict([]) == {}
 
     def validate(cls: type, value: Any, config: Any = None) -> Any:
-        if mapping and not isinstance(value, Mapping):
-            raise V2Error("dict_type", "Input should be a valid dictionary")
         value = check_as(base, value, config, cache)
         _bounds(value, constraints)
         _lengths(value, constraints)
@@ -332,37 +294,3 @@ def constrained(base: Any, constraints: dict[str, Any], after: list[Any]) -> typ
     if attrs["none_error"] is None:
         attrs["none_error"] = none_error(base)[:2]
     return type("Constrained", (Checked,), attrs)
-
-
-def translate(annotation: Any, constraints: dict[str, Any] | None = None, after: Any = ()) -> Any:
-    """A resolved pydantic 2 annotation as a pydantic 1 one that validates the same way."""
-    constraints, after = dict(constraints or {}), list(after)
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        base, *metadata = get_args(annotation)
-        for item in metadata:
-            constraints = {**getattr(item, "constraints", {}), **constraints}
-            if hasattr(item, "func"):
-                after.insert(0, item.func)
-        return translate(base, constraints, after)
-    if origin in (Union, types.UnionType):
-        members = [arg for arg in get_args(annotation) if arg is not type(None)]
-        inner = members[0] if len(members) == 1 else None
-        if len(members) < len(get_args(annotation)):
-            inner_type = inner if inner is not None else Union[tuple(members)]  # noqa: UP007
-            return Union[translate(inner_type, constraints, after), None]  # noqa: UP007
-        base = union_of([translate(member) for member in members])
-        return constrained(base, constraints, after) if constraints or after else base
-    strict = constraints.pop("strict", False)
-    if annotation is int and strict:
-        base = StrictInt
-    elif annotation in PRIMITIVES:
-        base = PRIMITIVES[annotation]
-    elif origin is list:
-        base = list[translate(get_args(annotation)[0])]  # type: ignore[misc]
-    elif origin is dict:
-        key, value = get_args(annotation)
-        return constrained(dict[translate(key), translate(value)], constraints, after)
-    else:
-        base = annotation
-    return constrained(base, constraints, after) if constraints or after else base
