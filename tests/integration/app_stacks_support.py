@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,11 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-UV = shutil.which("uv")
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "reports", "*.egg-info", "__pycache__", ".*_cache"
-)
+from tests.integration.uv_support import ROOT, cache_first, index_reachable, uv
+
 PYDANTIC_1_STACK = "celery-5.2.7-pydantic-1-fastapi-0.95"
 # The stacks of issue 18's "Done means": (a) pydantic 1 + FastAPI 0.95 on Celery 5.2.7, (b) Celery
 # 5.4 + Django 4.2 with older pins of what apps commonly pin beside Celery (templates, CLI,
@@ -50,45 +45,6 @@ SCENARIO = "defaults-child-kill"
 # packaging 21.3 would become 26.4; the resolution test shows plain celery-chaos keeps it.)
 APP_PYTEST = "pytest"
 CHAOS_CASE = Path(__file__).parent / "app_stack_files" / "chaos_case.py"
-
-
-def uv(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    assert UV is not None
-    return subprocess.run([UV, *argv], capture_output=True, text=True, timeout=timeout)
-
-
-def index_reachable() -> bool:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-    except OSError:
-        return False
-    return True
-
-
-def cache_first(*command: str) -> subprocess.CompletedProcess[str]:
-    """A uv command from the cache alone when it has everything, else with the index; neither:
-    skip (offline)."""
-    done = uv(*command, "--offline")
-    if done.returncode == 0:
-        return done
-    online = uv(*command)
-    if online.returncode != 0 and not index_reachable():
-        pytest.skip(f"no package index and not in uv's cache: {online.stderr[-300:]}")
-    return online
-
-
-def build_wheel(base: Path) -> Path:
-    """This project's wheel, built from a copy of the sources (no build/ left in the checkout)."""
-    if UV is None:
-        pytest.skip("uv makes the app environments (pip install uv)")
-    shutil.copytree(ROOT, base / "src", ignore=NOT_SOURCES)
-    built = cache_first(
-        "build", "--wheel", "--python", sys.executable, "--out-dir", str(base / "dist"),
-        str(base / "src"),
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (found,) = (base / "dist").glob("celery_chaos-*.whl")
-    return found
 
 
 def make_venv(path: Path) -> Path:

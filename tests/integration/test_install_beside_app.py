@@ -27,7 +27,6 @@ from tests.integration.app_stacks_support import (
     AppStack,
     Venv,
     app_stack,
-    build_wheel,
     changed,
     freeze,
     install,
@@ -37,6 +36,7 @@ from tests.integration.app_stacks_support import (
     result_of,
     with_pytest,
 )
+from tests.integration.uv_support import build_wheel
 
 pytestmark = pytest.mark.integration
 
