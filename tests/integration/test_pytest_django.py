@@ -78,7 +78,13 @@ def test_transactional_db_rows_reach_the_workers_and_db_rows_do_not(tmp_path: Pa
     (tmp_path / "test_marks.py").write_text(TESTS)
     developer_db = tmp_path / "developer" / "db.sqlite3"
     developer_db.parent.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # Not this run's xdist worker id: the inner pytest runs without xdist, and the settings
+    # would append the outer worker's suffix to the database NAME the workers open.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("PYTEST_XDIST_")
+    }
     env |= {"DJANGO_APP_DB": str(developer_db)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
