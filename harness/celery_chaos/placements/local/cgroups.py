@@ -8,6 +8,7 @@ is placed in its cgroup *before* it execs, so every pool child it forks is insid
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,22 @@ class MemoryCgroup:
             return []
 
     def remove(self) -> None:
-        """Remove the cgroup (its processes must be gone; they are, after the worker stops)."""
+        """Remove the cgroup once the kernel has torn its killed processes down (the worker's
+        pool children may still be exiting when the worker itself is reaped)."""
+        remove_cgroup(str(self.path))
+
+
+def remove_cgroup(path: str, seconds: float = 10.0) -> bool:
+    """rmdir ``path``, retrying while it is busy (its last tasks still exiting) for up to
+    ``seconds``; False when it was already gone or stayed busy."""
+    deadline = time.monotonic() + seconds
+    while True:
         try:
-            os.rmdir(self.path)
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return False
         except OSError:
-            pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)

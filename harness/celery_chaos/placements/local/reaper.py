@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from celery_chaos.placements.local.cgroups import remove_cgroup
 from celery_chaos.placements.local.state import Group, RunState, recorded_runs
 
 KILL_DEADLINE = 10.0
@@ -87,21 +88,6 @@ def leftovers(state: RunState) -> dict[int, tuple[str, psutil.Process]]:
     return found
 
 
-def _remove_cgroup(path: str) -> bool:
-    """rmdir the cgroup, retrying while the kernel finishes tearing down its killed tasks."""
-    deadline = time.monotonic() + KILL_DEADLINE
-    while True:
-        try:
-            os.rmdir(path)
-            return True
-        except FileNotFoundError:
-            return False
-        except OSError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-
-
 def remove(state: RunState) -> list[str]:
     """SIGKILL every leftover process of ``state`` (until none is left), remove its cgroups and
     its state file. Returns one line per thing removed."""
@@ -116,7 +102,7 @@ def remove(state: RunState) -> list[str]:
                 continue
         psutil.wait_procs([p for _, p in found.values()], timeout=1)
     for path in state.cgroups:
-        if _remove_cgroup(path):
+        if remove_cgroup(path, KILL_DEADLINE):
             removed.append(f"cgroup {path}")
     for folder in state.folders:
         if Path(folder).exists():
