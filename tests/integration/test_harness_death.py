@@ -221,3 +221,36 @@ def test_a_harness_that_exits_without_closing_leaves_nothing(tmp_path: Path) -> 
     )  # fmt: skip
     assert script.returncode == 0 and "started" in script.stdout, script.stderr
     assert_all_gone(tmp_path, state_dir, [])
+
+
+def test_a_signal_between_a_workers_cgroup_and_its_record_leaves_no_cgroup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moment CI's SIGTERM once hit: worker w1's cgroup made and its process started, the
+    signal arriving before the placement knows the worker. close() still empties and removes
+    every cgroup the run recorded, and nothing of the half-started worker is left."""
+    if not cgroups_usable():
+        pytest.skip("no writable memory cgroup here")
+    from celery_chaos.core.scenario import load_file
+    from celery_chaos.placements.local import processes
+    from celery_chaos.placements.local.placement import LocalPlacement
+
+    real_spawn, started = processes.spawn, []
+
+    def spawn_then_signal(cmd, log_path, *args, **kwargs):  # noqa: ANN001, ANN202
+        process = real_spawn(cmd, log_path, *args, **kwargs)
+        if log_path.name == "worker-w1.log":
+            started.append(psutil.Process(process.pid))
+            raise KeyboardInterrupt  # what the harness's SIGTERM handler raises
+        return process
+
+    monkeypatch.setattr(processes, "spawn", spawn_then_signal)
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    placement = LocalPlacement(load_file(write_scenario(tmp_path)), tmp_path / "reports" / "r")
+    with pytest.raises(KeyboardInterrupt):
+        placement.start()
+    placement.close()
+    assert started, "the signal never came: the test proved nothing"
+    _, alive = psutil.wait_procs(started, timeout=GONE_DEADLINE)
+    assert alive == []
+    assert placement.state.cgroups and not [c for c in placement.state.cgroups if Path(c).exists()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,9 @@ class MemoryCgroup:
     version: int
 
     @classmethod
-    def create(cls, name: str) -> MemoryCgroup:
-        """Make a fresh child cgroup ``name`` (v2 preferred, v1 otherwise) or say why not."""
+    def create(cls, name: str, record: Callable[[Path], None] | None = None) -> MemoryCgroup:
+        """Make a fresh child cgroup ``name`` (v2 preferred, v1 otherwise) or say why not.
+        ``record`` learns its path before it exists, so a signal in between leaves none unknown."""
         try:
             if (ROOT / "cgroup.controllers").exists():
                 if "memory" not in (ROOT / "cgroup.controllers").read_text().split():
@@ -64,6 +66,8 @@ class MemoryCgroup:
                 raise CgroupUnavailable(
                     "no cgroup v2 memory controller and no cgroup v1 memory mount"
                 )
+            if record is not None:
+                record(path)
             path.mkdir(exist_ok=True)
         except OSError as error:
             raise CgroupUnavailable(f"cannot create a memory cgroup: {error}") from None

@@ -35,7 +35,7 @@ from celery_chaos.placements.base import (
     Worker,
     WorkerExit,
 )
-from celery_chaos.placements.local import processes
+from celery_chaos.placements.local import processes, reaper
 from celery_chaos.placements.local.app_services import LocalServices
 from celery_chaos.placements.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
 from celery_chaos.placements.local.redis_server import RedisServer
@@ -154,8 +154,9 @@ class LocalPlacement(Placement):
     def close(self) -> None:
         for worker in self.workers:
             processes.stop(worker.handle, sig=signal.SIGKILL, grace=5)
-            if worker.cgroup is not None:
-                worker.cgroup.remove()
+        # every recorded cgroup, with whatever is in it: a signal may have caught a worker
+        # between its cgroup and its place in self.workers
+        reaper.empty_cgroups(self.state.cgroups)
         self.broker_server.discard()
         self.ledger_server.stop()
         self.app_services.close()
@@ -182,8 +183,8 @@ class LocalPlacement(Placement):
         self.worker_argv[name] = list(cmd)  # as /proc shows it (a cgroup wrapper execs it)
         cgroup = None
         if self.needs_cgroup:
-            cgroup = MemoryCgroup.create(f"celery-chaos-{self.run_id}-w{index}")
-            self.state.add_cgroup(cgroup.path)
+            cgroup_name = f"celery-chaos-{self.run_id}-w{index}"
+            cgroup = MemoryCgroup.create(cgroup_name, record=self.state.add_cgroup)
             if spec.memory_limit:
                 cgroup.set_limit(parse_size(spec.memory_limit))
             cmd = cgroup.wrap(cmd)

@@ -101,15 +101,30 @@ def remove(state: RunState) -> list[str]:
             except psutil.Error:
                 continue
         psutil.wait_procs([p for _, p in found.values()], timeout=1)
-    for path in state.cgroups:
-        if remove_cgroup(path, KILL_DEADLINE):
-            removed.append(f"cgroup {path}")
+    removed += empty_cgroups(state.cgroups)
     for folder in state.folders:
         if Path(folder).exists():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(f"folder {folder}")
     state.discard()
     return sorted(set(removed))
+
+
+def empty_cgroups(paths: list[str]) -> list[str]:
+    """SIGKILL whatever is still in each cgroup, then remove it (retrying while its processes
+    are torn down). Returns one line per cgroup removed."""
+    removed = []
+    for path in paths:
+        members = _cgroup_members(path)
+        for process in members:
+            try:
+                process.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                continue
+        psutil.wait_procs(members, timeout=KILL_DEADLINE)
+        if remove_cgroup(path, KILL_DEADLINE):
+            removed.append(f"cgroup {path}")
+    return removed
 
 
 def cleanup_dead_runs(run_id: str | None = None) -> tuple[list[str], list[str]]:
