@@ -48,12 +48,8 @@ def number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-class Primitive:
-    """A scalar type validated the pydantic 2 way; subclasses set ``base`` and ``check``."""
-
-    base: type = object
-    schema_type = "string"
-    none_error = ("string_type", "Input should be a valid string")
+class V1Type:
+    """What pydantic 1 asks of a custom type: its validators and its JSON Schema."""
 
     @classmethod
     def __get_validators__(cls) -> Any:
@@ -62,6 +58,22 @@ class Primitive:
     @classmethod
     def __modify_schema__(cls, schema: dict[str, Any]) -> None:
         schema.update(cls.json_schema())
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def validate(cls, value: Any, config: Any = None) -> Any:
+        raise NotImplementedError
+
+
+class Primitive(V1Type):
+    """A scalar type validated the pydantic 2 way; subclasses set ``base`` and ``check``."""
+
+    base: type = object
+    schema_type = "string"
+    none_error = ("string_type", "Input should be a valid string")
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
@@ -179,7 +191,7 @@ def literal_expected(choices: Any) -> str:
 def none_error(annotation: Any) -> tuple[str, str, dict[str, Any] | None]:
     """What pydantic 2 says when ``None`` is given for a field of type ``annotation``."""
     origin = get_origin(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, Primitive | Checked):
+    if isinstance(annotation, type) and issubclass(annotation, V1Type):
         return (*annotation.none_error, None)
     if origin is Literal:
         expected = literal_expected(get_args(annotation))
@@ -194,33 +206,17 @@ def none_error(annotation: Any) -> tuple[str, str, dict[str, Any] | None]:
     return "none_forbidden", "Input should not be None", None
 
 
-class Checked:
+class Checked(V1Type):
     """Base of the generated types: one validator over a base type (see :func:`translate`)."""
 
     none_error = ("none_forbidden", "Input should not be None")
     _fields: dict[Any, ModelField]
 
-    @classmethod
-    def __get_validators__(cls) -> Any:
-        yield cls.validate
-
-    @classmethod
-    def __modify_schema__(cls, schema: dict[str, Any]) -> None:
-        schema.update(cls.json_schema())
-
-    @classmethod
-    def json_schema(cls) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def validate(cls, value: Any, config: Any = None) -> Any:
-        raise NotImplementedError
-
 
 def check_as(annotation: Any, value: Any, config: Any, cache: dict[Any, ModelField]) -> Any:
     """``value`` validated as ``annotation`` (a v1 field built on first use, when forward
     references have been resolved); its errors are raised with their locations."""
-    if isinstance(annotation, type) and issubclass(annotation, Primitive | Checked):
+    if isinstance(annotation, type) and issubclass(annotation, V1Type):
         return annotation.validate(value, config)
     if value is None and annotation is not Any and get_origin(annotation) not in _OPTIONAL:
         raise V2Error(*none_error(annotation))  # pydantic 1 would say "none is not allowed"
@@ -284,7 +280,7 @@ def constrained(base: Any, constraints: dict[str, Any], after: list[Any]) -> typ
             value = function(value)
         return value
 
-    kind = base if isinstance(base, type) and issubclass(base, Primitive | Checked) else None
+    kind = base if isinstance(base, type) and issubclass(base, V1Type) else None
 
     def json_schema(cls: type) -> dict[str, Any]:
         return keywords(schema_of(base), constraints)
