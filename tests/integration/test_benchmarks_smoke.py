@@ -151,3 +151,24 @@ def test_matrix_wall_smoke() -> None:
             r"[\d.]+ s\s+target: none \(informative\)",
         ],
     )
+
+
+def test_ci_wall_smoke(tmp_path: Path) -> None:
+    output = smoke("ci_wall.py")
+    assert_lines(
+        output,
+        [
+            rf"^CI test command wall time\s+[\d.]+ min\s+goal <= 15 min{GRADE}",
+            r"^summed test durations\s+[\d.]+ min over 1 process\(es\)",
+            r"^CPUs busy during the run\s+[\d.]+ %",
+            r"^\s+[\d.]+ s\s+[\d.]+ %  tests/unit/test_docs\.py$",
+        ],
+    )
+    log = tmp_path / "no-summary.log"
+    log.write_text("collected 0 items\n")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ci_wall.py"), "--log", str(log)],
+        capture_output=True, text=True, timeout=SMOKE_TIMEOUT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"--log {log}: no pytest summary line" in done.stderr

@@ -3,12 +3,16 @@ restore sweep leaves ``unacked_mutex`` held for ``unacked_mutex_expire`` (300 s)
 cannot take it, and the final broker inspection says so (the CI flake of scenario 16c: a task
 left ``pending`` because no worker restored its message for the rest of the run).
 
-The sweep runs every 10 ms here, so a kill at a random moment lands inside it often (measured:
-5 of 30); the test kills until one does, within a bounded number of rounds."""
+The sweep runs every 10 ms here and holds the mutex for about a millisecond. A kill at a random
+moment landed inside it in 5 of 30 kills on an idle machine, but under CI load 60 random kills
+once missed every sweep; so the test watches the broker and SIGKILLs the worker's process group
+the moment it sees the mutex taken (a fault at an exact point), and repeats until a kill lands
+inside, within a bounded number of rounds."""
 
 from __future__ import annotations
 
-import random
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -21,17 +25,21 @@ from tests.integration.scenario_support import workerless
 
 pytestmark = pytest.mark.integration
 MAX_KILLS = 60
+WATCH_SECONDS = 2.0  # per round: how long to watch for the worker's sweep to take the mutex
 SWEEP = {"visibility_timeout": 2, "unacked_restore_interval": 0.01, "unacked_restore_throttle": 1}
 
 
 def kill_inside_a_sweep(backend: LocalPlacement) -> int:
-    """Start and SIGKILL workers at random moments until one dies holding the mutex; the
-    number of kills it took."""
+    """Start workers and SIGKILL each the moment its sweep is seen holding the mutex, until one
+    dies holding it; the number of kills it took."""
     client = backend.broker.client()
     for kills in range(1, MAX_KILLS + 1):
         worker = backend.start_worker()
-        time.sleep(random.uniform(0.2, 0.6))
-        backend.kill_worker(worker)
+        end = time.monotonic() + WATCH_SECONDS
+        while client.get(RESTORE_MUTEX_KEY) is None and time.monotonic() < end:
+            pass  # a GET is ~0.1 ms: the sweep holds the mutex for about ten of them
+        os.killpg(worker.handle.pid, signal.SIGKILL)  # at once; kill_worker first lists members
+        backend.kill_worker(worker)  # the placement's own kill: reaps the group
         if restore_blocked(client):
             return kills
     pytest.fail(f"no kill of {MAX_KILLS} landed inside a restore sweep")
