@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_MINUTES = 15.0
 EARLIER = [  # (what, minutes): the figures this goal was set against
@@ -65,24 +67,16 @@ def parse(text: str, cpu_busy: float | None = None) -> Figures:
     return Figures(float(wall), summary, processes, per_file, cpu_busy, only)
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
 def run_tests(arguments: list[str]) -> Figures:
     """Run pytest from the repository root with every duration printed; time it."""
-    before = _cpu_times()
+    psutil.cpu_percent()  # starts the count: the next call says how busy the CPUs were since
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--durations=0", *arguments],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     elapsed = time.monotonic() - started
-    after = _cpu_times()
-    busy = (after[0] - before[0]) / max(after[1] - before[1], 1.0)
+    busy = psutil.cpu_percent() / 100
     figures = parse(done.stdout + done.stderr, cpu_busy=busy)
     figures.wall = elapsed  # the command's wall time, collection and xdist start included
     return figures
