@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from celery_chaos.cli import main
 from celery_chaos.core.scenario import load_suite
 from celery_chaos.core.scenario_base import ScenarioError
 from celery_chaos.run.preflight import checker
+from click.testing import CliRunner
 
 pytest_plugins = ["pytester"]
 
@@ -342,6 +344,23 @@ def test_bad_input_is_refused_with_one_line(tmp_path: Path, content: bytes, mess
 def test_celery_chaos_run_exits_2_with_that_line_and_starts_nothing(
     tmp_path: Path, content: bytes, message: str
 ) -> None:
+    """The command's own code path, in this process (a subprocess per row cost ~0.75 s of
+    Python start-up each, 55 s of CI for the table); the process itself is the next test."""
+    path = write(tmp_path, content)
+    reports = tmp_path / "reports"
+
+    done = CliRunner().invoke(main, ["run", str(path), "--report-dir", str(reports)])
+
+    assert done.exit_code == 2, done.output
+    assert done.stderr == f"celery-chaos: error: {path}: {message}\n"
+    assert done.stdout == ""
+    assert not reports.exists()  # nothing started: not even a run folder
+
+
+@pytest.mark.parametrize("row", [0, IDS.index("app-not-importable")], ids=lambda i: IDS[i])
+def test_the_celery_chaos_process_exits_2_with_that_line(tmp_path: Path, row: int) -> None:
+    """A real ``celery-chaos run`` process: exit status 2, the one line on stderr, no traceback."""
+    _, content, message = BAD_INPUTS[row]
     path = write(tmp_path, content)
     reports = tmp_path / "reports"
 
@@ -356,7 +375,7 @@ def test_celery_chaos_run_exits_2_with_that_line_and_starts_nothing(
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"celery-chaos: error: {path}: {message}\n"
     assert done.stdout == ""
-    assert not reports.exists()  # nothing started: not even a run folder
+    assert not reports.exists()
 
 
 def test_celery_chaos_list_refuses_the_same_input(tmp_path: Path) -> None:
