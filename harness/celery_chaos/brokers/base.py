@@ -29,6 +29,10 @@ class Broker(ABC):
     # Whether the full (not ``live``) reading of :meth:`state` closes every client connection,
     # the dispatching client's included (RabbitMQ: an unacked message is named only that way).
     snapshot_closes_connections: bool = False
+    # Whether the broker itself can end a redelivery loop: drop or dead-letter a message that
+    # keeps coming back (RabbitMQ: a quorum queue's delivery limit, 20 by default from 4.0; a
+    # message TTL). Redis cannot, so there a proven loop ends the run early (run.loop).
+    ends_redelivery_loops: bool = False
 
     def __init__(
         self,

@@ -81,6 +81,7 @@ class RabbitMQBroker(Broker):
     kind = "rabbitmq"
     closes_connections = True
     snapshot_closes_connections = True
+    ends_redelivery_loops = True
 
     def __init__(
         self,

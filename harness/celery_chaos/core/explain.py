@@ -111,6 +111,12 @@ def _pending(task: TaskReport, facts: Facts) -> str:
     # Any running attempt, not only the last: the checker calls a task pending while one runs
     # (e.g. attempt 1 still runs on a cut-off worker while attempt 2's process died).
     running = [a for a in task.attempts if a.running]
+    if "redelivery_loop" in task.labels and facts.clock.end_reason == h.END_ON_REDELIVERY_LOOP:
+        return (
+            f"in a redelivery loop when {facts.run_end()}: every delivery died and the broker"
+            " put the message back, so it would be delivered again and again (see its"
+            " redelivery_loop line for what would change it)"
+        )
     if running:
         return _still_running(running[-1], facts)
     where = task.in_broker

@@ -245,6 +245,8 @@ class Facts:
     def run_end(self) -> str:
         how = self.clock.end_reason or "ended"
         limit = f", timeout {self.settings.timeout:g}s" if how == "deadline" else ""
+        if how == h.END_ON_REDELIVERY_LOOP:  # run.loop.ProvenLoops
+            limit = f": only a proven loop was left, before the timeout {self.settings.timeout:g}s"
         return f"the run ended at {self.at(self.clock.end)} ({how}{limit})"
 
 

@@ -54,7 +54,9 @@ WORKER_EXIT = (
 )
 WORKFLOW = "workflow"  # workflow, kind, tree, members (core.workflows.layout; before dispatches)
 REVOKE = "revoke"  # task_id, index, terminate (recorded just before app.control.revoke)
-RUN_END = "run_end"  # reason (quiescent|deadline|interrupted)
+RUN_END = "run_end"  # reason (quiescent|deadline|interrupted|redelivery_loop)
+# run_end reason: only tasks in a proven redelivery loop were left (run.loop.ProvenLoops)
+END_ON_REDELIVERY_LOOP = "redelivery_loop"
 
 Event = dict[str, Any]
 

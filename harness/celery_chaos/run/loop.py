@@ -54,6 +54,13 @@ def teardown_wait(celery_settings: dict[str, Any]) -> float:
     return worker_lost_wait(celery_settings) + WATCHER_MARGIN + DRAIN_MARGIN
 
 
+def end_reason(quiet: bool, ended_on_loop: bool) -> str:
+    """Why :meth:`Loop.wait` returned, as result.json's ``end_reason`` says it."""
+    if ended_on_loop:
+        return h.END_ON_REDELIVERY_LOOP
+    return "quiescent" if quiet else "deadline"
+
+
 def pick_seed(*preferred: int | None) -> int:
     """The first seed given (scenario, then command line), else a fresh random one."""
     return next((s for s in preferred if s is not None), random.SystemRandom().randrange(2**31))
@@ -114,6 +121,41 @@ class DoneTasks:
 
     def all_done(self) -> bool:
         return bool(self.latest) and all(done for _, done in self.latest.values())
+
+
+class ProvenLoops:
+    """Redelivery loops that nothing but the task itself keeps going.
+
+    Counting starts once every fault has fired and every task was sent. A task is in a proven
+    loop when, since then, more than ``threshold`` of its deliveries were followed by another
+    delivery and none ended: each died with its process (no ``attempt_end``, so not a retry, a
+    rejection or a failure). On a broker that never drops a redelivered message (Redis) its
+    verdict can no longer change: ``redelivery_loop`` and ``pending`` at any later moment, as at
+    the timeout (poison-reject ran its whole 40 s for the verdict it had at 16 s)."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.counting = False
+        self.deliveries: dict[str, int] = {}  # task_id -> deliveries since counting began
+        self.ended: set[str] = set()  # tasks with an attempt_end since counting began
+
+    def observe(self, event: h.Event) -> None:
+        task_id = event.get("task_id")
+        if not (self.counting and task_id):
+            return
+        if event["type"] == h.ATTEMPT_START:
+            self.deliveries[task_id] = self.deliveries.get(task_id, 0) + 1
+        elif event["type"] == h.ATTEMPT_END:
+            self.ended.add(task_id)
+
+    def looping(self) -> set[str]:
+        """Tasks whose deliveries since counting began, all but the latest dead, exceed the
+        threshold."""
+        return {
+            task_id
+            for task_id, count in self.deliveries.items()
+            if count - 1 > self.threshold and task_id not in self.ended
+        }
 
 
 class DueTimes:
@@ -179,6 +221,8 @@ class Loop:
         self.nemesis = Nemesis(faults, dispatches, backend, ledger, seed, log)
         self.done_tasks = DoneTasks()
         self.dues = DueTimes()
+        self.loops = ProvenLoops(backend.scenario.redelivery_threshold)
+        self.ended_on_loop = False  # wait() ended on proven redelivery loops (see ProvenLoops)
         self.exited: set[str] = set()  # workers whose worker_exit the history holds
         self.proven = False  # set by quiet(): nothing can be in flight (see DoneTasks)
         self.settled_in = 0.0  # seconds the final quiet window took (result.json timings)
@@ -220,6 +264,7 @@ class Loop:
             self.nemesis.observe(event, now)
             self.done_tasks.observe(event)
             self.dues.observe(event)
+            self.loops.observe(event)
             if event["type"] == h.WORKER_EXIT:
                 self.exited.add(event.get("worker") or "")
             if self.on_event is not None:
@@ -250,9 +295,7 @@ class Loop:
         every task seen is done and the broker holds no task message at all (nothing in flight:
         :class:`DoneTasks`)."""
         self.proven = False
-        if fire and not (self.nemesis.done and all(d.sent for d in self.dispatches)):
-            return False
-        if fire and any(d.revoke and not d.revoked for d in self.dispatches):
+        if fire and not self._all_fired():
             return False
         if not self.watcher.settled() or self.backend.network_holds_data():
             return False
@@ -264,6 +307,27 @@ class Loop:
         self.proven = not anything and self.done_tasks.all_done()
         return True
 
+    def _all_fired(self) -> bool:
+        """Every fault fired (or given up) and every task sent, every revoke sent."""
+        if not (self.nemesis.done and all(d.sent for d in self.dispatches)):
+            return False
+        return not any(d.revoke and not d.revoked for d in self.dispatches)
+
+    def only_loops_left(self) -> bool:
+        """Every task is done or in a proven redelivery loop (:class:`ProvenLoops`), at least one
+        loops, the broker cannot end a loop itself, and nothing else may still be in flight: no
+        message of another task in the broker, none held by a network fault or in a worker's
+        memory until it is due."""
+        looping = self.loops.looping()
+        if not looping or self.backend.broker.ends_redelivery_loops:
+            return False
+        if any(not done for t, (_, done) in self.done_tasks.latest.items() if t not in looping):
+            return False
+        if self.backend.network_holds_data() or self.held_in_memory():
+            return False
+        may_hold, _ = self.backend.broker.occupancy(self.task_ids - looping)
+        return not may_hold
+
     def wait(
         self,
         timeout: float,
@@ -271,10 +335,12 @@ class Loop:
         fire: bool = True,
         client: Any = None,
         stop: threading.Event | None = None,
+        end_on_loops: bool = False,
     ) -> bool:
         """Step until quiet for ``settle`` seconds (True) or ``timeout`` seconds passed (False);
         with ``client``, workload items are dispatched at their offsets on the way. ``stop``
-        set: raise :class:`Interrupted`."""
+        set: raise :class:`Interrupted`. ``end_on_loops``: also end (True, ``ended_on_loop``)
+        once only proven redelivery loops are left (:meth:`only_loops_left`)."""
         end = time.monotonic() + timeout
         window = QuietWindow(settle)
         while True:
@@ -282,10 +348,14 @@ class Loop:
                 raise Interrupted("suite interrupted")
             if client is not None:
                 self.send_due(client)
+            self.loops.counting = self.loops.counting or (end_on_loops and self._all_fired())
             self.step(fire)
             now = time.monotonic()
             if window.held(self.quiet(fire), now, self.proven):
                 self.settled_in = now - (window.since or now)
+                return True
+            if self.loops.counting and self.only_loops_left():
+                self.ended_on_loop = True
                 return True
             if now >= end:
                 return False

@@ -47,7 +47,7 @@ from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
 from celery_chaos.run import app_state, barrier, results_state, setup, storm, versions, workload
 from celery_chaos.run.admission import Admission
-from celery_chaos.run.loop import Loop, Snapshot, pick_seed
+from celery_chaos.run.loop import Loop, Snapshot, end_reason, pick_seed
 from celery_chaos.run.parallel import run_parallel
 
 
@@ -102,8 +102,8 @@ def _drive(
     try:
         loop.nemesis.arm()
         sampler.start()  # the ``during`` invariants, while faults are active
-        quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop)
-        result.end_reason = "quiescent" if quiet else "deadline"
+        quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop, True)
+        result.end_reason = end_reason(quiet, loop.ended_on_loop)
         result.timings["workload"] = round(loop.now(), 3)
         result.timings["settle"] = round(loop.settled_in, 3)
         frozen = time.monotonic()
