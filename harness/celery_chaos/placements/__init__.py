@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from celery_chaos.placements.base import BackendError, MissingExtra, Placement, Unsupported
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery_chaos.core.scenario import Scenario
+    from celery_chaos.placements.base import BackendError, MissingExtra, Placement, Unsupported
+
+# Loaded on first use: a run's watchdog (``python -m celery_chaos.placements.local.watchdog``)
+# imports this package too, and base.py's imports (scenario schema, brokers, Celery) cost ~0.5 s
+# of CPU per run in a process that only needs psutil.
+_FROM_BASE = ("BackendError", "MissingExtra", "Placement", "Unsupported")
 
 PLACEMENTS = ("local", "docker")
 
@@ -24,6 +28,14 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        from celery_chaos.placements import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def make_placement(name: str, scenario: Scenario, run_dir: Path, **options: object) -> Placement:
     """The placement called ``name`` for one scenario run (imported lazily: docker is
     optional)."""
@@ -35,6 +47,8 @@ def make_placement(name: str, scenario: Scenario, run_dir: Path, **options: obje
         from celery_chaos.placements.docker.placement import DockerPlacement
 
         return DockerPlacement(scenario, run_dir, **options)
+    from celery_chaos.placements.base import BackendError
+
     raise BackendError(
         f"--backend: unknown backend {name!r}; expected one of {', '.join(PLACEMENTS)}"
     )
