@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from celery_chaos.brokers.rabbitmq_inspection import QueueCount, may_end_loops
 from celery_chaos.core import history as h
 from celery_chaos.run.loop import DoneTasks, DueTimes, Loop, ProvenLoops
 
@@ -41,7 +42,9 @@ def test_any_end_of_an_attempt_disproves_the_loop() -> None:
 def loop_with(looping: bool = True, **changes: Any) -> Loop:
     """A :class:`Loop` over a stand-in placement: task ``a`` loops (unless ``looping`` is
     False), task ``b`` ended SUCCESS; ``changes`` override the broker's or placement's answers."""
-    broker = SimpleNamespace(ends_redelivery_loops=False, occupancy=lambda ids: (False, False))
+    broker = SimpleNamespace(
+        may_end_loops=lambda queues: False, may_hold_besides=lambda ids, others: False
+    )
     backend = SimpleNamespace(broker=broker, network_holds_data=lambda: False, workers=[])
     for name, value in changes.items():
         setattr(broker if hasattr(broker, name) else backend, name, value)
@@ -64,9 +67,23 @@ def test_only_loops_left_ends_the_run_when_nothing_else_can_change() -> None:
 
 
 def test_a_broker_that_can_end_a_loop_or_another_unfinished_task_keeps_the_run_going() -> None:
-    assert not loop_with(ends_redelivery_loops=True).only_loops_left()  # RabbitMQ: limits, TTLs
-    assert not loop_with(occupancy=lambda ids: (bool(ids), True)).only_loops_left()  # b's message
+    assert not loop_with(may_end_loops=lambda queues: True).only_loops_left()  # limits, TTLs
+    assert not loop_with(may_hold_besides=lambda ids, n: bool(ids)).only_loops_left()  # b's message
     assert not loop_with(network_holds_data=lambda: True).only_loops_left()  # a message in transit
     unfinished = loop_with()
     unfinished.done_tasks.observe({"type": h.DISPATCH, "task_id": "c"})
     assert not unfinished.only_loops_left()  # c has not run: it may still end any way
+
+
+def test_rabbitmq_may_end_a_loop_unless_every_queue_is_a_plain_classic_one() -> None:
+    def counts(**queue: Any) -> dict[str, QueueCount]:
+        return {"celery": QueueCount(ready=0, unacked=1, **queue)}
+
+    plain = frozenset({"celery"})
+    assert not may_end_loops(plain, counts(), {})
+    assert may_end_loops(plain, counts(kind="quorum"), {})  # delivery limit (20 from 4.0)
+    assert may_end_loops(plain, counts(arguments={"x-message-ttl": 5000}), {})
+    assert may_end_loops(plain, counts(policy="p"), {"p": {"dead-letter-exchange": "dlx"}})
+    assert not may_end_loops(plain, counts(policy="p"), {"p": {"ha-mode": "all"}})
+    assert may_end_loops(frozenset({"other", "celery"}), counts(), {})  # not found: may
+    assert may_end_loops(frozenset({None}), counts(), {})  # the delivery named no queue

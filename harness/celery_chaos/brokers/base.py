@@ -29,10 +29,6 @@ class Broker(ABC):
     # Whether the full (not ``live``) reading of :meth:`state` closes every client connection,
     # the dispatching client's included (RabbitMQ: an unacked message is named only that way).
     snapshot_closes_connections: bool = False
-    # Whether the broker itself can end a redelivery loop: drop or dead-letter a message that
-    # keeps coming back (RabbitMQ: a quorum queue's delivery limit, 20 by default from 4.0; a
-    # message TTL). Redis cannot, so there a proven loop ends the run early (run.loop).
-    ends_redelivery_loops: bool = False
 
     def __init__(
         self,
@@ -56,6 +52,18 @@ class Broker(ABC):
     def occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
         """(a message of these tasks may still be in the broker, the broker holds any task
         message at all), without side effects: the run loop's quiet check."""
+
+    def may_hold_besides(self, task_ids: set[str], others: int) -> bool:
+        """Whether a message of ``task_ids`` may be in the broker, where ``others`` messages of
+        other tasks certainly are (a task in a redelivery loop always has one). Kinds that can
+        look a task up by id ask :meth:`occupancy`."""
+        return self.occupancy(task_ids)[0]
+
+    def may_end_loops(self, queues: set[str | None]) -> bool:
+        """Whether the broker itself may end a redelivery loop of messages from ``queues``
+        (drop, expire or dead-letter a message that keeps coming back): then a run waits for
+        its timeout rather than end on a proven loop (run.loop). Redis never does."""
+        return False
 
     @abstractmethod
     def answers(self) -> bool:

@@ -81,7 +81,6 @@ class RabbitMQBroker(Broker):
     kind = "rabbitmq"
     closes_connections = True
     snapshot_closes_connections = True
-    ends_redelivery_loops = True
 
     def __init__(
         self,
@@ -93,7 +92,8 @@ class RabbitMQBroker(Broker):
     ):
         super().__init__(spec, url, worker_url, log)
         self.access = access
-        self._held: tuple[float, bool] | None = None  # last count: (when, any message held)
+        self._held: tuple[float, int | None] | None = None  # last count: (when, messages)
+        self._loop_enders: dict[frozenset, bool] = {}  # may_end_loops answers, per queue set
 
     def state(self, live: bool = False) -> BrokerState:
         """Closes every client connection (see :mod:`.rabbitmq_inspection`): only for the final
@@ -107,14 +107,41 @@ class RabbitMQBroker(Broker):
             return dataclasses.replace(found.state, reachable=False)
         return found.state
 
-    def occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
-        """Any message in a task queue, ready or unacked (a task id cannot be read without a
-        delivery), counted at most once per :data:`COUNT_INTERVAL`."""
+    def _held_messages(self) -> int | None:
+        """Messages in the task queues, ready or unacked (None: unreachable), counted at most
+        once per :data:`COUNT_INTERVAL`."""
         now = time.monotonic()
         if self._held is None or now - self._held[0] >= COUNT_INTERVAL:
             parked = frozenset(self.spec.declare_queues)  # dead-letter queues
-            self._held = (now, inspection.may_hold_messages(self.access, parked))
-        return self._held[1], self._held[1]
+            self._held = (now, inspection.held_messages(self.access, parked))
+        return self._held[1]
+
+    def occupancy(self, task_ids: set[str]) -> tuple[bool, bool]:
+        """Any message in a task queue, ready or unacked (a task id cannot be read without a
+        delivery)."""
+        held = self._held_messages()
+        return held != 0, held != 0
+
+    def may_hold_besides(self, task_ids: set[str], others: int) -> bool:
+        """A task id cannot be read without a delivery: any task message beyond ``others``
+        (ready or unacked, counted by ``rabbitmqctl``) may be one of ``task_ids``."""
+        held = self._held_messages()
+        return held is None or held > others
+
+    def may_end_loops(self, queues: set[str | None]) -> bool:
+        """True unless every queue is a classic queue that no argument or policy gives a
+        delivery limit, a TTL, a length limit or a dead-letter exchange (a quorum queue may drop
+        a message at its delivery limit, 20 by default from RabbitMQ 4.0). Read once per queue
+        set (``rabbitmqctl``: queue arguments and policies)."""
+        key = frozenset(queues)
+        if key not in self._loop_enders:
+            try:
+                counts = inspection.queue_counts(self.access)
+                policies = inspection.policy_definitions(self.access, counts)
+            except RuntimeError:
+                return True  # not read now; asked again at the next pass
+            self._loop_enders[key] = inspection.may_end_loops(key, counts, policies)
+        return self._loop_enders[key]
 
     def answers(self) -> bool:
         try:

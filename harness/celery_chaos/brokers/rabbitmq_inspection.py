@@ -145,15 +145,15 @@ def queue_counts(server: RabbitMQAccess) -> dict[str, QueueCount]:
     }
 
 
-def may_hold_messages(server: RabbitMQAccess, parked: frozenset[str] = frozenset()) -> bool:
-    """Whether any task queue holds a message, ready or unacked (True if unreachable). The
+def held_messages(server: RabbitMQAccess, parked: frozenset[str] = frozenset()) -> int | None:
+    """How many messages the task queues hold, ready or unacked (None if unreachable). The
     ``parked`` queues (dead-letter queues the scenario declared) count only while a worker
     consumes them: a dead-lettered message never moves, so waiting for it would never end."""
     try:
         counts = queue_counts(server)
     except RuntimeError:
-        return True
-    return any(c.ready or c.unacked for q, c in counts.items() if q not in parked or c.consumers)
+        return None
+    return sum(c.ready + c.unacked for q, c in counts.items() if q not in parked or c.consumers)
 
 
 def policy_definitions(server: RabbitMQAccess, counts: dict[str, QueueCount]) -> dict[str, dict]:
@@ -188,6 +188,28 @@ def delivery_limits(counts: dict[str, QueueCount], policies: dict[str, dict]) ->
         if count.kind == "quorum" and values:
             limits[queue] = min(values)
     return limits
+
+
+# Queue settings (``x-`` arguments or policy keys) under which RabbitMQ itself drops, expires or
+# dead-letters a message, so a redelivery loop may end without the task.
+LOOP_ENDING_SETTINGS = (
+    "delivery-limit", "message-ttl", "expires", "max-length", "max-length-bytes",
+    "dead-letter-exchange",
+)  # fmt: skip
+
+
+def may_end_loops(
+    queues: frozenset[str | None], counts: dict[str, QueueCount], policies: dict[str, dict]
+) -> bool:
+    """Whether RabbitMQ may end a redelivery loop from any of ``queues``: one is unknown, not a
+    classic queue, or has a loop-ending setting (:data:`LOOP_ENDING_SETTINGS`)."""
+    for queue in queues:
+        count = counts.get(queue or "")
+        if count is None or count.kind != "classic":
+            return True
+        if any(_setting(count, policies, key) for key in LOOP_ENDING_SETTINGS):
+            return True
+    return False
 
 
 def parking_queues(counts: dict[str, QueueCount], policies: dict[str, dict]) -> set[str]:

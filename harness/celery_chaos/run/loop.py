@@ -137,6 +137,7 @@ class ProvenLoops:
         self.threshold = threshold
         self.counting = False
         self.deliveries: dict[str, int] = {}  # task_id -> deliveries since counting began
+        self.queues: dict[str, str | None] = {}  # task_id -> the queue of its latest delivery
         self.ended: set[str] = set()  # tasks with an attempt_end since counting began
 
     def observe(self, event: h.Event) -> None:
@@ -145,6 +146,7 @@ class ProvenLoops:
             return
         if event["type"] == h.ATTEMPT_START:
             self.deliveries[task_id] = self.deliveries.get(task_id, 0) + 1
+            self.queues[task_id] = event.get("queue")
         elif event["type"] == h.ATTEMPT_END:
             self.ended.add(task_id)
 
@@ -315,18 +317,19 @@ class Loop:
 
     def only_loops_left(self) -> bool:
         """Every task is done or in a proven redelivery loop (:class:`ProvenLoops`), at least one
-        loops, the broker cannot end a loop itself, and nothing else may still be in flight: no
-        message of another task in the broker, none held by a network fault or in a worker's
-        memory until it is due."""
+        loops, nothing else may still be in flight (no message of another task in the broker,
+        none held by a network fault or in a worker's memory until it is due), and the broker
+        cannot end the loop itself (:meth:`Broker.may_end_loops`)."""
         looping = self.loops.looping()
-        if not looping or self.backend.broker.ends_redelivery_loops:
+        if not looping:
             return False
         if any(not done for t, (_, done) in self.done_tasks.latest.items() if t not in looping):
             return False
         if self.backend.network_holds_data() or self.held_in_memory():
             return False
-        may_hold, _ = self.backend.broker.occupancy(self.task_ids - looping)
-        return not may_hold
+        if self.backend.broker.may_hold_besides(self.task_ids - looping, len(looping)):
+            return False
+        return not self.backend.broker.may_end_loops({self.loops.queues[t] for t in looping})
 
     def wait(
         self,
