@@ -129,9 +129,10 @@ class ProvenLoops:
     Counting starts once every fault has fired and every task was sent. A task is in a proven
     loop when, since then, more than ``threshold`` of its deliveries were followed by another
     delivery and none ended: each died with its process (no ``attempt_end``, so not a retry, a
-    rejection or a failure). On a broker that never drops a redelivered message (Redis) its
-    verdict can no longer change: ``redelivery_loop`` and ``pending`` at any later moment, as at
-    the timeout (poison-reject ran its whole 40 s for the verdict it had at 16 s)."""
+    rejection or a failure). Where the broker cannot drop a redelivered message (Redis, a plain
+    classic RabbitMQ queue: ``Broker.may_end_loops``) its verdict can no longer change:
+    ``redelivery_loop`` and ``pending`` at any later moment, as at the timeout (poison-reject
+    ran its whole 40 s for the verdict it had at 16 s)."""
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
