@@ -70,6 +70,10 @@ class SentinelBroker(RedisBroker):
         merged["broker_transport_options"] = options | self.transport_options()
         return merged
 
+    def _polling_client(self) -> redis.Redis:
+        """Asked anew each time: the master can move between two checks."""
+        return self.client()
+
     def client(self) -> redis.Redis:
         """A client for the master the Sentinels name now (a failover in progress: the call
         raises, and inspection calls the broker unreachable, so nothing is called gone)."""
