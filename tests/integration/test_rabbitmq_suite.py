@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
+from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.rabbitmq_suite_support import (
     RABBITMQ_ONLY,
@@ -65,6 +66,24 @@ def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(tmp_path: 
     assert {a["queue"] for a in task["attempts"]} == {"celery"}
     assert queues["celery.dead"] == 1 and queues["celery"] == 0
     assert report["end_reason"] == "quiescent"
+
+
+def test_a_loop_a_quorum_queue_can_end_runs_until_the_broker_ends_it(tmp_path: Path) -> None:
+    """The poison message on a quorum queue with x-delivery-limit 4 and redelivery_threshold 1:
+    the loop is proven after 3 deliveries, but RabbitMQ drops the message after the 5th, so the
+    run may not end on the loop (``Broker.may_end_loops``): it goes on until the broker ends it,
+    and the task is lost at its delivery limit, not pending."""
+    base = RABBITMQ_ONLY["rabbitmq-quorum-delivery-limit"]
+    queues = {"celery": {"queue_arguments": {"x-queue-type": "quorum", "x-delivery-limit": 4}}}
+    scenario = base.model_copy(
+        update={"celery": base.celery | {"task_queues": queues}, "redelivery_threshold": 1}
+    )
+    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    assert result.verdicts is not None, result.reason
+    (task,) = result.verdicts.tasks
+    assert len(task.attempts) == 5 and task.outcome == "lost", (task.outcome, task.attempts)
+    assert {"redelivery_loop", "dropped_at_delivery_limit"} <= set(task.labels)
+    assert result.end_reason == "quiescent"
 
 
 def test_killed_worker_is_redelivered_at_once_on_rabbitmq(tmp_path: Path) -> None:
