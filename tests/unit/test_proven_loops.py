@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from celery_chaos.brokers.rabbitmq_inspection import QueueCount, may_end_loops
+from celery_chaos.brokers.rabbitmq_queues import QueueCount, may_end_loops
 from celery_chaos.core import history as h
 from celery_chaos.run.loop import DoneTasks, DueTimes, Loop, ProvenLoops
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import amqp
 
 from celery_chaos.brokers import rabbitmq_inspection as inspection
+from celery_chaos.brokers import rabbitmq_queues
 from celery_chaos.brokers.base import Broker
 from celery_chaos.core.broker_state import BrokerState
 
@@ -140,7 +141,7 @@ class RabbitMQBroker(Broker):
                 policies = inspection.policy_definitions(self.access, counts)
             except RuntimeError:
                 return True  # not read now; asked again at the next pass
-            self._loop_enders[key] = inspection.may_end_loops(key, counts, policies)
+            self._loop_enders[key] = rabbitmq_queues.may_end_loops(key, counts, policies)
         return self._loop_enders[key]
 
     def answers(self) -> bool:
