@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from celery_chaos.placements.local.rabbitmq_server import RabbitMQUnavailable, find_rabbitmq
 
 pytestmark = pytest.mark.integration
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -93,6 +94,23 @@ def test_ledger_kill_writers_smoke() -> None:
         [
             rf"^events lost: 0 of 200, per-writer order kept: True  goal: none lost{GRADE}",
             rf"^writers' connections left in CLIENT LIST: 0 .*goal: none left{GRADE}",
+        ],
+    )
+
+
+def test_rabbitmq_node_smoke() -> None:
+    try:
+        find_rabbitmq()
+    except RabbitMQUnavailable as missing:
+        pytest.skip(str(missing))
+    output = smoke("rabbitmq_node.py")
+    assert_lines(
+        output,
+        [
+            r"^node boot, package plugins dir: [\d.]+ s, node CPU [\d.]+ s$",
+            rf"^node boot, core plugins links: .* goal: faster than the package dir{GRADE}",
+            r"^list_queues via rabbitmqctl: [\d.]+ s per call",
+            rf"^list_queues via erl_call: .* goal: <= 0\.05 s{GRADE}",
         ],
     )
 

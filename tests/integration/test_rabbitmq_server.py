@@ -20,10 +20,11 @@ import psutil
 import pytest
 from celery import Celery
 from celery_chaos.agent import instrument as agent
-from celery_chaos.brokers import rabbitmq_inspection
+from celery_chaos.brokers import rabbitmq_erl, rabbitmq_inspection
 from celery_chaos.core import history as h
 from celery_chaos.ledger import Ledger
 from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.rabbitmq_plugins import plugins_dir
 from celery_chaos.placements.local.rabbitmq_server import (
     RabbitMQServer,
     RabbitMQUnavailable,
@@ -310,6 +311,46 @@ def test_live_inspection_names_ready_messages_and_closes_nothing(rabbit: RabbitM
             assert channel.queue_declare("chaos-live", passive=True).message_count == 1
         finally:
             channel.queue_delete("chaos-live")
+
+
+def test_erl_call_lists_the_queues_exactly_as_rabbitmqctl_does(rabbit: RabbitMQServer) -> None:
+    """The fast path (erl_call, milliseconds) and rabbitmqctl give the same rows: counts,
+    consumers, type, typed arguments and the policy that applies."""
+    columns = ("name", *rabbitmq_inspection.COUNT_COLUMNS, "policy")
+    quorum = {"x-queue-type": "quorum", "x-delivery-limit": 4, "x-dead-letter-exchange": "dlx"}
+    with rabbit.connection() as connection:
+        channel = connection.channel()
+        channel.queue_declare("chaos-erl-q", durable=True, auto_delete=False, arguments=quorum)
+        channel.queue_declare("chaos-erl-c", auto_delete=False, arguments={"x-max-length": 5})
+        channel.basic_publish(amqp.Message(b"[]"), "", "chaos-erl-c")
+        rabbit.ctl("set_policy", "chaos-erl", "^chaos-erl-c$", '{"max-length": 3}')
+        try:
+            fast = rabbitmq_erl.queue_rows(rabbit, "/", columns)
+            slow = rabbitmq_inspection.ctl_rows(rabbit, "list_queues", "-p", "/", *columns)
+            assert fast is not None, "erl_call did not answer"
+            by_name = {row["name"]: row for row in fast}
+            assert by_name == {row["name"]: row for row in slow}
+            assert by_name["chaos-erl-c"]["policy"] == "chaos-erl"
+            assert rabbitmq_erl.sync_metadata_log(rabbit) is True
+        finally:
+            rabbit.ctl("clear_policy", "chaos-erl")
+            channel.queue_delete("chaos-erl-q")
+            channel.queue_delete("chaos-erl-c")
+
+
+def test_the_node_boots_with_only_the_applications_the_broker_needs(
+    rabbit: RabbitMQServer,
+) -> None:
+    """The node reads our plugins directory (links to rabbit's dependency closure), not the
+    package's ~70 entries, and serves AMQP from it (every other test here runs on it)."""
+    assert rabbit.plugins_dir is not None
+    used = rabbit.ctl("eval", "rabbit_plugins:plugins_dir().").strip().strip('"')
+    assert used == str(rabbit.plugins_dir)
+    names = {link.name.rsplit("-", 1)[0] for link in rabbit.plugins_dir.iterdir()}
+    assert {"rabbit", "rabbit_common", "rabbitmq_prelaunch", "ra"} <= names
+    assert not names & {"rabbitmq_management", "rabbitmq_mqtt", "rabbitmq_stomp"}
+    package = plugins_dir(find_rabbitmq()[0])
+    assert len(names) < len([d for d in package.iterdir() if d.is_dir()])
 
 
 def test_a_dead_lettered_task_message_is_found_in_the_dead_letter_queue(

@@ -7,9 +7,10 @@ as a testcontainers container, and inspected through the same ``RabbitMQAccess``
   ``/etc/rabbitmq/conf.d`` and ``/etc/rabbitmq/advanced.config`` before the first start (the
   layout of both the offline Debian image and the registry's ``rabbitmq:3``);
 - ready when an AMQP login succeeds, polled from the host (no fixed sleep);
-- ``rabbitmqctl`` through ``docker exec`` as user ``rabbitmq`` (its HOME holds the cookie the
-  server wrote); a crash is SIGKILL + start of the same container, whose filesystem (mnesia:
-  durable queues, persistent messages) and hostname (the node name) survive.
+- ``rabbitmqctl`` (and ``erl_call`` where the image has it) through ``docker exec`` as user
+  ``rabbitmq`` (its HOME holds the cookie the server wrote); a crash is SIGKILL + start of the
+  same container, whose filesystem (mnesia: durable queues, persistent messages) and hostname
+  (the node name) survive.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ CTL_USER = "rabbitmq"
 # After the image's own conf.d files (the registry image ships 10-defaults.conf): ours win.
 CONF_PATH = "/etc/rabbitmq/conf.d/90-celery-chaos.conf"
 ADVANCED_CONFIG_PATH = "/etc/rabbitmq/advanced.config"
+# erl_call on PATH (Debian) or in the Erlang tree of the registry image; the node is the image's
+# default ``rabbit@<hostname>``; the expression comes as $1 (erl_call -e reads stdin).
+ERL_CALL = (
+    "e=$(command -v erl_call || ls /usr/local/lib/erlang/lib/erl_interface-*/bin/erl_call"
+    ' 2>/dev/null | tail -n 1); [ -n "$e" ] || exit 127;'
+    ' printf "%s\\n" "$1" | "$e" -sname rabbit -fetch_stdout -e'
+)
 
 
 class RabbitMQCtlError(RuntimeError):
@@ -82,6 +90,7 @@ class LoopbackRabbitMQ(DockerContainer):
         )
         self.waiting_for(self.ready)
         self.startup_seconds: float | None = None
+        self.erl_missing = False  # the image has no erl_call: rabbitmqctl answers everything
 
     # --- URLs and clients --------------------------------------------------------------
     def url(self, host: str = LOOPBACK, port: int | None = None) -> str:
@@ -148,4 +157,21 @@ class LoopbackRabbitMQ(DockerContainer):
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
         if result.exit_code != 0:
             raise RabbitMQCtlError(ctl_failure(args, stdout, stderr))
+        return stdout
+
+    def erl(self, expression: str) -> str:
+        """Evaluate Erlang ``expression`` in the node through the image's ``erl_call`` (as user
+        rabbitmq, whose HOME holds the cookie): no CLI VM to boot (:mod:`~celery_chaos.brokers.
+        rabbitmq_erl`). An image without ``erl_call`` is asked once."""
+        if self.erl_missing:
+            raise RabbitMQCtlError("no erl_call in the image")
+        command = ["timeout", str(CTL_TIMEOUT_SECONDS), "sh", "-c", ERL_CALL, "sh", expression]
+        try:
+            result = self.get_wrapped_container().exec_run(command, user=CTL_USER, demux=True)
+        except docker.errors.APIError as error:
+            raise RabbitMQCtlError(f"erl_call: {error.explanation}") from None
+        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
+        self.erl_missing = result.exit_code == 127
+        if result.exit_code != 0:
+            raise RabbitMQCtlError(f"erl_call failed: {(stderr or stdout)[:200]}")
         return stdout

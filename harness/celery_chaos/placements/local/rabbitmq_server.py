@@ -11,7 +11,8 @@ Nothing is shared with a system RabbitMQ or with another run:
   server and ``rabbitmqctl`` alike);
 - a private ``rabbitmq.conf``, ``rabbitmq-env.conf``, ``enabled_plugins`` (no plugins: the
   management plugin adds start-up time and its counters are sampled, while ``rabbitmqctl`` asks
-  the queue processes directly), data and log directories;
+  the queue processes directly), data and log directories, and a plugins directory holding only
+  the applications the broker needs (:mod:`.rabbitmq_plugins`: a second less to boot);
 - a random administrator user created by the node itself at first boot (``default_user``), so
   the ``guest`` account never exists, not even for a moment.
 
@@ -45,11 +46,13 @@ from celery_chaos.brokers.rabbitmq import (
 from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local import processes
+from celery_chaos.placements.local.rabbitmq_plugins import link_core_plugins
 from celery_chaos.placements.ports import free_port
 
 READY_DEADLINE = 60.0
 STOP_GRACE = 15.0
 CTL_TIMEOUT = 60.0
+ERL_CALL_TIMEOUT = 30.0
 CLI_GRACE = 2.0  # seconds for a rabbitmqctl VM's leftovers to exit after SIGKILL
 SBIN_ENV = "CHAOS_RABBITMQ_SBIN"  # a directory holding rabbitmq-server and rabbitmqctl
 DEBIAN_SBIN = "/usr/lib/rabbitmq/bin"
@@ -88,6 +91,12 @@ def find_rabbitmq() -> tuple[Path, str]:
 def _erts_epmd() -> str | None:
     found = sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))
     return str(found[-1]) if found else None
+
+
+def find_erl_call() -> str | None:
+    """Erlang's ``erl_call`` (erl_interface, shipped with every Erlang), or None."""
+    found = sorted(Path("/usr/lib/erlang").glob("lib/erl_interface-*/bin/erl_call"))
+    return shutil.which("erl_call") or (str(found[-1]) if found else None)
 
 
 def epmd_names(port: int) -> set[str]:
@@ -160,6 +169,8 @@ class RabbitMQServer:
         self.epmd: subprocess.Popen | None = None
         self.log_path = workdir / f"{name}.log"  # the start script's console output
         self.startup_seconds: float | None = None
+        # Links to the applications the broker needs (rabbitmq_plugins.py); None: the package's.
+        self.plugins_dir: Path | None = None
         # Told about every process started (node and epmd; the run's state file records them).
         self.on_spawn: Callable[[subprocess.Popen], None] | None = None
 
@@ -188,6 +199,9 @@ class RabbitMQServer:
         config.write_text(rabbitmq_conf(self.user, self.password, self.consumer_timeout))
         config.chmod(0o600)
         (self.workdir / "advanced.config").write_text(advanced_config(self.consumer_timeout))
+        if self.plugins_dir is None:
+            sbin, _ = find_rabbitmq()
+            self.plugins_dir = link_core_plugins(sbin, self.workdir / "plugins")
 
     def env(self) -> dict[str, str]:
         """The environment of the node and of every ``rabbitmqctl`` aimed at it."""
@@ -212,6 +226,8 @@ class RabbitMQServer:
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=f"-start_epmd false {only_loopback}",
             RABBITMQ_CTL_ERL_ARGS=f"-start_epmd false {only_loopback}",
         )
+        if self.plugins_dir is not None:
+            env["RABBITMQ_PLUGINS_DIR"] = str(self.plugins_dir)
         env.pop("RABBITMQ_ERLANG_COOKIE", None)
         env[OWNER_ENV] = owner_marker(os.getpid())
         return env
@@ -322,6 +338,25 @@ class RabbitMQServer:
         if cli.returncode != 0:
             raise RabbitMQUnavailable(ctl_failure(args, stdout, stderr))
         return stdout
+
+    def erl(self, expression: str, timeout: float = ERL_CALL_TIMEOUT) -> str:
+        """Evaluate Erlang ``expression`` in the node through ``erl_call`` (milliseconds, no VM
+        to boot: :mod:`~celery_chaos.brokers.rabbitmq_erl`); its stdout, or
+        :class:`RabbitMQUnavailable`. The cookie is read from the node's ``HOME``, never passed
+        on a command line other users can read."""
+        erl_call = find_erl_call()
+        if erl_call is None or self.epmd is None or self.epmd.poll() is not None:
+            raise RabbitMQUnavailable(f"{self.name}: no erl_call, or the node is not running")
+        try:
+            done = subprocess.run(
+                [erl_call, "-n", self.nodename, "-fetch_stdout", "-e"], input=expression + "\n",
+                env=self.env(), capture_output=True, text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise RabbitMQUnavailable(f"erl_call: no answer in {timeout:g}s") from None
+        if done.returncode != 0:
+            raise RabbitMQUnavailable(f"erl_call failed: {(done.stderr or done.stdout)[:200]}")
+        return done.stdout
 
     def pids(self) -> list[int]:
         """Every live process of this node and its epmd (for tests and leak checks)."""
