@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TICK_MS = 60_000
 CONSUMER_TIMEOUT_TICK_MS = 500
-# A queue count runs ``rabbitmqctl`` (an Erlang VM, about 1 s of CPU): the quiet check reuses an
+# A queue count through ``rabbitmqctl`` boots an Erlang VM (about 0.5 s of CPU; through
+# ``erl_call``, :mod:`.rabbitmq_erl`, milliseconds where it exists): the quiet check reuses an
 # answer for this long rather than keeping a core busy.
 COUNT_INTERVAL = 1.0
 
