@@ -102,7 +102,9 @@ def _drive(
     try:
         loop.nemesis.arm()
         sampler.start()  # the ``during`` invariants, while faults are active
-        quiet = loop.wait(scenario.timeout, scenario.settle, True, client, options.stop, True)
+        quiet = loop.wait(
+            scenario.timeout, scenario.settle, client=client, stop=options.stop, end_on_loops=True
+        )
         result.end_reason = end_reason(quiet, loop.ended_on_loop)
         result.timings["workload"] = round(loop.now(), 3)
         result.timings["settle"] = round(loop.settled_in, 3)
