@@ -4,9 +4,9 @@ the ~50 optional plugins a package ships (management, MQTT, STOMP, federation, .
 
 Why: the harness enables no plugin (``enabled_plugins`` is ``[].``), yet at boot the node reads
 every application in its plugins directory and scans the modules of those it loads for boot
-steps. Measured on RabbitMQ 3.10.8 (Debian, 71 directories, 2 CPUs, 3 boots each): 4.45 s to an
-AMQP login and 3.7 s of the node's CPU with the package's directory, 3.45 s and 2.85 s with the
-20 it needs (``benchmarks/rabbitmq_boot.py`` prints it). The node is the same broker: the queue
+steps. Measured on RabbitMQ 3.10.8 (Debian, 71 directories, 2 CPUs, medians of 3 boots): 4.53 s
+to an AMQP login and 3.74 s of the node's CPU with the package's directory, 3.29 s and 2.74 s
+with the 20 it needs (``benchmarks/rabbitmq_node.py`` prints both, alternated). The node is the same broker: the queue
 types, the protocol and every setting live in ``rabbit`` and its dependencies, which are linked
 as installed.
 
