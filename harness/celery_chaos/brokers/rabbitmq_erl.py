@@ -71,7 +71,7 @@ def queue_rows(server: Any, vhost: str, columns: tuple[str, ...]) -> list[dict] 
     return rows if isinstance(rows, list) else None
 
 
-def sync_metadata_log(server: Any) -> bool | None:
-    """``disk_log:sync(latest_log)`` in the node: True done, None not asked this way."""
+def sync_metadata_log(server: Any) -> bool:
+    """``disk_log:sync(latest_log)`` in the node: whether it was done this way."""
     expression = f'_ = disk_log:sync(latest_log), io:put_chars("{ANSWER}\\n").'
-    return True if answer(evaluate(server, expression) or "") is not None else None
+    return answer(evaluate(server, expression) or "") is not None

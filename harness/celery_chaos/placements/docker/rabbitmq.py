@@ -147,15 +147,21 @@ class LoopbackRabbitMQ(DockerContainer):
         )
 
     # --- rabbitmqctl -------------------------------------------------------------------
+    def _exec(self, what: str, *command: str) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of ``command`` run in the container as user rabbitmq,
+        under ``timeout``; ``what`` names it in the error if the engine refuses."""
+        argv = ["timeout", str(CTL_TIMEOUT_SECONDS), *command]
+        try:
+            result = self.get_wrapped_container().exec_run(argv, user=CTL_USER, demux=True)
+        except docker.errors.APIError as error:
+            raise RabbitMQCtlError(f"{what}: {error.explanation}") from None
+        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
+        return result.exit_code, stdout, stderr
+
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl -q`` in the container as user rabbitmq; its stdout."""
-        command = ["timeout", str(CTL_TIMEOUT_SECONDS), "rabbitmqctl", "-q", *args]
-        try:
-            result = self.get_wrapped_container().exec_run(command, user=CTL_USER, demux=True)
-        except docker.errors.APIError as error:
-            raise RabbitMQCtlError(f"rabbitmqctl {args[0]}: {error.explanation}") from None
-        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
-        if result.exit_code != 0:
+        code, stdout, stderr = self._exec(f"rabbitmqctl {args[0]}", "rabbitmqctl", "-q", *args)
+        if code != 0:
             raise RabbitMQCtlError(ctl_failure(args, stdout, stderr))
         return stdout
 
@@ -165,13 +171,8 @@ class LoopbackRabbitMQ(DockerContainer):
         rabbitmq_erl`). An image without ``erl_call`` is asked once."""
         if self.erl_missing:
             raise RabbitMQCtlError("no erl_call in the image")
-        command = ["timeout", str(CTL_TIMEOUT_SECONDS), "sh", "-c", ERL_CALL, "sh", expression]
-        try:
-            result = self.get_wrapped_container().exec_run(command, user=CTL_USER, demux=True)
-        except docker.errors.APIError as error:
-            raise RabbitMQCtlError(f"erl_call: {error.explanation}") from None
-        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
-        self.erl_missing = result.exit_code == 127
-        if result.exit_code != 0:
+        code, stdout, stderr = self._exec("erl_call", "sh", "-c", ERL_CALL, "sh", expression)
+        self.erl_missing = code == 127
+        if code != 0:
             raise RabbitMQCtlError(f"erl_call failed: {(stderr or stdout)[:200]}")
         return stdout

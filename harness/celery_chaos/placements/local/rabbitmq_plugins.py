@@ -6,9 +6,9 @@ Why: the harness enables no plugin (``enabled_plugins`` is ``[].``), yet at boot
 every application in its plugins directory and scans the modules of those it loads for boot
 steps. Measured on RabbitMQ 3.10.8 (Debian, 71 directories, 2 CPUs, medians of 3 boots): 4.53 s
 to an AMQP login and 3.74 s of the node's CPU with the package's directory, 3.29 s and 2.74 s
-with the 20 it needs (``benchmarks/rabbitmq_node.py`` prints both, alternated). The node is the same broker: the queue
-types, the protocol and every setting live in ``rabbit`` and its dependencies, which are linked
-as installed.
+with the 20 it needs (``benchmarks/rabbitmq_node.py`` prints both, alternated). The node is the
+same broker: the queue types, the protocol and every setting live in ``rabbit`` and its
+dependencies, which are linked as installed.
 
 A package whose plugins are ``.ez`` archives (the generic Unix tarball of older releases) or
 whose closure cannot be read keeps its own directory (:func:`core_plugins` returns None).

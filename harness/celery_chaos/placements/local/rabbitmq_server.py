@@ -188,7 +188,7 @@ class RabbitMQServer:
         return self.workdir / "mnesia"
 
     # --- files and environment -------------------------------------------------------
-    def _write_files(self) -> None:
+    def _write_files(self, sbin: Path) -> None:
         cookie = self.workdir / ".erlang.cookie"
         if not cookie.exists():
             cookie.write_text(secrets.token_hex(20))
@@ -200,7 +200,6 @@ class RabbitMQServer:
         config.chmod(0o600)
         (self.workdir / "advanced.config").write_text(advanced_config(self.consumer_timeout))
         if self.plugins_dir is None:
-            sbin, _ = find_rabbitmq()
             self.plugins_dir = link_core_plugins(sbin, self.workdir / "plugins")
 
     def env(self) -> dict[str, str]:
@@ -236,7 +235,7 @@ class RabbitMQServer:
     def start(self, keep_ports: bool = False) -> None:
         """Start epmd and the node (retrying on a port clash) and wait until it serves AMQP."""
         sbin, epmd = find_rabbitmq()
-        self._write_files()
+        self._write_files(sbin)
         for _ in range(3):
             if not keep_ports:
                 self.port, self.dist_port, self.ctl_port = free_port(), free_port(), free_port()
