@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import docker.errors
 import redis
 from testcontainers.community.redis import PingWaitStrategy, RedisContainer
 from testcontainers.core.config import testcontainers_config
@@ -37,6 +38,7 @@ LOOPBACK = "127.0.0.1"
 REDIS_READY_SECONDS = 30
 READY_POLL_SECONDS = 0.02  # testcontainers polls once a second by default: too slow here
 ENGINE_TIMEOUT = 30
+PAUSE_DEADLINE = 5.0  # s to keep asking the engine to pause a running container that refuses
 # Where ``{run_dir}`` in a Celery setting points inside every worker container of a run.
 WORKER_FILES_MOUNT = "/var/lib/celery-chaos/run"
 
@@ -166,6 +168,25 @@ def crash(container: Any, down_for: float) -> None:
     container.kill(signal="SIGKILL")
     container.wait(timeout=ENGINE_TIMEOUT)
     time.sleep(down_for)
+
+
+def pause_unless_exited(container: Any, deadline: float = PAUSE_DEADLINE) -> None:
+    """``docker pause`` a running container. A container in the middle of exiting (a warm
+    shutdown ending just as the run freezes) can refuse: runc's "unable to freeze" (seen in
+    CI). One that has exited by then needs no freeze; one still running is paused again until
+    ``deadline`` s have passed, and the last refusal is raised."""
+    end = time.monotonic() + deadline
+    while True:
+        container.reload()
+        if container.status != "running":
+            return
+        try:
+            container.pause()
+            return
+        except docker.errors.APIError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
 
 
 class WorkerContainer(DockerContainer):

@@ -22,6 +22,9 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,22 +122,51 @@ def build_images(
     """
     root = (project_root or default_project_root()).resolve()
     client = docker_client(timeout=600)
-    built: dict[str, str] = {}
+    log = _one_line_at_a_time(log)
     if offline:
-        built["base"] = ensure_base_image(client, log)
-        built["redis"] = build_offline(client, "Dockerfile.redis", redis_image, root, log)
-        built["rabbitmq"] = build_offline(client, "Dockerfile.rabbitmq", rabbitmq_image, root, log)
-        built["postgres"] = build_offline(
-            client, "Dockerfile.postgres", DEFAULT_POSTGRES_IMAGE, root, log
-        )
+        base = ensure_base_image(client, log)
+        brokers = {
+            "redis": lambda: build_offline(client, "Dockerfile.redis", redis_image, root, log),
+            "rabbitmq": lambda: build_offline(
+                client, "Dockerfile.rabbitmq", rabbitmq_image, root, log
+            ),
+            "postgres": lambda: build_offline(
+                client, "Dockerfile.postgres", DEFAULT_POSTGRES_IMAGE, root, log
+            ),
+        }
         worker_base = BASE_IMAGE
     else:
-        built["redis"] = pull_online(client, ONLINE_REDIS_IMAGE, redis_image, log)
-        built["rabbitmq"] = pull_online(client, ONLINE_RABBITMQ_IMAGE, rabbitmq_image, log)
-        built["postgres"] = pull_online(client, ONLINE_POSTGRES_IMAGE, DEFAULT_POSTGRES_IMAGE, log)
+        base = None
+        brokers = {
+            "redis": lambda: pull_online(client, ONLINE_REDIS_IMAGE, redis_image, log),
+            "rabbitmq": lambda: pull_online(client, ONLINE_RABBITMQ_IMAGE, rabbitmq_image, log),
+            "postgres": lambda: pull_online(
+                client, ONLINE_POSTGRES_IMAGE, DEFAULT_POSTGRES_IMAGE, log
+            ),
+        }
         worker_base = ONLINE_BASE_IMAGE
-    built["worker"] = build_worker(client, worker_image, worker_base, root, log)
-    return built
+    jobs = {**brokers, "worker": lambda: build_worker(client, worker_image, worker_base, root, log)}
+    return ({"base": base} if base else {}) | _side_by_side(jobs)
+
+
+def _one_line_at_a_time(log: Log) -> Log:
+    """``log`` for jobs on several threads: one whole line at a time."""
+    lock = threading.Lock()
+
+    def locked(line: str) -> None:
+        with lock:
+            log(line)
+
+    return locked
+
+
+def _side_by_side(jobs: dict[str, Callable[[], str]]) -> dict[str, str]:
+    """Run the image jobs at once (the engine builds them in parallel; each mostly waits on the
+    mirror or on apt inside its container): ``{role: tag}`` in ``jobs`` order. The first
+    failure is raised once every job has ended, so no build is left running behind it."""
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {role: pool.submit(job) for role, job in jobs.items()}
+    return {role: future.result() for role, future in futures.items()}
 
 
 def default_project_root() -> Path:

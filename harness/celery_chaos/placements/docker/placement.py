@@ -53,6 +53,7 @@ from celery_chaos.placements.docker.containers import (
     WorkerContainer,
     cleanup,
     docker_client,
+    pause_unless_exited,
     run_files_dir,
     start_reaper,
 )
@@ -385,9 +386,7 @@ class DockerPlacement(ContainerWatch, Placement):
 
     def freeze(self) -> None:
         for container in map(engine, self.workers):
-            container.reload()
-            if container.status == "running":
-                container.pause()
+            pause_unless_exited(container)
 
 
 def _in_parallel(calls: Iterable[Callable[[], object]]) -> None:
