@@ -1,7 +1,8 @@
 """The docker backend's RabbitMQ broker container, read back from the engine and the node itself:
-published on 127.0.0.1 at a port a crash keeps, its own user and no guest, durable queues and
-persistent messages surviving a SIGKILL, its version in the run's versions, a clear error for a
-missing image, and nothing left after a killed harness once ``celery-chaos cleanup`` ran."""
+published on 127.0.0.1 at a port a crash keeps, its own user and no guest, connections closed
+through the image's ``erl_call``, durable queues and persistent messages surviving a SIGKILL, its
+version in the run's versions, a clear error for a missing image, and nothing left after a killed
+harness once ``celery-chaos cleanup`` ran."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import amqp
 import docker.errors
 import pytest
-from celery_chaos.brokers import rabbitmq_inspection
+from celery_chaos.brokers import rabbitmq_erl, rabbitmq_inspection
 from celery_chaos.core.scenario import load_file
 from celery_chaos.placements.base import BackendError
 from celery_chaos.placements.docker.images import DEFAULT_RABBITMQ_IMAGE
@@ -63,6 +64,12 @@ def test_broker_container_keeps_its_port_and_durable_messages_across_a_crash(
         users = rabbitmq_inspection.ctl_rows(broker, "list_users")
         assert [u["user"] for u in users] == [broker.user]  # no guest, ever
         assert versions.broker_version(backend)["broker"].startswith("rabbitmq 3.")
+        held = broker.connection()  # the final inspection closes it through the image's erl_call
+        held.channel()
+        assert rabbitmq_erl.close_all_connections(broker, "/", "chaos-test") is True
+        with pytest.raises(amqp.exceptions.ConnectionForced, match="chaos-test"):
+            held.drain_events(timeout=5)
+        held.collect()
         with broker.connection() as connection:
             publish(connection, "kept", "durable and persistent", mode=2)
             publish(connection, "dropped", "transient", mode=1)

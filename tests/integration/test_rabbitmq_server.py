@@ -338,6 +338,25 @@ def test_erl_call_lists_the_queues_exactly_as_rabbitmqctl_does(rabbit: RabbitMQS
             channel.queue_delete("chaos-erl-c")
 
 
+def test_erl_call_closes_every_connection_as_rabbitmqctl_does(rabbit: RabbitMQServer) -> None:
+    """The final inspection's close_all_connections through erl_call: the vhost's client
+    connections are closed by the broker with the explanation, as the CLI closes them."""
+    clients = [rabbit.connection() for _ in range(2)]
+    try:
+        for client in clients:
+            client.channel()
+        assert len(rabbitmq_inspection.ctl_rows(rabbit, "list_connections", "name")) == 2
+        assert rabbitmq_erl.close_all_connections(rabbit, "/", "chaos-test reason") is True
+        for client in clients:
+            with pytest.raises(amqp.exceptions.ConnectionForced, match="chaos-test reason"):
+                client.drain_events(timeout=5)
+        assert rabbitmq_inspection.ctl_rows(rabbit, "list_connections", "name") == []
+        assert rabbitmq_erl.close_all_connections(rabbit, "/", 'say "hi"') is False  # not spliced
+    finally:
+        for client in clients:
+            client.collect()
+
+
 def test_the_node_boots_with_only_the_applications_the_broker_needs(
     rabbit: RabbitMQServer,
 ) -> None:

@@ -115,3 +115,20 @@ def test_columns_and_vhost_are_never_spliced_into_erlang_unchecked() -> None:
     assert rabbitmq_erl.queue_rows(access, "/", ("name", 'x]), os:cmd("id")')) is None
     assert rabbitmq_erl.queue_rows(access, 'a"b', ("name",)) is None
     assert rabbitmq_erl.queue_rows(access, "/", ("name",)) == []
+
+
+@pytest.mark.parametrize(
+    ("stdout", "asked_ctl"),
+    [
+        (f"{rabbitmq_erl.ANSWER}2\n{{ok, ok}}", False),  # erl_call closed them
+        ("{error, {undef, rabbit_connection_tracking_handler}}", True),  # another release
+        (None, True),  # erl_call failed
+    ],
+)
+def test_closing_every_connection_falls_back_to_rabbitmqctl(
+    stdout: str | None, asked_ctl: bool
+) -> None:
+    access = Access(stdout)
+    rabbitmq_inspection.release_unacked(access, [])  # type: ignore[arg-type]
+    closed_by_ctl = ("close_all_connections", rabbitmq_inspection.CLOSE_REASON)
+    assert (closed_by_ctl in access.ctl_calls) is asked_ctl

@@ -75,3 +75,22 @@ def sync_metadata_log(server: Any) -> bool:
     """``disk_log:sync(latest_log)`` in the node: whether it was done this way."""
     expression = f'_ = disk_log:sync(latest_log), io:put_chars("{ANSWER}\\n").'
     return answer(evaluate(server, expression) or "") is not None
+
+
+# close_all_connections as rabbitmqctl 3.10 runs it: the vhost's tracked connections, then the
+# tracking handler closes each with the explanation (no delay between them).
+_CLOSE_ALL = """
+Conns = rabbit_connection_tracking:list(<<"VHOST">>),
+rabbit_connection_tracking_handler:close_connections(Conns, <<"REASON">>, 0),
+io:put_chars([<<"MARKER">>, integer_to_binary(length(Conns)), <<"\\n">>]).
+"""
+
+
+def close_all_connections(server: Any, vhost: str, reason: str) -> bool:
+    """``rabbitmqctl close_all_connections -p VHOST REASON``: whether it was done this way."""
+    if any(char in vhost + reason for char in '"\\'):
+        return False
+    expression = (
+        _CLOSE_ALL.replace("VHOST", vhost).replace("REASON", reason).replace("MARKER", ANSWER)
+    )
+    return answer(evaluate(server, expression) or "") is not None

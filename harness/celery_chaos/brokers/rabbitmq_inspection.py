@@ -16,9 +16,9 @@ What this module proves, and how (:func:`inspect`, after the harness froze every
    once: its task id (Celery protocol 2 header ``id``, else ``correlation_id``) is *ready in
    queue X*. A queue with nothing unacked is read in step 4 only (all it holds is ready): a
    read is a delivery, and a quorum queue counts it toward its delivery limit.
-3. ``rabbitmqctl close_all_connections`` closes every client connection, the frozen workers'
-   included: their unacked messages return to their queues, which is awaited until
-   ``list_queues`` shows zero unacked (with a deadline).
+3. ``close_all_connections`` (through ``erl_call``, else ``rabbitmqctl``) closes every client
+   connection, the frozen workers' included: their unacked messages return to their queues,
+   which is awaited until ``list_queues`` shows zero unacked (with a deadline).
 4. The queues are read again; a task id not read in step 2 was *unacked* at the end.
 
 So the task id of every message is known, ready and unacked alike, and a task found nowhere is
@@ -77,6 +77,7 @@ from celery_chaos.brokers.rabbitmq_queues import QueueCount, delivery_limits, pa
 from celery_chaos.core.broker_state import BrokerState, dead_letter_location
 
 REQUEUE_DEADLINE = 10.0
+CLOSE_REASON = "celery-chaos final broker inspection"
 # Celery's own broadcast/event queues: exclusive or transient, never a task message.
 SYSTEM_QUEUE_MARKERS = (".pidbox", "celeryev.")
 
@@ -261,7 +262,8 @@ def read_held(
 
 def release_unacked(server: RabbitMQAccess, queues: list[str]) -> dict[str, QueueCount]:
     """Close every client connection and wait until no task queue has unacked messages."""
-    server.ctl("close_all_connections", "celery-chaos final broker inspection")
+    if not rabbitmq_erl.close_all_connections(server, "/", CLOSE_REASON):
+        server.ctl("close_all_connections", CLOSE_REASON)
     deadline = time.monotonic() + REQUEUE_DEADLINE
     while True:
         counts = queue_counts(server)
