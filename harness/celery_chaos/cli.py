@@ -179,7 +179,8 @@ def run(
         with staged_agent(chosen) as on_python, live_progress(console, live) as on_progress:
             options.backend_options |= on_python
             suite = interruptible(
-                lambda: run_suite(scenarios, options, print_line, _print_result, on_progress)
+                lambda: run_suite(scenarios, options, print_line, _print_result, on_progress),
+                options.stop,
             )
     except BackendError as error:
         raise UsageProblem(str(error)) from None

@@ -298,7 +298,8 @@ def _run_repro(spec: Any, given: dict[str, Any], keep_app_results: bool) -> Any:
 
     try:
         return interruptible(
-            lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line, keep_app_results)
+            lambda: repro_run.run_repro(spec, options, Path.cwd(), print_line, keep_app_results),
+            options.stop,
         )
     except (repro_run.ReproError, BackendError) as error:
         raise UsageProblem(str(error)) from None
