@@ -24,7 +24,7 @@ import redis
 from celery import Celery
 from celery_chaos.placements.docker.images import build_images, docker_client, engine_available
 
-from tests.integration.docker_support import unavailable, wait_for_image_build
+from tests.integration.docker_support import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
@@ -72,7 +72,6 @@ def images() -> dict[str, str]:
     ok, reason = engine_available()
     if not ok:
         unavailable(reason)
-    wait_for_image_build()  # never two builds of one wheelhouse at once
     return build_images(offline=True, project_root=ROOT, log=lambda line: print(line))
 
 
