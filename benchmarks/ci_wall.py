@@ -37,6 +37,8 @@ EARLIER = [  # (what, minutes): the figures this goal was set against
     ("stop 28 (1,543 tests, -n 3, fresh clone)", 22.6),
     ("stop 29, RabbitMQ core plugins + erl_call (1,555 tests, -n 3, fresh clone)", 18.5),
     ("stop 29, the same with -n 4 (best of 4 fresh clones; the slowest: 18.4)", 14.9),
+    ("stop 30, -n 4 again on a new VM (fresh clone)", 16.4),
+    ("stop 30, -n 5 + connections closed through erl_call (fresh clone)", 13.1),
 ]
 DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+([^:\s]+)(::|\s|$)")
 SUMMARY = re.compile(r"=+ (.*) in ([\d.]+)s")

@@ -38,10 +38,10 @@ class UsageProblem(click.ClickException):
 
 
 def _interrupt_handler(stop: threading.Event | None) -> Callable[[int, FrameType | None], None]:
-    """SIGTERM as Ctrl-C. The flag is set as well as the exception raised: Python prints and
-    drops an exception raised while the main thread runs a ``__del__`` or a GC callback, and
-    a SIGTERM lost that way once let a run go on to its end and exit 0 (seen in CI); the run
-    loop stops on the flag at its next pass instead."""
+    """SIGTERM as Ctrl-C. The flag is set as well as the exception raised: in CI a run killed
+    early in its start-up went on to its end and exited 0, the exception lost (likely dropped
+    by Python, as one raised in a ``__del__`` or a GC callback is); the run loop stops on the
+    flag at its next pass instead."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if stop is not None:
