@@ -11,6 +11,7 @@ differently the first of 1, 3, 2 that applies wins.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +177,10 @@ def run(
     print_line(f"celery-chaos: {header(library_versions())}")
     live = console.is_terminal and options.jobs > 1
     try:
-        with staged_agent(chosen) as on_python, live_progress(console, live) as on_progress:
+        with staged_agent(chosen) as on_python, live_progress(console, live) as progress:
             options.backend_options |= on_python
-            suite = interruptible(
-                lambda: run_suite(scenarios, options, print_line, _print_result, on_progress),
-                options.stop,
-            )
+            work = partial(run_suite, scenarios, options, print_line, _print_result, progress)
+            suite = interruptible(work, options.stop)
     except BackendError as error:
         raise UsageProblem(str(error)) from None
     _print_summary(suite)
