@@ -114,6 +114,7 @@ def test_columns_and_vhost_are_never_spliced_into_erlang_unchecked() -> None:
     access = Access(f"{rabbitmq_erl.ANSWER}[]")
     assert rabbitmq_erl.queue_rows(access, "/", ("name", 'x]), os:cmd("id")')) is None
     assert rabbitmq_erl.queue_rows(access, 'a"b', ("name",)) is None
+    assert rabbitmq_erl.queue_rows(access, "a\\b", ("name",)) is None  # an escape in Erlang
     assert rabbitmq_erl.queue_rows(access, "/", ("name",)) == []
 
 

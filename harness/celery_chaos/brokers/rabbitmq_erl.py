@@ -52,16 +52,23 @@ def evaluate(server: Any, expression: str) -> str | None:
         return None
 
 
+def ask(server: Any, expression: str) -> str | None:
+    """What ``expression`` (``MARKER`` standing for :data:`ANSWER`) printed after the marker,
+    or None: not asked this way, or the call or the expression failed."""
+    return answer(evaluate(server, expression.replace("MARKER", ANSWER)) or "")
+
+
+def fits_a_binary(*texts: str) -> bool:
+    """Whether ``texts`` can go between ``<<"`` and ``">>`` as they are: a quote would end the
+    literal and a backslash starts an escape (``a\\b`` would name another vhost)."""
+    return not any(char in text for text in texts for char in '"\\')
+
+
 def queue_rows(server: Any, vhost: str, columns: tuple[str, ...]) -> list[dict] | None:
     """``rabbitmqctl list_queues -p VHOST COLUMNS --formatter json`` rows, or None."""
-    if not all(column.isidentifier() for column in columns) or '"' in vhost:
+    if not all(column.isidentifier() for column in columns) or not fits_a_binary(vhost):
         return None
-    expression = (
-        _LIST_QUEUES.replace("VHOST", vhost)
-        .replace("COLUMNS", ", ".join(columns))
-        .replace("MARKER", ANSWER)
-    )
-    found = answer(evaluate(server, expression) or "")
+    found = ask(server, _LIST_QUEUES.replace("VHOST", vhost).replace("COLUMNS", ", ".join(columns)))
     if found is None:
         return None
     try:
@@ -73,8 +80,7 @@ def queue_rows(server: Any, vhost: str, columns: tuple[str, ...]) -> list[dict] 
 
 def sync_metadata_log(server: Any) -> bool:
     """``disk_log:sync(latest_log)`` in the node: whether it was done this way."""
-    expression = f'_ = disk_log:sync(latest_log), io:put_chars("{ANSWER}\\n").'
-    return answer(evaluate(server, expression) or "") is not None
+    return ask(server, '_ = disk_log:sync(latest_log), io:put_chars("MARKER\\n").') is not None
 
 
 # close_all_connections as rabbitmqctl 3.10 runs it: the vhost's tracked connections, then the
@@ -88,9 +94,6 @@ io:put_chars([<<"MARKER">>, integer_to_binary(length(Conns)), <<"\\n">>]).
 
 def close_all_connections(server: Any, vhost: str, reason: str) -> bool:
     """``rabbitmqctl close_all_connections -p VHOST REASON``: whether it was done this way."""
-    if any(char in vhost + reason for char in '"\\'):
+    if not fits_a_binary(vhost, reason):
         return False
-    expression = (
-        _CLOSE_ALL.replace("VHOST", vhost).replace("REASON", reason).replace("MARKER", ANSWER)
-    )
-    return answer(evaluate(server, expression) or "") is not None
+    return ask(server, _CLOSE_ALL.replace("VHOST", vhost).replace("REASON", reason)) is not None

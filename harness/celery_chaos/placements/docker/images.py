@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ DEFAULT_BROKER_IMAGES = {"redis": DEFAULT_REDIS_IMAGE, "rabbitmq": DEFAULT_RABBI
 # registry image's environment interface), online the registry's postgres:15 re-tagged.
 DEFAULT_POSTGRES_IMAGE = "celery-chaos/postgres:15"
 ONLINE_POSTGRES_IMAGE = "postgres:15"
+ONLINE_BROKER_IMAGES = {  # what the online path pulls for each role
+    "redis": ONLINE_REDIS_IMAGE,
+    "rabbitmq": ONLINE_RABBITMQ_IMAGE,
+    "postgres": ONLINE_POSTGRES_IMAGE,
+}
 # Both bases run CPython 3.11 (Debian bookworm's python3, python:3.11-slim): host-built wheels
 # only fit when the host builds them with 3.11 too.
 IMAGE_PYTHON = (3, 11)
@@ -123,29 +129,23 @@ def build_images(
     root = (project_root or default_project_root()).resolve()
     client = docker_client(timeout=600)
     log = _one_line_at_a_time(log)
+    tags = {"redis": redis_image, "rabbitmq": rabbitmq_image, "postgres": DEFAULT_POSTGRES_IMAGE}
+    jobs: dict[str, Callable[[], str]]
     if offline:
         base = ensure_base_image(client, log)
-        brokers = {
-            "redis": lambda: build_offline(client, "Dockerfile.redis", redis_image, root, log),
-            "rabbitmq": lambda: build_offline(
-                client, "Dockerfile.rabbitmq", rabbitmq_image, root, log
-            ),
-            "postgres": lambda: build_offline(
-                client, "Dockerfile.postgres", DEFAULT_POSTGRES_IMAGE, root, log
-            ),
+        jobs = {
+            role: partial(build_offline, client, f"Dockerfile.{role}", tag, root, log)
+            for role, tag in tags.items()
         }
         worker_base = BASE_IMAGE
     else:
         base = None
-        brokers = {
-            "redis": lambda: pull_online(client, ONLINE_REDIS_IMAGE, redis_image, log),
-            "rabbitmq": lambda: pull_online(client, ONLINE_RABBITMQ_IMAGE, rabbitmq_image, log),
-            "postgres": lambda: pull_online(
-                client, ONLINE_POSTGRES_IMAGE, DEFAULT_POSTGRES_IMAGE, log
-            ),
+        jobs = {
+            role: partial(pull_online, client, ONLINE_BROKER_IMAGES[role], tag, log)
+            for role, tag in tags.items()
         }
         worker_base = ONLINE_BASE_IMAGE
-    jobs = {**brokers, "worker": lambda: build_worker(client, worker_image, worker_base, root, log)}
+    jobs["worker"] = partial(build_worker, client, worker_image, worker_base, root, log)
     return ({"base": base} if base else {}) | _side_by_side(jobs)
 
 
