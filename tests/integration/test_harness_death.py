@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,10 @@ from celery_chaos.placements.local.state import (
     Group,
     Identity,
     RunState,
+    state_dir,
 )
 
+from tests.integration.adhoc_support import run, work
 from tests.integration.interrupts import as_from_a_terminal, signal_state
 from tests.integration.scenario_support import wait_for_line
 
@@ -81,18 +84,20 @@ def report_state(tmp_path: Path) -> RunState | None:
 
 def assert_all_gone(tmp_path: Path, state_dir: Path, seen: list[psutil.Process]) -> None:
     """Within the deadline: every process seen alive before the kill and every process the
-    run's record names is gone, its cgroups are removed and no live state file is left."""
+    run's record names is gone, its cgroups and folders are removed and no live state file is
+    left."""
     _, alive = psutil.wait_procs(seen, timeout=GONE_DEADLINE)
     assert alive == [], f"left running: {[(p.pid, p.name()) for p in alive]}"
     state = report_state(tmp_path)
     end = time.monotonic() + GONE_DEADLINE
     while time.monotonic() < end:
         left = reaper.leftovers(state) if state else {}
-        cgroups = [c for c in (state.cgroups if state else []) if Path(c).exists()]
-        if not left and not cgroups and not list(state_dir.glob("*.json")):
+        made = (state.cgroups + state.folders) if state else []
+        kept = [path for path in made if Path(path).exists()]
+        if not left and not kept and not list(state_dir.glob("*.json")):
             return
         time.sleep(0.1)
-    pytest.fail(f"left behind: {left}, cgroups {cgroups}, {list(state_dir.glob('*.json'))}")
+    pytest.fail(f"left behind: {left}, {kept}, {list(state_dir.glob('*.json'))}")
 
 
 @pytest.fixture(autouse=True)
@@ -254,3 +259,26 @@ def test_a_signal_between_a_workers_cgroup_and_its_record_leaves_no_cgroup(
     _, alive = psutil.wait_procs(started, timeout=GONE_DEADLINE)
     assert alive == []
     assert placement.state.cgroups and not [c for c in placement.state.cgroups if Path(c).exists()]
+
+
+def test_a_sigkilled_workers_temporary_folder_goes_with_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILLed ``celery worker`` leaves its multiprocessing folder (``pymp-*``, made when its
+    prefork pool starts) in its temporary directory. The workers' ``TMPDIR`` is a folder of the
+    run, so nothing is left in the user's once the run is over."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    result = run(
+        tmp_path / "reports",
+        workers={"count": 1},
+        workload=[work(seconds=2, steps=4)],
+        faults=[{"kind": "kill_worker", "when": {"task": 0, "checkpoint": "step-1"}}],
+    )
+    assert result.verdicts.counts["lost"] == 1  # killed mid-task (Celery's defaults: acked)
+    state = RunState.load(result.report_dir / REPORT_COPY)
+    assert state.folders != []
+    assert all(Path(f).parent == private for f in state.folders), state.folders
+    left = [p.name for p in private.iterdir() if p != state_dir()]  # the harness's own, kept
+    assert left == [], "left in the user's temporary directory"

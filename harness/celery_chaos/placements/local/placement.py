@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,6 +90,7 @@ class LocalPlacement(Placement):
         self.state = RunState.new(self.run_id, run_dir)
         self.app_services = LocalServices(run_dir, self.logs_dir, self.state)
         self.watchdog: subprocess.Popen | None = None
+        self.worker_tmp: Path | None = None  # the workers' TMPDIR, this run's own
         self.worker_argv: dict[str, list[str]] = {}  # worker name -> the command it runs
         self.proxy_hub: ProxyHub | None = None
         self.proxies: dict[int, Proxy] = {}  # worker index -> its own proxy to the broker
@@ -134,8 +137,17 @@ class LocalPlacement(Placement):
         self.state.watchdog = Identity.of(self.watchdog.pid)
         self.state.save()
 
+    def _private_tmp(self) -> Path:
+        """The workers' ``TMPDIR``: a folder of this run in the same temporary directory. A
+        SIGKILLed ``celery worker`` leaves its multiprocessing folder (``pymp-*``) behind; here it
+        goes with the run, or with the watchdog or ``cleanup`` if the harness dies first."""
+        folder = Path(tempfile.mkdtemp(prefix=f"celery-chaos-{self.run_id}-tmp-"))
+        self.state.add_folder(folder)
+        return folder
+
     def start(self) -> None:
         self._start_watchdog()
+        self.worker_tmp = self._private_tmp()
         try:
             self.ledger_server.start()
             self.broker_server.start()
@@ -161,6 +173,8 @@ class LocalPlacement(Placement):
         self.ledger_server.stop()
         self.app_services.close()
         self._close_proxies()
+        if self.worker_tmp is not None:
+            shutil.rmtree(self.worker_tmp, ignore_errors=True)
         self.state.discard()
         if self.watchdog is not None:
             processes.stop(self.watchdog, grace=2)
@@ -172,6 +186,8 @@ class LocalPlacement(Placement):
         env = dict(os.environ) | self.agent_env(self.ledger_server.url, broker_url)
         paths = [str(self.cwd), self.agent_path, env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+        if self.worker_tmp is not None:
+            env["TMPDIR"] = str(self.worker_tmp)
         return env
 
     def run_setup_command(self, command: str, timeout: float) -> CommandResult:
