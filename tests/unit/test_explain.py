@@ -118,6 +118,50 @@ def test_the_sweep_period_is_interval_times_throttle(transport: dict, period: fl
     assert sweep_of(transport, "5.7.0").period == period
 
 
+def test_a_first_sweep_between_launch_and_ready_may_have_come_too_early() -> None:
+    """Seen in CI under load: the replacement was launched at 1.1 s and ready at 3.3 s, the
+    message restorable from 3.1 s. Kombu's first sweep runs when the consumer's poller starts,
+    before ``worker_ready``, so it may have come before 3.1 s: no sweep was surely due before
+    the end, and the message still there says the run was too short, not that a sweep failed."""
+    history = killed_worker_history(run_end=12.0, replacement_ready=3.3)
+    history.insert(-2, event(h.WORKER_STARTED, 1.1, worker=REPLACEMENT))
+    (line,) = lines_for(history, settings({"visibility_timeout": 3}), UNACKED)
+    for words in (
+        "restorable from 3.1s",
+        f"({REPLACEMENT}, consuming since 3.3s) (its first sweep ran between its launch at 1.1s"
+        " and its worker_ready at 3.3s) was due between 3.1s and 103.1s",
+        "so that first sweep came before it was restorable",
+        "the restore sweep outlasted the run (a run longer than 103.1s",
+    ):
+        assert words in line, line
+    assert "yet the message stayed" not in line
+
+
+def test_a_worker_launched_after_the_message_was_restorable_sweeps_it_at_start() -> None:
+    history = killed_worker_history(run_end=12.0, replacement_ready=5.0)
+    history.insert(-2, event(h.WORKER_STARTED, 4.0, worker=REPLACEMENT))
+    (line,) = lines_for(history, settings({"visibility_timeout": 3}), UNACKED)
+    assert f"a sweep of {REPLACEMENT} was due at 5.0s, before the run ended" in line, line
+    assert "yet the message stayed" in line
+
+
+@pytest.mark.parametrize(
+    ("launched", "ready", "moment", "window"),
+    [
+        (4.0, 5.0, 3.0, (4.0, 5.0)),  # launched after: the first sweep restores it
+        (1.0, 1.0, 15.0, (101.0, 101.0)),  # no launch recorded: as before
+        (1.0, 3.0, 2.0, (2.0, 102.0)),  # restorable inside the window
+        (1.0, 3.0, 102.0, (102.0, 202.0)),  # 102 - 100 = 2 lies in the window
+        (1.0, 3.0, 202.0, (202.0, 302.0)),  # so does 202 - 2 x 100
+        (1.0, 3.0, 110.0, (201.0, 203.0)),  # 110 - 100 = 10 does not: sweeps at 101-103, 201-203
+    ],
+)
+def test_the_first_sweep_after_a_moment_lies_in_a_window(
+    launched: float, ready: float, moment: float, window: tuple[float, float]
+) -> None:
+    assert sweep_of({}).due_window(launched, ready, moment) == pytest.approx(window)
+
+
 def test_a_sweep_comes_at_a_workers_start_and_every_period_after() -> None:
     sweep = sweep_of({})
     assert sweep.next_after(1.0, 0.5) == 1.0

@@ -21,7 +21,6 @@ from celery_chaos.core.checker import DEFAULT_REDELIVERY_THRESHOLD, check
 from celery_chaos.core.crashes import kills_whole_worker
 from celery_chaos.core.explain_app import app_lines
 from celery_chaos.core.explain_facts import (
-    GREEN_POOLS,
     SAMPLE_APP,
     Facts,
     RunSettings,
@@ -32,6 +31,7 @@ from celery_chaos.core.explain_facts import (
     task_name,
 )
 from celery_chaos.core.explain_lost import lost_reason
+from celery_chaos.core.explain_sweep import sweep_timing
 from celery_chaos.core.verdicts import Attempt, TaskReport, Verdicts
 from celery_chaos.faults.base import INJECTED, WHOLE_WORKER_POOLS
 from celery_chaos.faults.registry import FAULTS
@@ -272,40 +272,7 @@ def _unacked(task: TaskReport, facts: Facts) -> str:
             f" {facts.at(restorable)}), so no sweep could restore it yet"
         )
         return f"{why}; {rule}; {when}; {change}"
-    return f"{why}; {rule}; {_sweep_timing(restorable, facts)}; {change}"
-
-
-def _sweep_timing(restorable: float, facts: Facts) -> str:
-    """The visibility timeout had passed before the end: was a sweep due before the end?"""
-    sweep, clock = facts.sweep, facts.clock
-    live = clock.live_workers()
-    if not live:
-        return f"it was restorable from {facts.at(restorable)}, but no worker was alive to sweep"
-    if facts.settings.pool in GREEN_POOLS:
-        return (
-            f"a {facts.settings.pool} worker consumes with Celery's synchronous loop, where Kombu"
-            " restores only when a poll comes back empty (broker_transport_options.polling_interval"
-            " above Celery's 2 s drain timeout), not on the sweep timer"
-        )
-    worker, started = min(live.items(), key=lambda item: sweep.next_after(item[1], restorable))
-    due = sweep.next_after(started, restorable)
-    assert clock.end is not None
-    if due > clock.end:
-        return (
-            f"it was restorable from {facts.at(restorable)}, but the next sweep of a live worker"
-            f" ({worker}, consuming since {facts.at(started)}) was due at {facts.at(due)}, after"
-            f" {facts.run_end()}: the restore sweep outlasted the run (a run longer than"
-            f" {facts.at(due)} would have seen it restored)"
-        )
-    mutex = [note for note in facts.broker_notes if "mutex" in note]
-    blocked = f" ({mutex[0]})" if mutex else ""
-    return (
-        f"a sweep of {worker} was due at {facts.at(due)}, before {facts.run_end()}, yet the"
-        f" message stayed{blocked}"
-    )
-
-
-# --- duplicate_executions, redelivery_loop, stuck_locks ------------------------------------------
+    return f"{why}; {rule}; {sweep_timing(restorable, facts)}; {change}"
 
 
 def _ran_for(attempt: Attempt, facts: Facts) -> float:

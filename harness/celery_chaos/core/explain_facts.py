@@ -151,6 +151,23 @@ class Sweep:
             return started
         return started + math.ceil((moment - started) / self.period - 1e-9) * self.period
 
+    def due_window(self, launched: float, ready: float, moment: float) -> tuple[float, float]:
+        """When the first sweep at or after ``moment`` came, as (earliest, latest), for a worker
+        whose first sweep ran at some unknown time between its launch and ``worker_ready``:
+        Kombu scans once when the consumer's poller starts (``on_poll_init``), before Celery
+        sends ``worker_ready``, then every period from there."""
+        latest = max(self.next_after(start, moment) for start in (launched, ready))
+        earliest = min(self.next_after(start, moment) for start in (launched, ready))
+        # a first sweep at moment - k*period in the window makes that moment itself the due one;
+        # one a little earlier puts the due one nearly a whole period after it
+        k = max(0, math.ceil((moment - ready) / self.period - 1e-9))
+        first = moment - k * self.period
+        if launched <= first <= ready:
+            earliest = moment
+            if first > launched:
+                latest = max(latest, moment + self.period)
+        return earliest, latest
+
 
 def sweep_of(transport: Mapping[str, Any], kombu: str | None = None) -> Sweep:
     """The sweep as Kombu runs it (``interval <= 0`` falls back to 10, throttle 0 to 1)."""
@@ -181,6 +198,7 @@ class Clock:
     end: float | None = None  # the run_end event
     end_reason: str | None = None
     ready: dict[str, float] = field(default_factory=dict)  # worker -> when it last became ready
+    launched: dict[str, float] = field(default_factory=dict)  # worker -> its last launch
     dead: dict[str, float] = field(default_factory=dict)  # worker -> when it exited or was killed
     faults: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> fault event
     # task_id -> when its latest countdown/ETA message is due (``due`` of dispatch / RETRY end)
@@ -192,6 +210,11 @@ class Clock:
     def live_workers(self) -> dict[str, float]:
         """Workers ready and not dead at the end: worker -> when it became ready."""
         return {w: ts for w, ts in self.ready.items() if self.dead.get(w, -1.0) < ts}
+
+    def launched_before(self, worker: str, ready: float) -> float:
+        """When the worker ready at ``ready`` was launched (``ready`` itself if unrecorded)."""
+        launched = self.launched.get(worker, ready)
+        return launched if launched <= ready else ready
 
     def fault_text(self, index: int | None) -> str:
         fault = self.faults.get(index) if index is not None else None
@@ -215,6 +238,8 @@ def clock_of(history: list[h.Event]) -> Clock:
                 clock.dead[event["worker"]] = event["ts"]
         elif kind == h.WORKER_READY and event.get("worker"):
             clock.ready[event["worker"]] = event["ts"]
+        elif kind == h.WORKER_STARTED and event.get("worker"):
+            clock.launched[event["worker"]] = event["ts"]
         elif kind == h.WORKER_EXIT and event.get("worker"):
             clock.dead[event["worker"]] = event["ts"]
         elif kind in (h.DISPATCH, h.ATTEMPT_END) and event.get("due") and event.get("task_id"):
