@@ -38,10 +38,10 @@ class UsageProblem(click.ClickException):
 
 
 def _interrupt_handler(stop: threading.Event | None) -> Callable[[int, FrameType | None], None]:
-    """SIGTERM as Ctrl-C. The flag is set as well as the exception raised: in CI a run killed
-    early in its start-up went on to its end and exited 0, the exception lost (likely dropped
-    by Python, as one raised in a ``__del__`` or a GC callback is); the run loop stops on the
-    flag at its next pass instead."""
+    """SIGTERM and SIGINT as Ctrl-C. The flag is set as well as the exception raised: in CI a
+    run killed early in its start-up went on to its end and exited 0, the exception lost (likely
+    dropped by Python, as one raised in a ``__del__`` or a GC callback is); the run loop stops on
+    the flag at its next pass instead."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if stop is not None:
@@ -118,16 +118,23 @@ def backend_option(help_text: str) -> Any:
 
 
 def interruptible(work: Callable[[], Any], stop: threading.Event | None = None) -> Any:
-    """Run ``work`` with SIGTERM as Ctrl-C (``stop``, the run's flag, set too); interrupted: a
-    one-line note and exit 130 (the backends have stopped everything they started on the way
-    out), also when ``work`` ended although the flag was set."""
-    signal.signal(signal.SIGTERM, _interrupt_handler(stop))
+    """Run ``work`` with SIGTERM and Ctrl-C handled alike (``stop``, the run's flag, set too);
+    interrupted: a one-line note and exit 130 (the backends have stopped everything they started
+    on the way out), also when ``work`` ended although the flag was set. A SIGINT the shell
+    ignores (a background job's) stays ignored."""
+    handler = _interrupt_handler(stop)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         done = work()
         if stop is None or not stop.is_set():
             return done
     except KeyboardInterrupt:
         pass
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, before)
     click.echo("celery-chaos: interrupted; everything started was stopped", err=True)
     sys.exit(EXIT_INTERRUPTED)
 
