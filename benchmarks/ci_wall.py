@@ -10,10 +10,7 @@ were (measured only when it runs pytest itself) and the slowest files: the candi
 speed up or share a broker. Installing and starting services (the rest of ``.ci/run``) are not
 counted: ~1-2 min on a warm machine.
 
-Usage: python benchmarks/ci_wall.py [--log PATH] [--top 15] [--write-order PATH] [--smoke]
-``--write-order``: also write each file's summed seconds as JSON, slowest first: the tests read
-``tests/file_seconds.json`` to start the slowest files first (tests/conftest.py), so no long file
-is left to run alone at the end.
+Usage: python benchmarks/ci_wall.py [--log PATH] [--top 15] [--smoke]
 ``--smoke``: times one small test file (``tests/unit/test_docs.py``, one process), proves the
 script runs; its figures are not CI's. A missed goal prints MISS and still exits 0; exit 2 when
 the log holds no pytest summary.
@@ -23,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import re
 import subprocess
 import sys
@@ -119,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--log", type=Path, help="read this pytest output instead of running")
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--write-order", type=Path, help="write per-file seconds (JSON) here")
     parser.add_argument("--smoke", action="store_true")
     options = parser.parse_args(argv)
     if options.smoke:
@@ -134,16 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         figures = run_tests([])
     report(figures, options.top)
-    if options.write_order is not None:
-        write_order(figures, options.write_order)
     return 0
-
-
-def write_order(figures: Figures, path: Path) -> None:
-    """Each file's summed seconds, slowest first, as tests/conftest.py reads them."""
-    seconds = {name: round(s, 1) for name, s in figures.per_file.most_common()}
-    path.write_text(json.dumps({"seconds": seconds}, indent=1) + "\n")
-    print(f"wrote {path}: {len(seconds)} files, slowest first")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
-"""Guards for the whole test suite: a test that leaves this process's SIGINT or SIGTERM
-disposition, its environment or its working folder changed gets them restored, with a warning
-naming the test. And the order files start in: the slowest first (``file_seconds.json``).
+"""One guard for the whole test suite: a test that leaves this process's SIGINT or SIGTERM
+disposition changed gets it restored, with a warning naming the test.
 
 Why: tests start ``celery-chaos`` subprocesses and Ctrl-C them; a child inherits an *ignored*
 SIGINT (POSIX), so one test leaving SIGINT at ``SIG_IGN`` in an xdist worker made later
@@ -8,30 +7,14 @@ interrupt tests in that worker see the harness finish its run (exit 0) instead o
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import statistics
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 GUARDED = (signal.SIGINT, signal.SIGTERM)
-# Each test file's summed seconds in a CI run (benchmarks/ci_wall.py --write-order).
-FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest files first, each file's tests in their own order. With ``--dist loadfile
-    --no-loadscope-reorder`` (pyproject.toml) xdist hands whole files out in this order, so no
-    long file is left to run alone while the other processes are done (xdist's own order, the
-    files with the most tests first, left 2-3 min files such as the docker Sentinel tests for
-    last). A file not in the table counts as the median one."""
-    seconds: dict[str, float] = json.loads(FILE_SECONDS.read_text())["seconds"]
-    usual = statistics.median(seconds.values())
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], usual))
 
 
 def _kernel_view() -> dict[str, int]:
