@@ -16,7 +16,11 @@ from celery_chaos.run.runner import RunOptions, run_scenario
 
 pytestmark = pytest.mark.integration
 
-TIMEOUT = 12.0  # seconds: past the visibility timeout (3 s), far short of the default sweep
+# The replacement worker's first sweep (at its start) must come before the message is
+# restorable, else it restores the task and the run ends quiescent: with 3 s a replacement that
+# took ~3 s to start under CI's load did just that. 8 s leaves room for a slow start.
+VISIBILITY = 8
+TIMEOUT = 16.0  # seconds: past the visibility timeout, far short of the default sweep (100 s)
 
 
 def _scenario(name: str, transport: dict):
@@ -28,7 +32,10 @@ def _scenario(name: str, transport: dict):
                 "task_acks_late": True,
                 "task_reject_on_worker_lost": True,
                 # a kill inside the restore sweep would hold Kombu's mutex 300 s (README)
-                "broker_transport_options": {"visibility_timeout": 3, "unacked_mutex_expire": 5}
+                "broker_transport_options": {
+                    "visibility_timeout": VISIBILITY,
+                    "unacked_mutex_expire": 5,
+                }
                 | transport,
             },
             "broker": {"kind": "redis"},
@@ -61,7 +68,7 @@ def test_a_run_ending_before_the_restore_sweep_says_so(tmp_path: Path) -> None:
         "Redis's unacked set",
         "kill_worker",
         "task_acks_late=True nobody was left to acknowledge or reject",
-        "visibility_timeout=3s",
+        f"visibility_timeout={VISIBILITY}s",
         "Kombu's restore sweep every 100s (unacked_restore_interval=10s x"
         " unacked_restore_throttle=10, Kombu defaults)",
         f"(deadline, timeout {TIMEOUT:g}s)",
