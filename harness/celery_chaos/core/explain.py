@@ -275,6 +275,9 @@ def _unacked(task: TaskReport, facts: Facts) -> str:
     return f"{why}; {rule}; {sweep_timing(restorable, facts)}; {change}"
 
 
+# --- duplicate_executions, redelivery_loop, stuck_locks ------------------------------------------
+
+
 def _ran_for(attempt: Attempt, facts: Facts) -> float:
     """How long an attempt ran: to its end, its death, or the run's end."""
     stop = attempt.ended or attempt.died or facts.clock.end or attempt.started

@@ -29,12 +29,16 @@ def sweep_timing(restorable: float, facts: Facts) -> str:
     due = windows[worker][1]  # the latest the first sweep after it can have come
     if due > clock.end:
         return _outlasted(restorable, windows, facts)
-    mutex = [note for note in facts.broker_notes if "mutex" in note]
-    blocked = f" ({mutex[0]})" if mutex else ""
     return (
         f"a sweep of {worker} was due at {facts.at(due)}, before {facts.run_end()}, yet the"
-        f" message stayed{blocked}"
+        f" message stayed{_blocked(facts)}"
     )
+
+
+def _blocked(facts: Facts) -> str:
+    """What the broker said about Kombu's restore mutex, if it was held at the end."""
+    mutex = [note for note in facts.broker_notes if "mutex" in note]
+    return f" ({mutex[0]})" if mutex else ""
 
 
 def _outlasted(restorable: float, windows: dict[str, tuple[float, float]], facts: Facts) -> str:
@@ -46,20 +50,17 @@ def _outlasted(restorable: float, windows: dict[str, tuple[float, float]], facts
     earliest, latest = windows[worker]
     ready = clock.live_workers()[worker]
     launched = clock.launched_before(worker, ready)
-    if earliest > (clock.end or 0.0) or earliest == latest:
+    if earliest > (clock.end or 0.0):
         due = f"was due at {facts.at(earliest)}, after {facts.run_end()}"
     else:
         due = (
             f"(its first sweep ran between its launch at {facts.at(launched)} and its"
             f" worker_ready at {facts.at(ready)}) was due between {facts.at(earliest)} and"
             f" {facts.at(latest)}; {facts.run_end()} and the message stayed, so that first sweep"
-            " came before it was restorable"
+            f" came before it was restorable{_blocked(facts)}"
         )
     return (
         f"it was restorable from {facts.at(restorable)}, but the next sweep of a live worker"
         f" ({worker}, consuming since {facts.at(ready)}) {due}: the restore sweep outlasted the"
         f" run (a run longer than {facts.at(latest)} would have seen it restored)"
     )
-
-
-# --- duplicate_executions, redelivery_loop, stuck_locks ------------------------------------------
