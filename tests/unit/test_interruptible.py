@@ -15,7 +15,10 @@ from celery_chaos.cli_common import EXIT_INTERRUPTED, interruptible
 
 @pytest.fixture(autouse=True)
 def _handlers_restored() -> Iterator[None]:
+    """Python's own SIGINT handler during each test, as in a terminal: a test process started
+    in the background (as CI's may be) inherits SIGINT ignored. Given back afterwards."""
     before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for number, handler in before.items():
         signal.signal(number, handler)
