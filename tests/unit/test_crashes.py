@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery_chaos.core import exit_reasons
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import check
-from celery_chaos.core.crashes import kills_whole_worker, worker_crashes
+from celery_chaos.core.crashes import crash_text, kills_whole_worker, worker_crashes
 from celery_chaos.core.scenario import parse_scenario
 from celery_chaos.placements.base import Worker
 from celery_chaos.run import workload
@@ -64,6 +65,39 @@ def test_the_blame_covers_only_the_worker_it_names() -> None:
     (crash,) = worker_crashes([kill, worker_exit(1.1), worker_exit(1.2, worker=OTHER)])
 
     assert crash.worker == OTHER
+
+
+UNRECOVERABLE = [
+    "[... CRITICAL/MainProcess] Unrecoverable error: PreconditionFailed(406, 'PRECONDITION_FAILED"
+    " - delivery acknowledgement on channel 1 timed out')",
+]
+
+
+def test_a_worker_declared_dead_whose_shutdown_hung_is_a_crash() -> None:
+    """Seen on RabbitMQ after PRECONDITION_FAILED: the worker's process never exits (py-amqp's
+    channel.close waits for a close-ok); the run records it as ``worker_hung`` at its end."""
+    hung = event(h.WORKER_HUNG, 30.0, worker=OTHER, pid=51, log_tail=UNRECOVERABLE)
+    crashes = worker_crashes([worker_exit(12.0, signal=None), hung])
+
+    assert [(c.worker, c.reason_code) for c in crashes] == [
+        (WORKER, "exit:0"),
+        (OTHER, "shutdown_hung"),
+    ]
+    assert "its shutdown had not ended when the run did" in crashes[1].reason
+    assert crash_text(crashes[1]).endswith(UNRECOVERABLE[-1])
+    assert check([hung]).counts["worker_crashes"] == 1
+
+
+def test_a_hung_worker_a_fault_killed_is_no_crash() -> None:
+    kill = fault(0, 1.0, [], kind="kill_worker", worker=OTHER, blame="worker")
+    hung = event(h.WORKER_HUNG, 30.0, worker=OTHER, pid=51, log_tail=UNRECOVERABLE)
+
+    assert worker_crashes([kill, hung]) == []
+
+
+def test_only_celerys_unrecoverable_error_declares_a_worker_dead() -> None:
+    assert exit_reasons.declared_dead(["worker: Warm shutdown", *UNRECOVERABLE])
+    assert not exit_reasons.declared_dead(["[... ERROR/MainProcess] Task x raised: ValueError"])
 
 
 def test_a_restart_broker_that_takes_a_worker_down_is_a_crash() -> None:

@@ -31,7 +31,8 @@ def test_every_fixed_code_has_text_and_is_a_code() -> None:
         assert reasons.is_code(reason.value)
         assert reasons.describe(reason.value) == reasons.TEXT[reason]
     assert {r.value for r in ExitReason} == {
-        "oom_kill", "fault_sigkill", "fault_sigterm", "fault_sigquit", "time_limit", "worker_lost"
+        "oom_kill", "fault_sigkill", "fault_sigterm", "fault_sigquit", "time_limit", "worker_lost",
+        "shutdown_hung",
     }  # fmt: skip
 
 

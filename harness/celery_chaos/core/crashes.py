@@ -1,4 +1,6 @@
-"""The ``worker_crashes`` finding: worker main processes that died when nothing we did killed them.
+"""The ``worker_crashes`` finding: worker main processes that died when nothing we did killed them,
+and workers Celery declared dead (``Unrecoverable error``) whose shutdown had not ended by the run's
+end (a ``worker_hung`` event: such a worker takes no more work; its shutdown can hang for good).
 
 Pure, like the checker: it reads only the history. A ``worker_exit`` event (written by the
 harness when it sees a worker's main process gone) counts as a crash unless a fault carried out on
@@ -21,7 +23,8 @@ from celery_chaos.faults.registry import FAULTS
 
 @dataclass
 class WorkerCrash:
-    """A worker main process that exited with no killing fault aimed at it."""
+    """A worker main process that exited (or hung in its shutdown) with no killing fault aimed
+    at it."""
 
     worker: str | None
     pid: int | None
@@ -60,28 +63,38 @@ def crash_text(crash: WorkerCrash) -> str:
     return f"worker {crash.worker} pid {crash.pid} ({crash.reason}){why}"
 
 
+# A worker's end as the history records it: its process exited, or Celery declared it dead
+# ("Unrecoverable error") and its process still ran when the run ended (run.loop).
+ENDINGS = (h.WORKER_EXIT, h.WORKER_HUNG)
+
+
+def _reason_code(event: h.Event) -> str:
+    if event["type"] == h.WORKER_HUNG:
+        return exit_reasons.ExitReason.SHUTDOWN_HUNG.value
+    number = event.get("signal")
+    if number is not None:
+        return exit_reasons.by_signal(number)
+    return exit_reasons.by_exit_status(event.get("exitcode") or 0)
+
+
 def worker_crashes(history: list[h.Event]) -> list[WorkerCrash]:
-    """Every ``worker_exit`` not preceded (in history order) by a fault carried out (not
-    ``missed``) on that worker whose effect kills the whole worker (:func:`kills_whole_worker`)."""
+    """Every ``worker_exit`` or ``worker_hung`` not preceded (in history order) by a fault
+    carried out (not ``missed``) on that worker whose effect kills the whole worker
+    (:func:`kills_whole_worker`)."""
     hit: set[str] = set()
     crashes = []
     for event in history:
         if event["type"] == h.FAULT:
             if kills_whole_worker(event):
                 hit.add(event.get("worker") or "")
-        elif event["type"] == h.WORKER_EXIT and event.get("worker") not in hit:
-            number = event.get("signal")
-            code = (
-                exit_reasons.by_signal(number)
-                if number is not None
-                else exit_reasons.by_exit_status(event.get("exitcode") or 0)
-            )
+        elif event["type"] in ENDINGS and event.get("worker") not in hit:
+            code = _reason_code(event)
             crashes.append(
                 WorkerCrash(
                     worker=event.get("worker"),
                     pid=event.get("pid"),
                     exitcode=event.get("exitcode"),
-                    signal=number,
+                    signal=event.get("signal"),
                     reason_code=code,
                     reason=exit_reasons.describe(code),
                     log_tail=list(event.get("log_tail") or []),

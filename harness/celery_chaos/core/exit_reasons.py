@@ -11,6 +11,9 @@ in result.json); people read the text. The codes:
 ``time_limit``        Celery's hard time limit killed the pool process
 ``worker_lost``       it vanished with no fault injected and no cause we could see (what Celery
                       reports as ``WorkerLostError``)
+``shutdown_hung``     Celery logged "Unrecoverable error" and began its shutdown, which had not
+                      ended when the run did (seen on RabbitMQ after PRECONDITION_FAILED: blocked
+                      in py-amqp's ``channel.close``, waiting for a close-ok that never comes)
 ``signal:N``          it (or its worker) died of signal N with no fault injected (11: SIGSEGV)
 ``exit:N``            it (or its worker) exited with status N with no fault injected
 ====================  =========================================================================
@@ -35,6 +38,7 @@ class ExitReason(str, Enum):
     FAULT_SIGQUIT = "fault_sigquit"
     TIME_LIMIT = "time_limit"
     WORKER_LOST = "worker_lost"
+    SHUTDOWN_HUNG = "shutdown_hung"
 
 
 TEXT = {
@@ -44,6 +48,9 @@ TEXT = {
     ExitReason.FAULT_SIGQUIT: "SIGQUIT (cold shutdown) by an injected fault",
     ExitReason.TIME_LIMIT: "Celery's hard time limit killed the pool process",
     ExitReason.WORKER_LOST: "process exited with no fault injected and no cause seen",
+    ExitReason.SHUTDOWN_HUNG: (
+        "Celery declared an unrecoverable error; its shutdown had not ended when the run did"
+    ),
 }
 _FAULT_SIGNALS = {
     "SIGKILL": ExitReason.FAULT_SIGKILL,
@@ -97,6 +104,13 @@ def describe(code: str) -> str:
 
 
 EXPLAINING = re.compile(r"Traceback|Unrecoverable error|CRITICAL|ERROR|Error:|Fatal|fatal")
+UNRECOVERABLE = "Unrecoverable error"  # Celery's CRITICAL line before it shuts a worker down
+
+
+def declared_dead(lines: list[str]) -> bool:
+    """Whether Celery logged an unrecoverable error in this worker log: the worker then stops
+    consuming and shuts down, whether or not its process ever exits."""
+    return any(UNRECOVERABLE in line for line in lines)
 
 
 def explaining_tail(lines: list[str], limit: int = 20) -> list[str]:

@@ -240,7 +240,7 @@ def clock_of(history: list[h.Event]) -> Clock:
             clock.ready[event["worker"]] = event["ts"]
         elif kind == h.WORKER_STARTED and event.get("worker"):
             clock.launched[event["worker"]] = event["ts"]
-        elif kind == h.WORKER_EXIT and event.get("worker"):
+        elif kind in (h.WORKER_EXIT, h.WORKER_HUNG) and event.get("worker"):
             clock.dead[event["worker"]] = event["ts"]
         elif kind in (h.DISPATCH, h.ATTEMPT_END) and event.get("due") and event.get("task_id"):
             clock.due[event["task_id"]] = float(event["due"])

@@ -36,7 +36,8 @@ WORKER_SHUTDOWN = "worker_shutdown"  # worker, pid (agent: clean shutdown began)
 POOL_PROCESS_STARTED = "pool_process_started"  # pid, ppid
 FAULT = "fault"  # fault, kind, status (injected|missed|injection_error), target, detail
 PROCESS_EXIT = "process_exit"  # pid, worker, task_id, attempt, reason, reason_code
-WORKER_EXIT = "worker_exit"  # worker, pid, exitcode, signal, log_tail
+WORKER_EXIT = "worker_exit"  # worker, pid, exitcode, signal, log_tail (a main process exited)
+WORKER_HUNG = "worker_hung"  # worker, pid, log_tail (Celery declared it dead; alive at the end)
 # attempt_start: task_id, task, attempt, worker, pid, redelivered, queue, stores_result (its
 # outcome goes to a result backend: read back after the run, core.invariants)
 ATTEMPT_START = "attempt_start"
@@ -49,9 +50,6 @@ SIDE_EFFECT = "side_effect"  # task_id, attempt, key, applied, idempotent
 LOCK_ACQUIRED = "lock_acquired"  # task_id, attempt, name, reclaimed
 LOCK_RELEASED = "lock_released"  # task_id, attempt, name
 LOCK_BLOCKED = "lock_blocked"  # task_id, attempt, name, holder
-WORKER_EXIT = (
-    "worker_exit"  # worker, pid, exitcode, signal, log_tail (a worker main process exited)
-)
 WORKFLOW = "workflow"  # workflow, kind, tree, members (core.workflows.layout; before dispatches)
 REVOKE = "revoke"  # task_id, index, terminate (recorded just before app.control.revoke)
 RUN_END = "run_end"  # reason (quiescent|deadline|interrupted|redelivery_loop)

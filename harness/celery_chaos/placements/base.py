@@ -402,6 +402,10 @@ class Placement(ServiceAccess, ABC):
         ``force``: look now, even where looking is rate-limited (the run's last look)."""
         return []
 
+    def worker_log(self, worker: Worker) -> list[str]:
+        """The worker's own output so far (its log file or container log); [] where unknown."""
+        return []
+
     def worker_exit_reason(self, worker: Worker | None) -> str | None:
         """How the worker died, if it did: a code of ``core.exit_reasons`` (``signal:9``,
         ``exit:1``, ``oom_kill``) where the placement can tell; other text is kept as the detail of

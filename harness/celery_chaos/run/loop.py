@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from celery_chaos.core import exit_reasons
 from celery_chaos.core import history as h
 from celery_chaos.core.checker import BrokerState
 from celery_chaos.core.scenario_parts import Fault
@@ -280,6 +281,22 @@ class Loop:
     def _record_worker_exits(self, force: bool = False) -> None:
         for gone in self.backend.reap_worker_exits(force=force):
             self.ledger.record(h.WORKER_EXIT, **asdict(gone))  # the WorkerExit fields as they are
+            self.exited.add(gone.worker)
+
+    def _record_hung_workers(self) -> None:
+        """Workers Celery declared dead (``Unrecoverable error`` in their log) whose process
+        still ran at the end: Celery stops consuming and shuts such a worker down, and that
+        shutdown can hang for good (seen on RabbitMQ after PRECONDITION_FAILED: py-amqp's
+        ``channel.close`` waiting for a close-ok the broker never sends). Without this record the
+        checker, which counts exits, would not see the crash at all."""
+        for worker in self.backend.workers:
+            if worker.name in self.exited:
+                continue
+            lines = self.backend.worker_log(worker)
+            if exit_reasons.declared_dead(lines):
+                pid = getattr(worker.handle, "pid", None)  # a local Popen's; a container: None
+                tail = exit_reasons.explaining_tail(lines)
+                self.ledger.record(h.WORKER_HUNG, worker=worker.name, pid=pid, log_tail=tail)
 
     def held_in_memory(self) -> bool:
         """Whether a live worker may hold a message of an unresolved task that is not due yet
@@ -368,10 +385,12 @@ class Loop:
     # --- the end -------------------------------------------------------------------------
     def stop_faults(self) -> None:
         """Faults still waiting for their trigger are recorded ``missed``; parked tasks go on;
-        a worker that exited since the last pass is recorded now, before the run's end."""
+        a worker that exited since the last pass is recorded now, before the run's end, and so
+        is one Celery declared dead that still runs (:meth:`_record_hung_workers`)."""
         self.nemesis.give_up(self.now())
         self.nemesis.release_all()
         self._record_worker_exits(force=True)
+        self._record_hung_workers()
 
     def history(self, keep: Keep | None = None) -> list[h.Event]:
         events = self.ledger.read_from(self.start)

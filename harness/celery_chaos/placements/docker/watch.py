@@ -81,6 +81,13 @@ class ContainerWatch:
         code, oom_killed = state.get("ExitCode"), state.get("OOMKilled")
         return f"container exited (ExitCode={code}, OOMKilled={oom_killed})"
 
+    def worker_log(self, worker: Worker) -> list[str]:
+        """The container's last 200 lines of output ([] once it is removed)."""
+        try:
+            return engine(worker).logs(tail=200).decode(errors="replace").splitlines()
+        except Exception:  # noqa: BLE001 - removed with the run: nothing to read
+            return []
+
     def reap_worker_exits(self, force: bool = False) -> list[WorkerExit]:
         """Worker containers that stopped since the last call, each once: the exit code (above
         128: the signal) and the log lines that explain it. Read at most every
@@ -97,7 +104,7 @@ class ContainerWatch:
                 continue
             self._reaped.add(worker.name)
             code = int(state.get("ExitCode") or 0)
-            lines = engine(worker).logs(tail=200).decode(errors="replace").splitlines()
+            lines = self.worker_log(worker)
             exits.append(
                 WorkerExit(
                     worker=worker.name,

@@ -216,14 +216,16 @@ class LocalPlacement(Placement):
     def _worker_location(self, worker: Worker) -> dict[str, object]:
         return {"pid": worker.handle.pid, "argv": self.worker_argv.get(worker.name)}
 
-    def _log_tail(self, worker: Worker) -> list[str]:
-        """The last lines of the worker's own log that explain how it ended."""
+    def worker_log(self, worker: Worker) -> list[str]:
         log = self.logs_dir / f"worker-w{worker.index}.log"
         try:
-            lines = log.read_text(errors="replace").splitlines()
+            return log.read_text(errors="replace").splitlines()
         except OSError:
             return []
-        return exit_reasons.explaining_tail(lines)
+
+    def _log_tail(self, worker: Worker) -> list[str]:
+        """The last lines of the worker's own log that explain how it ended."""
+        return exit_reasons.explaining_tail(self.worker_log(worker))
 
     def check_workers_alive(self, names: set[str]) -> None:
         """Called on every readiness poll: a worker that could not start (import error, bad
