@@ -88,6 +88,13 @@ def test_a_worker_declared_dead_whose_shutdown_hung_is_a_crash() -> None:
     assert check([hung]).counts["worker_crashes"] == 1
 
 
+def test_a_hung_worker_that_exits_before_the_history_is_read_is_one_crash() -> None:
+    hung = event(h.WORKER_HUNG, 30.0, worker=OTHER, pid=51, log_tail=UNRECOVERABLE)
+    (crash,) = worker_crashes([hung, worker_exit(30.1, worker=OTHER, signal=None)])
+
+    assert crash.reason_code == "shutdown_hung"
+
+
 def test_a_hung_worker_a_fault_killed_is_no_crash() -> None:
     kill = fault(0, 1.0, [], kind="kill_worker", worker=OTHER, blame="worker")
     hung = event(h.WORKER_HUNG, 30.0, worker=OTHER, pid=51, log_tail=UNRECOVERABLE)

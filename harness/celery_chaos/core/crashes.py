@@ -80,7 +80,8 @@ def _reason_code(event: h.Event) -> str:
 def worker_crashes(history: list[h.Event]) -> list[WorkerCrash]:
     """Every ``worker_exit`` or ``worker_hung`` not preceded (in history order) by a fault
     carried out (not ``missed``) on that worker whose effect kills the whole worker
-    (:func:`kills_whole_worker`)."""
+    (:func:`kills_whole_worker`). One per worker: a hung worker that exits before the history
+    is read has both events."""
     hit: set[str] = set()
     crashes = []
     for event in history:
@@ -88,6 +89,7 @@ def worker_crashes(history: list[h.Event]) -> list[WorkerCrash]:
             if kills_whole_worker(event):
                 hit.add(event.get("worker") or "")
         elif event["type"] in ENDINGS and event.get("worker") not in hit:
+            hit.add(event.get("worker") or "")
             code = _reason_code(event)
             crashes.append(
                 WorkerCrash(
