@@ -69,7 +69,8 @@ SMOKE_NOTE = (
 
 def _worker(broker: str, ledger: str, variant: str, concurrency: int, log: Path
             ) -> subprocess.Popen:  # fmt: skip
-    env = dict(os.environ, BENCH_BROKER_URL=broker, PYTHONPATH=str(HERE))
+    # TMPDIR: the run's own folder, so a worker's multiprocessing folder (pymp-*) goes with it
+    env = dict(os.environ, BENCH_BROKER_URL=broker, PYTHONPATH=str(HERE), TMPDIR=str(log.parent))
     for name in (instrument.LEDGER_URL_ENV, instrument.WRITES_ENV, instrument.ARMABLE_ENV,
                  "BENCH_FLOOR"):  # fmt: skip
         env.pop(name, None)

@@ -102,6 +102,7 @@ def start_worker(
     env[agent.BROKER_URL_ENV] = rabbit.url
     env[agent.LEDGER_URL_ENV] = ledger_server.url
     env[agent.CELERY_CONFIG_ENV] = json.dumps(conf)
+    env["TMPDIR"] = str(workdir)  # a killed worker's multiprocessing folder goes with the test
     cmd = [sys.executable, "-m", "celery", *worker_arguments(APP, name, "prefork", 1, extra)]
     since = ledger.length()
     worker = processes.spawn(cmd, workdir / f"{name}.log", env=env)
