@@ -287,6 +287,45 @@ def test_lost_after_a_broker_restart_without_persistence() -> None:
     assert "broker persistence: aof" in line
 
 
+def test_a_persistent_message_lost_in_a_rabbitmq_crash_names_publisher_confirms() -> None:
+    """Seen once in CI (docker RabbitMQ, Celery's durable queue and persistent messages): three
+    messages gone after a SIGKILL about a second after they were sent. "Durable queues" would
+    change nothing there; what would is a publisher that waits for RabbitMQ's confirm."""
+    history = [
+        dispatch("a", 0, ts=0.0),
+        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    (line,) = lines_for(history, RunSettings(broker="rabbitmq"))
+    assert "fault 0 restart_broker at 0.5s restarted the rabbitmq broker, and the message" in line
+    assert "task_default_delivery_mode=2 (Celery default) makes it persistent" in line
+    assert "would change it: broker_transport_options confirm_publish=True" in line
+
+
+def test_a_transient_message_lost_in_a_rabbitmq_restart_names_the_delivery_mode() -> None:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    transient = RunSettings(celery={"task_default_delivery_mode": "transient"}, broker="rabbitmq")
+    (line,) = lines_for(history, transient)
+    assert "with task_default_delivery_mode='transient' RabbitMQ keeps no message" in line
+    assert "would change it: task_default_delivery_mode='persistent'" in line
+
+
+def test_a_message_of_a_transient_queue_lost_in_a_rabbitmq_restart_names_the_queue() -> None:
+    history = [
+        dispatch("a", 0, ts=0.0),
+        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
+        event(h.RUN_END, 3.0, reason="quiescent"),
+    ]
+    queues = {"task_queues": {"celery": {"durable": False}}}
+    (line,) = lines_for(history, RunSettings(celery=queues, broker="rabbitmq"))
+    assert "declares a queue transient (durable: false)" in line
+    assert "would change it: durable queues" in line
+
+
 def test_a_broker_restart_before_the_dispatch_is_not_blamed() -> None:
     """A storm restarts the broker, then a task sent later is killed with early acks: the line
     names the kill and the acks mode, not a restart that came before its message existed."""
