@@ -276,12 +276,17 @@ def test_lost_with_acks_late_but_no_reject() -> None:
     assert "would change it: task_reject_on_worker_lost=True" in line
 
 
-def test_lost_after_a_broker_restart_without_persistence() -> None:
-    history = [
+def restarted_broker_history() -> list[dict]:
+    """Task a sent at 0 s, the broker restarted at 0.5 s, the run over at 3 s."""
+    return [
         dispatch("a", 0, ts=0.0),
         fault(0, 0.5, [], kind="restart_broker", offset=0.5),
         event(h.RUN_END, 3.0, reason="quiescent"),
     ]
+
+
+def test_lost_after_a_broker_restart_without_persistence() -> None:
+    history = restarted_broker_history()
     (line,) = lines_for(history, settings())
     assert "fault 0 restart_broker at 0.5s restarted the redis broker (persistence: none)" in line
     assert "broker persistence: aof" in line
@@ -291,11 +296,7 @@ def test_a_persistent_message_lost_in_a_rabbitmq_crash_names_publisher_confirms(
     """Seen once in CI (docker RabbitMQ, Celery's durable queue and persistent messages): three
     messages gone after a SIGKILL about a second after they were sent. "Durable queues" would
     change nothing there; what would is a publisher that waits for RabbitMQ's confirm."""
-    history = [
-        dispatch("a", 0, ts=0.0),
-        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
-        event(h.RUN_END, 3.0, reason="quiescent"),
-    ]
+    history = restarted_broker_history()
     (line,) = lines_for(history, RunSettings(broker="rabbitmq"))
     assert "fault 0 restart_broker at 0.5s restarted the rabbitmq broker, and the message" in line
     assert "task_default_delivery_mode=2 (Celery default) makes it persistent" in line
@@ -303,11 +304,7 @@ def test_a_persistent_message_lost_in_a_rabbitmq_crash_names_publisher_confirms(
 
 
 def test_a_transient_message_lost_in_a_rabbitmq_restart_names_the_delivery_mode() -> None:
-    history = [
-        dispatch("a", 0, ts=0.0),
-        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
-        event(h.RUN_END, 3.0, reason="quiescent"),
-    ]
+    history = restarted_broker_history()
     transient = RunSettings(celery={"task_default_delivery_mode": "transient"}, broker="rabbitmq")
     (line,) = lines_for(history, transient)
     assert "with task_default_delivery_mode='transient' RabbitMQ keeps no message" in line
@@ -315,11 +312,7 @@ def test_a_transient_message_lost_in_a_rabbitmq_restart_names_the_delivery_mode(
 
 
 def test_a_message_of_a_transient_queue_lost_in_a_rabbitmq_restart_names_the_queue() -> None:
-    history = [
-        dispatch("a", 0, ts=0.0),
-        fault(0, 0.5, [], kind="restart_broker", offset=0.5),
-        event(h.RUN_END, 3.0, reason="quiescent"),
-    ]
+    history = restarted_broker_history()
     queues = {"task_queues": {"celery": {"durable": False}}}
     (line,) = lines_for(history, RunSettings(celery=queues, broker="rabbitmq"))
     assert "declares a queue transient (durable: false)" in line
