@@ -156,8 +156,8 @@ class Sweep:
         whose first sweep ran at some unknown time between its launch and ``worker_ready``:
         Kombu scans once when the consumer's poller starts (``on_poll_init``), before Celery
         sends ``worker_ready``, then every period from there."""
-        latest = max(self.next_after(start, moment) for start in (launched, ready))
-        earliest = min(self.next_after(start, moment) for start in (launched, ready))
+        at_ends = [self.next_after(start, moment) for start in (launched, ready)]
+        earliest, latest = min(at_ends), max(at_ends)
         # a first sweep at moment - k*period in the window makes that moment itself the due one;
         # one a little earlier puts the due one nearly a whole period after it
         k = max(0, math.ceil((moment - ready) / self.period - 1e-9))

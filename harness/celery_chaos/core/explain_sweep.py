@@ -28,7 +28,7 @@ def sweep_timing(restorable: float, facts: Facts) -> str:
     worker = min(windows, key=lambda w: windows[w][1])
     due = windows[worker][1]  # the latest the first sweep after it can have come
     if due > clock.end:
-        return _outlasted(restorable, windows, facts)
+        return _outlasted(restorable, windows, live, facts)
     return (
         f"a sweep of {worker} was due at {facts.at(due)}, before {facts.run_end()}, yet the"
         f" message stayed{_blocked(facts)}"
@@ -41,14 +41,19 @@ def _blocked(facts: Facts) -> str:
     return f" ({mutex[0]})" if mutex else ""
 
 
-def _outlasted(restorable: float, windows: dict[str, tuple[float, float]], facts: Facts) -> str:
+def _outlasted(
+    restorable: float,
+    windows: dict[str, tuple[float, float]],
+    live: dict[str, float],
+    facts: Facts,
+) -> str:
     """No live worker's sweep was surely due before the end: the run was too short. A worker's
     first sweep runs between its launch and ``worker_ready``; when the end fell inside that
     uncertainty, the message still being there says the sweep came too early."""
     clock = facts.clock
     worker = min(windows, key=lambda w: windows[w][0])
     earliest, latest = windows[worker]
-    ready = clock.live_workers()[worker]
+    ready = live[worker]
     launched = clock.launched_before(worker, ready)
     if earliest > (clock.end or 0.0):
         due = f"was due at {facts.at(earliest)}, after {facts.run_end()}"
