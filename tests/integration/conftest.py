@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.placements.local.redis_server import RedisServer
+
+from tests.integration.rabbitmq_suite_support import outlived
 
 
 @pytest.fixture
@@ -18,3 +21,17 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_rabbitmq() -> Iterator[SharedRabbitMQ]:
+    """One RabbitMQ node for this test process's RabbitMQ scenarios, each in a vhost of its own
+    (as a suite run shares one: placements/local/rabbitmq_shared.py), started at the first
+    scenario that can use it. Once closed, none of its processes, folder or state file is left."""
+    with SharedRabbitMQ() as shared:
+        yield shared
+        pids, state = (shared.node.pids() if shared.node else []), shared.state
+    left = outlived(pids)
+    assert not left, f"the shared RabbitMQ node outlived the session: {left}"
+    assert state is None or not state.path.exists(), "its state file is left"
+    assert shared.workdir is None or not shared.workdir.exists(), "its folder is left"

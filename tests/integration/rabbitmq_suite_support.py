@@ -1,9 +1,12 @@
 """What the local RabbitMQ suite tests share: the scenario lists, one way to run a scenario on a
-private ``rabbitmq-server`` node (strict, nothing left behind), and the default suite cut into
+local ``rabbitmq-server`` node (strict, nothing left behind), and the default suite cut into
 quarters so ``--dist loadfile`` spreads its ~40 scenarios over four files run side by side.
 
-One node per scenario, as a real run starts it (Erlang start-up is 4-12 s under load), so each
-test is one scenario: select with ``-k`` when iterating."""
+As a suite run does (``celery-chaos run --broker rabbitmq``), every scenario that can runs in a
+vhost of its own on one node of the test process (the ``shared_rabbitmq`` fixture,
+``placements/local/rabbitmq_shared.py``): Erlang start-up is 4 s of CPU per node. A scenario
+that crashes the node or sets a node-wide option gets a node of its own. Each test is one
+scenario: select with ``-k`` when iterating."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from celery_chaos.placements.local.rabbitmq_server import (
     find_rabbitmq,
     owner_marker,
 )
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 SUITE = Path(__file__).parents[2] / "scenarios"
@@ -43,12 +47,14 @@ def skip_without_rabbitmq() -> None:
         pytest.skip(str(missing), allow_module_level=True)
 
 
-def _our_nodes() -> list[str]:
+def _our_nodes(keep: frozenset[int] = frozenset()) -> list[str]:
     """Processes of RabbitMQ nodes (their epmd, their rabbitmqctl VMs) this test process started
-    and that still run, as ``pid name``."""
+    and that still run, as ``pid name``, but for those in ``keep``."""
     mine = owner_marker(os.getpid())
     found = []
     for proc in psutil.process_iter(["name"]):
+        if proc.pid in keep:
+            continue
         try:
             if proc.environ().get(OWNER_ENV) == mine and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(f"{proc.pid} {proc.info['name']}")
@@ -57,20 +63,51 @@ def _our_nodes() -> list[str]:
     return found
 
 
-def _no_node_left(deadline: float = 5.0) -> list[str]:
-    """What still runs once the run is over, waiting up to ``deadline`` s for processes that
-    were killed and are still exiting (a SIGKILLed group's members go one by one)."""
+def no_node_left(keep: frozenset[int] = frozenset(), deadline: float = 5.0) -> list[str]:
+    """What still runs once the run is over (but for the ``keep`` pids: the shared node's),
+    waiting up to ``deadline`` s for processes that were killed and are still exiting (a
+    SIGKILLed group's members go one by one)."""
     end = time.monotonic() + deadline
-    while (left := _our_nodes()) and time.monotonic() < end:
+    while (left := _our_nodes(keep)) and time.monotonic() < end:
         time.sleep(0.05)
     return left
 
 
-def run_on_rabbitmq(scenario_name: str, tmp_path: Path, on_finish: Any = None) -> dict:
-    """Run a scenario strict on a local RabbitMQ node; it must pass and leave no node behind."""
+def outlived(pids: list[int], deadline: float = 5.0) -> list[int]:
+    """Which of ``pids`` still run (not zombies) after up to ``deadline`` s: a node's port
+    programs (``erl_child_setup``, ``inet_gethost``) exit a moment after its VM."""
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    _, left = psutil.wait_procs(found, timeout=deadline)
+    return sorted(_live(left))
+
+
+def _live(processes: list[psutil.Process]) -> set[int]:
+    live = set()
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                live.add(process.pid)
+        except psutil.Error:
+            continue
+    return live
+
+
+def run_on_rabbitmq(
+    scenario_name: str, tmp_path: Path, shared: SharedRabbitMQ, on_finish: Any = None
+) -> dict:
+    """Run a scenario strict on a local RabbitMQ node (a vhost of ``shared`` where it can); it
+    must pass and leave no node behind but the shared one."""
     scenario = DEFAULT.get(scenario_name) or RABBITMQ_ONLY[scenario_name]
     scenario = with_broker_kind(scenario, "rabbitmq")
-    options = RunOptions(report_dir=tmp_path, on_finish=on_finish, strict=True)
+    options = RunOptions(
+        report_dir=tmp_path, on_finish=on_finish, strict=True,
+        backend_options={"shared_rabbitmq": shared},
+    )  # fmt: skip
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     # strict: a non-zero anomaly verdict the scenario does not name fails it (README: Strict)
     assert result.status == PASSED, (
@@ -78,7 +115,7 @@ def run_on_rabbitmq(scenario_name: str, tmp_path: Path, on_finish: Any = None) -
         result.verdicts and result.verdicts.counts,
     )
     assert result.versions["broker"].startswith("rabbitmq 3.")
-    left = _no_node_left()
+    left = no_node_left(frozenset(shared.node.pids() if shared.node else ()))
     assert not left, f"a RabbitMQ node outlived its run: {left}"
     return json.loads((result.report_dir / "result.json").read_text())
 
@@ -88,7 +125,9 @@ def quarter_of_the_suite(index: int) -> Callable[..., None]:
 
     @pytest.mark.integration
     @pytest.mark.parametrize("name", QUARTERS[index])
-    def test_default_suite_on_rabbitmq(name: str, tmp_path: Path) -> None:
-        run_on_rabbitmq(name, tmp_path)
+    def test_default_suite_on_rabbitmq(
+        name: str, tmp_path: Path, shared_rabbitmq: SharedRabbitMQ
+    ) -> None:
+        run_on_rabbitmq(name, tmp_path, shared_rabbitmq)
 
     return test_default_suite_on_rabbitmq

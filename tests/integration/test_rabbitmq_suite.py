@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from celery_chaos.brokers.rabbitmq_inspection import ctl_rows
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.run.runner import RunOptions, run_scenario
 
 from tests.integration.rabbitmq_suite_support import (
@@ -45,21 +46,24 @@ DEAD_LETTER = "rabbitmq-quorum-dead-letter"  # run by its own test below, with m
 
 
 @pytest.mark.parametrize("name", sorted(set(RABBITMQ_ONLY) - {DEAD_LETTER}))
-def test_rabbitmq_scenarios(name: str, tmp_path: Path) -> None:
-    run_on_rabbitmq(name, tmp_path)
+def test_rabbitmq_scenarios(name: str, tmp_path: Path, shared_rabbitmq: SharedRabbitMQ) -> None:
+    run_on_rabbitmq(name, tmp_path, shared_rabbitmq)
 
 
-def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(tmp_path: Path) -> None:
+def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(
+    tmp_path: Path, shared_rabbitmq: SharedRabbitMQ
+) -> None:
     """The scenario passes (``dead_lettered: 1``), the message really is in celery.dead per
     rabbitmqctl once the run is over (workers frozen, before teardown), and the run ended
     quiescent: the quiet check did not wait for the parked message until the deadline."""
     queues: dict[str, int] = {}
 
     def count_messages(backend: Any) -> None:
-        rows = ctl_rows(backend.broker.access, "list_queues", "-p", "/", "name", "messages")
+        access = backend.broker.access
+        rows = ctl_rows(access, "list_queues", "-p", access.vhost, "name", "messages")
         queues.update({row["name"]: int(row["messages"]) for row in rows})
 
-    report = run_on_rabbitmq(DEAD_LETTER, tmp_path, on_finish=count_messages)
+    report = run_on_rabbitmq(DEAD_LETTER, tmp_path, shared_rabbitmq, on_finish=count_messages)
     (task,) = report["tasks"]
     assert task["in_broker"] == ["dead_letter:celery.dead:delivery_limit:celery"]
     assert len(task["attempts"]) == 3  # x-delivery-limit 2: three deliveries, then dead-lettered
@@ -86,10 +90,12 @@ def test_a_loop_a_quorum_queue_can_end_runs_until_the_broker_ends_it(tmp_path: P
     assert result.end_reason == "quiescent"
 
 
-def test_killed_worker_is_redelivered_at_once_on_rabbitmq(tmp_path: Path) -> None:
+def test_killed_worker_is_redelivered_at_once_on_rabbitmq(
+    tmp_path: Path, shared_rabbitmq: SharedRabbitMQ
+) -> None:
     """Redis's one-hour visibility timeout leaves these tasks pending; RabbitMQ requeues them
     when the killed worker's socket closes, and the replacement reruns both."""
-    report = run_on_rabbitmq("ack-late-kill-worker-default-visibility", tmp_path)
+    report = run_on_rabbitmq("ack-late-kill-worker-default-visibility", tmp_path, shared_rabbitmq)
     assert report["verdicts"]["recovered"] == 2 and report["verdicts"]["pending"] == 0
     assert all(len(task["attempts"]) == 2 for task in report["tasks"])
 

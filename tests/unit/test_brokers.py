@@ -23,6 +23,8 @@ class Node:
     """A RabbitMQ node as inspection reaches it (``RabbitMQAccess``): canned ``rabbitmqctl``
     answers, every call recorded."""
 
+    vhost = "/"
+
     def __init__(self, answers: dict[str, str]):
         self.answers = answers
         self.calls: list[tuple[str, ...]] = []
@@ -51,13 +53,14 @@ def rabbit(node: Node, **spec: Any) -> RabbitMQBroker:
     return RabbitMQBroker(BrokerSpec(kind="rabbitmq", **spec), node, "amqp://u:p@h:1//")
 
 
-def test_rabbitmq_closes_exactly_the_connections_whose_column_matches() -> None:
-    table = "<n.1.2.3>\t40001\n<n.1.2.4>\t40002\n<n.1.2.5>\t5672\nnot a row\n"
-    node = Node({"list_connections": table})
+def test_rabbitmq_closes_exactly_the_connections_whose_column_matches_in_its_vhost() -> None:
+    rows = ["<n.1.2.3>\t/\t40001", "<n.1.2.4>\t/\t40002", "<n.1.2.5>\t/\t5672", "not a row"]
+    rows.append("<n.1.2.6>\tchaos-other\t40001")  # another scenario's vhost on a shared node
+    node = Node({"list_connections": "\n".join(rows) + "\n"})
     closed = rabbit(node).close_connections("peer_port", {"40001", "5672"}, "why")
     assert closed == ["<n.1.2.3>", "<n.1.2.5>"]
     assert node.calls == [
-        ("list_connections", "pid", "peer_port"),
+        ("list_connections", "pid", "vhost", "peer_port"),
         ("close_connection", "<n.1.2.3>", "why"),
         ("close_connection", "<n.1.2.5>", "why"),
     ]

@@ -66,6 +66,8 @@ def test_links_are_made_beside_the_real_sbin(tmp_path: Path) -> None:
 class Access:
     """A node access with an ``erl`` answering ``stdout`` (or failing) and a ``ctl``."""
 
+    vhost = "/"
+
     def __init__(self, stdout: str | None):
         self.stdout = stdout
         self.ctl_calls: list[tuple[str, ...]] = []
@@ -103,6 +105,8 @@ def test_queue_counts_fall_back_to_rabbitmqctl(
 
 def test_an_access_without_erl_is_asked_through_rabbitmqctl_only() -> None:
     class CtlOnly:
+        vhost = "/"
+
         def ctl(self, *args: str) -> str:
             return "[]"
 
@@ -131,5 +135,5 @@ def test_closing_every_connection_falls_back_to_rabbitmqctl(
 ) -> None:
     access = Access(stdout)
     rabbitmq_inspection.release_unacked(access, [])  # type: ignore[arg-type]
-    closed_by_ctl = ("close_all_connections", rabbitmq_inspection.CLOSE_REASON)
+    closed_by_ctl = ("close_all_connections", "-p", "/", rabbitmq_inspection.CLOSE_REASON)
     assert (closed_by_ctl in access.ctl_calls) is asked_ctl

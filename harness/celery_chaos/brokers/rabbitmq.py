@@ -58,11 +58,14 @@ def advanced_config(consumer_timeout: float | None) -> str:
     return f"[{{rabbit, [{{channel_tick_interval, {tick}}}]}}].\n"
 
 
-def connect(host: str, port: int, user: str, password: str, timeout: float = 5) -> amqp.Connection:
+def connect(
+    host: str, port: int, user: str, password: str, timeout: float = 5, vhost: str = "/"
+) -> amqp.Connection:
     """A connected py-amqp client (for inspection, readiness and tests)."""
     connection = amqp.Connection(
-        f"{host}:{port}", userid=user, password=password, connect_timeout=timeout
-    )
+        f"{host}:{port}", userid=user, password=password, connect_timeout=timeout,
+        virtual_host=vhost,
+    )  # fmt: skip
     connection.connect()
     return connection
 
@@ -177,9 +180,10 @@ class RabbitMQBroker(Broker):
 
     def close_connections(self, column: str, values: set[str], reason: str) -> list[str]:
         # The table (not JSON) prints pids as <node.creation.N.M>, the form close_connection takes.
-        table = self.access.ctl("list_connections", "pid", column).splitlines()
-        rows = [line.split("\t") for line in table]
-        pids = [row[0] for row in rows if len(row) == 2 and row[1].strip() in values]
+        table = self.access.ctl("list_connections", "pid", "vhost", column).splitlines()
+        rows = [[cell.strip() for cell in line.split("\t")] for line in table]
+        ours = [row for row in rows if len(row) == 3 and row[1] == self.access.vhost]
+        pids = [row[0] for row in ours if row[2] in values]
         for pid in pids:
             self.access.ctl("close_connection", pid, reason)
         return pids

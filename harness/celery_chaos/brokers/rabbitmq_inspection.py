@@ -17,8 +17,9 @@ What this module proves, and how (:func:`inspect`, after the harness froze every
    queue X*. A queue with nothing unacked is read in step 4 only (all it holds is ready): a
    read is a delivery, and a quorum queue counts it toward its delivery limit.
 3. ``close_all_connections`` (through ``erl_call``, else ``rabbitmqctl``) closes every client
-   connection, the frozen workers' included: their unacked messages return to their queues,
-   which is awaited until ``list_queues`` shows zero unacked (with a deadline).
+   connection of the scenario's vhost, the frozen workers' included: their unacked messages
+   return to their queues, which is awaited until ``list_queues`` shows zero unacked (with a
+   deadline).
 4. The queues are read again; a task id not read in step 2 was *unacked* at the end.
 
 So the task id of every message is known, ready and unacked alike, and a task found nowhere is
@@ -84,13 +85,16 @@ SYSTEM_QUEUE_MARKERS = (".pidbox", "celeryev.")
 
 class RabbitMQAccess(Protocol):
     """What inspection needs from a node, whichever placement runs it (a local node, a
-    container)."""
+    container), and the virtual host the scenario's clients use (``/`` on a node of its own; a
+    vhost of its own on a shared node, :mod:`~celery_chaos.placements.local.rabbitmq_shared`)."""
+
+    vhost: str
 
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl`` against the node; raise a ``RuntimeError`` on failure."""
 
     def connection(self) -> amqp.Connection:
-        """A connected AMQP client with full rights on ``/``."""
+        """A connected AMQP client with full rights on :attr:`vhost`."""
 
 
 @dataclass
@@ -121,12 +125,12 @@ COUNT_COLUMNS = ("messages_ready", "messages_unacknowledged", "consumers", "type
 
 
 def queue_counts(server: RabbitMQAccess) -> dict[str, QueueCount]:
-    """Ready/unacked/consumer counts, type, arguments and policy of every task queue in ``/``
-    (no side effect; one ``erl_call``, else one ``rabbitmqctl`` call)."""
+    """Ready/unacked/consumer counts, type, arguments and policy of every task queue in the
+    access's vhost (no side effect; one ``erl_call``, else one ``rabbitmqctl`` call)."""
     columns = ("name", *COUNT_COLUMNS, "policy")
-    rows = rabbitmq_erl.queue_rows(server, "/", columns)
+    rows = rabbitmq_erl.queue_rows(server, server.vhost, columns)
     if rows is None:
-        rows = ctl_rows(server, "list_queues", "-p", "/", *columns)
+        rows = ctl_rows(server, "list_queues", "-p", server.vhost, *columns)
     return {
         row["name"]: QueueCount(
             int(row["messages_ready"] or 0),
@@ -156,7 +160,7 @@ def policy_definitions(server: RabbitMQAccess, counts: dict[str, QueueCount]) ->
     """The definition of every policy that applies to a task queue (no call when none does)."""
     if not any(count.policy for count in counts.values()):
         return {}
-    rows = ctl_rows(server, "list_policies", "-p", "/")
+    rows = ctl_rows(server, "list_policies", "-p", server.vhost)
     return {row["name"]: _json_object(row.get("definition")) for row in rows}
 
 
@@ -261,9 +265,10 @@ def read_held(
 
 
 def release_unacked(server: RabbitMQAccess, queues: list[str]) -> dict[str, QueueCount]:
-    """Close every client connection and wait until no task queue has unacked messages."""
-    if not rabbitmq_erl.close_all_connections(server, "/", CLOSE_REASON):
-        server.ctl("close_all_connections", CLOSE_REASON)
+    """Close every client connection of the vhost and wait until no task queue has unacked
+    messages."""
+    if not rabbitmq_erl.close_all_connections(server, server.vhost, CLOSE_REASON):
+        server.ctl("close_all_connections", "-p", server.vhost, CLOSE_REASON)
     deadline = time.monotonic() + REQUEUE_DEADLINE
     while True:
         counts = queue_counts(server)

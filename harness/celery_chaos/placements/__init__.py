@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "Placement",
     "Unsupported",
     "make_placement",
+    "shared_by_suite",
 ]
 
 
@@ -52,3 +55,20 @@ def make_placement(name: str, scenario: Scenario, run_dir: Path, **options: obje
     raise BackendError(
         f"--backend: unknown backend {name!r}; expected one of {', '.join(PLACEMENTS)}"
     )
+
+
+@contextmanager
+def shared_by_suite(name: str, scenarios: list[Scenario]) -> Iterator[dict[str, object]]:
+    """What the scenarios of one suite share on placement ``name``, as options of its
+    placements, closed with the suite: on ``local``, one RabbitMQ node whose vhosts the
+    scenarios that can use one run in (``local/rabbitmq_shared.py``); nothing elsewhere."""
+    if name != "local":
+        yield {}
+        return
+    from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ, can_share
+
+    if not any(can_share(scenario) for scenario in scenarios):
+        yield {}
+        return
+    with SharedRabbitMQ() as shared:
+        yield {"shared_rabbitmq": shared}

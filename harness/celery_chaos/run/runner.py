@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,7 @@ from celery_chaos.placements import (
     Placement,
     Unsupported,
     make_placement,
+    shared_by_suite,
 )
 from celery_chaos.report import files as report
 from celery_chaos.report.mask import mask_text
@@ -242,22 +243,36 @@ def run_suite(
     result come out in suite order; ``on_progress(name, line)`` hears each running scenario's
     latest line as it happens (``line`` None: it finished)."""
     run_dir = new_run_dir(options.report_dir)
+    with shared_by_suite(options.backend, scenarios) as shared:
+        run_with = replace(options, backend_options=options.backend_options | shared)
+        results = _run_all(scenarios, run_with, run_dir, log, on_result, on_progress)
+    suite = SuiteResult(results, run_dir)
+    report.write_suite(suite)
+    return suite
+
+
+def _run_all(
+    scenarios: list[Scenario],
+    options: RunOptions,
+    run_dir: Path,
+    log: Callable[[str], None],
+    on_result: Callable[[ScenarioResult], None] | None,
+    on_progress: Callable[[str, str | None], None] | None,
+) -> list[ScenarioResult]:
+    """One after another, or ``options.jobs`` at once; results in suite order."""
     if options.jobs > 1:
 
         def run_one(scenario: Scenario, log_one: Callable[[str], None]) -> ScenarioResult:
             return run_scenario(scenario, options, run_dir, log_one)
 
         admission = Admission(options.jobs) if options.adaptive else None
-        results = run_parallel(
+        return run_parallel(
             scenarios, run_one, options.jobs, options.stop, log, on_result, on_progress,
             admission, options.expected_seconds,
         )  # fmt: skip
-    else:
-        results = []
-        for scenario in scenarios:
-            results.append(run_scenario(scenario, options, run_dir, log))
-            if on_result is not None:
-                on_result(results[-1])
-    suite = SuiteResult(results, run_dir)
-    report.write_suite(suite)
-    return suite
+    results = []
+    for scenario in scenarios:
+        results.append(run_scenario(scenario, options, run_dir, log))
+        if on_result is not None:
+            on_result(results[-1])
+    return results

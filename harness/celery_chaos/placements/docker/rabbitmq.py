@@ -71,6 +71,8 @@ class AmqpLoginWaitStrategy(WaitStrategy):
 class LoopbackRabbitMQ(DockerContainer):
     """A RabbitMQ node with a random administrator, published on 127.0.0.1 at a fixed port."""
 
+    vhost = "/"  # a container is one scenario's node: its clients use the default vhost
+
     def __init__(self, image: str, host_port: int, consumer_timeout: float | None = None):
         super().__init__(image, docker_client_kw=client_options())
         self.user = f"chaos-{secrets.token_hex(4)}"

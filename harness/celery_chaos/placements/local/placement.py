@@ -37,12 +37,13 @@ from celery_chaos.placements.base import (
     Worker,
     WorkerExit,
 )
-from celery_chaos.placements.local import processes, reaper
+from celery_chaos.placements.local import processes, reaper, watchdog
 from celery_chaos.placements.local.app_services import LocalServices
 from celery_chaos.placements.local.cgroups import UNLIMITED, CgroupUnavailable, MemoryCgroup
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.placements.local.redis_server import RedisServer
-from celery_chaos.placements.local.servers import BROKER_SERVERS, BrokerServer
-from celery_chaos.placements.local.state import Identity, RunState
+from celery_chaos.placements.local.servers import BrokerServer, broker_server
+from celery_chaos.placements.local.state import RunState
 from celery_chaos.placements.proxy import Proxy, ProxyHub
 from celery_chaos.placements.service_access import CommandResult
 from celery_chaos.placements.worker_command import entrypoint_command
@@ -72,6 +73,7 @@ class LocalPlacement(Placement):
         cwd: Path | None = None,
         python: str | None = None,
         agent_path: str | None = None,
+        shared_rabbitmq: SharedRabbitMQ | None = None,
     ):
         super().__init__(scenario, run_dir, log)
         self.app = app or scenario.workers.app
@@ -81,8 +83,10 @@ class LocalPlacement(Placement):
         self.python = python or sys.executable
         self.agent_path = agent_path  # where that interpreter finds celery_chaos (PYTHONPATH)
         self.ledger_server = RedisServer("ledger", self.logs_dir, persistence="none")
-        make_server = BROKER_SERVERS[scenario.broker.kind]
-        self.broker_server: BrokerServer = make_server(scenario.broker, self.logs_dir)
+        # a vhost of the suite's RabbitMQ node where nothing reaches beyond it (rabbitmq_shared)
+        self.broker_server: BrokerServer = broker_server(
+            scenario, self.logs_dir, self.run_id, shared_rabbitmq
+        )
         self.needs_cgroup = bool(scenario.workers.memory_limit) or any(
             FAULTS[f.kind].memory_cgroup for f in scenario.faults
         )
@@ -125,18 +129,6 @@ class LocalPlacement(Placement):
     def _recorder(self, role: str) -> Callable[[subprocess.Popen], None]:
         return lambda process: self.state.add_group(role, process.pid)
 
-    def _start_watchdog(self) -> None:
-        """Record the run, then start its watchdog (it reads the state file, so it must exist
-        first; a harness that dies before the watchdog is up is still noticed by it)."""
-        self.state.save()
-        self.watchdog = processes.spawn(
-            [sys.executable, "-m", "celery_chaos.placements.local.watchdog", str(self.state.path)],
-            self.logs_dir / "watchdog.log",
-            die_with_harness=False,
-        )
-        self.state.watchdog = Identity.of(self.watchdog.pid)
-        self.state.save()
-
     def _private_tmp(self) -> Path:
         """The workers' ``TMPDIR``: a folder of this run in the same temporary directory. A
         SIGKILLed ``celery worker`` leaves its multiprocessing folder (``pymp-*``) behind; here it
@@ -146,7 +138,7 @@ class LocalPlacement(Placement):
         return folder
 
     def start(self) -> None:
-        self._start_watchdog()
+        self.watchdog = watchdog.start(self.state, self.logs_dir / "watchdog.log")
         self.worker_tmp = self._private_tmp()
         try:
             self.ledger_server.start()

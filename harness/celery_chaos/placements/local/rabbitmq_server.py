@@ -6,9 +6,8 @@ Nothing is shared with a system RabbitMQ or with another run:
   process group and stopped with the node, so two runs never register in the same epmd;
 - a unique node name (``chaos-<hex>@localhost``), free AMQP and distribution ports bound to
   127.0.0.1 only, and a free port range for the CLI's own distribution listener;
-- ``HOME`` pointed at the node's directory, which holds a private ``.erlang.cookie`` (RabbitMQ
-  3.10 still accepts ``RABBITMQ_ERLANG_COOKIE`` but deprecates it; a cookie file works for the
-  server and ``rabbitmqctl`` alike);
+- ``HOME`` pointed at the node's directory, holding a private ``.erlang.cookie`` (3.10
+  deprecates ``RABBITMQ_ERLANG_COOKIE``; the file works for server and ``rabbitmqctl`` alike);
 - a private ``rabbitmq.conf``, ``rabbitmq-env.conf``, ``enabled_plugins`` (no plugins: the
   management plugin adds start-up time and its counters are sampled, while ``rabbitmqctl`` asks
   the queue processes directly), data and log directories, and a plugins directory holding only
@@ -22,6 +21,7 @@ switches user; the real scripts live in ``/usr/lib/rabbitmq/bin`` and run as who
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -153,6 +153,8 @@ def kill_orphans() -> list[str]:
 
 class RabbitMQServer:
     """One private RabbitMQ node with its own directory; restartable on the same ports."""
+
+    vhost = "/"  # a node of one scenario (a shared node gives each its own: rabbitmq_shared.py)
 
     def __init__(self, name: str, workdir: Path, consumer_timeout: float | None = None):
         self.name = name
@@ -290,7 +292,8 @@ class RabbitMQServer:
         """This node as the scenario's broker (workers reach it at the same URL)."""
         return RabbitMQBroker(spec, self, self.url, log=log)
 
-    def missing(self) -> str | None:
+    @staticmethod
+    def missing() -> str | None:
         """Why no node can start here (no rabbitmq-server or epmd), or None."""
         try:
             find_rabbitmq()
@@ -358,12 +361,15 @@ class RabbitMQServer:
         return done.stdout
 
     def pids(self) -> list[int]:
-        """Every live process of this node and its epmd (for tests and leak checks)."""
-        found = []
-        for process in (self.process, self.epmd):
-            if process is not None:
-                found += processes.group_members(process)
-        return found
+        """Every live process of this node and its epmd, with the port programs the node runs
+        in sessions of their own (``erl_child_setup``, ``inet_gethost``): for leak checks."""
+        found = set()
+        for process in filter(None, (self.process, self.epmd)):
+            found.update(processes.group_members(process))
+        for pid in list(found):
+            with contextlib.suppress(psutil.Error):
+                found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+        return sorted(found)
 
     def _stop_node(self, sig: int) -> None:
         """SIGTERM makes RabbitMQ 3.10 shut down gracefully (its own signal handler), without

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Protocol
 
 from celery_chaos.brokers.base import Broker
+from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local.rabbitmq_server import RabbitMQServer
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ, can_share
 from celery_chaos.placements.local.redis_server import RedisServer
 from celery_chaos.placements.local.sentinel_server import SentinelServer
 
@@ -52,3 +54,13 @@ BROKER_SERVERS: dict[str, Callable[[BrokerSpec, Path], BrokerServer]] = {
     "redis": _redis,
     "rabbitmq": _rabbitmq,
 }
+
+
+def broker_server(
+    scenario: Scenario, workdir: Path, run_id: str, shared: SharedRabbitMQ | None = None
+) -> BrokerServer:
+    """The scenario's broker server: a vhost of the suite's ``shared`` RabbitMQ node where the
+    scenario can share one (:func:`~.rabbitmq_shared.can_share`), else a server of its own."""
+    if shared is not None and can_share(scenario):
+        return shared.lease(run_id, workdir)
+    return BROKER_SERVERS[scenario.broker.kind](scenario.broker, workdir)

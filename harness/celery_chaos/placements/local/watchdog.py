@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from celery_chaos.placements.local import reaper
-from celery_chaos.placements.local.state import RunState
+from celery_chaos.placements.local import processes, reaper
+from celery_chaos.placements.local.state import Identity, RunState
 
 POLL = 0.25
 
@@ -36,6 +37,20 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)
+
+
+def start(state: RunState, log_path: Path) -> subprocess.Popen:
+    """Record the run, then start its watchdog (it reads the state file, so it must exist
+    first; a harness that dies before the watchdog is up is still noticed by it)."""
+    state.save()
+    watchdog = processes.spawn(
+        [sys.executable, "-m", "celery_chaos.placements.local.watchdog", str(state.path)],
+        log_path,
+        die_with_harness=False,
+    )
+    state.watchdog = Identity.of(watchdog.pid)
+    state.save()
+    return watchdog
 
 
 def watch(path: Path) -> int:
