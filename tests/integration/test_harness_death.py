@@ -282,3 +282,36 @@ def test_a_sigkilled_workers_temporary_folder_goes_with_the_run(
     assert all(Path(f).parent == private for f in state.folders), state.folders
     left = [p.name for p in private.iterdir() if p != state_dir()]  # the harness's own, kept
     assert left == [], "left in the user's temporary directory"
+
+
+def test_a_cgroup_still_busy_at_close_is_left_to_the_watchdog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cgroup that cannot be removed when the run closes (here: a cgroup inside it, which
+    makes rmdir fail as a process still being torn down does) keeps the run's state file and
+    watchdog, so it is removed once the harness exits instead of being forgotten."""
+    if not cgroups_usable():
+        pytest.skip("no writable memory cgroup here")
+    from celery_chaos.core.scenario import load_file
+    from celery_chaos.placements.local.placement import LocalPlacement
+
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    lines: list[str] = []
+    placement = LocalPlacement(
+        load_file(write_scenario(tmp_path)), tmp_path / "reports" / "r", log=lines.append
+    )
+    placement.start()
+    busy = Path(placement.state.cgroups[0]) / "busy"
+    busy.mkdir()
+    placement.close()
+    try:
+        assert placement.state.path.exists(), "the state file went with a cgroup still there"
+        assert placement.watchdog is not None and placement.watchdog.poll() is None
+        assert any("left to the run's watchdog" in line for line in lines), lines
+    finally:
+        busy.rmdir()
+        reaper.remove(placement.state)
+        if placement.watchdog is not None:
+            placement.watchdog.kill()
+            placement.watchdog.wait(timeout=10)
+    assert not [c for c in placement.state.cgroups if Path(c).exists()]

@@ -167,6 +167,10 @@ class LocalPlacement(Placement):
         self._close_proxies()
         if self.worker_tmp is not None:
             shutil.rmtree(self.worker_tmp, ignore_errors=True)
+        busy = [path for path in self.state.cgroups if Path(path).exists()]
+        if busy:  # still busy after the retries: the watchdog removes it once the harness exits
+            self.log(f"   cgroup(s) still busy, left to the run's watchdog: {', '.join(busy)}")
+            return
         self.state.discard()
         if self.watchdog is not None:
             processes.stop(self.watchdog, grace=2)
