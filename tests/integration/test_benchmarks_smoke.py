@@ -111,6 +111,26 @@ def test_rabbitmq_node_smoke() -> None:
             rf"^node boot, core plugins links: .* goal: faster than the package dir{GRADE}",
             r"^list_queues via rabbitmqctl: [\d.]+ s per call",
             rf"^list_queues via erl_call: .* goal: <= 0\.05 s{GRADE}",
+            r"^a scenario's broker, a node of its own: [\d.]+ s, node CPU [\d.]+ s",
+            rf"^a scenario's broker, a vhost on the shared node: .* goal: <= 0\.1 s{GRADE}",
+        ],
+    )
+
+
+def test_rabbitmq_suite_shared_smoke() -> None:
+    """A scenario run on a node of its own and in a vhost of a shared node gives the same
+    verdicts (asserted: the line must say PASS, not only be printed)."""
+    try:
+        find_rabbitmq()
+    except RabbitMQUnavailable as missing:
+        pytest.skip(str(missing))
+    output = smoke("rabbitmq_suite_shared.py")
+    assert_lines(
+        output,
+        [
+            r"^  a node per scenario:\s+[\d.]+ s, 1/1 passed",
+            rf"^  vhosts of a shared node:\s+[\d.]+ s, 1/1 passed  goal: faster{GRADE}",
+            r"^  same status and verdict counts both ways: 1/1  goal: all PASS$",
         ],
     )
 

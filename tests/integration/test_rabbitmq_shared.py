@@ -1,11 +1,11 @@
 """Scenarios in vhosts of one shared ``rabbitmq-server`` node (placements/local/rabbitmq_shared.py):
 each vhost sees only its own queues and connections (the final inspection closes one vhost's
-connections, not another's), a scenario gives the same verdicts in a vhost as on a node of its
-own, and nothing of the shared node outlives its suite, even when the harness is SIGKILLed."""
+connections, not another's), and nothing of the shared node outlives its suite, even when the
+harness is SIGKILLed. That a scenario gives the same verdicts both ways is
+benchmarks/rabbitmq_suite_shared.py's (its smoke run is in test_benchmarks_smoke.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,12 +17,10 @@ import amqp
 import psutil
 import pytest
 from celery_chaos.brokers import rabbitmq_inspection as inspection
-from celery_chaos.core.scenario import with_broker_kind
 from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.placements.local.state import STATE_DIR_ENV, RunState
-from celery_chaos.run.runner import RunOptions, run_scenario
 
-from tests.integration.rabbitmq_suite_support import DEFAULT, outlived, skip_without_rabbitmq
+from tests.integration.rabbitmq_suite_support import outlived, skip_without_rabbitmq
 from tests.integration.scenario_support import wait_for_line
 from tests.integration.test_harness_death import GONE_DEADLINE, ROOT, write_scenario
 
@@ -61,27 +59,6 @@ def test_vhosts_of_one_node_see_only_their_own_queues_and_connections(tmp_path: 
         pids, state_path = shared.node.pids(), shared.state.path
     assert not outlived(pids)
     assert not state_path.exists() and not (tmp_path / "node").exists()
-
-
-def outcomes(result_dir: Path) -> tuple[list[str], dict[str, int]]:
-    report = json.loads((result_dir / "result.json").read_text())
-    return sorted(task["outcome"] for task in report["tasks"]), report["verdicts"]
-
-
-def test_a_scenario_gives_the_same_verdicts_in_a_vhost_as_on_its_own_node(
-    tmp_path: Path, shared_rabbitmq: SharedRabbitMQ
-) -> None:
-    """The killed worker's socket closes and RabbitMQ requeues its unacked messages at once: the
-    vhost's connection tracking must requeue them as a node of its own does."""
-    scenario = with_broker_kind(DEFAULT["ack-late-kill-worker-default-visibility"], "rabbitmq")
-    found = {}
-    for way, extra in (("own", {}), ("shared", {"shared_rabbitmq": shared_rabbitmq})):
-        options = RunOptions(report_dir=tmp_path / way, strict=True, backend_options=extra)
-        result = run_scenario(scenario, options, tmp_path / way, log=lambda _: None)
-        assert result.status == "passed", (way, result.reason)
-        found[way] = outcomes(result.report_dir)
-    assert found["own"] == found["shared"]
-    assert found["own"][0] == ["recovered", "recovered"]
 
 
 def test_a_killed_harness_leaves_nothing_of_the_shared_node(tmp_path: Path) -> None:

@@ -72,7 +72,9 @@ def test_a_dead_lettered_poison_message_sits_in_the_dead_letter_queue(
     assert report["end_reason"] == "quiescent"
 
 
-def test_a_loop_a_quorum_queue_can_end_runs_until_the_broker_ends_it(tmp_path: Path) -> None:
+def test_a_loop_a_quorum_queue_can_end_runs_until_the_broker_ends_it(
+    tmp_path: Path, shared_rabbitmq: SharedRabbitMQ
+) -> None:
     """The poison message on a quorum queue with x-delivery-limit 4 and redelivery_threshold 1:
     the loop is proven after 3 deliveries, but RabbitMQ drops the message after the 5th, so the
     run may not end on the loop (``Broker.may_end_loops``): it goes on until the broker ends it,
@@ -82,7 +84,8 @@ def test_a_loop_a_quorum_queue_can_end_runs_until_the_broker_ends_it(tmp_path: P
     scenario = base.model_copy(
         update={"celery": base.celery | {"task_queues": queues}, "redelivery_threshold": 1}
     )
-    result = run_scenario(scenario, RunOptions(report_dir=tmp_path), tmp_path, log=lambda _: None)
+    options = RunOptions(report_dir=tmp_path, backend_options={"shared_rabbitmq": shared_rabbitmq})
+    result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     assert result.verdicts is not None, result.reason
     (task,) = result.verdicts.tasks
     assert len(task.attempts) == 5 and task.outcome == "lost", (task.outcome, task.attempts)

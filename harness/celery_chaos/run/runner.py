@@ -244,7 +244,8 @@ def run_suite(
     latest line as it happens (``line`` None: it finished)."""
     run_dir = new_run_dir(options.report_dir)
     with shared_by_suite(options.backend, scenarios) as shared:
-        run_with = replace(options, backend_options=options.backend_options | shared)
+        # the caller's own options win: {"shared_rabbitmq": None} gives each scenario its node
+        run_with = replace(options, backend_options=shared | options.backend_options)
         results = _run_all(scenarios, run_with, run_dir, log, on_result, on_progress)
     suite = SuiteResult(results, run_dir)
     report.write_suite(suite)
