@@ -35,3 +35,20 @@ def shared_rabbitmq() -> Iterator[SharedRabbitMQ]:
     assert not left, f"the shared RabbitMQ node outlived the session: {left}"
     assert state is None or not state.path.exists(), "its state file is left"
     assert shared.workdir is None or not shared.workdir.exists(), "its folder is left"
+
+
+@pytest.fixture(scope="session")
+def shared_rabbitmq_containers() -> Iterator[object]:
+    """The docker placement's counterpart: one RabbitMQ container per image for this test
+    process's docker RabbitMQ scenarios (placements/docker/rabbitmq_shared.py), each in a vhost
+    of its own. Once closed, no container or network of it is left."""
+    from celery_chaos.placements.docker.containers import RUN_LABEL, docker_client
+    from celery_chaos.placements.docker.rabbitmq_shared import SharedRabbitMQContainers
+
+    with SharedRabbitMQContainers() as shared:
+        yield shared
+        if shared.network is None:
+            return  # no test started it (no docker here, or no image)
+    client, label = docker_client(), {"label": f"{RUN_LABEL}={shared.id}"}
+    assert client.containers.list(all=True, filters=label) == [], "a shared container is left"
+    assert client.networks.list(filters=label) == [], "the shared network is left"

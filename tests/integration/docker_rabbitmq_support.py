@@ -64,9 +64,10 @@ def require_pool(pool: str) -> None:
         pytest.skip(f"workers.pool {pool}: not installed in {DEFAULT_WORKER_IMAGE}")
 
 
-def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
-    """Run a scenario on the docker backend with a RabbitMQ broker; it must pass with its own
-    written expectations (``expect_when`` where RabbitMQ differs) and leave nothing behind."""
+def run_on_rabbitmq(name: str, tmp_path: Path, shared: object = None) -> dict:
+    """Run a scenario on the docker backend with a RabbitMQ broker (a vhost of the ``shared``
+    container where it can, as a suite run does); it must pass with its own written
+    expectations (``expect_when`` where RabbitMQ differs) and leave nothing of its run behind."""
     scenario = with_broker_kind(SCENARIOS[name], "rabbitmq")
     require_pool(scenario.workers.pool)
     run_ids: list[str] = []
@@ -75,6 +76,7 @@ def run_on_rabbitmq(name: str, tmp_path: Path) -> dict:
         report_dir=tmp_path,
         on_finish=lambda b: run_ids.append(b.run_id),
         strict=True,  # a non-zero anomaly verdict the scenario does not name fails it
+        backend_options={"shared_rabbitmq": shared},
     )
     result = run_scenario(scenario, options, tmp_path, log=lambda _: None)
     counts = result.verdicts and result.verdicts.counts
@@ -91,8 +93,10 @@ def half_of_the_suite(half: int) -> Callable[[str, Path], None]:
     ``--dist loadfile`` gives the halves a process each."""
 
     @pytest.mark.parametrize("name", HALVES[half])
-    def test_scenario_on_docker_rabbitmq(name: str, tmp_path: Path) -> None:
+    def test_scenario_on_docker_rabbitmq(
+        name: str, tmp_path: Path, shared_rabbitmq_containers: object
+    ) -> None:
         require_rabbitmq_image()
-        run_on_rabbitmq(name, tmp_path)
+        run_on_rabbitmq(name, tmp_path, shared_rabbitmq_containers)
 
     return test_scenario_on_docker_rabbitmq

@@ -100,6 +100,9 @@ def test_missing_rabbitmq_image_is_named(tmp_path: Path) -> None:
 
 
 def test_killed_harness_leaves_a_rabbitmq_container_that_cleanup_removes(tmp_path: Path) -> None:
+    """The run's broker is a vhost of the suite's shared container (joined to the run's broker
+    network): ``cleanup`` of the run detaches it and removes the run's containers and networks,
+    ``cleanup`` of the suite's label removes the container with its volumes."""
     harness = subprocess.Popen(
         [sys.executable, "-m", "celery_chaos.cli", "run", str(CLOSE_CONNECTION),
          "--backend", "docker", "--report-dir", str(tmp_path)],
@@ -112,18 +115,58 @@ def test_killed_harness_leaves_a_rabbitmq_container_that_cleanup_removes(tmp_pat
         harness.send_signal(signal.SIGKILL)  # no chance to clean up
         harness.wait(timeout=10)
     run_id = re.search(r"chaos-([0-9a-f]+)-w\d", line).group(1)
-    left = {c.name: c for c in run_containers(run_id)}
-    broker = left[f"chaos-{run_id}-broker"]
+    assert run_containers(run_id), "the run's containers should be left"
+    network = docker_client().networks.get(f"chaos-{run_id}-broker")
+    attached = [docker_client().containers.get(c) for c in network.attrs["Containers"]]
+    (broker,) = [c for c in attached if c.labels[RUN_LABEL].startswith("shared-")]
     assert DEFAULT_RABBITMQ_IMAGE in broker.image.tags
     volumes = [m["Name"] for m in broker.attrs["Mounts"] if m.get("Type") == "volume"]
-    removed = subprocess.run(
-        [sys.executable, "-m", "celery_chaos.cli", "cleanup", "--run-id", run_id],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert removed.returncode == 0, removed.stderr
-    assert f"container chaos-{run_id}-broker" in removed.stdout
-    assert run_containers(run_id) == []
-    assert docker_client().networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}) == []
+    for leftovers, name in ((run_id, f"network chaos-{run_id}-broker"),
+                            (broker.labels[RUN_LABEL], f"container {broker.name}")):  # fmt: skip
+        removed = subprocess.run(
+            [sys.executable, "-m", "celery_chaos.cli", "cleanup", "--run-id", leftovers],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert removed.returncode == 0, removed.stderr
+        assert name in removed.stdout
+        assert run_containers(leftovers) == []
+        assert docker_client().networks.list(filters={"label": f"{RUN_LABEL}={leftovers}"}) == []
     for volume in volumes:
         with pytest.raises(docker.errors.NotFound):
             docker_client().volumes.get(volume)
+
+
+def test_runs_share_a_container_each_on_its_network_and_vhost(tmp_path: Path) -> None:
+    """Two runs lease vhosts of one shared container: it joins each run's broker network under
+    that run's broker name, each vhost sees only its own queue, and a run that ends leaves its
+    network and deletes its vhost; closing the suite removes the container and its network."""
+    from celery_chaos.placements.docker.containers import RunNetwork
+    from celery_chaos.placements.docker.rabbitmq_shared import SharedRabbitMQContainers
+
+    client = docker_client()
+    with SharedRabbitMQContainers() as shared:
+        networks = [RunNetwork(f"chaos-share-{n}-broker", {RUN_LABEL: shared.id}) for n in "ab"]
+        for network in networks:
+            network.create()
+        one, two = (shared.lease(f"run-{n}", DEFAULT_RABBITMQ_IMAGE, net)
+                    for n, net in zip("ab", networks, strict=True))  # fmt: skip
+        one.start()
+        two.start()
+        assert one.container is two.container
+        container = client.containers.get(one.container.get_wrapped_container().id)
+        endpoints = container.attrs["NetworkSettings"]["Networks"]
+        assert "chaos-run-a-broker" in endpoints["chaos-share-a-broker"]["Aliases"]
+        assert "chaos-run-b-broker" in endpoints["chaos-share-b-broker"]["Aliases"]
+        connection = one.connection()
+        connection.channel().queue_declare("only-in-a", durable=True, auto_delete=False)
+        connection.close()
+        assert "only-in-a" in rabbitmq_inspection.queue_counts(one)
+        assert rabbitmq_inspection.queue_counts(two) == {}
+        one.stop()
+        container.reload()
+        assert "chaos-share-a-broker" not in container.attrs["NetworkSettings"]["Networks"]
+        assert "chaos-run-a" not in one.ctl("list_vhosts").split()
+        two.stop()
+        label = {"label": f"{RUN_LABEL}={shared.id}"}
+    assert client.containers.list(all=True, filters=label) == []
+    assert client.networks.list(filters=label) == []

@@ -3,7 +3,7 @@ act stays inside their vhost."""
 
 from __future__ import annotations
 
-from celery_chaos.placements.local.rabbitmq_shared import can_share
+from celery_chaos.placements.sharing import can_share
 
 from tests.unit.inline_scenario import scenario
 

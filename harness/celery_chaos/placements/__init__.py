@@ -59,16 +59,23 @@ def make_placement(name: str, scenario: Scenario, run_dir: Path, **options: obje
 
 @contextmanager
 def shared_by_suite(name: str, scenarios: list[Scenario]) -> Iterator[dict[str, object]]:
-    """What the scenarios of one suite share on placement ``name``, as options of its
-    placements, closed with the suite: on ``local``, one RabbitMQ node whose vhosts the
-    scenarios that can use one run in (``local/rabbitmq_shared.py``); nothing elsewhere."""
-    if name != "local":
-        yield {}
-        return
-    from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ, can_share
+    """What the scenarios of one suite share on placement ``name``, as an option of its
+    placements, closed with the suite: one RabbitMQ node (a local process or a container per
+    broker image) whose vhosts the scenarios that can use one run in (``sharing.py``)."""
+    from celery_chaos.placements.sharing import can_share
 
-    if not any(can_share(scenario) for scenario in scenarios):
+    if name not in PLACEMENTS or not any(can_share(scenario) for scenario in scenarios):
         yield {}
         return
-    with SharedRabbitMQ() as shared:
+    if name == "local":
+        from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ as Shared
+    else:
+        try:  # the docker extra may be missing: each scenario then says so itself
+            from celery_chaos.placements.docker.rabbitmq_shared import (
+                SharedRabbitMQContainers as Shared,
+            )
+        except ImportError:
+            yield {}
+            return
+    with Shared() as shared:
         yield {"shared_rabbitmq": shared}

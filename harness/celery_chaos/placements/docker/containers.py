@@ -57,6 +57,9 @@ def cleanup(run_id: str | None = None, client: Any = None) -> list[str]:
         container.remove(force=True, v=True)  # with its anonymous volumes (VOLUME)
         removed.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": selector}):
+        network.reload()  # a suite's shared RabbitMQ container may still be attached: detach it
+        for attached in network.attrs.get("Containers") or {}:
+            network.disconnect(attached, force=True)
         network.remove()
         removed.append(f"network {network.name}")
     return removed

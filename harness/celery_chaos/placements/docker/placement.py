@@ -58,10 +58,12 @@ from celery_chaos.placements.docker.containers import (
     start_reaper,
 )
 from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
+from celery_chaos.placements.docker.rabbitmq_shared import SharedRabbitMQContainers
 from celery_chaos.placements.docker.sentinel import SentinelContainers
 from celery_chaos.placements.docker.watch import ContainerWatch, engine
 from celery_chaos.placements.ports import free_port
 from celery_chaos.placements.service_access import CommandResult
+from celery_chaos.placements.sharing import can_share
 from celery_chaos.placements.worker_command import entrypoint_command
 
 __all__ = ["RUN_LABEL", "DockerPlacement", "cleanup", "docker_client"]
@@ -99,8 +101,11 @@ class DockerPlacement(ContainerWatch, Placement):
         worker_image: str | None = None,
         redis_image: str | None = None,
         mount_agent: bool = True,
+        shared_rabbitmq: SharedRabbitMQContainers | None = None,
     ):
         super().__init__(scenario, run_dir, log)
+        # a vhost of the suite's RabbitMQ container where nothing reaches beyond it (sharing.py)
+        self.shared = shared_rabbitmq if shared_rabbitmq and can_share(scenario) else None
         self.worker_image = worker_image or scenario.workers.image or images.DEFAULT_WORKER_IMAGE
         # broker.image names the broker's image, whichever its kind; the ledger is always Redis,
         # and a Redis broker runs the ledger's image.
@@ -176,8 +181,12 @@ class DockerPlacement(ContainerWatch, Placement):
         make_container: Callable[[str, BrokerSpec], Any] = TOPOLOGY_CONTAINERS.get(
             topology, BROKER_CONTAINERS[self.scenario.broker.kind]
         )
-        self.services["broker"] = make_container(self.broker_image, self.scenario.broker)
-        for role, service in self.services.items():
+        if self.shared is None:
+            self.services["broker"] = make_container(self.broker_image, self.scenario.broker)
+        else:  # a vhost of the suite's container, which joins the run's broker network
+            network = self.networks["broker"]
+            self.services["broker"] = self.shared.lease(self.run_id, self.broker_image, network)
+        for role, service in self._own_services().items():
             service.with_name(f"chaos-{self.run_id}-{role}").with_network(
                 self.networks[role]
             ).with_kwargs(labels=self.labels | {ROLE_LABEL: role})
@@ -188,6 +197,10 @@ class DockerPlacement(ContainerWatch, Placement):
             raise BackendError(
                 f"broker/ledger container ({used}) did not start: {error}"
             ) from error
+
+    def _own_services(self) -> dict[str, Any]:
+        """The run's own service containers (not a vhost of a shared container)."""
+        return {role: s for role, s in self.services.items() if isinstance(s, DockerContainer)}
 
     def close(self) -> None:
         if self.client is None:

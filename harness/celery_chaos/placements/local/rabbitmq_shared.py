@@ -7,9 +7,9 @@ closed per vhost. So a scenario leases a vhost (:class:`VhostServer`, the local 
 broker server) on a running node, the final inspection closes only that vhost's connections,
 and deleting the vhost at the end deletes everything the scenario declared.
 
-What a vhost cannot isolate is the node itself: a scenario that crashes or restarts the broker
-(a fault kind with ``on_broker``), or sets a node-wide option (``broker.consumer_timeout``), or
-draws its faults at random (a storm), gets a node of its own as before (:func:`can_share`).
+What a vhost cannot isolate is the node itself: a scenario that crashes or restarts the broker,
+sets a node-wide option or storms gets a node of its own as before
+(:func:`celery_chaos.placements.sharing.can_share`).
 
 Nothing outlives the suite: the shared node is recorded in a state file of its own with a
 watchdog (``state.py``, ``watchdog.py``), exactly like a run, and :meth:`SharedRabbitMQ.close`
@@ -28,38 +28,12 @@ from pathlib import Path
 
 import amqp
 
-from celery_chaos.brokers import rabbitmq_erl
 from celery_chaos.brokers.rabbitmq import RabbitMQBroker, connect
-from celery_chaos.core.scenario import Scenario
+from celery_chaos.brokers.rabbitmq_vhosts import add_vhost, delete_vhost
 from celery_chaos.core.scenario_parts import BrokerSpec
-from celery_chaos.faults.registry import FAULTS
 from celery_chaos.placements.local import processes, watchdog
 from celery_chaos.placements.local.rabbitmq_server import RabbitMQServer
 from celery_chaos.placements.local.state import RunState
-
-ACTING_USER = "celery-chaos"
-# rabbitmqctl add_vhost + set_permissions, delete_vhost, as the node runs them (3.10: the same
-# functions the CLI calls), through erl_call: milliseconds instead of a CLI VM per command.
-_ADD_VHOST = """
-ok = rabbit_vhost:add(<<"VHOST">>, <<"ACTOR">>),
-ok = rabbit_auth_backend_internal:set_permissions(
-    <<"USER">>, <<"VHOST">>, <<".*">>, <<".*">>, <<".*">>, <<"ACTOR">>),
-io:put_chars("MARKER\\n").
-"""
-_DELETE_VHOST = """
-_ = rabbit_vhost:delete(<<"VHOST">>, <<"ACTOR">>),
-io:put_chars("MARKER\\n").
-"""
-
-
-def can_share(scenario: Scenario) -> bool:
-    """Whether ``scenario`` can run in a vhost of a shared node: nothing it does reaches beyond
-    its vhost (see the module docstring)."""
-    if scenario.broker.kind != "rabbitmq" or scenario.broker.consumer_timeout is not None:
-        return False
-    if scenario.storm is not None:
-        return False
-    return not any(FAULTS[fault.kind].on_broker for fault in scenario.faults)
 
 
 class SharedRabbitMQ:
@@ -158,21 +132,7 @@ class VhostServer:
     def start(self) -> None:
         self.node = self.shared.running_node()
         self._log_offset = _size(self.node.node_log)
-        self._ask(_ADD_VHOST, ("add_vhost", self.vhost))
-
-    def _ask(self, expression: str, fallback: tuple[str, ...]) -> None:
-        """``expression`` through erl_call, else the ``rabbitmqctl`` commands it stands for."""
-        assert self.node is not None
-        filled = (
-            expression.replace("VHOST", self.vhost)
-            .replace("ACTOR", ACTING_USER)
-            .replace("USER", self.node.user)
-        )
-        if rabbitmq_erl.ask(self.node, filled) is not None:
-            return
-        self.node.ctl(*fallback)
-        if fallback[0] == "add_vhost":
-            self.node.ctl("set_permissions", "-p", self.vhost, self.node.user, ".*", ".*", ".*")
+        add_vhost(self.node, self.vhost, self.node.user)
 
     def restart(self, sig: int, down_for: float = 0.0) -> None:
         raise NotImplementedError("a shared node is never restarted (rabbitmq_shared.can_share)")
@@ -187,7 +147,7 @@ class VhostServer:
             return
         self._keep_log()
         try:
-            self._ask(_DELETE_VHOST, ("delete_vhost", self.vhost))
+            delete_vhost(self.node, self.vhost)
         except RuntimeError:
             pass  # the node is gone: nothing of the vhost is left either
         self.node = None

@@ -12,9 +12,10 @@ from celery_chaos.brokers.base import Broker
 from celery_chaos.core.scenario import Scenario
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local.rabbitmq_server import RabbitMQServer
-from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ, can_share
+from celery_chaos.placements.local.rabbitmq_shared import SharedRabbitMQ
 from celery_chaos.placements.local.redis_server import RedisServer
 from celery_chaos.placements.local.sentinel_server import SentinelServer
+from celery_chaos.placements.sharing import can_share
 
 
 class BrokerServer(Protocol):
