@@ -37,7 +37,7 @@ from celery_chaos.placements.base import (
     Unsupported,
     Worker,
 )
-from celery_chaos.placements.docker import images, network, probes
+from celery_chaos.placements.docker import images, network, probes, rabbitmq_shared
 from celery_chaos.placements.docker.app_services import (
     WORK_MOUNT,
     DockerServices,
@@ -58,7 +58,6 @@ from celery_chaos.placements.docker.containers import (
     start_reaper,
 )
 from celery_chaos.placements.docker.rabbitmq import LoopbackRabbitMQ
-from celery_chaos.placements.docker.rabbitmq_shared import SharedRabbitMQContainers
 from celery_chaos.placements.docker.sentinel import SentinelContainers
 from celery_chaos.placements.docker.watch import ContainerWatch, engine
 from celery_chaos.placements.ports import free_port
@@ -101,7 +100,7 @@ class DockerPlacement(ContainerWatch, Placement):
         worker_image: str | None = None,
         redis_image: str | None = None,
         mount_agent: bool = True,
-        shared_rabbitmq: SharedRabbitMQContainers | None = None,
+        shared_rabbitmq: rabbitmq_shared.SharedRabbitMQContainers | None = None,
     ):
         super().__init__(scenario, run_dir, log)
         # a vhost of the suite's RabbitMQ container where nothing reaches beyond it (sharing.py)
@@ -200,7 +199,8 @@ class DockerPlacement(ContainerWatch, Placement):
 
     def _own_services(self) -> dict[str, Any]:
         """The run's own service containers (not a vhost of a shared container)."""
-        return {role: s for role, s in self.services.items() if isinstance(s, DockerContainer)}
+        lease = rabbitmq_shared.ContainerVhost
+        return {role: s for role, s in self.services.items() if not isinstance(s, lease)}
 
     def close(self) -> None:
         if self.client is None:

@@ -47,6 +47,7 @@ from celery_chaos.brokers.rabbitmq_inspection import ctl_failure
 from celery_chaos.core.scenario_parts import BrokerSpec
 from celery_chaos.placements.local import processes
 from celery_chaos.placements.local.rabbitmq_plugins import link_core_plugins
+from celery_chaos.placements.local.state import start_time
 from celery_chaos.placements.ports import free_port
 
 READY_DEADLINE = 60.0
@@ -100,10 +101,8 @@ def find_erl_call() -> str | None:
 
 
 def epmd_names(port: int) -> set[str]:
-    """Node names registered in the epmd on ``port`` (empty if it does not answer).
-
-    The NAMES_REQ of the epmd protocol: a cheap readiness probe that starts no Erlang VM.
-    """
+    """Node names registered in the epmd on ``port`` (empty if it does not answer): the epmd
+    protocol's NAMES_REQ, a cheap readiness probe that starts no Erlang VM."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
             conn.sendall(b"\x00\x01n")
@@ -116,7 +115,7 @@ def epmd_names(port: int) -> set[str]:
 
 
 def owner_marker(pid: int) -> str:
-    return f"{pid}:{psutil.Process(pid).create_time():.2f}"
+    return f"{pid}:{start_time(pid):.2f}"  # never psutil's create_time: see state.start_time
 
 
 def orphans() -> list[psutil.Process]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from celery_chaos.placements.local.cgroups import remove_cgroup
-from celery_chaos.placements.local.state import Group, RunState, recorded_runs
+from celery_chaos.placements.local.state import Group, RunState, recorded_runs, start_time
 
 KILL_DEADLINE = 10.0
 
@@ -44,12 +44,12 @@ def _group_members(groups: list[Group]) -> list[tuple[str, psutil.Process]]:
     pass over the process table)."""
     live = _live_groups(groups)
     members = []
-    for process in psutil.process_iter(["create_time", "status"]) if live else []:
+    for process in psutil.process_iter(["status"]) if live else []:
         try:
             group = live.get(os.getpgid(process.pid))
             if (
                 group is not None
-                and process.info["create_time"] >= group.leader.started - 0.01
+                and start_time(process.pid) >= group.leader.started - 0.01
                 and process.info["status"] != psutil.STATUS_ZOMBIE
             ):
                 members.append((group.role, process))

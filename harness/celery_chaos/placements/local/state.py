@@ -35,9 +35,31 @@ def state_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"celery-chaos-{os.getuid()}"
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def start_time(pid: int) -> float:
+    """When process ``pid`` started, for telling it from a later process with the same pid:
+    seconds since boot, from ``/proc/<pid>/stat`` (Linux). Not psutil's ``create_time()``, which
+    adds ``/proc/stat``'s ``btime``: a whole number of seconds the kernel recomputes from the wall
+    clock, so a clock step or a slew across a second moves every process's create time by a
+    second. Measured in a CI run: the watchdogs of every live run took their harnesses for dead at
+    the same moment (three times in 70 s) and killed their workers. Elsewhere (no ``/proc``):
+    ``create_time()``. Raises ``psutil.NoSuchProcess`` when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    except OSError:
+        return psutil.Process(pid).create_time()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, from field 3 on
+    return int(fields[19]) / _CLOCK_TICKS  # field 22: starttime, in clock ticks since boot
+
+
 @dataclass(frozen=True)
 class Identity:
-    """One process as the kernel knows it: a pid alone can be reused, pid + start time cannot."""
+    """One process as the kernel knows it: a pid alone can be reused, pid + start time cannot
+    (:func:`start_time`)."""
 
     pid: int
     started: float
@@ -45,13 +67,13 @@ class Identity:
     @classmethod
     def of(cls, pid: int) -> Identity | None:
         try:
-            return cls(pid, psutil.Process(pid).create_time())
+            return cls(pid, start_time(pid))
         except psutil.Error:
             return None
 
     def matches(self, process: psutil.Process) -> bool:
         try:
-            return process.pid == self.pid and abs(process.create_time() - self.started) < 0.01
+            return process.pid == self.pid and abs(start_time(process.pid) - self.started) < 0.01
         except psutil.Error:
             return False
 
