@@ -39,6 +39,8 @@ EARLIER = [  # (what, minutes): the figures this goal was set against
     ("stop 29, the same with -n 4 (best of 4 fresh clones; the slowest: 18.4)", 14.9),
     ("stop 30, -n 4 again on a new VM (fresh clone)", 16.4),
     ("stop 30, -n 5 + connections closed through erl_call (fresh clone)", 13.1),
+    ("stop 31, the landed HEAD (fresh clone, 5 processes)", 15.4),
+    ("stop 32, a RabbitMQ node/container per test process, a vhost per scenario", 12.9),
 ]
 DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+([^:\s]+)(::|\s|$)")
 SUMMARY = re.compile(r"=+ (.*) in ([\d.]+)s")
