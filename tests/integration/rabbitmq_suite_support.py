@@ -21,6 +21,7 @@ import psutil
 import pytest
 from celery_chaos.core.conclusion import PASSED, failure_message
 from celery_chaos.core.scenario import load_suite, with_broker_kind
+from celery_chaos.placements.local.processes import pid_alive
 from celery_chaos.placements.local.rabbitmq_server import (
     OWNER_ENV,
     RabbitMQUnavailable,
@@ -83,18 +84,7 @@ def outlived(pids: list[int], deadline: float = 5.0) -> list[int]:
         except psutil.Error:
             continue
     _, left = psutil.wait_procs(found, timeout=deadline)
-    return sorted(_live(left))
-
-
-def _live(processes: list[psutil.Process]) -> set[int]:
-    live = set()
-    for process in processes:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                live.add(process.pid)
-        except psutil.Error:
-            continue
-    return live
+    return sorted(process.pid for process in left if pid_alive(process.pid))
 
 
 def run_on_rabbitmq(

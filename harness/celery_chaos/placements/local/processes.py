@@ -146,14 +146,21 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.
     _started.pop(process.pid, None)
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` from field 3 (state) on: after the command name,
+    which may hold spaces and parentheses. Raises ``OSError`` (``FileNotFoundError``: no such
+    process)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def zombie_status(pid: int) -> tuple[int, int] | None:
     """(process group, wait status) of ``pid`` while it is a zombie its parent has not reaped
     yet (``/proc/<pid>/stat`` fields 5 and 52, Linux >= 3.5), else None."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat_fields(pid)
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields from 3 (state) on
     if fields[0] != "Z" or len(fields) < 50:
         return None
     return int(fields[2]), int(fields[49])

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from celery_chaos.placements.local.processes import stat_fields
+
 STATE_DIR_ENV = "CELERY_CHAOS_STATE_DIR"
 REPORT_COPY = "local-state.json"
 
@@ -47,12 +49,11 @@ def start_time(pid: int) -> float:
     the same moment (three times in 70 s) and killed their workers. Elsewhere (no ``/proc``):
     ``create_time()``. Raises ``psutil.NoSuchProcess`` when the process is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat_fields(pid)
     except FileNotFoundError:
         raise psutil.NoSuchProcess(pid) from None
     except OSError:
         return psutil.Process(pid).create_time()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, from field 3 on
     return int(fields[19]) / _CLOCK_TICKS  # field 22: starttime, in clock ticks since boot
 
 
